@@ -1,0 +1,89 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { BundleFile, renderBundle, renderDeployScript, renderDownScript } from "../lib/remote-deploy";
+import { renderEnvFile } from "../lib/compose";
+import { SshTarget, connectionArgs } from "./ssh-target";
+
+export interface ComposeHostArgs {
+  readonly connection: SshTarget;
+  /** Absolute directory on the host for the compose file, `.env` and release history. */
+  readonly deployDir: string;
+  /** Compose project name. */
+  readonly project: string;
+  /** The compose file, rendered by a pure function (see lib/compose.ts). */
+  readonly compose: pulumi.Input<string>;
+  /** Further non-secret files beside the compose file, by name (e.g. a Caddyfile). @default {} */
+  readonly files?: pulumi.Input<Record<string, string>>;
+  /** Environment written to `.env` with mode 0600 (treated as secret). @default {} */
+  readonly env?: pulumi.Input<Record<string, string>>;
+  /** Registry to log in to before pulling; the password travels on stdin only. */
+  readonly registry?: { readonly server: string; readonly username: string; readonly password: pulumi.Input<string> };
+  /** Services that must be running and healthy. */
+  readonly healthServices: readonly string[];
+  /** URL the host itself probes until it answers 2xx. */
+  readonly healthUrl?: string;
+  /** @default 300 */
+  readonly deadlineSeconds?: number;
+}
+
+/**
+ * A compose project on a Docker host reached over SSH. One remote command receives the compose
+ * file, `.env` and registry password on stdin, keeps the current release as the previous one, pulls
+ * and starts the new one and waits for health; on failure it prints the last 30 log lines, restores
+ * and restarts the previous release and fails the update. It runs again only when the rendered
+ * files (which pin images by digest) change. Deleting stops the project and keeps its volumes.
+ */
+export class ComposeHost extends pulumi.ComponentResource {
+  /** The deploy's report (progress lines; never secrets). */
+  public readonly report: pulumi.Output<string>;
+
+  constructor(name: string, args: ComposeHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("homelab:host:ComposeHost", name, {}, opts);
+    const files = args.files ?? {};
+    const env = args.env ?? {};
+    const deadlineSeconds = args.deadlineSeconds ?? 300;
+
+    const extraNames = pulumi.output(files).apply((f) => Object.keys(f).sort());
+    const script = extraNames.apply((names) =>
+      renderDeployScript({
+        deployDir: args.deployDir,
+        project: args.project,
+        files: ["docker-compose.yml", ".env", ...names],
+        registry: args.registry ? { server: args.registry.server, username: args.registry.username } : undefined,
+        healthServices: args.healthServices,
+        healthUrl: args.healthUrl,
+        deadlineSeconds,
+      }),
+    );
+    const bundle = pulumi
+      .all([args.compose, files, env, args.registry?.password])
+      .apply(([compose, extra, environment, password]) => {
+        const entries: BundleFile[] = [
+          { name: "docker-compose.yml", content: compose, mode: "0644" },
+          { name: ".env", content: renderEnvFile(environment), mode: "0600" },
+          ...Object.keys(extra)
+            .sort()
+            .map((n): BundleFile => ({ name: n, content: extra[n], mode: "0644" })),
+        ];
+        return renderBundle(entries, { registryPassword: password });
+      });
+
+    const deploy = new command.remote.Command(
+      `${name}-deploy`,
+      {
+        connection: connectionArgs({ ...args.connection, dialErrorLimit: args.connection.dialErrorLimit ?? 5 }),
+        create: script,
+        delete: renderDownScript({ deployDir: args.deployDir, project: args.project }),
+        stdin: pulumi.secret(bundle),
+        addPreviousOutputInEnv: false,
+      },
+      {
+        parent: this,
+        additionalSecretOutputs: ["stdin"],
+        customTimeouts: { create: `${deadlineSeconds * 2 + 300}s`, update: `${deadlineSeconds * 2 + 300}s` },
+      },
+    );
+    this.report = deploy.stdout;
+    this.registerOutputs({ report: this.report });
+  }
+}

@@ -1,0 +1,112 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { GitRepository, Kustomization } from "../crds/flux";
+
+/** Where Flux's install manifests (CRDs and controllers) come from. */
+export type FluxManifestSource =
+  | { readonly kind: "url"; readonly url: string }
+  /** A directory of YAML files, for clusters without internet access. */
+  | { readonly kind: "directory"; readonly path: string };
+
+export interface FluxBootstrapArgs {
+  /** Flux's install manifests. */
+  readonly manifests: FluxManifestSource;
+  /** Install the controllers and CRDs; false when Flux is already installed. @default true */
+  readonly install?: boolean;
+  /** @default "flux-system" */
+  readonly namespace?: string;
+  /** Repository Flux syncs (ssh:// or https://). */
+  readonly gitUrl: pulumi.Input<string>;
+  /** @default "master" */
+  readonly branch?: string;
+  /** Path in the repository the Kustomization applies. @default "./flux/clusters/production" */
+  readonly path?: string;
+  /** How often Flux fetches the repository. @default "1m" */
+  readonly interval?: string;
+  /** Private deploy key for ssh:// repositories (a secret). */
+  readonly deployKey?: pulumi.Input<string>;
+  /** known_hosts line of the git server, required with a deploy key. */
+  readonly knownHosts?: pulumi.Input<string>;
+  /** How long the Kustomization waits for what it applied to become healthy. @default "5m" */
+  readonly timeout?: string;
+}
+
+/**
+ * Flux on the cluster: its controllers and CRDs, the `flux-system` GitRepository with its deploy
+ * key, and the `flux-system` Kustomization that applies the cluster path. The CRDs are installed
+ * strictly before any custom resource is created; other components' Flux objects depend on this
+ * component as a whole.
+ */
+export class FluxBootstrap extends pulumi.ComponentResource {
+  /** Namespace of Flux's objects. */
+  public readonly namespace: pulumi.Output<string>;
+  /** Name of the GitRepository image automation pushes through. */
+  public readonly gitRepositoryName: pulumi.Output<string>;
+
+  constructor(name: string, args: FluxBootstrapArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("homelab:flux:FluxBootstrap", name, {}, opts);
+    const ns = args.namespace ?? "flux-system";
+    const branch = args.branch ?? "master";
+    const path = args.path ?? "./flux/clusters/production";
+    const interval = args.interval ?? "1m";
+    const timeout = args.timeout ?? "5m";
+    const install = args.install ?? true;
+    if (args.deployKey !== undefined && args.knownHosts === undefined) {
+      throw new pulumi.ResourceError("FluxBootstrap: knownHosts is required with a deployKey, so Flux can verify the git server", this);
+    }
+
+    const installed: pulumi.Resource[] = [];
+    if (install) {
+      const files = args.manifests.kind === "url" ? [args.manifests.url] : [`${args.manifests.path.replace(/\/+$/, "")}/*.yaml`];
+      installed.push(new k8s.yaml.v2.ConfigGroup(`${name}-install`, { files }, { parent: this }));
+    }
+
+    let secretName: string | undefined;
+    if (args.deployKey !== undefined) {
+      secretName = "flux-system";
+      installed.push(
+        new k8s.core.v1.Secret(
+          `${name}-git-auth`,
+          {
+            metadata: { name: secretName, namespace: ns },
+            type: "Opaque",
+            stringData: {
+              identity: pulumi.secret(args.deployKey),
+              known_hosts: pulumi.output(args.knownHosts!),
+            },
+          },
+          { parent: this, dependsOn: installed.slice() },
+        ),
+      );
+    }
+
+    const repo = new GitRepository(
+      `${name}-source`,
+      {
+        metadata: { name: "flux-system", namespace: ns },
+        spec: { url: args.gitUrl, ref: { branch }, interval, secretRef: secretName ? { name: secretName } : undefined },
+      },
+      { parent: this, dependsOn: installed },
+    );
+
+    new Kustomization(
+      `${name}-sync`,
+      {
+        metadata: { name: "flux-system", namespace: ns },
+        spec: {
+          interval: "10m",
+          path,
+          prune: true,
+          wait: true,
+          timeout,
+          sourceRef: { kind: "GitRepository", name: "flux-system" },
+        },
+      },
+      { parent: this, dependsOn: [repo] },
+    );
+
+    this.namespace = pulumi.output(ns);
+    this.gitRepositoryName = repo.metadata.name;
+    this.registerOutputs({ namespace: this.namespace, gitRepositoryName: this.gitRepositoryName });
+  }
+}

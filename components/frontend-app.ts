@@ -1,0 +1,204 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { renderDockerConfigJson } from "../lib/dockerconfig";
+import { isIpv4 } from "../lib/validate";
+
+export interface ResourceSpec {
+  readonly cpu: string;
+  readonly memory: string;
+}
+
+export interface FrontendAppArgs {
+  /** Namespace created for the frontend. */
+  readonly namespace: string;
+  /** Fully pinned image (`registry/repo:tag@sha256:…`). */
+  readonly image: pulumi.Input<string>;
+  /** Release tag, recorded in the `app.kubernetes.io/version` label. */
+  readonly version: pulumi.Input<string>;
+  /** @default 2 */
+  readonly replicas?: number;
+  /** @default 8080 */
+  readonly containerPort?: number;
+  /** Readiness and liveness path. @default "/" */
+  readonly healthPath?: string;
+  /** @default { cpu: "50m", memory: "64Mi" } */
+  readonly requests?: ResourceSpec;
+  /** @default { cpu: "500m", memory: "256Mi" } */
+  readonly limits?: ResourceSpec;
+  /** Run as a non-root user; turn off only for images that need root. @default true */
+  readonly runAsNonRoot?: boolean;
+  /** Credentials for a private registry, stored as the pods' image pull Secret. */
+  readonly pullCredentials?: { readonly server: string; readonly username: pulumi.Input<string>; readonly password: pulumi.Input<string> };
+  readonly ingress: {
+    /** @default "traefik" */
+    readonly className?: string;
+    /** Host name to answer for; every host when unset. */
+    readonly host?: string;
+  };
+  /** The backend outside the cluster that `/api` routes to. */
+  readonly backend: { readonly address: string; readonly port: number };
+  /** How long the rollout may take before the update fails. @default 300 */
+  readonly rolloutTimeoutSeconds?: number;
+}
+
+/** Traefik router priorities: the longer `/api` prefix must win over `/`. */
+export const API_ROUTE_PRIORITY = 2000;
+export const WEB_ROUTE_PRIORITY = 1000;
+
+/**
+ * The website frontend on k3s: namespace, Deployment, ClusterIP Service, a selector-less Service
+ * with an EndpointSlice for the backend VM, and Traefik Ingresses sending `/api` to the VM and
+ * `/` to the pods.
+ */
+export class FrontendApp extends pulumi.ComponentResource {
+  public readonly namespace: pulumi.Output<string>;
+  public readonly deploymentName: pulumi.Output<string>;
+  public readonly serviceName: pulumi.Output<string>;
+  public readonly image: pulumi.Output<string>;
+
+  constructor(name: string, args: FrontendAppArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("homelab:website:FrontendApp", name, {}, opts);
+    const replicas = args.replicas ?? 2;
+    const port = args.containerPort ?? 8080;
+    const healthPath = args.healthPath ?? "/";
+    const requests = args.requests ?? { cpu: "50m", memory: "64Mi" };
+    const limits = args.limits ?? { cpu: "500m", memory: "256Mi" };
+    const runAsNonRoot = args.runAsNonRoot ?? true;
+    const className = args.ingress.className ?? "traefik";
+    const timeout = args.rolloutTimeoutSeconds ?? 300;
+    const backendService = "backend-service";
+
+    const selector = { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": name };
+    const labels = { ...selector, "app.kubernetes.io/part-of": "website", "app.kubernetes.io/managed-by": "pulumi" };
+
+    const ns = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: args.namespace, labels } }, { parent: this });
+    const namespace = ns.metadata.name;
+
+    let pullSecretName: string | undefined;
+    if (args.pullCredentials) {
+      const c = args.pullCredentials;
+      pullSecretName = `${name}-registry`;
+      new k8s.core.v1.Secret(
+        `${name}-pull-secret`,
+        {
+          metadata: { name: pullSecretName, namespace, labels },
+          type: "kubernetes.io/dockerconfigjson",
+          stringData: {
+            ".dockerconfigjson": pulumi.all([c.username, c.password]).apply(([u, p]) => pulumi.secret(renderDockerConfigJson(c.server, u, p))),
+          },
+        },
+        { parent: this },
+      );
+    }
+
+    const probe = (initialDelaySeconds: number, periodSeconds: number): k8s.types.input.core.v1.Probe => ({
+      httpGet: { path: healthPath, port: "http" },
+      initialDelaySeconds,
+      periodSeconds,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+    });
+
+    const deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: {
+          name,
+          namespace,
+          labels,
+          // The provider fails the update when the rollout is not done in time (e.g. a crash loop).
+          annotations: { "pulumi.com/timeoutSeconds": String(timeout) },
+        },
+        spec: {
+          replicas,
+          selector: { matchLabels: selector },
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+          template: {
+            metadata: { labels: { ...labels, "app.kubernetes.io/version": args.version } },
+            spec: {
+              imagePullSecrets: pullSecretName ? [{ name: pullSecretName }] : undefined,
+              securityContext: runAsNonRoot ? { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001 } : undefined,
+              containers: [
+                {
+                  name,
+                  image: args.image,
+                  imagePullPolicy: "IfNotPresent",
+                  ports: [{ name: "http", containerPort: port }],
+                  readinessProbe: probe(10, 5),
+                  livenessProbe: probe(30, 10),
+                  resources: { requests: { ...requests }, limits: { ...limits } },
+                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+                },
+              ],
+            },
+          },
+        },
+      },
+      { parent: this },
+    );
+
+    const service = new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: { name: `${name}-service`, namespace, labels },
+        spec: { type: "ClusterIP", selector, ports: [{ name: "http", port: 80, targetPort: "http" }] },
+      },
+      { parent: this },
+    );
+
+    // A Service without a selector plus a hand-made EndpointSlice points the ingress at the VM.
+    const backend = new k8s.core.v1.Service(
+      `${name}-backend-service`,
+      {
+        metadata: { name: backendService, namespace, labels },
+        spec: { type: "ClusterIP", ports: [{ name: "http", port: args.backend.port, targetPort: args.backend.port }] },
+      },
+      { parent: this },
+    );
+    new k8s.discovery.v1.EndpointSlice(
+      `${name}-backend-endpoints`,
+      {
+        metadata: {
+          name: `${backendService}-vm`,
+          namespace,
+          labels: { ...labels, "kubernetes.io/service-name": backendService, "endpointslice.kubernetes.io/managed-by": "pulumi" },
+        },
+        addressType: isIpv4(args.backend.address) ? "IPv4" : "FQDN",
+        endpoints: [{ addresses: [args.backend.address], conditions: { ready: true } }],
+        ports: [{ name: "http", port: args.backend.port, protocol: "TCP" }],
+      },
+      { parent: this, dependsOn: [backend] },
+    );
+
+    const ingress = (suffix: string, path: string, serviceName: pulumi.Input<string>, servicePort: number, priority: number): k8s.networking.v1.Ingress =>
+      new k8s.networking.v1.Ingress(
+        `${name}-ingress-${suffix}`,
+        {
+          metadata: {
+            name: `${name}-${suffix}`,
+            namespace,
+            labels,
+            annotations: { "traefik.ingress.kubernetes.io/router.priority": String(priority) },
+          },
+          spec: {
+            ingressClassName: className,
+            rules: [
+              {
+                host: args.ingress.host,
+                http: { paths: [{ path, pathType: "Prefix", backend: { service: { name: serviceName, port: { number: servicePort } } } }] },
+              },
+            ],
+          },
+        },
+        { parent: this },
+      );
+    ingress("api", "/api", backend.metadata.name, args.backend.port, API_ROUTE_PRIORITY);
+    ingress("web", "/", service.metadata.name, 80, WEB_ROUTE_PRIORITY);
+
+    this.namespace = namespace;
+    this.deploymentName = deployment.metadata.name;
+    this.serviceName = service.metadata.name;
+    this.image = pulumi.output(args.image);
+    this.registerOutputs({ namespace: this.namespace, deploymentName: this.deploymentName, serviceName: this.serviceName, image: this.image });
+  }
+}

@@ -1,0 +1,74 @@
+import * as pulumi from "@pulumi/pulumi";
+import { ProbeOptions, ProbeResult, ProbeTarget, probeUntilHealthy, realProbeIo } from "../lib/probe";
+
+export interface HealthGateArgs {
+  /** URLs probed in order; all must be healthy. */
+  readonly targets: pulumi.Input<pulumi.Input<ProbeTarget>[]>;
+  /** The gate runs again whenever this changes; pass the release it guards. */
+  readonly release: pulumi.Input<string>;
+  /** Timing; the deadline defaults to 5 minutes. */
+  readonly options?: ProbeOptions;
+}
+
+interface GateInputs {
+  targets: ProbeTarget[];
+  release: string;
+  options: ProbeOptions;
+}
+
+interface GateOutputs extends GateInputs {
+  checkedAt: string;
+  elapsedMs: number;
+  result: ProbeResult;
+}
+
+async function check(inputs: GateInputs): Promise<GateOutputs> {
+  const result = await probeUntilHealthy(inputs.targets, inputs.options, realProbeIo());
+  return { ...inputs, checkedAt: new Date().toISOString(), elapsedMs: result.elapsedMs, result };
+}
+
+/**
+ * The engine calls create and update only on `up`, never on preview, so the gate probes nothing
+ * during a preview. A thrown HealthGateError fails the update and stops every resource that
+ * depends on the gate.
+ */
+const gateProvider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: GateInputs) {
+    const outs = await check(inputs);
+    return { id: `gate-${Date.now()}`, outs };
+  },
+  async update(_id: string, _olds: GateOutputs, news: GateInputs) {
+    return { outs: await check(news) };
+  },
+};
+
+class GateResource extends pulumi.dynamic.Resource {
+  declare public readonly checkedAt: pulumi.Output<string>;
+  declare public readonly elapsedMs: pulumi.Output<number>;
+  declare public readonly result: pulumi.Output<ProbeResult>;
+
+  constructor(name: string, inputs: { targets: HealthGateArgs["targets"]; release: pulumi.Input<string>; options: ProbeOptions }, opts?: pulumi.CustomResourceOptions) {
+    super(gateProvider, name, { ...inputs, checkedAt: undefined, elapsedMs: undefined, result: undefined }, opts, "homelab", "HealthGate");
+  }
+}
+
+/**
+ * A health gate: on create and update it probes its URLs until each answers as expected (status,
+ * optionally a JSON field), backing off between attempts, within a total deadline. A release is
+ * promoted only past a passing gate; later stages depend on it.
+ */
+export class HealthGate extends pulumi.ComponentResource {
+  /** When the gate last passed (unknown during preview). */
+  public readonly checkedAt: pulumi.Output<string>;
+  /** How long the last check took. */
+  public readonly elapsedMs: pulumi.Output<number>;
+
+  constructor(name: string, args: HealthGateArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("homelab:release:HealthGate", name, {}, opts);
+    const options: ProbeOptions = { deadlineMs: 300_000, ...args.options };
+    const gate = new GateResource(`${name}-probe`, { targets: args.targets, release: args.release, options }, { parent: this });
+    this.checkedAt = gate.checkedAt;
+    this.elapsedMs = gate.elapsedMs;
+    this.registerOutputs({ checkedAt: this.checkedAt, elapsedMs: this.elapsedMs });
+  }
+}

@@ -1,0 +1,37 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { renderHostCheckScript } from "../lib/remote-deploy";
+import { SshTarget, connectionArgs } from "./ssh-target";
+
+export interface HostCheckArgs {
+  readonly connection: SshTarget;
+  /** Directory that must be writable for the deploy. */
+  readonly deployDir: string;
+  /** The check runs again whenever this changes; pass the release so every release is checked. */
+  readonly trigger: pulumi.Input<string>;
+}
+
+/**
+ * Checks, before anything changes, that a Docker host answers over SSH with the pinned host key,
+ * has Docker with compose v2, and has a writable deploy directory. Later stages depend on it, so an
+ * unreachable host or a wrong key stops the release before the frontend moves.
+ */
+export class HostCheck extends pulumi.ComponentResource {
+  /** The check's report, e.g. `host-check: ok: 2.40.3 on vm`. */
+  public readonly report: pulumi.Output<string>;
+
+  constructor(name: string, args: HostCheckArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("homelab:host:HostCheck", name, {}, opts);
+    const check = new command.remote.Command(
+      `${name}-check`,
+      {
+        connection: connectionArgs(args.connection),
+        create: renderHostCheckScript({ deployDir: args.deployDir }),
+        triggers: [args.trigger],
+      },
+      { parent: this },
+    );
+    this.report = check.stdout;
+    this.registerOutputs({ report: this.report });
+  }
+}

@@ -1,0 +1,140 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ImagePolicy, ImageRepository, ImageUpdateAutomation } from "../crds/flux";
+import { renderDockerConfigJson } from "../lib/dockerconfig";
+
+/** One image Flux watches; `name` is the ImagePolicy the release file's setter comment names. */
+export interface WatchedImage {
+  readonly name: string;
+  /** Repository inside the registry. */
+  readonly repository: string;
+}
+
+export interface ImageAutomationArgs {
+  /** Registry host:port (Harbor). */
+  readonly registry: string;
+  /** The registry speaks plain HTTP. @default false */
+  readonly insecure?: boolean;
+  readonly username: pulumi.Input<string>;
+  readonly password: pulumi.Input<string>;
+  readonly images: readonly WatchedImage[];
+  /** Only tags matching this pattern are candidates; sorted alphabetically, the highest wins. */
+  readonly tagPattern: string;
+  /** Exact tags the scan ignores, e.g. a release that was rolled back. @default [] */
+  readonly excludedTags?: readonly string[];
+  /** @default "1m" */
+  readonly interval?: string;
+  /** GitRepository the automation commits through. */
+  readonly gitRepositoryName: pulumi.Input<string>;
+  /** @default "master" */
+  readonly branch?: string;
+  /** Path whose setter comments are updated. @default "./flux/clusters/production" */
+  readonly path?: string;
+  readonly author: { readonly name: string; readonly email: string };
+  /** @default "flux-system" */
+  readonly namespace?: string;
+}
+
+/** Lists each changed image as `old -> new` in the automation's commit message. */
+export const COMMIT_MESSAGE_TEMPLATE = `chore(release): update image tags
+
+{{ range .Changed.Changes -}}
+- {{ .OldValue }} -> {{ .NewValue }}
+{{ end -}}
+`;
+
+/** Escapes a literal tag for Flux's exclusion regexes. */
+export function exclusionPattern(tag: string): string {
+  return `^${tag.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`;
+}
+
+/**
+ * Flux image automation: per image an ImageRepository scanning the registry with the
+ * `harbor-credentials` Secret and an ImagePolicy picking the newest release tag; one
+ * ImageUpdateAutomation writing the picks back to git through setter comments.
+ */
+export class ImageAutomation extends pulumi.ComponentResource {
+  /** ImagePolicy names, in the order of `images`. */
+  public readonly policyNames: pulumi.Output<string[]>;
+  /** Regexes each ImageRepository excludes. */
+  public readonly exclusionList: pulumi.Output<string[]>;
+
+  constructor(name: string, args: ImageAutomationArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("homelab:flux:ImageAutomation", name, {}, opts);
+    const ns = args.namespace ?? "flux-system";
+    const interval = args.interval ?? "1m";
+    const branch = args.branch ?? "master";
+    const path = args.path ?? "./flux/clusters/production";
+    // Listing exclusions replaces Flux's default, so keep its signature-tag rule.
+    const exclusionList = ["^.*\\.sig$", ...(args.excludedTags ?? []).map(exclusionPattern)];
+
+    const credentials = new k8s.core.v1.Secret(
+      `${name}-registry-credentials`,
+      {
+        metadata: { name: "harbor-credentials", namespace: ns },
+        type: "kubernetes.io/dockerconfigjson",
+        stringData: {
+          ".dockerconfigjson": pulumi
+            .all([args.username, args.password])
+            .apply(([u, p]) => pulumi.secret(renderDockerConfigJson(args.registry, u, p))),
+        },
+      },
+      { parent: this },
+    );
+
+    const policies: ImagePolicy[] = [];
+    for (const image of args.images) {
+      const repo = new ImageRepository(
+        `${name}-${image.name}-repository`,
+        {
+          metadata: { name: image.name, namespace: ns },
+          spec: {
+            image: `${args.registry}/${image.repository}`,
+            interval,
+            secretRef: { name: "harbor-credentials" },
+            insecure: args.insecure ?? false,
+            exclusionList,
+          },
+        },
+        { parent: this, dependsOn: [credentials] },
+      );
+      policies.push(
+        new ImagePolicy(
+          `${name}-${image.name}-policy`,
+          {
+            metadata: { name: image.name, namespace: ns },
+            spec: {
+              imageRepositoryRef: { name: image.name },
+              // The tag's timestamp part makes the newest release sort highest.
+              policy: { alphabetical: { order: "asc" } },
+              filterTags: { pattern: args.tagPattern, extract: "$0" },
+            },
+          },
+          { parent: this, dependsOn: [repo] },
+        ),
+      );
+    }
+
+    new ImageUpdateAutomation(
+      `${name}-update`,
+      {
+        metadata: { name: "flux-system", namespace: ns },
+        spec: {
+          interval,
+          sourceRef: { kind: "GitRepository", name: args.gitRepositoryName },
+          git: {
+            checkout: { ref: { branch } },
+            commit: { author: { name: args.author.name, email: args.author.email }, messageTemplate: COMMIT_MESSAGE_TEMPLATE },
+            push: { branch },
+          },
+          update: { path, strategy: "Setters" },
+        },
+      },
+      { parent: this, dependsOn: policies },
+    );
+
+    this.policyNames = pulumi.output(args.images.map((i) => i.name));
+    this.exclusionList = pulumi.output(exclusionList);
+    this.registerOutputs({ policyNames: this.policyNames, exclusionList: this.exclusionList });
+  }
+}

@@ -1,0 +1,103 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+
+/*
+ * Typed wrappers for the Flux custom resources this program creates. Flux v2.7 made the image
+ * automation APIs GA, and Flux v2.9 (the version installed by default) serves
+ * image.toolkit.fluxcd.io/v1; v1beta2, which the original manifests used, is deprecated.
+ * source.toolkit.fluxcd.io/v1 and kustomize.toolkit.fluxcd.io/v1 have been GA since Flux v2.0.
+ */
+
+export const SOURCE_API = "source.toolkit.fluxcd.io/v1";
+export const KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1";
+export const IMAGE_API = "image.toolkit.fluxcd.io/v1";
+
+type Meta = pulumi.Input<k8s.types.input.meta.v1.ObjectMeta>;
+
+interface LocalRef {
+  name: pulumi.Input<string>;
+}
+
+export interface GitRepositorySpec {
+  url: pulumi.Input<string>;
+  ref: { branch: pulumi.Input<string> };
+  interval: pulumi.Input<string>;
+  secretRef?: LocalRef;
+  timeout?: pulumi.Input<string>;
+}
+
+export interface KustomizationSpec {
+  interval: pulumi.Input<string>;
+  path: pulumi.Input<string>;
+  prune: boolean;
+  sourceRef: { kind: "GitRepository"; name: pulumi.Input<string> };
+  timeout?: pulumi.Input<string>;
+  wait?: boolean;
+  healthChecks?: { apiVersion: string; kind: string; name: pulumi.Input<string>; namespace: pulumi.Input<string> }[];
+}
+
+export interface ImageRepositorySpec {
+  image: pulumi.Input<string>;
+  interval: pulumi.Input<string>;
+  secretRef?: LocalRef;
+  insecure?: boolean;
+  /** Regular expressions of tags never scanned (Flux excludes `^.*\.sig$` by default; listing any replaces that). */
+  exclusionList?: pulumi.Input<string>[];
+}
+
+export interface ImagePolicySpec {
+  imageRepositoryRef: LocalRef;
+  policy: { alphabetical: { order: "asc" | "desc" } } | { semver: { range: string } } | { numerical: { order: "asc" | "desc" } };
+  filterTags?: { pattern: pulumi.Input<string>; extract: string };
+}
+
+export interface ImageUpdateAutomationSpec {
+  interval: pulumi.Input<string>;
+  sourceRef: { kind: "GitRepository"; name: pulumi.Input<string> };
+  git: {
+    checkout: { ref: { branch: pulumi.Input<string> } };
+    commit: { author: { name: pulumi.Input<string>; email: pulumi.Input<string> }; messageTemplate: string };
+    push: { branch: pulumi.Input<string> };
+  };
+  update: { path: pulumi.Input<string>; strategy: "Setters" };
+}
+
+export interface FluxResourceArgs<Spec> {
+  metadata: Meta;
+  spec: Spec;
+}
+
+/** The shape every wrapper shares: a fixed apiVersion and kind with a typed spec. */
+function crArgs<Spec>(apiVersion: string, kind: string, args: FluxResourceArgs<Spec>): k8s.apiextensions.CustomResourceArgs {
+  return { apiVersion, kind, metadata: args.metadata, spec: args.spec };
+}
+
+export class GitRepository extends k8s.apiextensions.CustomResource {
+  constructor(name: string, args: FluxResourceArgs<GitRepositorySpec>, opts?: pulumi.CustomResourceOptions) {
+    super(name, crArgs(SOURCE_API, "GitRepository", args), opts);
+  }
+}
+
+export class Kustomization extends k8s.apiextensions.CustomResource {
+  constructor(name: string, args: FluxResourceArgs<KustomizationSpec>, opts?: pulumi.CustomResourceOptions) {
+    super(name, crArgs(KUSTOMIZE_API, "Kustomization", args), opts);
+  }
+}
+
+export class ImageRepository extends k8s.apiextensions.CustomResource {
+  constructor(name: string, args: FluxResourceArgs<ImageRepositorySpec>, opts?: pulumi.CustomResourceOptions) {
+    super(name, crArgs(IMAGE_API, "ImageRepository", args), opts);
+  }
+}
+
+export class ImagePolicy extends k8s.apiextensions.CustomResource {
+  constructor(name: string, args: FluxResourceArgs<ImagePolicySpec>, opts?: pulumi.CustomResourceOptions) {
+    super(name, crArgs(IMAGE_API, "ImagePolicy", args), opts);
+  }
+}
+
+export class ImageUpdateAutomation extends k8s.apiextensions.CustomResource {
+  constructor(name: string, args: FluxResourceArgs<ImageUpdateAutomationSpec>, opts?: pulumi.CustomResourceOptions) {
+    super(name, crArgs(IMAGE_API, "ImageUpdateAutomation", args), opts);
+  }
+}

@@ -1,0 +1,133 @@
+import * as YAML from "yaml";
+
+/** The subset of the Compose specification this project renders. */
+export interface ComposeService {
+  image: string;
+  container_name?: string;
+  restart?: "no" | "always" | "on-failure" | "unless-stopped";
+  env_file?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  expose?: string[];
+  volumes?: string[];
+  command?: string[];
+  healthcheck?: {
+    test: string[];
+    interval: string;
+    timeout: string;
+    retries: number;
+    start_period: string;
+  };
+  depends_on?: Record<string, { condition: "service_started" | "service_healthy" }>;
+  logging?: { driver: string; options: Record<string, string> };
+  deploy?: {
+    resources: {
+      limits: { cpus: string; memory: string };
+      reservations: { cpus: string; memory: string };
+    };
+  };
+}
+
+export interface ComposeFile {
+  name: string;
+  services: Record<string, ComposeService>;
+  volumes?: Record<string, Record<string, never>>;
+}
+
+/** Serialises a compose object; the only place compose YAML text is made. */
+export function composeToYaml(file: ComposeFile): string {
+  return YAML.stringify(file, { lineWidth: 0 });
+}
+
+/** Inputs of the backend's compose file; defaults follow the homelab VM's original setup. */
+export interface BackendComposeOptions {
+  /** Compose project name. */
+  readonly project: string;
+  /** Fully pinned image reference (`registry/repo:tag@sha256:…`). */
+  readonly image: string;
+  /** @default "backend" */
+  readonly containerName?: string;
+  /** Port the app listens on inside the container and on the host. @default 3001 */
+  readonly port?: number;
+  /** Address on the VM the port binds to. @default "0.0.0.0" */
+  readonly bindAddress?: string;
+  /** Path answered by the app's health endpoint. @default "/api/health" */
+  readonly healthPath?: string;
+  /** Named volume mounted at `dataPath` so data outlives the container. @default "backend-data" */
+  readonly dataVolume?: string;
+  /** @default "/data" */
+  readonly dataPath?: string;
+  /** Health probe run inside the container. @default a Node.js one-liner (the backend is a Node app) */
+  readonly healthcheckTest?: string[];
+}
+
+/** Renders the backend compose file: one service, pinned image, `.env`, health check, bounded logs and resources. */
+export function renderBackendCompose(opts: BackendComposeOptions): ComposeFile {
+  const port = opts.port ?? 3001;
+  const healthPath = opts.healthPath ?? "/api/health";
+  const volume = opts.dataVolume ?? "backend-data";
+  const test = opts.healthcheckTest ?? [
+    "CMD-SHELL",
+    `node -e "require('http').get('http://localhost:${port}${healthPath}', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"`,
+  ];
+  return {
+    name: opts.project,
+    services: {
+      backend: {
+        image: opts.image,
+        container_name: opts.containerName ?? "backend",
+        restart: "unless-stopped",
+        env_file: [".env"],
+        ports: [`${opts.bindAddress ?? "0.0.0.0"}:${port}:${port}`],
+        volumes: [`${volume}:${opts.dataPath ?? "/data"}`],
+        healthcheck: { test, interval: "30s", timeout: "3s", retries: 3, start_period: "40s" },
+        logging: { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } },
+        deploy: {
+          resources: {
+            limits: { cpus: "2", memory: "512M" },
+            reservations: { cpus: "0.5", memory: "256M" },
+          },
+        },
+      },
+    },
+    volumes: { [volume]: {} },
+  };
+}
+
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Quotes one `.env` value so compose reads it back literally: single quotes where possible
+ * (no interpolation inside them), else double quotes, which compose would interpolate, so a
+ * value holding both a single quote and `$` is refused rather than altered.
+ */
+function quoteEnvValue(value: string, field: string): string {
+  if (!value.includes("'")) {
+    return `'${value}'`;
+  }
+  if (value.includes("$")) {
+    throw new Error(`${field}: value holds both ' and $, which a .env file cannot carry literally`);
+  }
+  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+/**
+ * Renders a `.env` file. Keys and values that cannot round-trip are refused.
+ */
+export function renderEnvFile(env: Record<string, string>, field = "env"): string {
+  const lines: string[] = [];
+  for (const key of Object.keys(env).sort()) {
+    const value = env[key];
+    if (!ENV_KEY.test(key)) {
+      throw new Error(`${field}: key ${JSON.stringify(key)} is not a valid environment variable name`);
+    }
+    if (typeof value !== "string") {
+      throw new Error(`${field}.${key}: value must be a string`);
+    }
+    if (/[\r\n\0]/.test(value)) {
+      throw new Error(`${field}.${key}: value contains a line break or NUL, which a .env file cannot hold`);
+    }
+    lines.push(`${key}=${quoteEnvValue(value, `${field}.${key}`)}`);
+  }
+  return lines.join("\n") + (lines.length ? "\n" : "");
+}

@@ -1,0 +1,386 @@
+import { DEFAULT_TAG_PATTERN, checkTag } from "./image-ref";
+import {
+  absolutePathProblem,
+  durationProblem,
+  hostKeyProblem,
+  hostPortProblem,
+  hostProblem,
+  k8sNameProblem,
+  plainTextProblem,
+  privateKeyProblem,
+  regexProblem,
+  urlProblem,
+} from "./validate";
+
+/** The config namespace; keys are `homelab:<name>`. */
+export const CONFIG_NAMESPACE = "homelab";
+
+/** The Flux release the bootstrap installs unless `homelab:fluxVersion` says otherwise. */
+export const FLUX_VERSION = "v2.9.5";
+
+type Kind = "string" | "integer" | "boolean" | "array" | "secret";
+
+interface KeySpec {
+  readonly kind: Kind;
+  readonly description: string;
+  readonly default?: string | number | boolean | string[];
+}
+
+/**
+ * Every config key the program reads, with its type and default. Pulumi.yaml declares the same
+ * schema for `pulumi config`; a unit test keeps the two in step.
+ */
+export const CONFIG_KEYS = {
+  deployHomelab: { kind: "boolean", default: true, description: "Manage the homelab: Flux, the frontend on k3s and the backend VM." },
+  deployVps: { kind: "boolean", default: false, description: "Manage the VPS app behind Caddy." },
+
+  registry: { kind: "string", description: "Registry host:port holding the frontend and backend images (Harbor)." },
+  registryInsecure: { kind: "boolean", default: true, description: "The registry speaks plain HTTP." },
+  registryUsername: { kind: "string", description: "Registry user that pulls and scans images." },
+  registryPassword: { kind: "secret", description: "Password of registryUsername." },
+
+  kubeconfig: { kind: "secret", description: "Kubeconfig of the k3s cluster." },
+  kubeContext: { kind: "string", description: "Context in the kubeconfig; its current context when unset." },
+
+  namespace: { kind: "string", default: "website", description: "Namespace of the frontend." },
+  frontendImage: { kind: "string", default: "frontend", description: "Repository of the frontend image in the registry." },
+  backendImage: { kind: "string", default: "backend", description: "Repository of the backend image in the registry." },
+  tagPattern: { kind: "string", default: DEFAULT_TAG_PATTERN, description: "Regular expression every release tag must match." },
+  releaseFile: { kind: "string", default: "flux/clusters/production/release.yaml", description: "Release file (relative to the project) carrying both image references." },
+  frontendTag: { kind: "string", description: "Pin the frontend tag instead of the release file's." },
+  backendTag: { kind: "string", description: "Pin the backend tag instead of the release file's." },
+  excludedTags: { kind: "array", default: [], description: "Tags image automation must not select (e.g. a release that was rolled back)." },
+
+  frontendReplicas: { kind: "integer", default: 2, description: "Frontend pods." },
+  frontendPort: { kind: "integer", default: 8080, description: "Port the frontend container listens on." },
+  frontendHealthPath: { kind: "string", default: "/", description: "Path of the frontend's readiness probe and health gate." },
+  frontendHost: { kind: "string", description: "Host name the ingress answers for; every host when unset." },
+  ingressClass: { kind: "string", default: "traefik", description: "IngressClass of the cluster's ingress controller." },
+  publicUrl: { kind: "string", description: "Base URL of the ingress, used by the health gates (e.g. http://website.lan)." },
+
+  vmHost: { kind: "string", description: "Host or IPv4 address of the backend VM." },
+  vmPort: { kind: "integer", default: 22, description: "SSH port of the backend VM." },
+  vmUser: { kind: "string", default: "ubuntu", description: "SSH user on the backend VM (needs Docker access)." },
+  vmHostKey: { kind: "string", description: "The VM's public SSH host key ('ssh-ed25519 AAAA…'), pinned on every connection." },
+  vmSkipHostKeyCheck: { kind: "boolean", default: false, description: "Connect without checking the host key (unsafe; for first contact only)." },
+  vmPrivateKey: { kind: "secret", description: "Private SSH key of vmUser." },
+  deployDir: { kind: "string", default: "/opt/backend", description: "Directory on the VM holding the compose file, .env and release history." },
+  backendPort: { kind: "integer", default: 3001, description: "Port the backend listens on, in the container and on the VM." },
+  backendContainerName: { kind: "string", default: "backend", description: "Container name of the backend." },
+  backendHealthPath: { kind: "string", default: "/api/health", description: "Health endpoint of the backend." },
+  backendVersionField: { kind: "string", description: "JSON field of the health response that must equal the deployed backend tag." },
+  backendEnv: { kind: "secret", description: "JSON object of the backend's environment, written to .env (mode 0600)." },
+
+  fluxInstall: { kind: "boolean", default: true, description: "Install Flux's controllers and CRDs." },
+  fluxVersion: { kind: "string", default: FLUX_VERSION, description: "Flux release to install." },
+  fluxManifests: { kind: "string", description: "Flux install manifests: an https URL or a local directory; the release's install.yaml when unset." },
+  gitUrl: { kind: "string", description: "Git repository Flux syncs and image automation pushes to (ssh:// or https://)." },
+  gitBranch: { kind: "string", default: "master", description: "Branch Flux checks out and pushes to." },
+  gitPath: { kind: "string", default: "./flux/clusters/production", description: "Path in the repository Flux applies and image automation updates." },
+  gitInterval: { kind: "string", default: "1m", description: "How often Flux fetches the repository." },
+  gitDeployKey: { kind: "secret", description: "Private deploy key (read-write) for an ssh:// gitUrl." },
+  gitKnownHosts: { kind: "string", description: "known_hosts line of the git server, for an ssh:// gitUrl." },
+  imageScanInterval: { kind: "string", default: "1m", description: "How often Flux scans the registry for new tags." },
+  commitAuthorName: { kind: "string", default: "fluxcdbot", description: "Author of image automation commits." },
+  commitAuthorEmail: { kind: "string", default: "fluxcdbot@users.noreply.github.com", description: "Email of image automation commits." },
+
+  gateDeadlineSeconds: { kind: "integer", default: 300, description: "How long a health gate waits before the release fails." },
+  gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes (backs off to 10s)." },
+  gateTimeoutSeconds: { kind: "integer", default: 5, description: "Timeout of one health probe." },
+} as const satisfies Record<string, KeySpec>;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+/** Validated homelab settings; secrets are kept apart so the caller can wrap them. */
+export interface HomelabSettings {
+  readonly registry: { readonly host: string; readonly insecure: boolean; readonly username: string };
+  readonly kubeContext?: string;
+  readonly namespace: string;
+  readonly images: { readonly frontend: string; readonly backend: string };
+  readonly tagPattern: string;
+  readonly releaseFile: string;
+  readonly pins: { readonly frontendTag?: string; readonly backendTag?: string };
+  readonly excludedTags: readonly string[];
+  readonly frontend: {
+    readonly replicas: number;
+    readonly port: number;
+    readonly healthPath: string;
+    readonly host?: string;
+    readonly ingressClass: string;
+    readonly publicUrl: string;
+  };
+  readonly vm: {
+    readonly host: string;
+    readonly port: number;
+    readonly user: string;
+    readonly hostKey?: string;
+  };
+  readonly backend: {
+    readonly deployDir: string;
+    readonly port: number;
+    readonly containerName: string;
+    readonly healthPath: string;
+    readonly versionField?: string;
+  };
+  readonly flux: {
+    readonly install: boolean;
+    readonly version: string;
+    readonly manifests: { readonly kind: "url"; readonly url: string } | { readonly kind: "directory"; readonly path: string };
+    readonly gitUrl: string;
+    readonly branch: string;
+    readonly path: string;
+    readonly interval: string;
+    readonly knownHosts?: string;
+    readonly imageScanInterval: string;
+    readonly author: { readonly name: string; readonly email: string };
+  };
+  readonly gates: { readonly deadlineSeconds: number; readonly intervalSeconds: number; readonly timeoutSeconds: number };
+}
+
+export interface HomelabSecrets {
+  readonly registryPassword: string;
+  readonly kubeconfig: string;
+  readonly vmPrivateKey: string;
+  readonly gitDeployKey?: string;
+  readonly backendEnv: Record<string, string>;
+}
+
+export interface ParsedConfig {
+  readonly homelab?: { readonly settings: HomelabSettings; readonly secrets: HomelabSecrets };
+  readonly deployVps: boolean;
+}
+
+/** All config problems at once, each naming the key and the bad value. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid stack configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Shows a bad value in an error without echoing secrets or huge strings. */
+function show(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+}
+
+/**
+ * Reads raw config (`homelab:key` → string, as the engine passes it) against CONFIG_KEYS.
+ * `isSecret` tells which keys were set with --secret; secret keys set in plain text are refused.
+ */
+export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fullKey: string) => boolean): ParsedConfig {
+  const problems: string[] = [];
+  const full = (key: string): string => `${CONFIG_NAMESPACE}:${key}`;
+
+  for (const k of Object.keys(raw)) {
+    if (k.startsWith(`${CONFIG_NAMESPACE}:`) && !(k.slice(CONFIG_NAMESPACE.length + 1) in CONFIG_KEYS)) {
+      problems.push(`${k}: unknown key (see Pulumi.yaml for the keys this program reads)`);
+    }
+  }
+
+  const rawValue = (key: ConfigKey): string | undefined => {
+    const v = raw[full(key)];
+    return v === undefined || v === "" ? undefined : v;
+  };
+
+  function str(key: ConfigKey, required: boolean, check?: (v: string) => string | undefined): string | undefined {
+    const spec: KeySpec = CONFIG_KEYS[key];
+    const v = rawValue(key) ?? (spec.default as string | undefined);
+    if (v === undefined) {
+      if (required) {
+        problems.push(`${full(key)}: required (${spec.description})`);
+      }
+      return undefined;
+    }
+    const problem = check?.(v);
+    if (problem) {
+      problems.push(`${full(key)}: ${show(v)} ${problem}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  function int(key: ConfigKey, min: number, max: number): number {
+    const spec: KeySpec = CONFIG_KEYS[key];
+    const v = rawValue(key);
+    if (v === undefined) {
+      return spec.default as number;
+    }
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v.trim()) || n < min || n > max) {
+      problems.push(`${full(key)}: ${show(v)} is not an integer from ${min} to ${max}`);
+      return spec.default as number;
+    }
+    return n;
+  }
+
+  function bool(key: ConfigKey): boolean {
+    const spec: KeySpec = CONFIG_KEYS[key];
+    const v = rawValue(key);
+    if (v === undefined) {
+      return spec.default as boolean;
+    }
+    if (v !== "true" && v !== "false") {
+      problems.push(`${full(key)}: ${show(v)} is not true or false`);
+      return spec.default as boolean;
+    }
+    return v === "true";
+  }
+
+  function list(key: ConfigKey, check: (v: string) => string | undefined): string[] {
+    const v = rawValue(key);
+    if (v === undefined) {
+      return [...(CONFIG_KEYS[key] as KeySpec).default as string[]];
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      parsed = undefined;
+    }
+    if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === "string")) {
+      problems.push(`${full(key)}: ${show(v)} is not a list of strings`);
+      return [];
+    }
+    for (const item of parsed as string[]) {
+      const p = check(item);
+      if (p) {
+        problems.push(`${full(key)}: item ${show(item)} ${p}`);
+      }
+    }
+    return parsed as string[];
+  }
+
+  function secret(key: ConfigKey, required: boolean, check?: (v: string) => string | undefined): string | undefined {
+    const v = rawValue(key);
+    if (v === undefined) {
+      if (required) {
+        problems.push(`${full(key)}: required secret; set it with: pulumi config set --secret ${full(key)} …`);
+      }
+      return undefined;
+    }
+    if (!isSecret(full(key))) {
+      problems.push(`${full(key)}: must be set with --secret (it is stored in plain text)`);
+      return undefined;
+    }
+    const problem = check?.(v);
+    if (problem) {
+      // Never echo a secret value; name the key and the problem only.
+      problems.push(`${full(key)}: the secret value ${problem}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  const deployHomelab = bool("deployHomelab");
+  const deployVps = bool("deployVps");
+  if (!deployHomelab && !deployVps) {
+    problems.push(`${full("deployHomelab")} and ${full("deployVps")}: both are false, so the stack would manage nothing`);
+  }
+
+  let homelab: ParsedConfig["homelab"];
+  if (deployHomelab) {
+    const tagPattern = str("tagPattern", true, regexProblem) ?? DEFAULT_TAG_PATTERN;
+    const tagCheck = (v: string): string | undefined => {
+      try {
+        checkTag("", v, tagPattern);
+        return undefined;
+      } catch {
+        return `does not match the release pattern ${tagPattern}`;
+      }
+    };
+    const skipHostKey = bool("vmSkipHostKeyCheck");
+    const gitUrl = str("gitUrl", true, (v) => urlProblem(v, ["ssh:", "https:", "http:"]));
+    const gitIsSsh = gitUrl?.startsWith("ssh://") ?? false;
+    const fluxVersion = str("fluxVersion", true, (v) => (/^v\d+\.\d+\.\d+$/.test(v) ? undefined : "is not a release like v2.9.5")) ?? FLUX_VERSION;
+    const manifestsRaw = str("fluxManifests", false, (v) =>
+      /^https?:\/\//.test(v) ? urlProblem(v, ["https:"]) : v.includes("\n") ? "is not a URL or a directory" : undefined,
+    );
+    const envText = secret("backendEnv", false, (v) => {
+      try {
+        const o: unknown = JSON.parse(v);
+        return o && typeof o === "object" && !Array.isArray(o) && Object.values(o).every((x) => typeof x === "string")
+          ? undefined
+          : "is not a JSON object of strings";
+      } catch {
+        return "is not JSON";
+      }
+    });
+
+    const settings: HomelabSettings = {
+      registry: {
+        host: str("registry", true, hostPortProblem) ?? "",
+        insecure: bool("registryInsecure"),
+        username: str("registryUsername", true, (v) => (/^[A-Za-z0-9._@$+-]{1,255}$/.test(v) ? undefined : "is not a registry user name (letters, digits, . _ @ $ + -)")) ?? "",
+      },
+      kubeContext: str("kubeContext", false, plainTextProblem),
+      namespace: str("namespace", true, k8sNameProblem) ?? "",
+      images: {
+        frontend: str("frontendImage", true, (v) => (/^[a-z0-9]+([._/-][a-z0-9]+)*$/.test(v) ? undefined : "is not a repository name")) ?? "",
+        backend: str("backendImage", true, (v) => (/^[a-z0-9]+([._/-][a-z0-9]+)*$/.test(v) ? undefined : "is not a repository name")) ?? "",
+      },
+      tagPattern,
+      releaseFile: str("releaseFile", true, (v) => (/^[A-Za-z0-9._/-]+$/.test(v) ? undefined : "is not a file path")) ?? "",
+      pins: { frontendTag: str("frontendTag", false, tagCheck), backendTag: str("backendTag", false, tagCheck) },
+      excludedTags: list("excludedTags", tagCheck),
+      frontend: {
+        replicas: int("frontendReplicas", 1, 50),
+        port: int("frontendPort", 1, 65535),
+        healthPath: str("frontendHealthPath", true, (v) => (/^\/[A-Za-z0-9._~/-]*$/.test(v) ? undefined : "is not a URL path")) ?? "/",
+        host: str("frontendHost", false, hostProblem),
+        ingressClass: str("ingressClass", true, k8sNameProblem) ?? "",
+        publicUrl: (str("publicUrl", true, urlProblem) ?? "").replace(/\/+$/, ""),
+      },
+      vm: {
+        host: str("vmHost", true, hostProblem) ?? "",
+        port: int("vmPort", 1, 65535),
+        user: str("vmUser", true, (v) => (/^[a-z_][a-z0-9_-]{0,31}$/.test(v) ? undefined : "is not a user name")) ?? "",
+        hostKey: str("vmHostKey", !skipHostKey, hostKeyProblem),
+      },
+      backend: {
+        deployDir: str("deployDir", true, absolutePathProblem) ?? "",
+        port: int("backendPort", 1, 65535),
+        containerName: str("backendContainerName", true, (v) => (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v) ? undefined : "is not a container name")) ?? "",
+        healthPath: str("backendHealthPath", true, (v) => (/^\/[A-Za-z0-9._~/-]*$/.test(v) ? undefined : "is not a URL path")) ?? "",
+        versionField: str("backendVersionField", false, (v) => (/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(v) ? undefined : "is not a JSON field path like version or build.tag")),
+      },
+      flux: {
+        install: bool("fluxInstall"),
+        version: fluxVersion,
+        manifests:
+          manifestsRaw === undefined
+            ? { kind: "url", url: `https://github.com/fluxcd/flux2/releases/download/${fluxVersion}/install.yaml` }
+            : /^https:\/\//.test(manifestsRaw)
+              ? { kind: "url", url: manifestsRaw }
+              : { kind: "directory", path: manifestsRaw },
+        gitUrl: gitUrl ?? "",
+        branch: str("gitBranch", true, (v) => (/^[A-Za-z0-9._/-]+$/.test(v) && !v.includes("..") ? undefined : "is not a branch name")) ?? "",
+        path: str("gitPath", true, (v) => (/^\.\/[A-Za-z0-9._/-]*$/.test(v) && !v.includes("..") ? undefined : "is not a path like ./flux/clusters/production")) ?? "",
+        interval: str("gitInterval", true, durationProblem) ?? "",
+        knownHosts: str("gitKnownHosts", gitIsSsh, (v) => (/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) \S+$/.test(v.trim()) ? undefined : "is not a known_hosts line 'host type key'")),
+        imageScanInterval: str("imageScanInterval", true, durationProblem) ?? "",
+        author: {
+          name: str("commitAuthorName", true, plainTextProblem) ?? "",
+          email: str("commitAuthorEmail", true, (v) => (/^[^\s@"'`$\\]+@[^\s@"'`$\\]+$/.test(v) ? undefined : "is not an email address")) ?? "",
+        },
+      },
+      gates: {
+        deadlineSeconds: int("gateDeadlineSeconds", 5, 3600),
+        intervalSeconds: int("gateIntervalSeconds", 1, 60),
+        timeoutSeconds: int("gateTimeoutSeconds", 1, 120),
+      },
+    };
+    const secrets: HomelabSecrets = {
+      registryPassword: secret("registryPassword", true) ?? "",
+      kubeconfig: secret("kubeconfig", true, (v) => (/apiVersion|clusters/.test(v) ? undefined : "is not a kubeconfig")) ?? "",
+      vmPrivateKey: secret("vmPrivateKey", true, privateKeyProblem) ?? "",
+      gitDeployKey: secret("gitDeployKey", gitIsSsh, privateKeyProblem),
+      backendEnv: envText ? (JSON.parse(envText) as Record<string, string>) : {},
+    };
+    homelab = { settings, secrets };
+  }
+
+  if (problems.length > 0) {
+    throw new ConfigError(problems);
+  }
+  return { homelab, deployVps };
+}

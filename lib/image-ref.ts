@@ -1,0 +1,36 @@
+/** A container image reference split into its parts: `registry/repository:tag[@digest]`. */
+export interface ImageRef {
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
+  readonly digest?: string;
+}
+
+/** The release tag format the image policies select: `main-<sha7>-<unix seconds>`. */
+export const DEFAULT_TAG_PATTERN = "^main-[a-f0-9]{7}-[0-9]{10}$";
+
+const REF = /^([A-Za-z0-9.-]+(?::[0-9]{1,5})?)\/([a-z0-9]+(?:[._/-][a-z0-9]+)*):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})(?:@(sha256:[a-f0-9]{64}))?$/;
+
+/** Parses `registry/repository:tag[@sha256:…]`; the registry part is required. */
+export function parseImageRef(ref: string): ImageRef {
+  const m = REF.exec(ref);
+  if (!m) {
+    throw new Error(
+      `image reference ${JSON.stringify(ref)} is not of the form registry/repository:tag[@sha256:digest]`,
+    );
+  }
+  return { registry: m[1], repository: m[2], tag: m[3], digest: m[4] };
+}
+
+/** Renders a reference; with a digest the runtime pulls exactly that content whatever the tag says. */
+export function formatImageRef(ref: ImageRef): string {
+  const base = `${ref.registry}/${ref.repository}:${ref.tag}`;
+  return ref.digest ? `${base}@${ref.digest}` : base;
+}
+
+/** Throws unless `tag` matches the release pattern; `field` names where the tag came from. */
+export function checkTag(field: string, tag: string, pattern: string): void {
+  if (!new RegExp(pattern).test(tag)) {
+    throw new Error(`${field}: tag ${JSON.stringify(tag)} does not match the release pattern ${pattern}`);
+  }
+}

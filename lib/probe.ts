@@ -1,0 +1,146 @@
+/** One URL a health gate checks. */
+export interface ProbeTarget {
+  readonly url: string;
+  /** @default 200 */
+  readonly expectStatus?: number;
+  /** A JSON field (dot path) in the response body that must equal `equals`. */
+  readonly jsonField?: { readonly path: string; readonly equals: string };
+}
+
+export interface ProbeOptions {
+  /** Per-attempt timeout. @default 5000 */
+  readonly attemptTimeoutMs?: number;
+  /** First wait between attempts; grows by `backoff` up to `maxIntervalMs`. @default 1000 */
+  readonly intervalMs?: number;
+  /** @default 1.5 */
+  readonly backoff?: number;
+  /** @default 10000 */
+  readonly maxIntervalMs?: number;
+  /** Total deadline for all targets. @default 300000 (5 minutes) */
+  readonly deadlineMs?: number;
+}
+
+export interface TargetResult {
+  readonly url: string;
+  readonly status: number;
+  readonly attempts: number;
+  readonly elapsedMs: number;
+}
+
+export interface ProbeResult {
+  readonly healthy: true;
+  readonly elapsedMs: number;
+  readonly targets: TargetResult[];
+}
+
+/** What the probe needs from the outside world, so tests can drive time and HTTP. */
+export interface ProbeIo {
+  fetch(url: string, timeoutMs: number): Promise<{ status: number; body: string }>;
+  sleep(ms: number): Promise<void>;
+  now(): number;
+  log?(message: string): void;
+}
+
+/** Raised when a target does not become healthy before the deadline. */
+export class HealthGateError extends Error {
+  constructor(
+    readonly url: string,
+    readonly lastOutcome: string,
+    readonly attempts: number,
+    readonly elapsedMs: number,
+  ) {
+    super(
+      `health gate failed: ${url} did not become healthy after ${attempts} attempt(s) in ${(elapsedMs / 1000).toFixed(1)}s; last result: ${lastOutcome}`,
+    );
+    this.name = "HealthGateError";
+  }
+}
+
+function readField(body: string, path: string): unknown {
+  let value: unknown = JSON.parse(body);
+  for (const part of path.split(".")) {
+    if (value === null || typeof value !== "object") {
+      return undefined;
+    }
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+/** Judges one response; returns undefined when healthy, else why not. */
+export function judge(target: ProbeTarget, status: number, body: string): string | undefined {
+  const expected = target.expectStatus ?? 200;
+  if (status !== expected) {
+    return `status ${status} (expected ${expected})`;
+  }
+  if (target.jsonField) {
+    let value: unknown;
+    try {
+      value = readField(body, target.jsonField.path);
+    } catch {
+      return `status ${status} but the body is not JSON`;
+    }
+    if (String(value) !== target.jsonField.equals) {
+      return `status ${status} but ${target.jsonField.path} is ${JSON.stringify(value)} (expected ${JSON.stringify(target.jsonField.equals)})`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Probes each target in order until it is healthy, backing off between attempts, and throws
+ * HealthGateError naming the URL, the last outcome, the attempts and the time spent when the
+ * shared deadline passes.
+ */
+export async function probeUntilHealthy(targets: readonly ProbeTarget[], opts: ProbeOptions, io: ProbeIo): Promise<ProbeResult> {
+  const attemptTimeout = opts.attemptTimeoutMs ?? 5000;
+  const deadline = opts.deadlineMs ?? 300_000;
+  const maxInterval = opts.maxIntervalMs ?? 10_000;
+  const backoff = opts.backoff ?? 1.5;
+  const start = io.now();
+  const results: TargetResult[] = [];
+  for (const target of targets) {
+    const targetStart = io.now();
+    let interval = opts.intervalMs ?? 1000;
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      const remaining = deadline - (io.now() - start);
+      let outcome: string | undefined;
+      let status = 0;
+      try {
+        const res = await io.fetch(target.url, Math.max(1, Math.min(attemptTimeout, remaining)));
+        status = res.status;
+        outcome = judge(target, res.status, res.body);
+      } catch (e) {
+        outcome = (e as Error).message || String(e);
+      }
+      if (outcome === undefined) {
+        results.push({ url: target.url, status, attempts, elapsedMs: io.now() - targetStart });
+        io.log?.(`${target.url} healthy after ${attempts} attempt(s)`);
+        break;
+      }
+      const elapsed = io.now() - start;
+      if (elapsed + interval > deadline) {
+        throw new HealthGateError(target.url, outcome, attempts, elapsed);
+      }
+      io.log?.(`${target.url}: ${outcome}; retrying in ${(interval / 1000).toFixed(1)}s`);
+      await io.sleep(interval);
+      interval = Math.min(maxInterval, interval * backoff);
+    }
+  }
+  return { healthy: true, elapsedMs: io.now() - start, targets: results };
+}
+
+/** The real clock and HTTP client (Node's fetch). */
+export function realProbeIo(log?: (message: string) => void): ProbeIo {
+  return {
+    async fetch(url, timeoutMs) {
+      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
+      return { status: res.status, body: await res.text() };
+    },
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    now: () => Date.now(),
+    log,
+  };
+}

@@ -1,0 +1,91 @@
+/** Small validators shared by config parsing; each returns an error text or undefined. */
+
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export function isIpv4(value: string): boolean {
+  return IPV4.test(value);
+}
+
+/** A DNS name or an IPv4 address. */
+export function hostProblem(value: string): string | undefined {
+  if (isIpv4(value)) {
+    return undefined;
+  }
+  if (value.length > 253 || !value.split(".").every((l) => LABEL.test(l)) || /^[0-9.]+$/.test(value)) {
+    return "is not a host name or IPv4 address";
+  }
+  return undefined;
+}
+
+export function portProblem(value: number): string | undefined {
+  return Number.isInteger(value) && value >= 1 && value <= 65535 ? undefined : "is not a port (1-65535)";
+}
+
+/** `host[:port]`, as registries are named in image references. */
+export function hostPortProblem(value: string): string | undefined {
+  const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(value);
+  if (!m) {
+    return "is not host[:port]";
+  }
+  return hostProblem(m[1]) ?? (m[2] !== undefined ? portProblem(Number(m[2])) : undefined);
+}
+
+export function urlProblem(value: string, schemes: readonly string[] = ["http:", "https:"]): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "is not a URL";
+  }
+  if (!schemes.includes(url.protocol)) {
+    return `must use ${schemes.map((s) => s.replace(":", "")).join(" or ")}`;
+  }
+  if (/[\s"'`$\\]/.test(value)) {
+    return "contains whitespace, quotes, backticks, $ or backslashes";
+  }
+  return undefined;
+}
+
+/** A Kubernetes object name (DNS-1123 label). */
+export function k8sNameProblem(value: string): string | undefined {
+  return /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value) ? undefined : "is not a DNS-1123 label (lowercase letters, digits, '-')";
+}
+
+/** A Flux/Go duration such as `1m`, `30s`, `1m30s`. */
+export function durationProblem(value: string): string | undefined {
+  return /^([0-9]+(ms|s|m|h))+$/.test(value) ? undefined : "is not a duration like 30s, 1m or 1h30m";
+}
+
+export function absolutePathProblem(value: string): string | undefined {
+  return /^\/[A-Za-z0-9._/-]*$/.test(value) && !value.split("/").includes("..")
+    ? undefined
+    : "is not an absolute path of letters, digits, '.', '_', '-' and '/'";
+}
+
+export function regexProblem(value: string): string | undefined {
+  try {
+    new RegExp(value);
+    return undefined;
+  } catch (e) {
+    return `is not a valid regular expression (${(e as Error).message})`;
+  }
+}
+
+/** An OpenSSH public host key line, `type base64`, as ssh-keyscan prints it (without the host). */
+export function hostKeyProblem(value: string): string | undefined {
+  return /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}$/.test(value)
+    ? undefined
+    : "is not a public host key of the form 'ssh-ed25519 AAAA…' (see ssh-keyscan)";
+}
+
+export function privateKeyProblem(value: string): string | undefined {
+  return /^-----BEGIN [A-Z ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z ]*PRIVATE KEY-----\s*$/.test(value)
+    ? undefined
+    : "is not a PEM/OpenSSH private key (-----BEGIN … PRIVATE KEY-----)";
+}
+
+/** Rejects characters that could break out of a shell word, a YAML scalar or a header. */
+export function plainTextProblem(value: string): string | undefined {
+  return /[\0-\x1f\x7f`$\\"']/.test(value) ? "contains control characters, quotes, backticks, $ or backslashes" : undefined;
+}

@@ -1,0 +1,84 @@
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { HomelabSettings, ParsedConfig, parseConfig } from "../lib/config";
+import { Release, parseReleaseFile } from "../lib/release";
+
+/** Homelab secrets as Pulumi secrets: they stay encrypted in state and masked in output. */
+export interface HomelabSecretInputs {
+  readonly registryPassword: pulumi.Output<string>;
+  readonly kubeconfig: pulumi.Output<string>;
+  readonly vmPrivateKey: pulumi.Output<string>;
+  readonly gitDeployKey?: pulumi.Output<string>;
+  readonly backendEnv: pulumi.Output<Record<string, string>>;
+}
+
+export interface HomelabConfig {
+  readonly settings: HomelabSettings;
+  readonly secrets: HomelabSecretInputs;
+  readonly release: Release;
+}
+
+export interface StackConfig {
+  readonly homelab?: HomelabConfig;
+  readonly deployVps: boolean;
+}
+
+/** Whether a key was set with --secret (the SDK has this function but does not declare it). */
+function isConfigSecret(key: string): boolean {
+  const runtime = pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean };
+  if (typeof runtime.isConfigSecret !== "function") {
+    throw new Error("this @pulumi/pulumi version cannot tell secret config keys apart; pin the version in package.json");
+  }
+  return runtime.isConfigSecret(key);
+}
+
+/**
+ * Reads and validates the whole stack configuration and the release file once, before any
+ * resource is registered; every problem is reported in one error.
+ */
+export function loadConfig(projectDir: string = process.cwd()): StackConfig {
+  const parsed: ParsedConfig = parseConfig(pulumi.runtime.allConfig(), isConfigSecret);
+  let homelab: HomelabConfig | undefined;
+  if (parsed.homelab) {
+    const { secrets } = parsed.homelab;
+    let settings = parsed.homelab.settings;
+    const file = path.resolve(projectDir, settings.releaseFile);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, "utf8");
+    } catch (e) {
+      throw new Error(`homelab:releaseFile: cannot read ${JSON.stringify(settings.releaseFile)}: ${(e as Error).message}`);
+    }
+    const release = parseReleaseFile(
+      text,
+      settings.releaseFile,
+      {
+        registry: settings.registry.host,
+        frontendRepository: settings.images.frontend,
+        backendRepository: settings.images.backend,
+        tagPattern: settings.tagPattern,
+      },
+      settings.pins,
+    );
+    if (settings.flux.manifests.kind === "directory") {
+      const dir = path.resolve(projectDir, settings.flux.manifests.path);
+      if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+        throw new Error(`homelab:fluxManifests: ${JSON.stringify(settings.flux.manifests.path)} is neither an https URL nor an existing directory`);
+      }
+      settings = { ...settings, flux: { ...settings.flux, manifests: { kind: "directory", path: dir } } };
+    }
+    homelab = {
+      settings,
+      release,
+      secrets: {
+        registryPassword: pulumi.secret(secrets.registryPassword),
+        kubeconfig: pulumi.secret(secrets.kubeconfig),
+        vmPrivateKey: pulumi.secret(secrets.vmPrivateKey),
+        gitDeployKey: secrets.gitDeployKey === undefined ? undefined : pulumi.secret(secrets.gitDeployKey),
+        backendEnv: pulumi.secret(secrets.backendEnv),
+      },
+    };
+  }
+  return { homelab, deployVps: parsed.deployVps };
+}

@@ -1,0 +1,201 @@
+import * as docker from "@pulumi/docker";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ComposeHost } from "../components/compose-host";
+import { FluxBootstrap } from "../components/flux-bootstrap";
+import { FrontendApp } from "../components/frontend-app";
+import { HealthGate } from "../components/health-gate";
+import { HostCheck } from "../components/host-check";
+import { ImageAutomation } from "../components/image-automation";
+import { LedgerEntry, PromotedRelease, ReleaseRecord } from "../components/release-record";
+import { SshTarget } from "../components/ssh-target";
+import { composeToYaml, renderBackendCompose } from "../lib/compose";
+import { ImageRef, formatImageRef } from "../lib/image-ref";
+import { ProbeOptions, ProbeTarget } from "../lib/probe";
+import { HomelabConfig } from "./config";
+
+export interface HomelabOutputs {
+  readonly frontendUrl: pulumi.Output<string>;
+  readonly apiUrl: pulumi.Output<string>;
+  readonly frontendImage: pulumi.Output<string>;
+  readonly backendImage: pulumi.Output<string>;
+  readonly release: pulumi.Output<PromotedRelease>;
+  readonly previousRelease: pulumi.Output<PromotedRelease | null>;
+  readonly promotedAt: pulumi.Output<string>;
+  readonly ledger: pulumi.Output<LedgerEntry[]>;
+  readonly gates: pulumi.Output<{ frontend: { checkedAt: string; elapsedMs: number }; backend: { checkedAt: string; elapsedMs: number } }>;
+  readonly imageAutomationExclusions: pulumi.Output<string[]>;
+}
+
+/** Resolves a release tag to its digest; fails (before anything changes) when the tag is not in the registry. */
+function resolveDigest(ref: ImageRef, provider: docker.Provider, insecure: boolean): pulumi.Output<string> {
+  return docker
+    .getRegistryImageOutput({ name: formatImageRef(ref), insecureSkipVerify: insecure }, { provider })
+    .sha256Digest;
+}
+
+/**
+ * The homelab release, in promotion order: images resolved in the registry, Flux and its image
+ * automation, a check that the backend VM is ready, the frontend, the frontend gate, the backend on
+ * the VM, the backend gate, and finally the record of the promoted pair. Each stage depends on the
+ * one before, so a failed gate stops everything after it.
+ */
+export function homelabStack(cfg: HomelabConfig): HomelabOutputs {
+  const s = cfg.settings;
+  const secrets = cfg.secrets;
+  const release = cfg.release;
+
+  const cluster = new k8s.Provider("k3s", {
+    kubeconfig: secrets.kubeconfig,
+    context: s.kubeContext,
+    enableServerSideApply: true,
+  });
+  const registry = new docker.Provider("registry", {
+    disableDockerDaemonCheck: true,
+    registryAuth: [
+      {
+        address: s.registry.insecure ? `http://${s.registry.host}` : s.registry.host,
+        username: s.registry.username,
+        password: secrets.registryPassword,
+      },
+    ],
+  });
+
+  const frontendDigest = resolveDigest(release.frontend, registry, s.registry.insecure);
+  const backendDigest = resolveDigest(release.backend, registry, s.registry.insecure);
+  const frontendImage = frontendDigest.apply((digest) => formatImageRef({ ...release.frontend, digest }));
+  const backendImage = backendDigest.apply((digest) => formatImageRef({ ...release.backend, digest }));
+  const releaseId = pulumi.interpolate`${frontendImage} ${backendImage}`;
+
+  const flux = new FluxBootstrap(
+    "flux",
+    {
+      manifests: s.flux.manifests,
+      install: s.flux.install,
+      gitUrl: s.flux.gitUrl,
+      branch: s.flux.branch,
+      path: s.flux.path,
+      interval: s.flux.interval,
+      deployKey: secrets.gitDeployKey,
+      knownHosts: s.flux.knownHosts,
+    },
+    { providers: [cluster] },
+  );
+  const automation = new ImageAutomation(
+    "image-automation",
+    {
+      registry: s.registry.host,
+      insecure: s.registry.insecure,
+      username: s.registry.username,
+      password: secrets.registryPassword,
+      images: [
+        { name: "frontend", repository: s.images.frontend },
+        { name: "backend", repository: s.images.backend },
+      ],
+      tagPattern: s.tagPattern,
+      excludedTags: s.excludedTags,
+      interval: s.flux.imageScanInterval,
+      gitRepositoryName: flux.gitRepositoryName,
+      branch: s.flux.branch,
+      path: s.flux.path,
+      author: s.flux.author,
+    },
+    { providers: [cluster], dependsOn: [flux] },
+  );
+
+  const vm: SshTarget = {
+    host: s.vm.host,
+    port: s.vm.port,
+    user: s.vm.user,
+    privateKey: secrets.vmPrivateKey,
+    hostKey: s.vm.hostKey,
+  };
+  const vmCheck = new HostCheck("backend-vm", { connection: vm, deployDir: s.backend.deployDir, trigger: releaseId });
+
+  const frontend = new FrontendApp(
+    "frontend",
+    {
+      namespace: s.namespace,
+      image: frontendImage,
+      version: release.frontend.tag,
+      replicas: s.frontend.replicas,
+      containerPort: s.frontend.port,
+      healthPath: s.frontend.healthPath,
+      pullCredentials: { server: s.registry.host, username: s.registry.username, password: secrets.registryPassword },
+      ingress: { className: s.frontend.ingressClass, host: s.frontend.host },
+      backend: { address: s.vm.host, port: s.backend.port },
+      rolloutTimeoutSeconds: s.gates.deadlineSeconds,
+    },
+    { providers: [cluster], dependsOn: [vmCheck] },
+  );
+
+  const gateOptions: ProbeOptions = {
+    deadlineMs: s.gates.deadlineSeconds * 1000,
+    intervalMs: s.gates.intervalSeconds * 1000,
+    attemptTimeoutMs: s.gates.timeoutSeconds * 1000,
+  };
+  const frontendGate = new HealthGate(
+    "frontend-gate",
+    { targets: [{ url: `${s.frontend.publicUrl}${s.frontend.healthPath}` }], release: frontendImage, options: gateOptions },
+    { dependsOn: [frontend] },
+  );
+
+  const backendHealth = (base: string): ProbeTarget => ({
+    url: `${base}${s.backend.healthPath}`,
+    jsonField: s.backend.versionField ? { path: s.backend.versionField, equals: release.backend.tag } : undefined,
+  });
+  const project = "backend";
+  const backend = new ComposeHost(
+    "backend",
+    {
+      connection: vm,
+      deployDir: s.backend.deployDir,
+      project,
+      compose: backendImage.apply((image) =>
+        composeToYaml(renderBackendCompose({ project, image, containerName: s.backend.containerName, port: s.backend.port, healthPath: s.backend.healthPath })),
+      ),
+      env: secrets.backendEnv,
+      registry: { server: s.registry.host, username: s.registry.username, password: secrets.registryPassword },
+      healthServices: ["backend"],
+      healthUrl: `http://127.0.0.1:${s.backend.port}${s.backend.healthPath}`,
+      deadlineSeconds: s.gates.deadlineSeconds,
+    },
+    { dependsOn: [frontendGate] },
+  );
+  const backendGate = new HealthGate(
+    "backend-gate",
+    {
+      // The VM directly, then the same route through the ingress.
+      targets: [backendHealth(`http://${s.vm.host}:${s.backend.port}`), backendHealth(s.frontend.publicUrl)],
+      release: releaseId,
+      options: gateOptions,
+    },
+    { dependsOn: [backend] },
+  );
+
+  const record = new ReleaseRecord(
+    "release",
+    {
+      frontend: { image: frontendImage, tag: release.frontend.tag, digest: frontendDigest },
+      backend: { image: backendImage, tag: release.backend.tag, digest: backendDigest },
+      gates: { frontendMs: frontendGate.elapsedMs, backendMs: backendGate.elapsedMs },
+    },
+    { dependsOn: [backendGate] },
+  );
+
+  return {
+    frontendUrl: pulumi.output(`${s.frontend.publicUrl}/`),
+    apiUrl: pulumi.output(`${s.frontend.publicUrl}/api`),
+    frontendImage: record.current.frontend.image,
+    backendImage: record.current.backend.image,
+    release: record.current,
+    previousRelease: record.previous,
+    promotedAt: record.promotedAt,
+    ledger: record.ledger,
+    gates: pulumi.all([frontendGate.checkedAt, frontendGate.elapsedMs, backendGate.checkedAt, backendGate.elapsedMs]).apply(([fa, fe, ba, be]) => ({
+      frontend: { checkedAt: fa, elapsedMs: fe },
+      backend: { checkedAt: ba, elapsedMs: be },
+    })),
+    imageAutomationExclusions: automation.exclusionList,
+  };
+}
