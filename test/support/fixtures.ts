@@ -1,0 +1,49 @@
+import * as crypto from "crypto";
+
+/** A throwaway private key in OpenSSH's PEM armour, made at test time (never committed). */
+export function fakePrivateKey(): string {
+  const armour = (edge: string): string => ["-----" + edge, "OPENSSH PRIVATE KEY-----"].join(" ");
+  return `${armour("BEGIN")}\n${crypto.randomBytes(48).toString("base64")}\n${armour("END")}\n`;
+}
+
+export const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHg0ZXN0aG9zdGtleWZvcnVuaXR0ZXN0c29ubHkx";
+export const TAG_A = "main-abc1234-1707300000";
+export const TAG_B = "main-def5678-1707400000";
+export const DIGEST_A = `sha256:${"a".repeat(64)}`;
+export const DIGEST_B = `sha256:${"b".repeat(64)}`;
+
+/** Plain config values of a valid loopback stack, as the engine would pass them. */
+export function validConfig(overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    "homelab:registry": "127.0.0.1:5000",
+    "homelab:registryUsername": "robot$flux",
+    "homelab:registryPassword": "registry-pass-123",
+    "homelab:kubeconfig": "apiVersion: v1\nkind: Config\nclusters: []\n",
+    "homelab:publicUrl": "http://127.0.0.1:8080",
+    "homelab:vmHost": "127.0.0.1",
+    "homelab:vmPort": "2222",
+    "homelab:vmUser": "deploy",
+    "homelab:vmHostKey": HOST_KEY,
+    "homelab:vmPrivateKey": fakePrivateKey(),
+    "homelab:gitUrl": "ssh://git@127.0.0.1:2223/website.git",
+    "homelab:gitKnownHosts": `127.0.0.1 ${HOST_KEY}`,
+    "homelab:gitDeployKey": fakePrivateKey(),
+    "homelab:backendEnv": JSON.stringify({ DATABASE_URL: "postgres://app:db-secret-456@db/app", NODE_ENV: "production" }),
+    ...overrides,
+  };
+}
+
+export const SECRET_KEYS = ["homelab:registryPassword", "homelab:kubeconfig", "homelab:vmPrivateKey", "homelab:gitDeployKey", "homelab:backendEnv"];
+
+/** A release file for the loopback registry. */
+export function releaseText(frontendTag = TAG_A, backendTag = TAG_A, registry = "127.0.0.1:5000"): string {
+  return `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: website-release
+  namespace: flux-system
+data:
+  frontend: ${registry}/frontend:${frontendTag} # {"$imagepolicy": "flux-system:frontend"}
+  backend: ${registry}/backend:${backendTag} # {"$imagepolicy": "flux-system:backend"}
+`;
+}

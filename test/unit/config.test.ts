@@ -1,0 +1,152 @@
+import { describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { CONFIG_KEYS, ConfigError, parseConfig } from "../../lib/config";
+import { SECRET_KEYS, validConfig } from "../support/fixtures";
+
+const isSecret = (k: string): boolean => SECRET_KEYS.includes(k);
+
+function problems(overrides: Record<string, string>, secret = isSecret): string[] {
+  try {
+    parseConfig(validConfig(overrides), secret);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
+    return [...e.problems];
+  }
+  return [];
+}
+
+describe("config", () => {
+  it("accepts a valid stack and applies defaults", () => {
+    const cfg = parseConfig(validConfig(), isSecret);
+    const s = cfg.homelab!.settings;
+    assert.equal(s.namespace, "website");
+    assert.equal(s.backend.port, 3001);
+    assert.equal(s.backend.deployDir, "/opt/backend");
+    assert.equal(s.flux.branch, "master");
+    assert.equal(s.flux.path, "./flux/clusters/production");
+    assert.equal(s.gates.deadlineSeconds, 300);
+    assert.deepEqual(s.flux.manifests, { kind: "url", url: "https://github.com/fluxcd/flux2/releases/download/v2.9.5/install.yaml" });
+    assert.deepEqual(cfg.homelab!.secrets.backendEnv, { DATABASE_URL: "postgres://app:db-secret-456@db/app", NODE_ENV: "production" });
+    assert.equal(cfg.deployVps, false);
+  });
+
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ["host", { "homelab:vmHost": "bad host;rm -rf /" }, /^homelab:vmHost: "bad host;rm -rf \/" is not a host name or IPv4 address$/],
+    ["IPv4 range", { "homelab:vmHost": "300.1.1.1" }, /^homelab:vmHost: "300.1.1.1" is not a host/],
+    ["port range", { "homelab:vmPort": "70000" }, /^homelab:vmPort: "70000" is not an integer from 1 to 65535$/],
+    ["port text", { "homelab:backendPort": "http" }, /^homelab:backendPort: "http" is not an integer/],
+    ["url", { "homelab:publicUrl": "website.lan" }, /^homelab:publicUrl: "website.lan" is not a URL$/],
+    ["url scheme", { "homelab:publicUrl": "ftp://x" }, /^homelab:publicUrl: "ftp:\/\/x" must use http or https$/],
+    ["registry", { "homelab:registry": "127.0.0.1:99999" }, /^homelab:registry: "127.0.0.1:99999" is not a port/],
+    ["tag pin", { "homelab:backendTag": "latest" }, /^homelab:backendTag: "latest" does not match the release pattern/],
+    ["tag pattern", { "homelab:tagPattern": "([" }, /^homelab:tagPattern: "\(\[" is not a valid regular expression/],
+    ["excluded tag", { "homelab:excludedTags": '["main-zzz"]' }, /^homelab:excludedTags: item "main-zzz" does not match/],
+    ["list", { "homelab:excludedTags": "main-abc" }, /^homelab:excludedTags: "main-abc" is not a list of strings$/],
+    ["bool", { "homelab:registryInsecure": "yes" }, /^homelab:registryInsecure: "yes" is not true or false$/],
+    ["namespace", { "homelab:namespace": "Web_Site" }, /^homelab:namespace: "Web_Site" is not a DNS-1123 label/],
+    ["deploy dir", { "homelab:deployDir": "opt/backend" }, /^homelab:deployDir: "opt\/backend" is not an absolute path/],
+    ["deploy dir dots", { "homelab:deployDir": "/opt/../etc" }, /^homelab:deployDir: "\/opt\/..\/etc" is not an absolute path/],
+    ["host key", { "homelab:vmHostKey": "AAAA" }, /^homelab:vmHostKey: "AAAA" is not a public host key/],
+    ["duration", { "homelab:gitInterval": "1 minute" }, /^homelab:gitInterval: "1 minute" is not a duration/],
+    ["unknown key", { "homelab:vmHots": "x" }, /^homelab:vmHots: unknown key/],
+    ["git url", { "homelab:gitUrl": "git@github.com:a/b.git" }, /^homelab:gitUrl: "git@github.com:a\/b.git" is not a URL$/],
+    ["author", { "homelab:commitAuthorName": "bot`id`" }, /^homelab:commitAuthorName: "bot`id`" contains control characters/],
+  ];
+  for (const [label, overrides, expected] of cases) {
+    it(`rejects a bad ${label}, naming the key and the value`, () => {
+      const found = problems(overrides);
+      assert.equal(found.length, 1, found.join("\n"));
+      assert.match(found[0], expected);
+    });
+  }
+
+  it("reports every problem in one error", () => {
+    const found = problems({ "homelab:vmPort": "0", "homelab:publicUrl": "nope", "homelab:namespace": "A" });
+    assert.equal(found.length, 3);
+    assert.throws(() => parseConfig(validConfig({ "homelab:vmPort": "0", "homelab:publicUrl": "nope" }), isSecret), /2 problems/);
+  });
+
+  it("names missing required keys and secrets", () => {
+    const raw = validConfig();
+    delete raw["homelab:vmHost"];
+    delete raw["homelab:registryPassword"];
+    let err: ConfigError | undefined;
+    try {
+      parseConfig(raw, isSecret);
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    assert.ok(err);
+    assert.deepEqual(
+      err.problems.map((p) => p.split(":").slice(0, 2).join(":")),
+      ["homelab:vmHost", "homelab:registryPassword"],
+    );
+    assert.match(err.problems[1], /pulumi config set --secret homelab:registryPassword/);
+  });
+
+  it("refuses a secret stored in plain text", () => {
+    const found = problems({}, (k) => k !== "homelab:vmPrivateKey" && isSecret(k));
+    assert.deepEqual(found, ["homelab:vmPrivateKey: must be set with --secret (it is stored in plain text)"]);
+  });
+
+  it("never echoes a bad secret value", () => {
+    const found = problems({ "homelab:backendEnv": "{not json but secret-xyz" });
+    assert.deepEqual(found, ["homelab:backendEnv: the secret value is not JSON"]);
+    assert.doesNotMatch(found.join(), /secret-xyz/);
+  });
+
+  it("requires the host key unless host-key checking is explicitly skipped", () => {
+    const raw = validConfig();
+    delete raw["homelab:vmHostKey"];
+    assert.throws(() => parseConfig(raw, isSecret), /homelab:vmHostKey: required/);
+    const cfg = parseConfig({ ...raw, "homelab:vmSkipHostKeyCheck": "true" }, isSecret);
+    assert.equal(cfg.homelab!.settings.vm.hostKey, undefined);
+  });
+
+  it("takes a local directory of Flux manifests", () => {
+    const cfg = parseConfig(validConfig({ "homelab:fluxManifests": "vendor/flux" }), isSecret);
+    assert.deepEqual(cfg.homelab!.settings.flux.manifests, { kind: "directory", path: "vendor/flux" });
+  });
+
+  it("matches the schema Pulumi.yaml declares (types and defaults)", () => {
+    const project = YAML.parse(fs.readFileSync(path.join(__dirname, "../../Pulumi.yaml"), "utf8")) as {
+      name: string;
+      config: Record<string, { type: string; default?: unknown; secret?: boolean; description: string }>;
+    };
+    assert.equal(project.name, "homelab");
+    assert.deepEqual(Object.keys(project.config).sort(), Object.keys(CONFIG_KEYS).sort());
+    for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, { kind: string; default?: unknown; description: string }][]) {
+      const declared = project.config[key];
+      assert.equal(declared.type, spec.kind === "secret" ? "string" : spec.kind, key);
+      assert.equal(declared.secret ?? false, spec.kind === "secret", key);
+      assert.deepEqual(declared.default, spec.default, key);
+      assert.equal(declared.description, spec.description, key);
+    }
+  });
+
+  it("validates the production stack file once its secrets are set", () => {
+    const prod = YAML.parse(fs.readFileSync(path.join(__dirname, "../../Pulumi.production.yaml"), "utf8")) as { config: Record<string, unknown> };
+    const raw: Record<string, string> = {};
+    for (const [k, v] of Object.entries(prod.config)) {
+      raw[k] = typeof v === "string" ? v : JSON.stringify(v);
+      assert.ok(typeof v !== "object" || v === null || !("secure" in (v as object)), `${k} must not hold a secret in this file`);
+    }
+    const secrets = validConfig();
+    for (const k of [...SECRET_KEYS, "homelab:vmHostKey"]) {
+      raw[k] = secrets[k];
+    }
+    const cfg = parseConfig(raw, isSecret).homelab!.settings;
+    assert.equal(cfg.registry.host, "192.168.0.40:5000");
+    assert.equal(cfg.vm.host, "192.168.0.50");
+    assert.equal(cfg.vm.user, "ubuntu");
+    assert.equal(cfg.backend.deployDir, "/opt/backend");
+    assert.equal(cfg.backend.port, 3001);
+    assert.equal(cfg.namespace, "website");
+    assert.equal(cfg.flux.branch, "master");
+    assert.equal(cfg.flux.path, "./flux/clusters/production");
+    assert.equal(cfg.backend.containerName, "edwards-backend");
+  });
+});
