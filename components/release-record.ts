@@ -25,11 +25,11 @@ export interface LedgerEntry {
 /** How many ledger entries the record keeps. */
 export const LEDGER_LIMIT = 50;
 
-interface RecordInputs {
+export interface RecordInputs {
   release: PromotedRelease;
 }
 
-interface RecordOutputs extends RecordInputs {
+export interface RecordOutputs extends RecordInputs {
   promotedAt: string;
   previous: PromotedRelease | null;
   ledger: LedgerEntry[];
@@ -51,7 +51,8 @@ function sameImages(a: PromotedRelease, b: PromotedRelease): boolean {
   return a.frontend.digest === b.frontend.digest && a.backend.digest === b.backend.digest && a.frontend.tag === b.frontend.tag && a.backend.tag === b.backend.tag;
 }
 
-const recordProvider: pulumi.dynamic.ResourceProvider = {
+/** Exported for tests: the provider's diff and update are the promotion semantics. */
+export const recordProvider: pulumi.dynamic.ResourceProvider = {
   create(inputs: RecordInputs) {
     const at = new Date().toISOString();
     const outs: RecordOutputs = { ...inputs, promotedAt: at, previous: null, ledger: appendLedger([], inputs.release, at) };

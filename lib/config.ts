@@ -241,13 +241,13 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       problems.push(`${full(key)}: ${show(v)} is not a list of strings`);
       return [];
     }
-    for (const item of parsed as string[]) {
+    for (const item of parsed) {
       const p = check(item);
       if (p) {
         problems.push(`${full(key)}: item ${show(item)} ${p}`);
       }
     }
-    return parsed as string[];
+    return parsed;
   }
 
   function secret(key: ConfigKey, required: boolean, check?: (v: string) => string | undefined): string | undefined {

@@ -136,8 +136,14 @@ export async function probeUntilHealthy(targets: readonly ProbeTarget[], opts: P
 export function realProbeIo(log?: (message: string) => void): ProbeIo {
   return {
     async fetch(url, timeoutMs) {
-      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
-      return { status: res.status, body: await res.text() };
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
+        return { status: res.status, body: await res.text() };
+      } catch (e) {
+        // Node's fetch says only "fetch failed"; the cause names the real problem.
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+        throw new Error(cause?.code ?? cause?.message ?? (e as Error).message, { cause: e });
+      }
     },
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     now: () => Date.now(),

@@ -34,7 +34,7 @@ export function parseReleaseFile(text: string, source: string, expect: ReleaseEx
   try {
     doc = YAML.parse(text);
   } catch (e) {
-    throw new Error(`${source}: not valid YAML: ${(e as Error).message}`);
+    throw new Error(`${source}: not valid YAML: ${(e as Error).message}`, { cause: e });
   }
   const data = (doc as { data?: Record<string, unknown> } | null)?.data;
   if (!data || typeof data !== "object") {
@@ -49,7 +49,7 @@ export function parseReleaseFile(text: string, source: string, expect: ReleaseEx
     try {
       ref = parseImageRef(value);
     } catch (e) {
-      throw new Error(`${source}: data.${key}: ${(e as Error).message}`);
+      throw new Error(`${source}: data.${key}: ${(e as Error).message}`, { cause: e });
     }
     if (ref.registry !== expect.registry || ref.repository !== repository) {
       throw new Error(

@@ -113,6 +113,7 @@ LOG_LINES=${Math.max(1, Math.floor(o.logLines ?? 30))}
 REL="$DIR/.release"
 START=$(date +%s)
 say() { echo "deploy: $*"; }
+warn() { echo "deploy: $*" >&2; }
 ${composeFunction(o)}
 export DOCKER_CONFIG="$DIR/.docker"
 mkdir -p "$DIR" "$REL" "$DOCKER_CONFIG"
@@ -144,13 +145,13 @@ wait_healthy() {
         restarts=$(docker inspect -f '{{.RestartCount}}' "$cid")
         health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$cid")
         case "$status" in
-          exited|dead) say "service $svc exited"; return 1 ;;
+          exited|dead) warn "service $svc exited"; return 1 ;;
         esac
-        if [ "$restarts" -gt 0 ]; then say "service $svc is restarting (crash loop, $restarts restarts)"; return 1; fi
-        if [ "$health" = unhealthy ]; then say "service $svc is unhealthy"; return 1; fi
+        if [ "$restarts" -gt 0 ]; then warn "service $svc is restarting (crash loop, $restarts restarts)"; return 1; fi
+        if [ "$health" = unhealthy ]; then warn "service $svc is unhealthy"; return 1; fi
         if [ "$status" = running ] && { [ "$health" = healthy ] || [ "$health" = none ] || [ -n "$HEALTH_URL" ]; }; then break; fi
       fi
-      if [ "$(date +%s)" -ge "$end" ]; then say "service $svc not healthy within \${DEADLINE}s"; return 1; fi
+      if [ "$(date +%s)" -ge "$end" ]; then warn "service $svc not healthy within \${DEADLINE}s"; return 1; fi
       sleep 1
     done
   done
@@ -158,9 +159,9 @@ wait_healthy() {
     until curl -fsS -o /dev/null --max-time 5 "$HEALTH_URL" 2>/dev/null; do
       for svc in $HEALTH_SERVICES; do
         cid=$(compose ps -q "$svc" 2>/dev/null || true)
-        if [ -n "$cid" ] && [ "$(docker inspect -f '{{.RestartCount}}' "$cid")" -gt 0 ]; then say "service $svc is restarting (crash loop)"; return 1; fi
+        if [ -n "$cid" ] && [ "$(docker inspect -f '{{.RestartCount}}' "$cid")" -gt 0 ]; then warn "service $svc is restarting (crash loop)"; return 1; fi
       done
-      if [ "$(date +%s)" -ge "$end" ]; then say "$HEALTH_URL did not answer 2xx within \${DEADLINE}s"; return 1; fi
+      if [ "$(date +%s)" -ge "$end" ]; then warn "$HEALTH_URL did not answer 2xx within \${DEADLINE}s"; return 1; fi
       sleep 1
     done
   fi

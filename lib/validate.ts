@@ -87,5 +87,6 @@ export function privateKeyProblem(value: string): string | undefined {
 
 /** Rejects characters that could break out of a shell word, a YAML scalar or a header. */
 export function plainTextProblem(value: string): string | undefined {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   return /[\0-\x1f\x7f`$\\"']/.test(value) ? "contains control characters, quotes, backticks, $ or backslashes" : undefined;
 }

@@ -48,7 +48,7 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
     try {
       text = fs.readFileSync(file, "utf8");
     } catch (e) {
-      throw new Error(`homelab:releaseFile: cannot read ${JSON.stringify(settings.releaseFile)}: ${(e as Error).message}`);
+      throw new Error(`homelab:releaseFile: cannot read ${JSON.stringify(settings.releaseFile)}: ${(e as Error).message}`, { cause: e });
     }
     const release = parseReleaseFile(
       text,

@@ -132,7 +132,7 @@ describe("config", () => {
     const raw: Record<string, string> = {};
     for (const [k, v] of Object.entries(prod.config)) {
       raw[k] = typeof v === "string" ? v : JSON.stringify(v);
-      assert.ok(typeof v !== "object" || v === null || !("secure" in (v as object)), `${k} must not hold a secret in this file`);
+      assert.ok(typeof v !== "object" || v === null || !("secure" in (v)), `${k} must not hold a secret in this file`);
     }
     const secrets = validConfig();
     for (const k of [...SECRET_KEYS, "homelab:vmHostKey"]) {

@@ -1,0 +1,99 @@
+import { after, before, describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import * as http from "http";
+import { AddressInfo } from "net";
+import { HealthGateError, ProbeIo, judge, probeUntilHealthy, realProbeIo } from "../../lib/probe";
+
+/** A clock and HTTP stub: each URL answers from its list of responses, the last one repeating. */
+function fakeIo(responses: Record<string, ({ status: number; body?: string } | Error)[]>): ProbeIo & { slept: number[]; t: number } {
+  const io = {
+    t: 0,
+    slept: [] as number[],
+    fetch(url: string) {
+      const list = responses[url];
+      const next = list.length > 1 ? list.shift()! : list[0];
+      io.t += 10;
+      return next instanceof Error ? Promise.reject(next) : Promise.resolve({ status: next.status, body: next.body ?? "" });
+    },
+    sleep(ms: number) {
+      io.slept.push(ms);
+      io.t += ms;
+      return Promise.resolve();
+    },
+    now: () => io.t,
+  };
+  return io;
+}
+
+describe("health probe", () => {
+  it("retries with backoff until healthy", async () => {
+    const io = fakeIo({ "http://a/": [new Error("connect ECONNREFUSED"), { status: 503 }, { status: 200 }] });
+    const r = await probeUntilHealthy([{ url: "http://a/" }], { intervalMs: 1000, backoff: 2, maxIntervalMs: 3000 }, io);
+    assert.equal(r.targets[0].attempts, 3);
+    assert.deepEqual(io.slept, [1000, 2000]);
+  });
+
+  it("fails after the deadline naming the URL, last outcome, attempts and time", async () => {
+    const io = fakeIo({ "http://b/api/health": [{ status: 500 }] });
+    await assert.rejects(
+      probeUntilHealthy([{ url: "http://b/api/health" }], { intervalMs: 1000, backoff: 1, deadlineMs: 5000 }, io),
+      (e: unknown) => {
+        assert.ok(e instanceof HealthGateError);
+        assert.equal(e.url, "http://b/api/health");
+        assert.equal(e.attempts, 5);
+        assert.match(e.message, /http:\/\/b\/api\/health did not become healthy after 5 attempt\(s\) in 4\.\ds; last result: status 500 \(expected 200\)/);
+        return true;
+      },
+    );
+  });
+
+  it("checks every target in order", async () => {
+    const io = fakeIo({ "http://vm/": [{ status: 200 }], "http://ingress/": [{ status: 404 }, { status: 200 }] });
+    const r = await probeUntilHealthy([{ url: "http://vm/" }, { url: "http://ingress/" }], { intervalMs: 10 }, io);
+    assert.deepEqual(r.targets.map((t) => [t.url, t.attempts]), [["http://vm/", 1], ["http://ingress/", 2]]);
+  });
+
+  it("matches a JSON field", () => {
+    const t = { url: "x", jsonField: { path: "build.version", equals: "main-abc1234-1707300000" } };
+    assert.equal(judge(t, 200, '{"build":{"version":"main-abc1234-1707300000"}}'), undefined);
+    assert.equal(judge(t, 200, '{"build":{"version":"old"}}'), 'status 200 but build.version is "old" (expected "main-abc1234-1707300000")');
+    assert.equal(judge(t, 200, "<html>"), "status 200 but the body is not JSON");
+    assert.equal(judge({ url: "x", expectStatus: 204 }, 200, ""), "status 200 (expected 204)");
+  });
+});
+
+describe("health probe over real HTTP", () => {
+  let server: http.Server;
+  let base: string;
+  let hits = 0;
+  before(async () => {
+    server = http.createServer((req, res) => {
+      hits++;
+      if (req.url === "/api/health" && hits >= 3) {
+        res.writeHead(200, { "content-type": "application/json" }).end('{"version":"v2"}');
+      } else {
+        res.writeHead(503).end("starting");
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  it("passes once the server answers 200 with the expected version", async () => {
+    const r = await probeUntilHealthy([{ url: `${base}/api/health`, jsonField: { path: "version", equals: "v2" } }], { intervalMs: 20, deadlineMs: 5000 }, realProbeIo());
+    assert.equal(r.targets[0].attempts, 3);
+    assert.equal(r.targets[0].status, 200);
+  });
+
+  it("reports a refused connection clearly", async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    await assert.rejects(
+      probeUntilHealthy([{ url: `http://127.0.0.1:${port}/` }], { intervalMs: 20, deadlineMs: 100 }, realProbeIo()),
+      new RegExp(`http://127.0.0.1:${port}/ did not become healthy .* last result: ECONNREFUSED$`),
+    );
+  });
+});

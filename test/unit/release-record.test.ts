@@ -1,0 +1,46 @@
+import { describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import { LEDGER_LIMIT, PromotedRelease, RecordOutputs, appendLedger, recordProvider } from "../../components/release-record";
+import { DIGEST_A, DIGEST_B, TAG_A, TAG_B } from "../support/fixtures";
+
+function pair(tag: string, digest: string, ms = 100): PromotedRelease {
+  return {
+    frontend: { image: `r/frontend:${tag}@${digest}`, tag, digest },
+    backend: { image: `r/backend:${tag}@${digest}`, tag, digest },
+    gates: { frontendMs: ms, backendMs: ms },
+  };
+}
+
+describe("release record", () => {
+  it("records the first promotion with no previous pair", async () => {
+    const r = await recordProvider.create({ release: pair(TAG_A, DIGEST_A) });
+    const outs = r.outs as RecordOutputs;
+    assert.equal(outs.previous, null);
+    assert.equal(outs.ledger.length, 1);
+    assert.equal(outs.ledger[0].backend, `${TAG_A}@${DIGEST_A}`);
+  });
+
+  it("moves current to previous on a new pair and appends to the ledger", async () => {
+    const first = (await recordProvider.create({ release: pair(TAG_A, DIGEST_A) })).outs as RecordOutputs;
+    const diff = await recordProvider.diff!("id", first, { release: pair(TAG_B, DIGEST_B) });
+    assert.equal(diff.changes, true);
+    const second = (await recordProvider.update!("id", first, { release: pair(TAG_B, DIGEST_B) })).outs as RecordOutputs;
+    assert.deepEqual(second.previous, first.release);
+    assert.equal(second.release.frontend.tag, TAG_B);
+    assert.deepEqual(second.ledger.map((e) => e.frontend), [`${TAG_A}@${DIGEST_A}`, `${TAG_B}@${DIGEST_B}`]);
+  });
+
+  it("ignores changed gate timings for the same pair", async () => {
+    const first = (await recordProvider.create({ release: pair(TAG_A, DIGEST_A, 100) })).outs as RecordOutputs;
+    assert.equal((await recordProvider.diff!("id", first, { release: pair(TAG_A, DIGEST_A, 999) })).changes, false);
+  });
+
+  it("keeps a bounded ledger", () => {
+    let ledger = appendLedger([], pair(TAG_A, DIGEST_A), "t0");
+    for (let i = 1; i <= LEDGER_LIMIT + 5; i++) {
+      ledger = appendLedger(ledger, pair(TAG_B, DIGEST_B), `t${i}`);
+    }
+    assert.equal(ledger.length, LEDGER_LIMIT);
+    assert.equal(ledger[ledger.length - 1].at, `t${LEDGER_LIMIT + 5}`);
+  });
+});
