@@ -5,6 +5,7 @@ import {
   hostKeyProblem,
   hostPortProblem,
   hostProblem,
+  isIpv4,
   k8sNameProblem,
   plainTextProblem,
   privateKeyProblem,
@@ -69,6 +70,8 @@ export const CONFIG_KEYS = {
   backendContainerName: { kind: "string", default: "backend", description: "Container name of the backend." },
   backendHealthPath: { kind: "string", default: "/api/health", description: "Health endpoint of the backend." },
   backendVersionField: { kind: "string", description: "JSON field of the health response that must equal the deployed backend tag." },
+  backendBindAddress: { kind: "string", default: "0.0.0.0", description: "Address on the VM the backend's port binds to." },
+  backendHealthcheck: { kind: "array", default: [], description: "Container health check command of the backend (compose 'test' form); a Node.js probe when empty." },
   backendEnv: { kind: "secret", description: "JSON object of the backend's environment, written to .env (mode 0600)." },
 
   fluxInstall: { kind: "boolean", default: true, description: "Install Flux's controllers and CRDs." },
@@ -121,6 +124,9 @@ export interface HomelabSettings {
     readonly containerName: string;
     readonly healthPath: string;
     readonly versionField?: string;
+    readonly bindAddress: string;
+    /** Empty: the compose renderer's default probe. */
+    readonly healthcheck: readonly string[];
   };
   readonly flux: {
     readonly install: boolean;
@@ -341,6 +347,8 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         port: int("backendPort", 1, 65535),
         containerName: str("backendContainerName", true, (v) => (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v) ? undefined : "is not a container name")) ?? "",
         healthPath: str("backendHealthPath", true, (v) => (/^\/[A-Za-z0-9._~/-]*$/.test(v) ? undefined : "is not a URL path")) ?? "",
+        bindAddress: str("backendBindAddress", true, (v) => (isIpv4(v) ? undefined : "is not an IPv4 address")) ?? "",
+        healthcheck: list("backendHealthcheck", (v) => (v.includes("\n") ? "contains a line break" : undefined)),
         versionField: str("backendVersionField", false, (v) => (/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(v) ? undefined : "is not a JSON field path like version or build.tag")),
       },
       flux: {

@@ -115,8 +115,11 @@ START=$(date +%s)
 say() { echo "deploy: $*"; }
 warn() { echo "deploy: $*" >&2; }
 ${composeFunction(o)}
+# Registry credentials stay in the deploy directory, not the user's own Docker config; the
+# user's CLI plugins (compose) are linked in so docker still finds them.
 export DOCKER_CONFIG="$DIR/.docker"
 mkdir -p "$DIR" "$REL" "$DOCKER_CONFIG"
+if [ -d "$HOME/.docker/cli-plugins" ] && [ ! -e "$DOCKER_CONFIG/cli-plugins" ]; then ln -s "$HOME/.docker/cli-plugins" "$DOCKER_CONFIG/cli-plugins"; fi
 rm -rf "$REL/next" && mkdir -p "$REL/next"
 REGISTRY_PASSWORD=''
 while IFS=' ' read -r kind name mode data; do

@@ -152,7 +152,17 @@ export function homelabStack(cfg: HomelabConfig): HomelabOutputs {
       deployDir: s.backend.deployDir,
       project,
       compose: backendImage.apply((image) =>
-        composeToYaml(renderBackendCompose({ project, image, containerName: s.backend.containerName, port: s.backend.port, healthPath: s.backend.healthPath })),
+        composeToYaml(
+          renderBackendCompose({
+            project,
+            image,
+            containerName: s.backend.containerName,
+            port: s.backend.port,
+            bindAddress: s.backend.bindAddress,
+            healthPath: s.backend.healthPath,
+            healthcheckTest: s.backend.healthcheck.length > 0 ? [...s.backend.healthcheck] : undefined,
+          }),
+        ),
       ),
       env: secrets.backendEnv,
       registry: { server: s.registry.host, username: s.registry.username, password: secrets.registryPassword },

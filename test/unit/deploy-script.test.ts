@@ -157,7 +157,7 @@ describe("deploy script", () => {
     const ok = spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir })], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state }, encoding: "utf8" });
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /host-check: ok: 2.40.3/);
-    const none = spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir })], { env: { PATH: "/nonexistent:/bin" }, encoding: "utf8" });
+    const none = spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir })], { env: { PATH: "/nonexistent" }, encoding: "utf8" });
     assert.equal(none.status, HOST_CHECK_EXIT.noDocker);
     assert.match(none.stderr, /docker is not installed/);
   });
