@@ -1,4 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
+import { RollbackEvent } from "../lib/rollback";
+
+export type { RollbackEvent };
 
 /** One image of a promoted release. */
 export interface ReleasedImage {
@@ -16,10 +19,14 @@ export interface PromotedRelease {
 
 export interface LedgerEntry {
   readonly at: string;
-  readonly result: "promoted";
+  readonly result: "promoted" | "rolled-back";
+  /** What runs after this entry: `tag@digest`. */
   readonly frontend: string;
   readonly backend: string;
-  readonly gates: PromotedRelease["gates"];
+  readonly gates?: PromotedRelease["gates"];
+  readonly failed?: RollbackEvent["failed"];
+  readonly reason?: string;
+  readonly stages?: RollbackEvent["stages"];
 }
 
 /** How many ledger entries the record keeps. */
@@ -27,44 +34,79 @@ export const LEDGER_LIMIT = 50;
 
 export interface RecordInputs {
   release: PromotedRelease;
+  rollback?: RollbackEvent;
 }
 
 export interface RecordOutputs extends RecordInputs {
   promotedAt: string;
   previous: PromotedRelease | null;
   ledger: LedgerEntry[];
+  lastEventId?: string;
 }
+
+const ref = (image: ReleasedImage): string => `${image.tag}@${image.digest}`;
 
 /** Appends a promotion to the ledger, keeping the newest LEDGER_LIMIT entries. */
 export function appendLedger(ledger: readonly LedgerEntry[], release: PromotedRelease, at: string): LedgerEntry[] {
+  const entry: LedgerEntry = { at, result: "promoted", frontend: ref(release.frontend), backend: ref(release.backend), gates: release.gates };
+  return [...ledger, entry].slice(-LEDGER_LIMIT);
+}
+
+/** Appends a rollback: the failed tags, why, and the pair running again. */
+export function appendRollback(ledger: readonly LedgerEntry[], release: PromotedRelease, event: RollbackEvent): LedgerEntry[] {
   const entry: LedgerEntry = {
-    at,
-    result: "promoted",
-    frontend: `${release.frontend.tag}@${release.frontend.digest}`,
-    backend: `${release.backend.tag}@${release.backend.digest}`,
-    gates: release.gates,
+    at: event.at,
+    result: "rolled-back",
+    frontend: ref(release.frontend),
+    backend: ref(release.backend),
+    failed: event.failed,
+    reason: event.reason,
+    stages: event.stages,
   };
   return [...ledger, entry].slice(-LEDGER_LIMIT);
 }
 
 function sameImages(a: PromotedRelease, b: PromotedRelease): boolean {
-  return a.frontend.digest === b.frontend.digest && a.backend.digest === b.backend.digest && a.frontend.tag === b.frontend.tag && a.backend.tag === b.backend.tag;
+  return ref(a.frontend) === ref(b.frontend) && ref(a.backend) === ref(b.backend);
+}
+
+function newEvent(olds: RecordOutputs, news: RecordInputs): RollbackEvent | undefined {
+  return news.rollback && news.rollback.id !== olds.lastEventId ? news.rollback : undefined;
 }
 
 /** Exported for tests: the provider's diff and update are the promotion semantics. */
 export const recordProvider: pulumi.dynamic.ResourceProvider = {
   create(inputs: RecordInputs) {
     const at = new Date().toISOString();
-    const outs: RecordOutputs = { ...inputs, promotedAt: at, previous: null, ledger: appendLedger([], inputs.release, at) };
+    const outs: RecordOutputs = {
+      ...inputs,
+      promotedAt: at,
+      previous: null,
+      ledger: appendLedger([], inputs.release, at),
+      lastEventId: inputs.rollback?.id,
+    };
     return Promise.resolve({ id: `release-${Date.now()}`, outs });
   },
-  // Gate timings change on every run; only a new image pair is a new promotion.
+  // Gate timings change on every run; only a new image pair or a new rollback is recorded.
   diff(_id: string, olds: RecordOutputs, news: RecordInputs) {
-    return Promise.resolve({ changes: !sameImages(olds.release, news.release) });
+    return Promise.resolve({ changes: !sameImages(olds.release, news.release) || newEvent(olds, news) !== undefined });
   },
   update(_id: string, olds: RecordOutputs, news: RecordInputs) {
-    const at = new Date().toISOString();
-    const outs: RecordOutputs = { ...news, promotedAt: at, previous: olds.release, ledger: appendLedger(olds.ledger ?? [], news.release, at) };
+    const event = newEvent(olds, news);
+    let outs: RecordOutputs;
+    if (sameImages(olds.release, news.release)) {
+      // A rollback to the pair already recorded: note it, keep promotion times.
+      outs = { ...olds, rollback: news.rollback, ledger: event ? appendRollback(olds.ledger ?? [], olds.release, event) : olds.ledger, lastEventId: event?.id ?? olds.lastEventId };
+    } else {
+      const at = new Date().toISOString();
+      let ledger = olds.ledger ?? [];
+      if (event) {
+        ledger = appendRollback(ledger, news.release, event);
+      } else {
+        ledger = appendLedger(ledger, news.release, at);
+      }
+      outs = { ...news, promotedAt: at, previous: olds.release, ledger, lastEventId: event?.id ?? olds.lastEventId };
+    }
     return Promise.resolve({ outs });
   },
 };
@@ -75,8 +117,8 @@ class RecordResource extends pulumi.dynamic.Resource {
   declare public readonly promotedAt: pulumi.Output<string>;
   declare public readonly ledger: pulumi.Output<LedgerEntry[]>;
 
-  constructor(name: string, release: pulumi.Input<PromotedRelease>, opts?: pulumi.CustomResourceOptions) {
-    super(recordProvider, name, { release, previous: undefined, promotedAt: undefined, ledger: undefined }, opts, "homelab", "ReleaseRecord");
+  constructor(name: string, release: pulumi.Input<PromotedRelease>, rollback: RollbackEvent | undefined, opts?: pulumi.CustomResourceOptions) {
+    super(recordProvider, name, { release, rollback, previous: undefined, promotedAt: undefined, ledger: undefined, lastEventId: undefined }, opts, "homelab", "ReleaseRecord");
   }
 }
 
@@ -86,6 +128,8 @@ export interface ReleaseRecordArgs {
   readonly frontend: Inputs<ReleasedImage>;
   readonly backend: Inputs<ReleasedImage>;
   readonly gates: Inputs<PromotedRelease["gates"]>;
+  /** Set while `npm run deploy` redeploys the last good pair after a failure. */
+  readonly rollback?: RollbackEvent;
 }
 
 /**
@@ -102,7 +146,7 @@ export class ReleaseRecord extends pulumi.ComponentResource {
   constructor(name: string, args: ReleaseRecordArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:release:ReleaseRecord", name, {}, opts);
     const release: pulumi.Output<PromotedRelease> = pulumi.output({ frontend: args.frontend, backend: args.backend, gates: args.gates });
-    const record = new RecordResource(`${name}-record`, release, { parent: this });
+    const record = new RecordResource(`${name}-record`, release, args.rollback, { parent: this });
     this.current = record.release;
     this.previous = record.previous;
     this.promotedAt = record.promotedAt;

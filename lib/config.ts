@@ -1,4 +1,5 @@
 import { DEFAULT_TAG_PATTERN, checkTag } from "./image-ref";
+import { RollbackEvent, parseRollbackEvent } from "./rollback";
 import {
   absolutePathProblem,
   durationProblem,
@@ -87,6 +88,8 @@ export const CONFIG_KEYS = {
   commitAuthorName: { kind: "string", default: "fluxcdbot", description: "Author of image automation commits." },
   commitAuthorEmail: { kind: "string", default: "fluxcdbot@users.noreply.github.com", description: "Email of image automation commits." },
 
+  rollbackEvent: { kind: "string", description: "Set by `npm run deploy` while it redeploys the last good pair; leave unset." },
+
   gateDeadlineSeconds: { kind: "integer", default: 300, description: "How long a health gate waits before the release fails." },
   gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes (backs off to 10s)." },
   gateTimeoutSeconds: { kind: "integer", default: 5, description: "Timeout of one health probe." },
@@ -141,6 +144,7 @@ export interface HomelabSettings {
     readonly author: { readonly name: string; readonly email: string };
   };
   readonly gates: { readonly deadlineSeconds: number; readonly intervalSeconds: number; readonly timeoutSeconds: number };
+  readonly rollback?: RollbackEvent;
 }
 
 export interface HomelabSecrets {
@@ -371,6 +375,18 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
           email: str("commitAuthorEmail", true, (v) => (/^[^\s@"'`$\\]+@[^\s@"'`$\\]+$/.test(v) ? undefined : "is not an email address")) ?? "",
         },
       },
+      rollback: (() => {
+        const text = str("rollbackEvent", false);
+        if (text === undefined) {
+          return undefined;
+        }
+        const event = parseRollbackEvent(text);
+        if (typeof event === "string") {
+          problems.push(`${full("rollbackEvent")}: ${show(text)} ${event}`);
+          return undefined;
+        }
+        return event;
+      })(),
       gates: {
         deadlineSeconds: int("gateDeadlineSeconds", 5, 3600),
         intervalSeconds: int("gateIntervalSeconds", 1, 60),

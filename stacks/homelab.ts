@@ -189,6 +189,7 @@ export function homelabStack(cfg: HomelabConfig): HomelabOutputs {
       frontend: { image: frontendImage, tag: release.frontend.tag, digest: frontendDigest },
       backend: { image: backendImage, tag: release.backend.tag, digest: backendDigest },
       gates: { frontendMs: frontendGate.elapsedMs, backendMs: backendGate.elapsedMs },
+      rollback: s.rollback,
     },
     { dependsOn: [backendGate] },
   );

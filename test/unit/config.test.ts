@@ -150,3 +150,12 @@ describe("config", () => {
     assert.equal(cfg.backend.containerName, "edwards-backend");
   });
 });
+
+describe("rollback event config", () => {
+  it("parses the event the deploy command sets and rejects a malformed one", () => {
+    const ev = { id: "rb-1", at: "t", reason: "r", failed: { frontend: "a", backend: "b" }, stages: { up: 1 } };
+    const cfg = parseConfig(validConfig({ "homelab:rollbackEvent": JSON.stringify(ev) }), isSecret);
+    assert.deepEqual(cfg.homelab!.settings.rollback, ev);
+    assert.throws(() => parseConfig(validConfig({ "homelab:rollbackEvent": '{"id":1}' }), isSecret), /homelab:rollbackEvent: "\{\\"id\\":1\}" is not a rollback record/);
+  });
+});

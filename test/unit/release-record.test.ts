@@ -44,3 +44,19 @@ describe("release record", () => {
     assert.equal(ledger[ledger.length - 1].at, `t${LEDGER_LIMIT + 5}`);
   });
 });
+
+describe("release record rollbacks", () => {
+  const event = { id: "rb-1", at: "2026-11-21T00:00:00Z", failed: { frontend: TAG_B, backend: TAG_B }, reason: "backend gate failed", stages: { preview: 3, up: 40 } };
+
+  it("records a rollback to the recorded pair once, keeping current and previous", async () => {
+    const first = (await recordProvider.create!({ release: pair(TAG_A, DIGEST_A) })).outs as RecordOutputs;
+    assert.equal((await recordProvider.diff!("id", first, { release: pair(TAG_A, DIGEST_A), rollback: event })).changes, true);
+    const rolled = (await recordProvider.update!("id", first, { release: pair(TAG_A, DIGEST_A), rollback: event })).outs as RecordOutputs;
+    assert.deepEqual(rolled.release, first.release);
+    assert.equal(rolled.promotedAt, first.promotedAt);
+    assert.deepEqual(rolled.ledger.map((e) => e.result), ["promoted", "rolled-back"]);
+    assert.deepEqual(rolled.ledger[1].failed, { frontend: TAG_B, backend: TAG_B });
+    assert.equal(rolled.ledger[1].backend, `${TAG_A}@${DIGEST_A}`);
+    assert.equal((await recordProvider.diff!("id", rolled, { release: pair(TAG_A, DIGEST_A), rollback: event })).changes, false, "the same event is not recorded twice");
+  });
+});
