@@ -1,0 +1,228 @@
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { ConcurrentUpdateError, EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import type { PromotedRelease } from "../components/release-record";
+import { CONFIG_KEYS } from "../lib/config";
+import { acquireDeployLock } from "../lib/deploy-lock";
+import { parseReleaseFile } from "../lib/release";
+import { RollbackEvent } from "../lib/rollback";
+import { cacheDir, toolchainEnv } from "../toolchain/env";
+
+/** Exit codes, so automation can tell the outcomes apart. */
+export const EXIT = {
+  promoted: 0,
+  unexpected: 1,
+  /** Refused before anything changed: bad input, missing image, unreachable VM, lock held. */
+  refused: 2,
+  rolledBack: 3,
+  rollbackFailed: 4,
+} as const;
+
+const REPO = path.resolve(__dirname, "..");
+
+interface Options {
+  stack: string;
+  workDir: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  let stack: string | undefined;
+  let workDir = REPO;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--stack" || a === "-s") {
+      stack = argv[++i];
+    } else if (a === "--cwd") {
+      workDir = path.resolve(argv[++i] ?? "");
+    } else if (a === "--help" || a === "-h") {
+      process.stdout.write("usage: npm run deploy -- --stack NAME [--cwd PROJECT_DIR]\n");
+      process.exit(0);
+    } else {
+      throw new Error(`unknown argument ${JSON.stringify(a)} (usage: npm run deploy -- --stack NAME)`);
+    }
+  }
+  if (!stack || !/^[A-Za-z0-9_.-]+$/.test(stack)) {
+    throw new Error(`--stack: ${JSON.stringify(stack ?? "")} is not a stack name (usage: npm run deploy -- --stack NAME)`);
+  }
+  return { stack, workDir };
+}
+
+const say = (line: string): void => void process.stderr.write(`deploy: ${line}\n`);
+const secondsSince = (t: number): number => Math.round((Date.now() - t) / 100) / 10;
+
+type Config = Record<string, { value: string; secret: boolean }>;
+
+/** The tags the next `up` deploys: the release file's, unless config pins them. */
+function targetTags(cfg: Config, workDir: string): { frontend: string; backend: string } {
+  const get = (k: keyof typeof CONFIG_KEYS): string => cfg[`homelab:${k}`]?.value ?? String((CONFIG_KEYS[k] as { default?: unknown }).default ?? "");
+  const file = path.resolve(workDir, get("releaseFile"));
+  const release = parseReleaseFile(
+    fs.readFileSync(file, "utf8"),
+    get("releaseFile"),
+    { registry: get("registry"), frontendRepository: get("frontendImage"), backendRepository: get("backendImage"), tagPattern: get("tagPattern") },
+    { frontendTag: cfg["homelab:frontendTag"]?.value, backendTag: cfg["homelab:backendTag"]?.value },
+  );
+  return { frontend: release.frontend.tag, backend: release.backend.tag };
+}
+
+function unpinnedTags(cfg: Config, workDir: string): { frontend: string; backend: string } {
+  const copy = { ...cfg };
+  delete copy["homelab:frontendTag"];
+  delete copy["homelab:backendTag"];
+  return targetTags(copy, workDir);
+}
+
+/** Whether the update changed anything before it failed. */
+function changedSomething(events: EngineEvent[]): boolean {
+  return events.some((e) => {
+    const op = e.resOutputsEvent?.metadata.op;
+    return op !== undefined && op !== "same" && op !== "read" && op !== "refresh";
+  });
+}
+
+function lastError(events: EngineEvent[], err: unknown): string {
+  const diags = events
+    .map((e) => e.diagnosticEvent)
+    .filter((d): d is NonNullable<typeof d> => d !== undefined && d.severity === "error" && !d.message.includes("update failed"))
+    .map((d) => `${d.urn ? d.urn.split("::").pop() + ": " : ""}${d.message.trim()}`);
+  return diags.length > 0 ? diags.join("\n") : (err as Error).message.split("\n").slice(-8).join("\n");
+}
+
+async function run(stack: Stack, kind: "preview" | "up"): Promise<{ ok: boolean; events: EngineEvent[]; error?: unknown; seconds: number }> {
+  const events: EngineEvent[] = [];
+  const started = Date.now();
+  const onOutput = (out: string): void => void process.stdout.write(out);
+  try {
+    if (kind === "preview") {
+      await stack.preview({ onEvent: (e) => events.push(e), onOutput, color: "never" });
+    } else {
+      await stack.up({ onEvent: (e) => events.push(e), onOutput, color: "never" });
+    }
+    return { ok: true, events, seconds: secondsSince(started) };
+  } catch (error) {
+    if (error instanceof ConcurrentUpdateError) {
+      throw error;
+    }
+    return { ok: false, events, error, seconds: secondsSince(started) };
+  }
+}
+
+function describeRunning(release: PromotedRelease | undefined): string {
+  return release ? `frontend ${release.frontend.tag}, backend ${release.backend.tag}` : "nothing promoted yet";
+}
+
+/**
+ * A guarded deploy: preview, `up`, and when a rollout or gate fails, `up` again with the last
+ * promoted pair pinned and the failed tags excluded from image automation.
+ */
+export async function deploy(opts: Options): Promise<number> {
+  const tc = toolchainEnv({ backendUrl: process.env.PULUMI_BACKEND_URL });
+  Object.assign(process.env, tc.vars);
+  const lock = acquireDeployLock(path.join(cacheDir(), "locks"), `${crypto.createHash("sha256").update(opts.workDir).digest("hex").slice(0, 8)}-${opts.stack}`);
+  try {
+    const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir }, { envVars: tc.vars });
+    const outputs = await stack.outputs();
+    const last = outputs.release?.value as PromotedRelease | undefined;
+    let cfg = (await stack.getAllConfig()) as Config;
+
+    // A rollback pins the last good pair until the release file moves past the failed tags.
+    const rollback = cfg["homelab:rollbackEvent"]?.value;
+    if (rollback && (cfg["homelab:frontendTag"] || cfg["homelab:backendTag"])) {
+      const failed = (JSON.parse(rollback) as RollbackEvent).failed;
+      const next = unpinnedTags(cfg, opts.workDir);
+      if (next.frontend !== failed.frontend || next.backend !== failed.backend) {
+        say(`the release file names a new release (frontend ${next.frontend}, backend ${next.backend}); releasing the rollback pin`);
+        await stack.removeAllConfig(["homelab:frontendTag", "homelab:backendTag", "homelab:rollbackEvent"]);
+        cfg = (await stack.getAllConfig()) as Config;
+      } else {
+        say(`rolled back: still pinned to ${describeRunning(last)} until the release file names a release other than frontend ${failed.frontend}, backend ${failed.backend}`);
+      }
+    }
+
+    const target = targetTags(cfg, opts.workDir);
+    say(`stack ${opts.stack}: deploying frontend ${target.frontend}, backend ${target.backend} (running: ${describeRunning(last)})`);
+
+    const preview = await run(stack, "preview");
+    if (!preview.ok) {
+      say(`REFUSED before any change: the preview failed:\n${lastError(preview.events, preview.error)}`);
+      return EXIT.refused;
+    }
+    say(`preview done in ${preview.seconds}s`);
+
+    const up = await run(stack, "up");
+    if (up.ok) {
+      const now = (await stack.outputs()).release?.value as PromotedRelease | undefined;
+      say(`PROMOTED in ${up.seconds}s: ${describeRunning(now)}`);
+      return EXIT.promoted;
+    }
+    const reason = lastError(up.events, up.error);
+    if (!changedSomething(up.events)) {
+      say(`REFUSED before any change (${up.seconds}s):\n${reason}\nStill running: ${describeRunning(last)}`);
+      return EXIT.refused;
+    }
+    if (!last) {
+      say(`FAILED and there is no promoted release to roll back to:\n${reason}`);
+      return EXIT.rollbackFailed;
+    }
+    say(`FAILED after ${up.seconds}s:\n${reason}`);
+    say(`rolling back both to the last promoted pair: ${describeRunning(last)}`);
+
+    const excluded = new Set<string>(JSON.parse(cfg["homelab:excludedTags"]?.value ?? "[]") as string[]);
+    for (const [tag, good] of [
+      [target.frontend, last.frontend.tag],
+      [target.backend, last.backend.tag],
+    ]) {
+      if (tag !== good) {
+        excluded.add(tag);
+      }
+    }
+    const event: RollbackEvent = {
+      id: crypto.randomUUID(),
+      at: new Date().toISOString(),
+      failed: target,
+      reason: reason.slice(0, 500),
+      stages: { preview: preview.seconds, up: up.seconds },
+    };
+    await stack.setAllConfig({
+      "homelab:frontendTag": { value: last.frontend.tag },
+      "homelab:backendTag": { value: last.backend.tag },
+      "homelab:excludedTags": { value: JSON.stringify([...excluded].sort()) },
+      "homelab:rollbackEvent": { value: JSON.stringify(event) },
+    });
+    const back = await run(stack, "up");
+    if (!back.ok) {
+      say(`ROLLBACK FAILED after ${back.seconds}s:\n${lastError(back.events, back.error)}\nCheck the frontend and the VM by hand; the stack still records ${describeRunning(last)} as the last good pair.`);
+      return EXIT.rollbackFailed;
+    }
+    say(`ROLLED BACK in ${back.seconds}s: running ${describeRunning(last)} again.`);
+    say(`image automation now skips ${[...excluded].join(", ")}; remove a tag from homelab:excludedTags once it is fixed.`);
+    return EXIT.rolledBack;
+  } catch (e) {
+    if (e instanceof ConcurrentUpdateError) {
+      say(`REFUSED: another update of stack ${opts.stack} is in progress; wait for it to finish`);
+      return EXIT.refused;
+    }
+    throw e;
+  } finally {
+    lock.release();
+  }
+}
+
+if (require.main === module) {
+  let opts: Options;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    say((e as Error).message);
+    process.exit(EXIT.refused);
+  }
+  deploy(opts).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      const msg = (e as Error).message;
+      say(msg.startsWith("another deploy") ? `REFUSED: ${msg}` : `unexpected error: ${msg}`);
+      process.exit(msg.startsWith("another deploy") ? EXIT.refused : EXIT.unexpected);
+    },
+  );
+}
