@@ -1,0 +1,205 @@
+// The sandbox's Docker engine: the machine's own if one answers on /var/run/docker.sock,
+// else a dockerd of its own with every path (data, exec root, pidfile, socket) under a directory.
+
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as path from "path";
+import { readState, recordAlive, startProcess, stopProcess, updateState, waitFor } from "./processes";
+
+export const SYSTEM_DOCKER_SOCKET = "/var/run/docker.sock";
+
+export interface DockerEngine {
+  /** DOCKER_HOST value, `unix://…`. */
+  readonly host: string;
+  /** Path of the engine's socket. */
+  readonly socket: string;
+  /** Group owning the socket; a user in it may use the engine. */
+  readonly group: string;
+  /** PID of the dockerd this sandbox started; undefined when the machine's engine is used. */
+  readonly startedPid?: number;
+  /** Environment for the docker CLI: `base` plus DOCKER_HOST. */
+  env(base?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
+  /**
+   * Stops the dockerd this sandbox started (after removing its containers and networks) and
+   * removes its exec root, socket and, unless `keepData`, its data root. A no-op for the
+   * machine's engine.
+   */
+  stop(opts?: { keepData?: boolean }): Promise<void>;
+}
+
+export interface DockerEngineOptions {
+  /** Group given the socket of a dockerd started here (created if missing). @default "docker" */
+  readonly group?: string;
+  /** Start an own dockerd even when the machine's engine answers. @default false */
+  readonly forceOwn?: boolean;
+  /**
+   * `default`: Docker's default networking (docker0 bridge, iptables rules), which works here.
+   * `isolated`: `--bridge=none --iptables=false` for hosts where that is not possible; user-defined
+   * networks and ports published on 127.0.0.1 then go through docker-proxy.
+   * @default "default"
+   */
+  readonly network?: "default" | "isolated";
+  /** @default 60000 */
+  readonly timeoutMs?: number;
+}
+
+/** Whether a Docker engine answers `GET /_ping` on a unix socket. */
+export function pingDocker(socket: string, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!fs.existsSync(socket)) {
+      resolve(false);
+      return;
+    }
+    const req = http.request({ socketPath: socket, path: "/_ping", method: "GET", timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+    req.end();
+  });
+}
+
+function groupOfFile(file: string): string {
+  const gid = fs.statSync(file).gid;
+  const r = spawnSync("getent", ["group", String(gid)], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.split(":")[0] : String(gid);
+}
+
+function ensureGroup(group: string): void {
+  if (spawnSync("getent", ["group", group]).status === 0) {
+    return;
+  }
+  const r = spawnSync("groupadd", ["--system", group], { encoding: "utf8" });
+  if (r.status !== 0) {
+    throw new Error(`docker-engine: groupadd ${group} failed: ${r.stderr.trim()}`);
+  }
+}
+
+function linkExists(name: string): boolean {
+  return fs.existsSync(`/sys/class/net/${name}`);
+}
+
+function makeEngine(socket: string, group: string, stop: DockerEngine["stop"], startedPid?: number): DockerEngine {
+  const host = `unix://${socket}`;
+  return {
+    host,
+    socket,
+    group,
+    startedPid,
+    env: (base = process.env) => ({ ...base, DOCKER_HOST: host }),
+    stop,
+  };
+}
+
+/** Unmounts whatever is still mounted below `dir` (deepest first); only mounts dockerd made there. */
+function unmountBelow(dir: string): void {
+  const prefix = path.resolve(dir) + "/";
+  const mounts = fs
+    .readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
+    .filter((m): m is string => !!m && m.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    spawnSync("umount", ["-l", m]);
+  }
+}
+
+/**
+ * A Docker engine for the sandbox. Reuses the machine's engine on /var/run/docker.sock when it
+ * answers (and never stops it); else reuses a dockerd a previous call started in `dir`; else
+ * starts `dockerd` with `--data-root`, `--exec-root`, `--pidfile` and socket under `dir`.
+ */
+export async function ensureDockerEngine(dir: string, opts: DockerEngineOptions = {}): Promise<DockerEngine> {
+  dir = path.resolve(dir);
+  if (!opts.forceOwn && (await pingDocker(SYSTEM_DOCKER_SOCKET))) {
+    return makeEngine(SYSTEM_DOCKER_SOCKET, groupOfFile(SYSTEM_DOCKER_SOCKET), () => Promise.resolve());
+  }
+  const group = opts.group ?? "docker";
+  const socket = path.join(dir, "docker.sock");
+  const dataRoot = path.join(dir, "docker-data");
+  const execRoot = path.join(dir, "docker-exec");
+  if (Buffer.byteLength(socket) > 100) {
+    throw new Error(`docker-engine: socket path ${socket} is too long for a unix socket; use a shorter directory`);
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  // The deploy user reaches the socket through this directory.
+  fs.chmodSync(dir, 0o755);
+
+  const stop = async (o: { keepData?: boolean } = {}): Promise<void> => {
+    const rec = readState(dir).processes.dockerd;
+    if (recordAlive(rec) && (await pingDocker(socket))) {
+      // Containers and networks first: dockerd leaves user-defined bridges behind otherwise.
+      const env = { ...process.env, DOCKER_HOST: `unix://${socket}` };
+      const ids = spawnSync("docker", ["ps", "-aq"], { env, encoding: "utf8" }).stdout.split(/\s+/).filter(Boolean);
+      if (ids.length) {
+        spawnSync("docker", ["rm", "-f", "-v", ...ids], { env, encoding: "utf8", timeout: 60_000 });
+      }
+      spawnSync("docker", ["network", "prune", "-f"], { env, encoding: "utf8", timeout: 60_000 });
+    }
+    // dockerd exits only after its containers are stopped and containerd is down.
+    await stopProcess(dir, "dockerd", 30_000);
+    const res = readState(dir).resources["docker-engine"] as { createdDocker0?: boolean } | undefined;
+    if (res?.createdDocker0 && linkExists("docker0")) {
+      spawnSync("ip", ["link", "delete", "docker0"]);
+    }
+    unmountBelow(execRoot);
+    unmountBelow(dataRoot);
+    fs.rmSync(execRoot, { recursive: true, force: true });
+    fs.rmSync(socket, { force: true });
+    fs.rmSync(path.join(dir, "dockerd.pid"), { force: true });
+    if (!o.keepData) {
+      fs.rmSync(dataRoot, { recursive: true, force: true });
+    }
+    updateState(dir, (s) => {
+      delete s.resources["docker-engine"];
+    });
+  };
+
+  const existing = readState(dir).processes.dockerd;
+  if (recordAlive(existing) && (await pingDocker(socket))) {
+    return makeEngine(socket, groupOfFile(socket), stop, existing.pid);
+  }
+  if (recordAlive(existing)) {
+    // Alive but not answering: give it a moment, it may still be starting.
+    try {
+      await waitFor(() => pingDocker(socket), { what: "dockerd", timeoutMs: 20_000, pid: existing.pid, logFile: existing.logFile });
+      return makeEngine(socket, groupOfFile(socket), stop, existing.pid);
+    } catch {
+      await stopProcess(dir, "dockerd");
+    }
+  }
+
+  ensureGroup(group);
+  const network = opts.network ?? "default";
+  const createdDocker0 = network === "default" && !linkExists("docker0");
+  fs.rmSync(socket, { force: true });
+  fs.rmSync(path.join(dir, "dockerd.pid"), { force: true });
+  const args = [
+    `--data-root=${dataRoot}`,
+    `--exec-root=${execRoot}`,
+    `--pidfile=${path.join(dir, "dockerd.pid")}`,
+    `--host=unix://${socket}`,
+    `--group=${group}`,
+    "--storage-driver=overlay2",
+    ...(network === "isolated" ? ["--bridge=none", "--iptables=false", "--ip6tables=false"] : []),
+  ];
+  const rec = startProcess(dir, { name: "dockerd", command: "dockerd", args, pidFile: path.join(dir, "dockerd.sandbox.pid") });
+  updateState(dir, (s) => {
+    s.resources["docker-engine"] = { socket, dataRoot, execRoot, network, createdDocker0 };
+  });
+  try {
+    await waitFor(() => pingDocker(socket), {
+      what: `dockerd (socket ${socket})`,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      pid: rec.pid,
+      logFile: rec.logFile,
+    });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return makeEngine(socket, group, stop, rec.pid);
+}
