@@ -1,7 +1,7 @@
-import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { BundleFile, renderBundle, renderDeployScript, renderDownScript } from "../lib/remote-deploy";
 import { renderEnvFile } from "../lib/compose";
+import { RemoteScript } from "../providers/remote-script";
 import { SshTarget, connectionArgs } from "./ssh-target";
 
 export interface ComposeHostArgs {
@@ -68,20 +68,15 @@ export class ComposeHost extends pulumi.ComponentResource {
         return renderBundle(entries, { registryPassword: password });
       });
 
-    const deploy = new command.remote.Command(
+    const deploy = new RemoteScript(
       `${name}-deploy`,
       {
-        connection: connectionArgs({ ...args.connection, dialErrorLimit: args.connection.dialErrorLimit ?? 5 }),
+        connection: connectionArgs({ ...args.connection, attempts: args.connection.attempts ?? 5 }),
         create: script,
         delete: renderDownScript({ deployDir: args.deployDir, project: args.project }),
         stdin: pulumi.secret(bundle),
-        addPreviousOutputInEnv: false,
       },
-      {
-        parent: this,
-        additionalSecretOutputs: ["stdin"],
-        customTimeouts: { create: `${deadlineSeconds * 2 + 300}s`, update: `${deadlineSeconds * 2 + 300}s` },
-      },
+      { parent: this },
     );
     this.report = deploy.stdout;
     this.registerOutputs({ report: this.report });

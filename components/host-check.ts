@@ -1,6 +1,6 @@
-import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { renderHostCheckScript } from "../lib/remote-deploy";
+import { RemoteScript } from "../providers/remote-script";
 import { SshTarget, connectionArgs } from "./ssh-target";
 
 export interface HostCheckArgs {
@@ -22,7 +22,7 @@ export class HostCheck extends pulumi.ComponentResource {
 
   constructor(name: string, args: HostCheckArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:host:HostCheck", name, {}, opts);
-    const check = new command.remote.Command(
+    const check = new RemoteScript(
       `${name}-check`,
       {
         connection: connectionArgs(args.connection),

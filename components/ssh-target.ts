@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type * as command from "@pulumi/command";
+import type { RemoteScriptArgs } from "../providers/remote-script";
 
 /** How the program reaches a host over SSH. */
 export interface SshTarget {
@@ -11,19 +11,18 @@ export interface SshTarget {
   readonly privateKey: pulumi.Input<string>;
   /** The host's public key; every connection is refused unless the server presents it. */
   readonly hostKey?: pulumi.Input<string>;
-  /** How many failed dials before giving up. @default 3 */
-  readonly dialErrorLimit?: number;
+  /** Connection attempts while the host is unreachable. @default 3 */
+  readonly attempts?: number;
 }
 
-/** The connection arguments of remote.Command, with the private key always wrapped as a secret. */
-export function connectionArgs(target: SshTarget): command.types.input.remote.ConnectionArgs {
+/** The connection of a RemoteScript, with the private key always wrapped as a secret. */
+export function connectionArgs(target: SshTarget): RemoteScriptArgs["connection"] {
   return {
     host: target.host,
     port: target.port ?? 22,
     user: target.user,
     privateKey: pulumi.secret(target.privateKey),
     hostKey: target.hostKey,
-    dialErrorLimit: target.dialErrorLimit ?? 3,
-    perDialTimeout: 10,
+    attempts: target.attempts ?? 3,
   };
 }

@@ -41,7 +41,7 @@ export function acquireDeployLock(dir: string, stack: string): DeployLock {
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
-        throw e;
+        throw new Error(`could not create the deploy lock ${file}: ${(e as Error).message}`, { cause: e });
       }
       let holder: { pid?: number; since?: string } = {};
       try {
@@ -50,7 +50,7 @@ export function acquireDeployLock(dir: string, stack: string): DeployLock {
         // unreadable: treat as stale
       }
       if (holder.pid !== undefined && alive(holder.pid)) {
-        throw new Error(`another deploy of stack ${stack} is running (pid ${holder.pid}, since ${holder.since ?? "?"}); wait for it to finish`);
+        throw new Error(`another deploy of stack ${stack} is running (pid ${holder.pid}, since ${holder.since ?? "?"}); wait for it to finish`, { cause: e });
       }
       fs.rmSync(file, { force: true });
     }

@@ -268,7 +268,7 @@ export const noPlainSecrets: ResourceValidationPolicy = {
 
 // ---- remote host keys -------------------------------------------------------
 
-export const REMOTE_TYPES: readonly string[] = ["command:remote:Command", "command:remote:CopyToRemote", "command:remote:CopyFile"];
+export const REMOTE_TYPES: readonly string[] = ["pulumi-nodejs:dynamic/homelab:RemoteScript", "command:remote:Command", "command:remote:CopyToRemote", "command:remote:CopyFile"];
 
 /**
  * Fails closed: a hostKey that is absent is a violation even during preview. A hostKey that is an

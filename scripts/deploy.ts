@@ -55,7 +55,10 @@ type Config = Record<string, { value: string; secret: boolean }>;
 
 /** The tags the next `up` deploys: the release file's, unless config pins them. */
 function targetTags(cfg: Config, workDir: string): { frontend: string; backend: string } {
-  const get = (k: keyof typeof CONFIG_KEYS): string => cfg[`homelab:${k}`]?.value ?? String((CONFIG_KEYS[k] as { default?: unknown }).default ?? "");
+  const get = (k: keyof typeof CONFIG_KEYS): string => {
+    const fallback = (CONFIG_KEYS[k] as { default?: unknown }).default;
+    return cfg[`homelab:${k}`]?.value ?? (typeof fallback === "string" ? fallback : "");
+  };
   const file = path.resolve(workDir, get("releaseFile"));
   const release = parseReleaseFile(
     fs.readFileSync(file, "utf8"),

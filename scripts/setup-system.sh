@@ -3,7 +3,7 @@
 # (Harbor's stand-in), htpasswd for its auth, an SSH server and a Docker engine. Idempotent.
 set -euo pipefail
 
-packages=(docker-registry apache2-utils openssh-server openssh-client docker.io curl git busybox-static)
+packages=(docker-registry apache2-utils openssh-server openssh-client docker.io curl git shellcheck busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

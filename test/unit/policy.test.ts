@@ -283,7 +283,7 @@ describe("policy: the stack program complies", () => {
     assert.deepEqual(found, []);
     // The rules had something to look at.
     assert.equal(rec.ofType("kubernetes:apps/v1:Deployment").length, 1);
-    assert.equal(rec.ofType("command:remote:Command").length, 2);
+    assert.equal(rec.ofType("pulumi-nodejs:dynamic/homelab:RemoteScript").length, 2);
     assert.equal(rec.ofType("kubernetes:networking.k8s.io/v1:Ingress").length, 2);
   });
 

@@ -49,7 +49,7 @@ describe("release record rollbacks", () => {
   const event = { id: "rb-1", at: "2026-11-21T00:00:00Z", failed: { frontend: TAG_B, backend: TAG_B }, reason: "backend gate failed", stages: { preview: 3, up: 40 } };
 
   it("records a rollback to the recorded pair once, keeping current and previous", async () => {
-    const first = (await recordProvider.create!({ release: pair(TAG_A, DIGEST_A) })).outs as RecordOutputs;
+    const first = (await recordProvider.create({ release: pair(TAG_A, DIGEST_A) })).outs as RecordOutputs;
     assert.equal((await recordProvider.diff!("id", first, { release: pair(TAG_A, DIGEST_A), rollback: event })).changes, true);
     const rolled = (await recordProvider.update!("id", first, { release: pair(TAG_A, DIGEST_A), rollback: event })).outs as RecordOutputs;
     assert.deepEqual(rolled.release, first.release);

@@ -156,7 +156,7 @@ describe("homelab stack", () => {
 
   it("runs the backend deploy over SSH with the pinned host key and everything secret on stdin", () => {
     const cmd = rec.byName("backend-deploy");
-    assert.equal(cmd.type, "command:remote:Command");
+    assert.equal(cmd.type, "pulumi-nodejs:dynamic/homelab:RemoteScript");
     const conn = cmd.inputs.connection as any;
     assert.equal(conn.host, "127.0.0.1");
     assert.equal(conn.port, 2222);

@@ -1,0 +1,79 @@
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { promisify } from "util";
+import { toolchainEnv } from "../toolchain/env";
+import { freePort, waitFor } from "./processes";
+import { kubeClient } from "./kube";
+
+const run = promisify(execFile);
+
+export interface SandboxCluster {
+  readonly name: string;
+  readonly kubeconfig: string;
+  readonly server: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager and
+ * kube-scheduler, with kwok simulating nodes and pods, all run as local binaries by kwokctl (which
+ * records and stops its processes by PID). Idempotent: an existing cluster of the same name in
+ * `dir` is reused.
+ */
+export async function startCluster(dir: string, opts: { name?: string; nodes?: number; log?: (l: string) => void } = {}): Promise<SandboxCluster> {
+  const name = opts.name ?? "homelab";
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const bin = toolchainEnv().sandboxBinDir;
+  const kwokctl = path.join(bin, "kwokctl");
+  for (const b of ["kwokctl", "kwok", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]) {
+    if (!fs.existsSync(path.join(bin, b))) {
+      throw new Error(`cluster: ${path.join(bin, b)} is missing; run: npm run toolchain -- --only sandbox`);
+    }
+  }
+  const workdir = path.join(dir, "kwok");
+  const kubeconfig = path.join(dir, "kubeconfig.yaml");
+  const env = { ...process.env, KWOK_WORKDIR: workdir, PATH: `${bin}:${process.env.PATH ?? ""}` };
+  const kwok = (...args: string[]): Promise<{ stdout: string }> => run(kwokctl, ["--name", name, ...args], { env, maxBuffer: 16 << 20 });
+
+  const existing = (await run(kwokctl, ["get", "clusters"], { env })).stdout.split("\n").map((l) => l.trim());
+  if (!existing.includes(name)) {
+    const port = await freePort();
+    log(`cluster: starting etcd, kube-apiserver (127.0.0.1:${port}), controller-manager, scheduler and kwok`);
+    await kwok(
+      "create", "cluster",
+      "--runtime", "binary",
+      "--kube-apiserver-port", String(port),
+      "--kube-apiserver-binary", path.join(bin, "kube-apiserver"),
+      "--kube-controller-manager-binary", path.join(bin, "kube-controller-manager"),
+      "--kube-scheduler-binary", path.join(bin, "kube-scheduler"),
+      "--kwok-controller-binary", path.join(bin, "kwok"),
+      "--etcd-binary", path.join(bin, "etcd"),
+      "--kubeconfig", kubeconfig,
+      "--wait", "2m",
+    );
+    await kwok("scale", "node", "--replicas", String(opts.nodes ?? 2));
+  } else {
+    await kwok("start", "cluster").catch(() => undefined);
+  }
+  if (!fs.existsSync(kubeconfig)) {
+    fs.copyFileSync(path.join(workdir, "clusters", name, "kubeconfig.yaml"), kubeconfig);
+  }
+  const client = kubeClient(kubeconfig);
+  await waitFor(
+    async () => {
+      const nodes = await client.get<{ items: unknown[] }>("/api/v1/nodes").catch(() => undefined);
+      return (nodes?.items.length ?? 0) > 0;
+    },
+    { what: `kwok nodes in cluster ${name}`, timeoutMs: 120_000 },
+  );
+  const server = (/server: (\S+)/.exec(fs.readFileSync(kubeconfig, "utf8")) ?? [])[1] ?? "";
+  return {
+    name,
+    kubeconfig,
+    server,
+    async stop() {
+      await kwok("delete", "cluster").catch((e: unknown) => log(`cluster: delete failed: ${(e as Error).message}`));
+    },
+  };
+}

@@ -1,0 +1,151 @@
+import { after, before, describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as http from "http";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { ConfigMap, EngineEvent } from "@pulumi/pulumi/automation";
+import { ensureFluxManifests } from "../../sandbox/flux-manifests";
+import { HOST_KEY, TAG_A, TAG_B, fakePrivateKey } from "../support/fixtures";
+import { LocalStack, createLocalStack } from "../support/local-stack";
+import { RunningRegistry, freePort, startRegistry } from "../support/registry";
+
+/*
+ * `pulumi preview` of the real program with the real engine and providers, against loopback
+ * targets: a real registry holding the release's images, an SSH port and a health URL that
+ * count every connection (a preview must make none), and an unreachable API server.
+ */
+let work: string;
+let registry: RunningRegistry;
+let local: LocalStack;
+let httpHits = 0;
+let sshConnections = 0;
+let httpServer: http.Server;
+let sshServer: net.Server;
+const events: EngineEvent[] = [];
+let digests: { frontend: string; backend: string };
+let summary: Record<string, number> | undefined;
+let stdout = "";
+
+before(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-preview-"));
+  registry = await startRegistry(path.join(work, "registry"));
+  digests = { frontend: await registry.push("frontend", TAG_A), backend: await registry.push("backend", TAG_B) };
+  httpServer = http.createServer((_req, res) => {
+    httpHits++;
+    res.end("ok");
+  });
+  await new Promise<void>((r) => httpServer.listen(0, "127.0.0.1", r));
+  sshServer = net.createServer((s) => {
+    sshConnections++;
+    s.destroy();
+  });
+  await new Promise<void>((r) => sshServer.listen(0, "127.0.0.1", r));
+  const releaseFile = path.join(work, "release.yaml");
+  fs.writeFileSync(
+    releaseFile,
+    `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: website-release, namespace: flux-system}\ndata:\n` +
+      `  frontend: ${registry.host}/frontend:${TAG_A} # {"$imagepolicy": "flux-system:frontend"}\n` +
+      `  backend: ${registry.host}/backend:${TAG_B} # {"$imagepolicy": "flux-system:backend"}\n`,
+  );
+  const deadApi = await freePort();
+  const kubeconfig = [
+    "apiVersion: v1",
+    "kind: Config",
+    `clusters: [{name: sandbox, cluster: {server: "https://127.0.0.1:${deadApi}", insecure-skip-tls-verify: true}}]`,
+    "users: [{name: sandbox, user: {token: kube-token-789}}]",
+    "contexts: [{name: sandbox, context: {cluster: sandbox, user: sandbox}}]",
+    "current-context: sandbox",
+  ].join("\n");
+  const publicUrl = `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`;
+  const config: ConfigMap = {
+    "homelab:registry": { value: registry.host },
+    "homelab:registryUsername": { value: registry.username },
+    "homelab:registryPassword": { value: registry.password, secret: true },
+    "homelab:kubeconfig": { value: kubeconfig, secret: true },
+    "homelab:kubeContext": { value: "sandbox" },
+    "homelab:publicUrl": { value: publicUrl },
+    "homelab:vmHost": { value: "127.0.0.1" },
+    "homelab:vmPort": { value: String((sshServer.address() as net.AddressInfo).port) },
+    "homelab:vmUser": { value: "deploy" },
+    "homelab:vmHostKey": { value: HOST_KEY },
+    "homelab:vmPrivateKey": { value: fakePrivateKey(), secret: true },
+    "homelab:gitUrl": { value: "ssh://git@127.0.0.1:1/website.git" },
+    "homelab:gitKnownHosts": { value: `127.0.0.1 ${HOST_KEY}` },
+    "homelab:gitDeployKey": { value: fakePrivateKey(), secret: true },
+    "homelab:backendEnv": { value: JSON.stringify({ API_SECRET: "backend-secret-321" }), secret: true },
+    "homelab:releaseFile": { value: releaseFile },
+    "homelab:fluxManifests": { value: ensureFluxManifests() },
+  };
+  local = await createLocalStack(config, "preview");
+  const result = await local.stack.preview({ onEvent: (e) => events.push(e), color: "never", diff: true });
+  summary = result.changeSummary;
+  stdout = result.stdout;
+});
+
+after(async () => {
+  await local?.cleanup();
+  await registry?.stop();
+  httpServer?.close();
+  sshServer?.close();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+function planned(): Map<string, { op: string; type: string }> {
+  const steps = new Map<string, { op: string; type: string }>();
+  for (const e of events) {
+    const m = e.resourcePreEvent?.metadata;
+    if (m) {
+      steps.set(m.urn.split("::").pop()!, { op: m.op, type: m.type });
+    }
+  }
+  return steps;
+}
+
+describe("pulumi preview of the local stack (real engine)", () => {
+  it("plans to create every stage of the release", () => {
+    const steps = planned();
+    const expected: [string, string][] = [
+      ["k3s", "pulumi:providers:kubernetes"],
+      ["registry", "pulumi:providers:docker"],
+      ["flux-install", "kubernetes:yaml/v2:ConfigGroup"],
+      ["flux-source", "kubernetes:source.toolkit.fluxcd.io/v1:GitRepository"],
+      ["flux-sync", "kubernetes:kustomize.toolkit.fluxcd.io/v1:Kustomization"],
+      ["image-automation-frontend-repository", "kubernetes:image.toolkit.fluxcd.io/v1:ImageRepository"],
+      ["image-automation-backend-policy", "kubernetes:image.toolkit.fluxcd.io/v1:ImagePolicy"],
+      ["image-automation-update", "kubernetes:image.toolkit.fluxcd.io/v1:ImageUpdateAutomation"],
+      ["backend-vm-check", "command:remote:Command"],
+      ["frontend-deployment", "kubernetes:apps/v1:Deployment"],
+      ["frontend-ingress-api", "kubernetes:networking.k8s.io/v1:Ingress"],
+      ["frontend-backend-endpoints", "kubernetes:discovery.k8s.io/v1:EndpointSlice"],
+      ["frontend-gate-probe", "pulumi-nodejs:dynamic/homelab:HealthGate"],
+      ["backend-deploy", "command:remote:Command"],
+      ["backend-gate-probe", "pulumi-nodejs:dynamic/homelab:HealthGate"],
+      ["release-record", "pulumi-nodejs:dynamic/homelab:ReleaseRecord"],
+    ];
+    for (const [name, type] of expected) {
+      const step = steps.get(name);
+      assert.ok(step, `preview plans ${name}; planned: ${[...steps.keys()].join(", ")}`);
+      assert.equal(step.type, type, name);
+      assert.equal(step.op, "create", name);
+    }
+    assert.ok((summary?.create ?? 0) >= expected.length, JSON.stringify(summary));
+  });
+
+  it("resolved the release's tags to their digests in the registry", () => {
+    assert.match(stdout, new RegExp(`${registry.host}/frontend:${TAG_A}@${digests.frontend}`));
+  });
+
+  it("contacts neither the VM nor the health URLs during preview", () => {
+    assert.equal(sshConnections, 0);
+    assert.equal(httpHits, 0);
+  });
+
+  it("shows no secret in the plan or the engine events", () => {
+    const text = stdout + JSON.stringify(events);
+    for (const secret of [registry.password, "kube-token-789", "backend-secret-321", "PRIVATE KEY"]) {
+      assert.ok(!text.includes(secret), `preview output leaks ${secret.slice(0, 4)}…`);
+    }
+  });
+});
