@@ -252,8 +252,8 @@ async function buildEngine(ctx: Ctx): Promise<void> {
 
 // ---- providers -------------------------------------------------------------
 
-function providerBin(ctx: Ctx, p: ProviderSpec, requested: string): string {
-  return path.join(ctx.paths.cache, "bin", "providers", `${p.name}-v${requested}-src-${p.moduleVersion ?? "none"}`,
+function providerBin(ctx: Ctx, p: ProviderSpec): string {
+  return path.join(ctx.paths.cache, "bin", "providers", `${p.name}-${p.moduleVersion ?? "none"}`,
     `pulumi-resource-${p.name}`);
 }
 
@@ -264,9 +264,13 @@ async function buildProvider(ctx: Ctx, p: ProviderSpec, requested: string): Prom
   if (!wrapper || !moduleVersion) {
     throw new Error(`provider ${p.name} has no wrapper module`);
   }
-  const out = providerBin(ctx, p, requested);
-  const name = `provider ${p.name} (plugin v${requested}, source ${p.module}@${moduleVersion} = release v${release})`;
-  const key = sha256([p.name, requested, moduleVersion, hashFiles(wrapperInputs(wrapper))]);
+  const out = providerBin(ctx, p);
+  const name = `provider ${p.name} v${release} (${p.module}@${moduleVersion})`;
+  if (release !== requested) {
+    ctx.log(`! provider ${p.name}: the SDK requests v${requested} but the newest source the module proxy serves is ` +
+      `v${release}; it is installed as v${requested} and the engine will warn about the version mismatch`);
+  }
+  const key = sha256([p.name, release, moduleVersion, hashFiles(wrapperInputs(wrapper))]);
   const stampId = `provider-${p.name}`;
   await step(ctx, name, ctx.stamps.ok(stampId, key, [out]), async () => {
     const module = `${p.module}@${moduleVersion}`;
@@ -308,7 +312,7 @@ async function buildProvider(ctx: Ctx, p: ProviderSpec, requested: string): Prom
       cwd: src,
     });
     installDir(tmp, path.dirname(out));
-    ctx.stamps.write(stampId, key, { module, requested, release });
+    ctx.stamps.write(stampId, key, { module, release });
   });
   return out;
 }
@@ -324,6 +328,16 @@ async function installPlugin(ctx: Ctx, p: ProviderSpec, requested: string, binar
   const stampId = `plugin-${p.name}`;
   const fresh = ctx.stamps.ok(stampId, key, [path.join(dir, `pulumi-resource-${p.name}`)]) &&
     !fs.existsSync(`${dir}.partial`);
+  // The toolchain PULUMI_HOME is ours: drop other versions of this plugin so
+  // `pulumi plugin ls` shows exactly what the SDKs request.
+  const pluginsDir = path.dirname(dir);
+  if (fs.existsSync(pluginsDir)) {
+    for (const e of fs.readdirSync(pluginsDir)) {
+      if (e.startsWith(`resource-${p.name}-v`) && !e.startsWith(path.basename(dir))) {
+        fs.rmSync(path.join(pluginsDir, e), { recursive: true, force: true });
+      }
+    }
+  }
   await step(ctx, name, fresh, async () => {
     fs.rmSync(dir, { recursive: true, force: true });
     fs.rmSync(`${dir}.partial`, { recursive: true, force: true });

@@ -41,8 +41,8 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     npmPackage: "@pulumi/kubernetes",
     wrapperDir: "kubernetes",
     module: "github.com/pulumi/pulumi-kubernetes/provider/v4",
-    // Commit f47bc2d6f199 is the v4.25.0 release. The proxy serves no module
-    // version for the v4.26.0..v4.32.0 release commits (403 "not available").
+    // Commit f47bc2d6f199 is the v4.25.0 release: the newest release commit
+    // the module proxy serves (v4.28.0, v4.30.0, v4.31.x, v4.32.0 answer 403).
     moduleVersion: "v4.0.0-20260115033456-f47bc2d6f199",
     sourceRelease: "4.25.0",
     cmdPath: "cmd/pulumi-resource-kubernetes",

@@ -574,7 +574,7 @@ func (h *languageHost) InstallDependencies(
 		dir = req.GetDirectory()
 	}
 	fmt.Fprintln(stdout, "Installing dependencies...")
-	if err := npm.Install(server.Context(), opts.packageManager, dir, false, stdout, stderr); err != nil {
+	if _, err := npm.Install(server.Context(), opts.packageManager, dir, false, stdout, stderr); err != nil {
 		return fmt.Errorf("installing dependencies in %s: %w", dir, err)
 	}
 	fmt.Fprintln(stdout, "Finished installing dependencies")
