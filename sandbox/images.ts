@@ -71,18 +71,31 @@ COPY busybox /bin/busybox
 RUN ["/bin/busybox","--install","-s","/bin"]
 `;
 
+/**
+ * `serve PORT ROOT`: busybox httpd in the foreground under a shell that forwards SIGTERM. As
+ * PID 1, httpd alone ignores SIGTERM (no handler), so every stop would wait for the kill timeout.
+ */
+const SERVE = `#!/bin/sh
+/bin/busybox httpd -f -p "$1" -h "$2" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT
+wait "$pid"
+`;
+
 function frontend(variant: string): ImageSpec {
   return {
     repository: "frontend",
     files: {
+      "app/serve": SERVE,
       "www/index.html": `<!doctype html>\n<html><head><title>website @TAG@</title></head>\n<body><h1>website frontend ${variant}</h1><p id="version">@TAG@</p></body></html>\n`,
       "www/healthz": "ok\n",
     },
-    dockerfile: `${HEADER}COPY www /www
+    dockerfile: `${HEADER}COPY app /app
+COPY www /www
 ENV APP_VERSION=@TAG@
 USER ${DEMO_UID}:${DEMO_UID}
 EXPOSE ${FRONTEND_PORT}
-CMD ["/bin/busybox","httpd","-f","-p","${FRONTEND_PORT}","-h","/www"]
+CMD ["/app/serve","${FRONTEND_PORT}","/www"]
 `,
   };
 }
@@ -94,12 +107,13 @@ if [ ! -f /data/first-boot.txt ]; then
   echo "first boot of /data by @TAG@ at $(date -u +%Y-%m-%dT%H:%M:%SZ)" > /data/first-boot.txt
 fi
 echo "backend @TAG@ listening on \${PORT:-${BACKEND_PORT}}"
-exec /bin/busybox httpd -f -p "\${PORT:-${BACKEND_PORT}}" -h /www
+exec /app/serve "\${PORT:-${BACKEND_PORT}}" /www
 `;
 
 function backend(variant: string, healthy: boolean): ImageSpec {
   const files: Record<string, string> = {
     "app/start.sh": BACKEND_START,
+    "app/serve": SERVE,
     "www/index.html": `backend ${variant} @TAG@\n`,
   };
   if (healthy) {
@@ -114,7 +128,7 @@ function backend(variant: string, healthy: boolean): ImageSpec {
     files,
     dockerfile: `${HEADER}COPY app /app
 COPY www /www
-RUN ["/bin/busybox","sh","-c","chmod 0755 /app/start.sh && mkdir -p /data && chown ${DEMO_UID}:${DEMO_UID} /data"]
+RUN ["/bin/busybox","sh","-c","mkdir -p /data && chown ${DEMO_UID}:${DEMO_UID} /data"]
 ENV APP_VERSION=@TAG@
 USER ${DEMO_UID}:${DEMO_UID}
 VOLUME /data
@@ -252,7 +266,7 @@ export async function buildDemoImages(o: BuildDemoImagesOptions): Promise<DemoIm
     fs.writeFileSync(path.join(ctx, "busybox"), busybox, { mode: 0o755 });
     for (const [file, content] of Object.entries(spec.files)) {
       fs.mkdirSync(path.dirname(path.join(ctx, file)), { recursive: true });
-      fs.writeFileSync(path.join(ctx, file), content.replace(/@TAG@/g, tag), { mode: file.endsWith(".sh") ? 0o755 : 0o644 });
+      fs.writeFileSync(path.join(ctx, file), content.replace(/@TAG@/g, tag), { mode: file.startsWith("app/") ? 0o755 : 0o644 });
     }
     fs.writeFileSync(path.join(ctx, "Dockerfile"), spec.dockerfile.replace(/@TAG@/g, tag));
     docker(

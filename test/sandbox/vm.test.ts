@@ -1,0 +1,336 @@
+import { after, before, describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { renderBackendCompose, composeToYaml, renderEnvFile } from "../../lib/compose";
+import { DEPLOY_EXIT, renderBundle, renderDeployScript, renderDownScript } from "../../lib/remote-deploy";
+import { DockerEngine, ensureDockerEngine } from "../../sandbox/docker-engine";
+import { DemoImages, backendHealthcheck, buildDemoImages, pinnedRef } from "../../sandbox/images";
+import { ProcessRecord, freePort, isAlive, readState, waitFor } from "../../sandbox/processes";
+import { RunningRegistry, startRegistry } from "../../sandbox/registry";
+import { Vm, startVm } from "../../sandbox/vm";
+import { toolchainEnv } from "../../toolchain/env";
+
+/*
+ * The sandbox for real: a Docker engine, a registry, an sshd "VM" and the demo images; then the
+ * program's own deploy script run over real SSH against them, as the ComposeHost component does.
+ * Needs root, the Debian packages of `npm run setup` and the compose plugin the toolchain builds
+ * (`npm run toolchain`), or one named by SANDBOX_COMPOSE_PLUGIN.
+ */
+
+const composePlugin = process.env.SANDBOX_COMPOSE_PLUGIN || toolchainEnv().dockerCompose;
+const PROJECT = "sandbox-backend";
+const DEADLINE = 20;
+
+let dir: string;
+let engine: DockerEngine;
+let registry: RunningRegistry;
+let vm: Vm;
+let images: DemoImages;
+let port: number;
+let deployDir: string;
+let firstBoot: string;
+let userExisted = false;
+const timings: Record<string, number> = {};
+
+async function timed<T>(label: string, f: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  try {
+    return await f();
+  } finally {
+    timings[label] = Date.now() - started;
+    console.log(`# ${label}: ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  }
+}
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the ssh client (async, so the test's own timers keep running). */
+function ssh(args: string[], input = ""): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 240_000);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    child.stdin.end(input);
+  });
+}
+
+function docker(...args: string[]): Run {
+  const r = spawnSync("docker", args, { env: engine.env(), encoding: "utf8" });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function deployScript(): string {
+  return renderDeployScript({
+    deployDir,
+    project: PROJECT,
+    files: ["docker-compose.yml", ".env"],
+    registry: { server: registry.host, username: registry.username },
+    healthServices: ["backend"],
+    healthUrl: `http://127.0.0.1:${port}/api/health`,
+    deadlineSeconds: DEADLINE,
+  });
+}
+
+/** Deploys one backend tag over SSH exactly as the program does: script as the command, bundle on stdin. */
+async function deploy(tag: string): Promise<Run> {
+  const compose = composeToYaml(
+    renderBackendCompose({
+      project: PROJECT,
+      image: pinnedRef(images, "backend", tag),
+      bindAddress: "127.0.0.1",
+      port,
+      healthcheckTest: backendHealthcheck(port),
+    }),
+  );
+  const bundle = renderBundle(
+    [
+      { name: "docker-compose.yml", content: compose, mode: "0644" },
+      { name: ".env", content: renderEnvFile({ PORT: String(port), API_SECRET: "sandbox-secret-1" }), mode: "0600" },
+    ],
+    { registryPassword: registry.password },
+  );
+  const started = Date.now();
+  const r = await ssh([...vm.sshArgs(), `${deployScript()}`], bundle);
+  if (process.env.SANDBOX_VERBOSE) {
+    console.log(`# deploy ${tag}: exit ${r.status} after ${Date.now() - started}ms\n${r.stdout}${r.stderr}`.replace(/\n/g, "\n# "));
+  }
+  return r;
+}
+
+async function health(): Promise<{ status: number; body: { status?: string; version?: string } }> {
+  const res = await fetch(`http://127.0.0.1:${port}/api/health`, { signal: AbortSignal.timeout(5000) });
+  const text = await res.text();
+  return { status: res.status, body: res.ok ? (JSON.parse(text) as { status?: string; version?: string }) : {} };
+}
+
+function backendContainer(): { image: string; health: string; status: string } {
+  const r = docker("inspect", "-f", "{{.Config.Image}}|{{if .State.Health}}{{.State.Health.Status}}{{end}}|{{.State.Status}}", "backend");
+  assert.equal(r.status, 0, r.stderr);
+  const [image, h, status] = r.stdout.trim().split("|");
+  return { image, health: h, status };
+}
+
+/** Waits until Docker itself reports the backend healthy (the compose health check runs every 30s). */
+async function waitDockerHealthy(): Promise<void> {
+  await waitFor(() => backendContainer().health === "healthy", { what: "backend container's health check", timeoutMs: 90_000, intervalMs: 1000 });
+}
+
+function firstBootText(): string {
+  const r = docker("exec", "backend", "cat", "/data/first-boot.txt");
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+function assertV1Serving(): Promise<void> {
+  return (async () => {
+    const h = await health();
+    assert.equal(h.status, 200);
+    assert.deepEqual(h.body, { status: "ok", version: images.backend.v1 });
+    const c = backendContainer();
+    assert.equal(c.status, "running");
+    assert.equal(c.image, pinnedRef(images, "backend", images.backend.v1));
+    // The compose health check's own command succeeds in the restored container.
+    const hc = docker("exec", "backend", ...backendHealthcheck(port).slice(1));
+    assert.equal(hc.status, 0, hc.stderr);
+    assert.equal(firstBootText(), firstBoot, "/data/first-boot.txt must survive the failed releases");
+  })();
+}
+
+describe("sandbox: engine, registry, SSH VM and demo images", { concurrency: false }, () => {
+  before(async () => {
+    assert.ok(
+      fs.existsSync(composePlugin),
+      `docker compose plugin missing at ${composePlugin}: build it with npm run toolchain, or set SANDBOX_COMPOSE_PLUGIN`,
+    );
+    // Short: the engine's socket path must fit a unix socket address.
+    dir = fs.mkdtempSync("/tmp/hl-sbx-");
+    userExisted = spawnSync("getent", ["passwd", "homelab-deploy"]).status === 0;
+    engine = await timed("start docker engine", () => ensureDockerEngine(dir));
+    registry = await timed("start registry", () => startRegistry(path.join(dir, "registry")));
+    vm = await timed("start vm (sshd)", () => startVm(dir, { docker: engine, composePlugin }));
+    images = await timed("build and push demo images", () => buildDemoImages({ docker: engine, registry, dir }));
+    port = await freePort();
+    deployDir = path.join(vm.workDir, "backend");
+  });
+
+  after(async () => {
+    if (!dir) {
+      return;
+    }
+    // Best effort when a test failed half-way; the last test checks the clean stop itself.
+    try {
+      await vm?.stop();
+      await registry?.stop({ keepData: false });
+      await engine?.stop();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      console.log(`# timings (ms): ${JSON.stringify(timings)}`);
+    }
+  });
+
+  it("starts idempotently: a second start in the same dir reuses every process", async () => {
+    const again = await timed("restart (reuse) all", async () => ({
+      engine: await ensureDockerEngine(dir),
+      registry: await startRegistry(path.join(dir, "registry")),
+      vm: await startVm(dir, { docker: engine, composePlugin }),
+      images: await buildDemoImages({ docker: engine, registry, dir }),
+    }));
+    assert.equal(again.engine.startedPid, engine.startedPid);
+    assert.equal(again.registry.pid, registry.pid);
+    assert.equal(again.registry.host, registry.host);
+    assert.equal(again.vm.pid, vm.pid);
+    assert.equal(again.vm.port, vm.port);
+    assert.deepEqual(again.images.backend, images.backend);
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, "images.json"), "utf8")).backend, images.backend);
+  });
+
+  it("tags the images main-<sha7>-<ts> with timestamps in release order", () => {
+    const tags = [...images.frontend, images.backend.v1, images.backend.v2, images.backend.unhealthy, images.backend.crash];
+    const ts = tags.map((t) => {
+      assert.match(t, /^main-[a-f0-9]{7}-[0-9]{10}$/);
+      assert.match(images.digests[t], /^sha256:[a-f0-9]{64}$/);
+      return Number(t.split("-")[2]);
+    });
+    for (let i = 1; i < ts.length; i++) {
+      assert.ok(ts[i] > ts[i - 1], `${tags[i]} must be newer than ${tags[i - 1]}`);
+    }
+    assert.equal(new Set(tags).size, tags.length);
+  });
+
+  it("frontend images serve their tag and /healthz as a non-root user", async () => {
+    const fport = await freePort();
+    const run = docker("run", "-d", "--name", "frontend-probe", "-p", `127.0.0.1:${fport}:8080`, pinnedRef(images, "frontend", images.frontend[1]));
+    assert.equal(run.status, 0, run.stderr);
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${fport}/`)).ok, { what: "frontend v2", timeoutMs: 15_000 });
+      const index = await (await fetch(`http://127.0.0.1:${fport}/`)).text();
+      assert.match(index, new RegExp(images.frontend[1]));
+      assert.equal((await fetch(`http://127.0.0.1:${fport}/healthz`)).status, 200);
+      assert.equal(docker("exec", "frontend-probe", "id", "-u").stdout.trim(), "10001");
+      // httpd runs under a shell that forwards SIGTERM, so a stop does not wait for the kill timeout.
+      const started = Date.now();
+      assert.equal(docker("stop", "-t", "10", "frontend-probe").status, 0);
+      assert.ok(Date.now() - started < 5000, `docker stop took ${Date.now() - started}ms`);
+    } finally {
+      docker("rm", "-f", "frontend-probe");
+    }
+  });
+
+  it("ssh: the deploy user logs in with its key and runs docker compose", async () => {
+    const r = await ssh([...vm.sshArgs(), "id -un; echo \"$DOCKER_HOST\"; docker compose version; docker info --format '{{.ServerVersion}}'"]);
+    assert.equal(r.status, 0, r.stderr);
+    const [user, dockerHost, compose] = r.stdout.trim().split("\n");
+    assert.equal(user, vm.user);
+    assert.equal(dockerHost, engine.host);
+    assert.match(compose, /^Docker Compose version v2\./);
+  });
+
+  it("ssh: password login, another user and a wrong pinned host key are refused", async () => {
+    const base = vm.sshArgs().slice(0, -1);
+    const password = await ssh([...base, "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive", `${vm.user}@127.0.0.1`, "true"]);
+    assert.equal(password.status, 255);
+    assert.match(password.stderr, /Permission denied \(publickey\)/);
+
+    const root = await ssh([...base, "root@127.0.0.1", "true"]);
+    assert.equal(root.status, 255);
+    assert.match(root.stderr, /Permission denied/);
+
+    const wrongKey = path.join(dir, "wrong_host_key");
+    spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", wrongKey]);
+    const wrongKnownHosts = path.join(dir, "wrong_known_hosts");
+    const [type, key] = fs.readFileSync(`${wrongKey}.pub`, "utf8").split(/\s+/);
+    fs.writeFileSync(wrongKnownHosts, `[127.0.0.1]:${vm.port} ${type} ${key}\n`);
+    const args = vm.sshArgs().map((a) => (a === `UserKnownHostsFile=${vm.knownHostsFile}` ? `UserKnownHostsFile=${wrongKnownHosts}` : a));
+    const pinned = await ssh([...args, "true"]);
+    assert.equal(pinned.status, 255);
+    assert.match(pinned.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
+
+    const log = fs.readFileSync(path.join(dir, "sshd.log"), "utf8");
+    assert.match(log, /User root from 127\.0\.0\.1 not allowed because not listed in AllowUsers/);
+  });
+
+  it("deploys backend v1 over SSH with the program's deploy script; it becomes healthy", async () => {
+    const r = await timed("deploy v1", () => deploy(images.backend.v1));
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /deploy: healthy after/);
+    const h = await health();
+    assert.deepEqual(h, { status: 200, body: { status: "ok", version: images.backend.v1 } });
+    await timed("v1 docker health check healthy", waitDockerHealthy);
+    firstBoot = firstBootText();
+    assert.match(firstBoot, new RegExp(`first boot of /data by ${images.backend.v1}`));
+  });
+
+  it("a release whose health endpoint fails exits 10 and leaves v1 running and healthy", async () => {
+    const r = await timed("deploy unhealthy (fails, restores v1)", () => deploy(images.backend.unhealthy));
+    assert.equal(r.status, DEPLOY_EXIT.restored, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stderr, /did not answer 2xx within/);
+    assert.match(r.stderr, /previous release restored and healthy/);
+    await assertV1Serving();
+  });
+
+  it("a release that crashes on start exits 10 and leaves v1 running and healthy", async () => {
+    const r = await timed("deploy crash (fails, restores v1)", () => deploy(images.backend.crash));
+    assert.equal(r.status, DEPLOY_EXIT.restored, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stderr, /exited|restarting/);
+    assert.match(r.stderr, /fatal: cannot start/, "the failed release's logs are printed");
+    assert.match(r.stderr, /previous release restored and healthy/);
+    await assertV1Serving();
+    await timed("restored v1 docker health check healthy", waitDockerHealthy);
+  });
+
+  it("stops everything: no recorded process alive, no container left", async () => {
+    const down = await ssh([...vm.sshArgs(), renderDownScript({ deployDir, project: PROJECT })]);
+    assert.equal(down.status, 0, down.stderr);
+    // On an own engine nothing at all may remain; on the machine's, nothing of this project.
+    const ps = engine.startedPid ? docker("ps", "-aq") : docker("ps", "-aq", "--filter", `label=com.docker.compose.project=${PROJECT}`);
+    assert.equal(ps.status, 0, ps.stderr);
+    assert.equal(ps.stdout.trim(), "");
+    const recorded: ProcessRecord[] = [
+      ...Object.values(readState(dir).processes),
+      ...Object.values(readState(path.join(dir, "registry")).processes),
+    ];
+    assert.deepEqual(recorded.map((p) => p.name).sort(), (engine.startedPid ? ["dockerd"] : []).concat(["registry", "sshd"]).sort());
+    await timed("stop all", async () => {
+      await vm.stop();
+      await registry.stop({ keepData: false });
+      await engine.stop();
+    });
+    for (const p of recorded) {
+      assert.equal(isAlive(p.pid, p.startTime), false, `${p.name} (pid ${p.pid}) is still alive`);
+    }
+    assert.deepEqual(readState(dir).processes, {});
+    // Nothing else started for the sandbox (containerd, shims, containers) is left either.
+    const leftovers = fs
+      .readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes(dir);
+        } catch {
+          return false;
+        }
+      });
+    assert.deepEqual(leftovers, []);
+    if (!userExisted) {
+      assert.equal(spawnSync("getent", ["passwd", vm.user]).status, 2, "the deploy user startVm created is removed");
+    }
+    if (!engine.startedPid) {
+      // The machine's engine stays; the project's containers went with the down script above.
+      docker("volume", "rm", `${PROJECT}_backend-data`);
+    }
+  });
+});
