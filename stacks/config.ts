@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { HomelabSettings, ParsedConfig, parseConfig } from "../lib/config";
+import { resolveDigest } from "../lib/registry-client";
 import { Release, parseReleaseFile } from "../lib/release";
 
 /** Homelab secrets as Pulumi secrets: they stay encrypted in state and masked in output. */
@@ -17,6 +18,8 @@ export interface HomelabConfig {
   readonly settings: HomelabSettings;
   readonly secrets: HomelabSecretInputs;
   readonly release: Release;
+  /** Looks both images up in the registry; rejects, naming the image, when a tag is missing. */
+  resolveDigests(): Promise<{ frontend: string; backend: string }>;
 }
 
 export interface StackConfig {
@@ -68,9 +71,15 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
       }
       settings = { ...settings, flux: { ...settings.flux, manifests: { kind: "directory", path: dir } } };
     }
+    const creds = { username: settings.registry.username, password: secrets.registryPassword };
+    const insecure = settings.registry.insecure;
     homelab = {
       settings,
       release,
+      async resolveDigests() {
+        const [frontend, backend] = await Promise.all([resolveDigest(release.frontend, creds, insecure), resolveDigest(release.backend, creds, insecure)]);
+        return { frontend, backend };
+      },
       secrets: {
         registryPassword: pulumi.secret(secrets.registryPassword),
         kubeconfig: pulumi.secret(secrets.kubeconfig),

@@ -1,4 +1,3 @@
-import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ComposeHost } from "../components/compose-host";
@@ -10,7 +9,7 @@ import { ImageAutomation } from "../components/image-automation";
 import { LedgerEntry, PromotedRelease, ReleaseRecord } from "../components/release-record";
 import { SshTarget } from "../components/ssh-target";
 import { composeToYaml, renderBackendCompose } from "../lib/compose";
-import { ImageRef, formatImageRef } from "../lib/image-ref";
+import { formatImageRef } from "../lib/image-ref";
 import { ProbeOptions, ProbeTarget } from "../lib/probe";
 import { HomelabConfig } from "./config";
 
@@ -27,11 +26,10 @@ export interface HomelabOutputs {
   readonly imageAutomationExclusions: pulumi.Output<string[]>;
 }
 
-/** Resolves a release tag to its digest; fails (before anything changes) when the tag is not in the registry. */
-function resolveDigest(ref: ImageRef, provider: docker.Provider, insecure: boolean): pulumi.Output<string> {
-  return docker
-    .getRegistryImageOutput({ name: formatImageRef(ref), insecureSkipVerify: insecure }, { provider })
-    .sha256Digest;
+/** The manifest digests of the release's two images, resolved in the registry before anything changes. */
+export interface ReleaseDigests {
+  readonly frontend: string;
+  readonly backend: string;
 }
 
 /**
@@ -40,7 +38,7 @@ function resolveDigest(ref: ImageRef, provider: docker.Provider, insecure: boole
  * the VM, the backend gate, and finally the record of the promoted pair. Each stage depends on the
  * one before, so a failed gate stops everything after it.
  */
-export function homelabStack(cfg: HomelabConfig): HomelabOutputs {
+export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): HomelabOutputs {
   const s = cfg.settings;
   const secrets = cfg.secrets;
   const release = cfg.release;
@@ -50,22 +48,9 @@ export function homelabStack(cfg: HomelabConfig): HomelabOutputs {
     context: s.kubeContext,
     enableServerSideApply: true,
   });
-  const registry = new docker.Provider("registry", {
-    disableDockerDaemonCheck: true,
-    registryAuth: [
-      {
-        address: s.registry.insecure ? `http://${s.registry.host}` : s.registry.host,
-        username: s.registry.username,
-        password: secrets.registryPassword,
-      },
-    ],
-  });
-
-  const frontendDigest = resolveDigest(release.frontend, registry, s.registry.insecure);
-  const backendDigest = resolveDigest(release.backend, registry, s.registry.insecure);
-  const frontendImage = frontendDigest.apply((digest) => formatImageRef({ ...release.frontend, digest }));
-  const backendImage = backendDigest.apply((digest) => formatImageRef({ ...release.backend, digest }));
-  const releaseId = pulumi.interpolate`${frontendImage} ${backendImage}`;
+  const frontendImage = formatImageRef({ ...release.frontend, digest: digests.frontend });
+  const backendImage = formatImageRef({ ...release.backend, digest: digests.backend });
+  const releaseId = `${frontendImage} ${backendImage}`;
 
   const flux = new FluxBootstrap(
     "flux",
@@ -151,18 +136,16 @@ export function homelabStack(cfg: HomelabConfig): HomelabOutputs {
       connection: vm,
       deployDir: s.backend.deployDir,
       project,
-      compose: backendImage.apply((image) =>
-        composeToYaml(
-          renderBackendCompose({
-            project,
-            image,
+      compose: composeToYaml(
+        renderBackendCompose({
+          project,
+          image: backendImage,
             containerName: s.backend.containerName,
             port: s.backend.port,
             bindAddress: s.backend.bindAddress,
             healthPath: s.backend.healthPath,
-            healthcheckTest: s.backend.healthcheck.length > 0 ? [...s.backend.healthcheck] : undefined,
-          }),
-        ),
+          healthcheckTest: s.backend.healthcheck.length > 0 ? [...s.backend.healthcheck] : undefined,
+        }),
       ),
       env: secrets.backendEnv,
       registry: { server: s.registry.host, username: s.registry.username, password: secrets.registryPassword },
@@ -186,8 +169,8 @@ export function homelabStack(cfg: HomelabConfig): HomelabOutputs {
   const record = new ReleaseRecord(
     "release",
     {
-      frontend: { image: frontendImage, tag: release.frontend.tag, digest: frontendDigest },
-      backend: { image: backendImage, tag: release.backend.tag, digest: backendDigest },
+      frontend: { image: frontendImage, tag: release.frontend.tag, digest: digests.frontend },
+      backend: { image: backendImage, tag: release.backend.tag, digest: digests.backend },
       gates: { frontendMs: frontendGate.elapsedMs, backendMs: backendGate.elapsedMs },
       rollback: s.rollback,
     },

@@ -258,11 +258,11 @@ describe("policy: the stack program complies", () => {
   before(async () => {
     fs.mkdirSync(path.join(dir, "flux/clusters/production"), { recursive: true });
     fs.writeFileSync(path.join(dir, "flux/clusters/production/release.yaml"), releaseText(TAG_A, TAG_B));
-    rec = installMocks({ [`127.0.0.1:5000/frontend:${TAG_A}`]: DIGEST_A, [`127.0.0.1:5000/backend:${TAG_B}`]: DIGEST_B });
+    rec = installMocks();
     pulumi.runtime.setAllConfig(validConfig(), SECRET_KEYS);
     const { loadConfig } = await import("../../stacks/config");
     const { homelabStack } = await import("../../stacks/homelab");
-    const outputs = homelabStack(loadConfig(dir).homelab!);
+    const outputs = homelabStack(loadConfig(dir).homelab!, { frontend: DIGEST_A, backend: DIGEST_B });
     await valueOf(outputs.release);
     await settle(rec);
   });

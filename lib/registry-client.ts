@@ -1,0 +1,88 @@
+import * as crypto from "crypto";
+import { ImageRef } from "./image-ref";
+
+export interface RegistryCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** Manifest types a registry may hold for a tag; the digest is of whichever it serves. */
+const ACCEPT = [
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+].join(", ");
+
+/** Parses a `WWW-Authenticate` header into its scheme and parameters. */
+export function parseChallenge(header: string): { scheme: string; params: Record<string, string> } {
+  const m = /^(\w+)\s*(.*)$/.exec(header.trim());
+  const params: Record<string, string> = {};
+  for (const p of (m?.[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)) {
+    params[p[1].toLowerCase()] = p[2];
+  }
+  return { scheme: (m?.[1] ?? "").toLowerCase(), params };
+}
+
+function basic(c: RegistryCredentials): string {
+  return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
+}
+
+async function request(url: string, init: RequestInit, what: string): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(15_000), redirect: "follow" });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(`cannot reach the registry for ${what}: ${cause?.code ?? cause?.message ?? (e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Resolves `registry/repository:tag` to the digest of its manifest, the way a runtime pulling
+ * it would, with basic or token (Harbor, distribution) auth. Throws, naming the image, when the
+ * tag is missing or the credentials are refused.
+ */
+export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials, insecure: boolean): Promise<string> {
+  const what = `${ref.registry}/${ref.repository}:${ref.tag}`;
+  const url = `${insecure ? "http" : "https"}://${ref.registry}/v2/${ref.repository}/manifests/${encodeURIComponent(ref.tag)}`;
+  let res = await request(url, { method: "HEAD", headers: { accept: ACCEPT } }, what);
+  if (res.status === 401) {
+    const challenge = parseChallenge(res.headers.get("www-authenticate") ?? "");
+    let authorization: string;
+    if (challenge.scheme === "bearer" && challenge.params.realm) {
+      const tokenUrl = new URL(challenge.params.realm);
+      if (challenge.params.service) {
+        tokenUrl.searchParams.set("service", challenge.params.service);
+      }
+      tokenUrl.searchParams.set("scope", challenge.params.scope ?? `repository:${ref.repository}:pull`);
+      const t = await request(tokenUrl.toString(), { headers: { authorization: basic(creds) } }, what);
+      if (!t.ok) {
+        throw new Error(`registry ${ref.registry} refused the credentials of ${JSON.stringify(creds.username)} for ${what} (token endpoint answered ${t.status})`);
+      }
+      const body = (await t.json()) as { token?: string; access_token?: string };
+      authorization = `Bearer ${body.token ?? body.access_token ?? ""}`;
+    } else {
+      authorization = basic(creds);
+    }
+    res = await request(url, { method: "HEAD", headers: { accept: ACCEPT, authorization } }, what);
+    if (res.status === 401 || res.status === 403) {
+      throw new Error(`registry ${ref.registry} refused the credentials of ${JSON.stringify(creds.username)} for ${what}`);
+    }
+    if (res.ok && !res.headers.get("docker-content-digest")) {
+      // Some registries omit the digest on HEAD: hash the manifest itself.
+      const body = Buffer.from(await (await request(url, { headers: { accept: ACCEPT, authorization } }, what)).arrayBuffer());
+      return `sha256:${crypto.createHash("sha256").update(body).digest("hex")}`;
+    }
+  }
+  if (res.status === 404) {
+    throw new Error(`image ${what} is not in the registry (no such tag)`);
+  }
+  if (!res.ok) {
+    throw new Error(`registry ${ref.registry} answered ${res.status} for ${what}`);
+  }
+  const digest = res.headers.get("docker-content-digest");
+  if (!digest || !/^sha256:[a-f0-9]{64}$/.test(digest)) {
+    throw new Error(`registry ${ref.registry} gave no usable digest for ${what}`);
+  }
+  return digest;
+}
