@@ -367,18 +367,18 @@ async function buildGo(ctx: Ctx, b: GoBuildSpec): Promise<void> {
     // invocation (shared compile); the rest need -o <file> each.
     const direct = b.outputs.filter((o) => path.basename(o.pkg) === o.out);
     const renamed = b.outputs.filter((o) => path.basename(o.pkg) !== o.out);
-    const invocations: string[][] = [];
+    const invocations: { args: string[]; names: string[] }[] = [];
     if (direct.length > 0) {
-      invocations.push(["-o", tmp + path.sep, ...direct.map((o) => o.pkg)]);
+      invocations.push({ args: ["-o", tmp + path.sep, ...direct.map((o) => o.pkg)], names: direct.map((o) => o.out) });
     }
     for (const o of renamed) {
-      invocations.push(["-o", path.join(tmp, o.out), o.pkg]);
+      invocations.push({ args: ["-o", path.join(tmp, o.out), o.pkg], names: [o.out] });
     }
     let i = 0;
-    for (const inv of invocations) {
+    for (const { args: inv, names } of invocations) {
       i++;
       await runLogged(ctx, {
-        step: b.title, what: `building ${inv.slice(2).map((p) => path.basename(p)).join(", ")}`,
+        step: b.title, what: `building ${names.join(", ")}`,
         logName: `${b.id}-${i}`, module: b.moduleLabel, hint: BUILD_HINT(ctx),
         cmd: "go", args: ["build", "-trimpath", ...tagArgs, "-ldflags", b.ldflags, ...inv],
         cwd: goWrapperDir(b.wrapperDir),

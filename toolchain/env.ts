@@ -31,7 +31,7 @@ export interface ToolchainPaths {
   readonly stampDir: string;
   readonly logDir: string;
   readonly srcDir: string;
-  /** kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl. */
+  /** kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, kwokctl. */
   readonly sandboxBinDir: string;
   /** The docker compose v2 CLI plugin binary (named docker-compose). */
   readonly dockerCompose: string;

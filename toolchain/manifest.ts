@@ -125,7 +125,7 @@ export const SANDBOX_VERSIONS = {
 export const SANDBOX_BUILDS: readonly GoBuildSpec[] = [
   {
     id: "sandbox-k8s",
-    title: `kube-apiserver, kube-controller-manager, kube-scheduler ${K8S_VERSION}, etcd ${SANDBOX_VERSIONS.etcd}, kwok/kwokctl ${SANDBOX_VERSIONS.kwok}`,
+    title: `kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ${K8S_VERSION}, etcd ${SANDBOX_VERSIONS.etcd}, kwok/kwokctl ${SANDBOX_VERSIONS.kwok}`,
     group: "sandbox",
     wrapperDir: "sandbox",
     binSubdir: `sandbox-k8s-${K8S_VERSION}`,
@@ -133,6 +133,7 @@ export const SANDBOX_BUILDS: readonly GoBuildSpec[] = [
       { pkg: "k8s.io/kubernetes/cmd/kube-apiserver", out: "kube-apiserver" },
       { pkg: "k8s.io/kubernetes/cmd/kube-controller-manager", out: "kube-controller-manager" },
       { pkg: "k8s.io/kubernetes/cmd/kube-scheduler", out: "kube-scheduler" },
+      { pkg: "k8s.io/kubernetes/cmd/kubectl", out: "kubectl" },
       { pkg: "go.etcd.io/etcd/server/v3", out: "etcd" },
       { pkg: "sigs.k8s.io/kwok/cmd/kwok", out: "kwok" },
       { pkg: "sigs.k8s.io/kwok/cmd/kwokctl", out: "kwokctl" },
