@@ -5,7 +5,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
-import { readState, recordAlive, startProcess, stopProcess, updateState, waitFor } from "./processes";
+import { isAlive, readState, recordAlive, startProcess, stopProcess, updateState, waitFor } from "./processes";
 
 export const SYSTEM_DOCKER_SOCKET = "/var/run/docker.sock";
 
@@ -22,8 +22,9 @@ export interface DockerEngine {
   env(base?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
   /**
    * Stops the dockerd this sandbox started (after removing its containers and networks) and
-   * removes its exec root, socket and, unless `keepData`, its data root. A no-op for the
-   * machine's engine.
+   * removes its exec root, socket and, unless `keepData`, its data root; with default networking,
+   * also the docker0 bridge, iptables rules, FORWARD policy and ip_forward it changed (unless
+   * they predate it or another dockerd runs). A no-op for the machine's engine.
    */
   stop(opts?: { keepData?: boolean }): Promise<void>;
 }
@@ -35,8 +36,9 @@ export interface DockerEngineOptions {
   readonly forceOwn?: boolean;
   /**
    * `default`: Docker's default networking (docker0 bridge, iptables rules), which works here.
-   * `isolated`: `--bridge=none --iptables=false` for hosts where that is not possible; user-defined
-   * networks and ports published on 127.0.0.1 then go through docker-proxy.
+   * `isolated`: `--bridge=none --iptables=false --ip-forward=false` for hosts where that is not
+   * possible or wanted; user-defined networks and ports published on 127.0.0.1 then go through
+   * docker-proxy, and the host's iptables and ip_forward stay untouched.
    * @default "default"
    */
   readonly network?: "default" | "isolated";
@@ -74,6 +76,91 @@ function ensureGroup(group: string): void {
   const r = spawnSync("groupadd", ["--system", group], { encoding: "utf8" });
   if (r.status !== 0) {
     throw new Error(`docker-engine: groupadd ${group} failed: ${r.stderr.trim()}`);
+  }
+}
+
+/** What Docker's default networking changes on the host, as it was before dockerd started. */
+interface HostNetBefore {
+  /** Docker's iptables chains existed already (another engine's): leave all rules alone. */
+  dockerChains: boolean;
+  forwardPolicy?: string;
+  ipForward?: string;
+}
+
+function iptables(args: string[]): { ok: boolean; out: string } {
+  const r = spawnSync("iptables", args, { encoding: "utf8" });
+  return { ok: r.status === 0, out: r.stdout ?? "" };
+}
+
+function hostNetBefore(): HostNetBefore {
+  const filter = iptables(["-S"]);
+  const nat = iptables(["-t", "nat", "-S"]);
+  let ipForward: string | undefined;
+  try {
+    ipForward = fs.readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim();
+  } catch {
+    ipForward = undefined;
+  }
+  return {
+    dockerChains: /^-N DOCKER/m.test(filter.out) || /^-N DOCKER/m.test(nat.out),
+    forwardPolicy: /^-P FORWARD (\S+)/m.exec(filter.out)?.[1],
+    ipForward,
+  };
+}
+
+/** PIDs of live (not zombie) dockerd processes other than `except`. */
+function otherDockerds(except?: number): number[] {
+  return fs
+    .readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p) && Number(p) !== except && isAlive(Number(p)))
+    .filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/comm`, "utf8").trim() === "dockerd";
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/**
+ * Undoes what dockerd's default networking left on the host once it has exited: its iptables
+ * rules and chains, the FORWARD policy and ip_forward. Only when no Docker chains existed before
+ * it started and no other dockerd runs now.
+ */
+function restoreHostNet(before: HostNetBefore): void {
+  if (before.dockerChains || otherDockerds().length > 0) {
+    return;
+  }
+  for (const table of ["filter", "nat"]) {
+    const lines = iptables(["-t", table, "-S"]).out.split("\n");
+    for (const line of lines) {
+      if (/^-A /.test(line) && /DOCKER|docker0|br-[0-9a-f]{12}/.test(line)) {
+        iptables(["-t", table, "-D", ...line.slice(3).split(" ")]);
+      }
+    }
+    for (const line of lines) {
+      const chain = /^-N (DOCKER\S*)/.exec(line)?.[1];
+      if (chain) {
+        iptables(["-t", table, "-F", chain]);
+      }
+    }
+    for (const line of lines) {
+      const chain = /^-N (DOCKER\S*)/.exec(line)?.[1];
+      if (chain) {
+        iptables(["-t", table, "-X", chain]);
+      }
+    }
+  }
+  if (before.forwardPolicy) {
+    iptables(["-P", "FORWARD", before.forwardPolicy]);
+  }
+  if (before.ipForward !== undefined) {
+    try {
+      fs.writeFileSync("/proc/sys/net/ipv4/ip_forward", `${before.ipForward}\n`);
+    } catch {
+      // read-only /proc/sys: nothing to restore
+    }
   }
 }
 
@@ -141,9 +228,12 @@ export async function ensureDockerEngine(dir: string, opts: DockerEngineOptions 
     }
     // dockerd exits only after its containers are stopped and containerd is down.
     await stopProcess(dir, "dockerd", 30_000);
-    const res = readState(dir).resources["docker-engine"] as { createdDocker0?: boolean } | undefined;
-    if (res?.createdDocker0 && linkExists("docker0")) {
+    const res = readState(dir).resources["docker-engine"] as { createdDocker0?: boolean; hostNet?: HostNetBefore } | undefined;
+    if (res?.createdDocker0 && linkExists("docker0") && otherDockerds().length === 0) {
       spawnSync("ip", ["link", "delete", "docker0"]);
+    }
+    if (res?.hostNet) {
+      restoreHostNet(res.hostNet);
     }
     unmountBelow(execRoot);
     unmountBelow(dataRoot);
@@ -175,6 +265,7 @@ export async function ensureDockerEngine(dir: string, opts: DockerEngineOptions 
   ensureGroup(group);
   const network = opts.network ?? "default";
   const createdDocker0 = network === "default" && !linkExists("docker0");
+  const hostNet = hostNetBefore();
   fs.rmSync(socket, { force: true });
   fs.rmSync(path.join(dir, "dockerd.pid"), { force: true });
   const args = [
@@ -184,11 +275,11 @@ export async function ensureDockerEngine(dir: string, opts: DockerEngineOptions 
     `--host=unix://${socket}`,
     `--group=${group}`,
     "--storage-driver=overlay2",
-    ...(network === "isolated" ? ["--bridge=none", "--iptables=false", "--ip6tables=false"] : []),
+    ...(network === "isolated" ? ["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false"] : []),
   ];
   const rec = startProcess(dir, { name: "dockerd", command: "dockerd", args, pidFile: path.join(dir, "dockerd.sandbox.pid") });
   updateState(dir, (s) => {
-    s.resources["docker-engine"] = { socket, dataRoot, execRoot, network, createdDocker0 };
+    s.resources["docker-engine"] = { socket, dataRoot, execRoot, network, createdDocker0, hostNet };
   });
   try {
     await waitFor(() => pingDocker(socket), {

@@ -34,6 +34,17 @@ let firstBoot: string;
 let userExisted = false;
 const timings: Record<string, number> = {};
 
+/** What Docker's default networking changes on the host, to compare before and after. */
+function hostNet(): { iptables: string; docker0: boolean; ipForward: string } {
+  const ipt = (...a: string[]): string => spawnSync("iptables", a, { encoding: "utf8" }).stdout ?? "";
+  return {
+    iptables: ipt("-S") + ipt("-t", "nat", "-S"),
+    docker0: fs.existsSync("/sys/class/net/docker0"),
+    ipForward: fs.readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim(),
+  };
+}
+let netBefore: ReturnType<typeof hostNet>;
+
 async function timed<T>(label: string, f: () => Promise<T>): Promise<T> {
   const started = Date.now();
   try {
@@ -158,6 +169,7 @@ describe("sandbox: engine, registry, SSH VM and demo images", { concurrency: fal
     );
     // Short: the engine's socket path must fit a unix socket address.
     dir = fs.mkdtempSync("/tmp/hl-sbx-");
+    netBefore = hostNet();
     userExisted = spawnSync("getent", ["passwd", "homelab-deploy"]).status === 0;
     engine = await timed("start docker engine", () => ensureDockerEngine(dir));
     registry = await timed("start registry", () => startRegistry(path.join(dir, "registry")));
@@ -325,6 +337,9 @@ describe("sandbox: engine, registry, SSH VM and demo images", { concurrency: fal
         }
       });
     assert.deepEqual(leftovers, []);
+    if (engine.startedPid && !/-N DOCKER/.test(netBefore.iptables)) {
+      assert.deepEqual(hostNet(), netBefore, "the engine's iptables rules, docker0 and ip_forward are undone");
+    }
     if (!userExisted) {
       assert.equal(spawnSync("getent", ["passwd", vm.user]).status, 2, "the deploy user startVm created is removed");
     }
@@ -332,5 +347,37 @@ describe("sandbox: engine, registry, SSH VM and demo images", { concurrency: fal
       // The machine's engine stays; the project's containers went with the down script above.
       docker("volume", "rm", `${PROJECT}_backend-data`);
     }
+  });
+});
+
+describe("sandbox: an own engine with --bridge=none --iptables=false (network: isolated)", () => {
+  it("runs a container on a user-defined network with a port published on 127.0.0.1", async () => {
+    const idir = fs.mkdtempSync("/tmp/hl-iso-");
+    const before = hostNet();
+    const iso = await timed("start isolated docker engine", () => ensureDockerEngine(idir, { forceOwn: true, network: "isolated" }));
+    const run = (...args: string[]): Run => {
+      const r = spawnSync("docker", args, { env: iso.env(), encoding: "utf8" });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    try {
+      const ctx = path.join(idir, "ctx");
+      fs.mkdirSync(path.join(ctx, "www"), { recursive: true });
+      fs.copyFileSync("/bin/busybox", path.join(ctx, "busybox"));
+      fs.writeFileSync(path.join(ctx, "www", "index.html"), "isolated\n");
+      fs.writeFileSync(path.join(ctx, "Dockerfile"), 'FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCMD ["/bin/busybox","httpd","-f","-p","8080","-h","/www"]\n');
+      assert.equal(run("build", "-q", "-t", "iso-probe", ctx).status, 0);
+      assert.equal(run("network", "create", "iso-net").status, 0);
+      const p = await freePort();
+      const started = run("run", "-d", "--name", "iso-probe", "--network", "iso-net", "-p", `127.0.0.1:${p}:8080`, "iso-probe");
+      assert.equal(started.status, 0, started.stderr);
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${p}/`)).ok, { what: "isolated engine's published port", timeoutMs: 15_000 });
+      assert.equal(await (await fetch(`http://127.0.0.1:${p}/`)).text(), "isolated\n");
+      assert.equal(before.docker0, hostNet().docker0, "--bridge=none makes no docker0");
+    } finally {
+      await timed("stop isolated docker engine", () => iso.stop());
+      fs.rmSync(idir, { recursive: true, force: true });
+    }
+    assert.equal(isAlive(iso.startedPid!), false);
+    assert.deepEqual(hostNet(), before, "--iptables=false --ip-forward=false leave the host's network alone");
   });
 });
