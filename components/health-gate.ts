@@ -23,8 +23,13 @@ interface GateOutputs extends GateInputs {
 }
 
 async function check(inputs: GateInputs): Promise<GateOutputs> {
-  const result = await probeUntilHealthy(inputs.targets, inputs.options, realProbeIo());
-  return { ...inputs, checkedAt: new Date().toISOString(), elapsedMs: result.elapsedMs, result };
+  try {
+    const result = await probeUntilHealthy(inputs.targets, inputs.options, realProbeIo());
+    return { ...inputs, checkedAt: new Date().toISOString(), elapsedMs: result.elapsedMs, result };
+  } catch (e) {
+    // A plain Error carries its message across the dynamic provider's RPC boundary.
+    throw new Error((e as Error).message, { cause: e });
+  }
 }
 
 /**

@@ -74,6 +74,11 @@ function newEvent(olds: RecordOutputs, news: RecordInputs): RollbackEvent | unde
   return news.rollback && news.rollback.id !== olds.lastEventId ? news.rollback : undefined;
 }
 
+/** Drops undefined fields, which the provider protocol cannot carry. */
+function plain<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
 /** Exported for tests: the provider's diff and update are the promotion semantics. */
 export const recordProvider: pulumi.dynamic.ResourceProvider = {
   create(inputs: RecordInputs) {
@@ -85,7 +90,7 @@ export const recordProvider: pulumi.dynamic.ResourceProvider = {
       ledger: appendLedger([], inputs.release, at),
       lastEventId: inputs.rollback?.id,
     };
-    return Promise.resolve({ id: `release-${Date.now()}`, outs });
+    return Promise.resolve({ id: `release-${Date.now()}`, outs: plain(outs) });
   },
   // Gate timings change on every run; only a new image pair or a new rollback is recorded.
   diff(_id: string, olds: RecordOutputs, news: RecordInputs) {
@@ -107,7 +112,7 @@ export const recordProvider: pulumi.dynamic.ResourceProvider = {
       }
       outs = { ...news, promotedAt: at, previous: olds.release, ledger, lastEventId: event?.id ?? olds.lastEventId };
     }
-    return Promise.resolve({ outs });
+    return Promise.resolve({ outs: plain(outs) });
   },
 };
 

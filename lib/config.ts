@@ -30,7 +30,8 @@ interface KeySpec {
 
 /**
  * Every config key the program reads, with its type and default. Pulumi.yaml declares the same
- * schema for `pulumi config`; a unit test keeps the two in step.
+ * schema for `pulumi config`; a unit test keeps the two in step. The engine treats a declared key
+ * without a default as required, so optional keys default to "" (read as unset).
  */
 export const CONFIG_KEYS = {
   deployHomelab: { kind: "boolean", default: true, description: "Manage the homelab: Flux, the frontend on k3s and the backend VM." },
@@ -42,25 +43,26 @@ export const CONFIG_KEYS = {
   registryPassword: { kind: "secret", description: "Password of registryUsername." },
 
   kubeconfig: { kind: "secret", description: "Kubeconfig of the k3s cluster." },
-  kubeContext: { kind: "string", description: "Context in the kubeconfig; its current context when unset." },
+  kubeContext: { kind: "string", default: "", description: "Context in the kubeconfig; its current context when unset." },
 
   namespace: { kind: "string", default: "website", description: "Namespace of the frontend." },
   frontendImage: { kind: "string", default: "frontend", description: "Repository of the frontend image in the registry." },
   backendImage: { kind: "string", default: "backend", description: "Repository of the backend image in the registry." },
   tagPattern: { kind: "string", default: DEFAULT_TAG_PATTERN, description: "Regular expression every release tag must match." },
   releaseFile: { kind: "string", default: "flux/clusters/production/release.yaml", description: "Release file (relative to the project) carrying both image references." },
-  frontendTag: { kind: "string", description: "Pin the frontend tag instead of the release file's." },
-  backendTag: { kind: "string", description: "Pin the backend tag instead of the release file's." },
+  frontendTag: { kind: "string", default: "", description: "Pin the frontend tag instead of the release file's." },
+  backendTag: { kind: "string", default: "", description: "Pin the backend tag instead of the release file's." },
   excludedTags: { kind: "array", default: [], description: "Tags image automation must not select (e.g. a release that was rolled back)." },
 
   frontendReplicas: { kind: "integer", default: 2, description: "Frontend pods." },
   frontendPort: { kind: "integer", default: 8080, description: "Port the frontend container listens on." },
   frontendHealthPath: { kind: "string", default: "/", description: "Path of the frontend's readiness probe and health gate." },
-  frontendHost: { kind: "string", description: "Host name the ingress answers for; every host when unset." },
+  frontendHost: { kind: "string", default: "", description: "Host name the ingress answers for; every host when unset." },
   ingressClass: { kind: "string", default: "traefik", description: "IngressClass of the cluster's ingress controller." },
   publicUrl: { kind: "string", description: "Base URL of the ingress, used by the health gates (e.g. http://website.lan)." },
 
   vmHost: { kind: "string", description: "Host or IPv4 address of the backend VM." },
+  backendAddress: { kind: "string", default: "", description: "Address the cluster's ingress uses to reach the backend VM; vmHost when unset (Kubernetes refuses loopback endpoint addresses)." },
   vmPort: { kind: "integer", default: 22, description: "SSH port of the backend VM." },
   vmUser: { kind: "string", default: "ubuntu", description: "SSH user on the backend VM (needs Docker access)." },
   vmHostKey: { kind: "string", description: "The VM's public SSH host key ('ssh-ed25519 AAAA…'), pinned on every connection." },
@@ -70,25 +72,25 @@ export const CONFIG_KEYS = {
   backendPort: { kind: "integer", default: 3001, description: "Port the backend listens on, in the container and on the VM." },
   backendContainerName: { kind: "string", default: "backend", description: "Container name of the backend." },
   backendHealthPath: { kind: "string", default: "/api/health", description: "Health endpoint of the backend." },
-  backendVersionField: { kind: "string", description: "JSON field of the health response that must equal the deployed backend tag." },
+  backendVersionField: { kind: "string", default: "", description: "JSON field of the health response that must equal the deployed backend tag." },
   backendBindAddress: { kind: "string", default: "0.0.0.0", description: "Address on the VM the backend's port binds to." },
   backendHealthcheck: { kind: "array", default: [], description: "Container health check command of the backend (compose 'test' form); a Node.js probe when empty." },
-  backendEnv: { kind: "secret", description: "JSON object of the backend's environment, written to .env (mode 0600)." },
+  backendEnv: { kind: "secret", default: "", description: "JSON object of the backend's environment, written to .env (mode 0600)." },
 
   fluxInstall: { kind: "boolean", default: true, description: "Install Flux's controllers and CRDs." },
   fluxVersion: { kind: "string", default: FLUX_VERSION, description: "Flux release to install." },
-  fluxManifests: { kind: "string", description: "Flux install manifests: an https URL or a local directory; the release's install.yaml when unset." },
+  fluxManifests: { kind: "string", default: "", description: "Flux install manifests: an https URL or a local directory; the release's install.yaml when unset." },
   gitUrl: { kind: "string", description: "Git repository Flux syncs and image automation pushes to (ssh:// or https://)." },
   gitBranch: { kind: "string", default: "master", description: "Branch Flux checks out and pushes to." },
   gitPath: { kind: "string", default: "./flux/clusters/production", description: "Path in the repository Flux applies and image automation updates." },
   gitInterval: { kind: "string", default: "1m", description: "How often Flux fetches the repository." },
-  gitDeployKey: { kind: "secret", description: "Private deploy key (read-write) for an ssh:// gitUrl." },
-  gitKnownHosts: { kind: "string", description: "known_hosts line of the git server, for an ssh:// gitUrl." },
+  gitDeployKey: { kind: "secret", default: "", description: "Private deploy key (read-write) for an ssh:// gitUrl." },
+  gitKnownHosts: { kind: "string", default: "", description: "known_hosts line of the git server, for an ssh:// gitUrl." },
   imageScanInterval: { kind: "string", default: "1m", description: "How often Flux scans the registry for new tags." },
   commitAuthorName: { kind: "string", default: "fluxcdbot", description: "Author of image automation commits." },
   commitAuthorEmail: { kind: "string", default: "fluxcdbot@users.noreply.github.com", description: "Email of image automation commits." },
 
-  rollbackEvent: { kind: "string", description: "Set by `npm run deploy` while it redeploys the last good pair; leave unset." },
+  rollbackEvent: { kind: "string", default: "", description: "Set by `npm run deploy` while it redeploys the last good pair; leave unset." },
 
   gateDeadlineSeconds: { kind: "integer", default: 300, description: "How long a health gate waits before the release fails." },
   gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes (backs off to 10s)." },
@@ -122,6 +124,8 @@ export interface HomelabSettings {
     readonly hostKey?: string;
   };
   readonly backend: {
+    /** Where the ingress sends `/api`: an IPv4 address or a DNS name. */
+    readonly address: string;
     readonly deployDir: string;
     readonly port: number;
     readonly containerName: string;
@@ -194,7 +198,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
 
   function str(key: ConfigKey, required: boolean, check?: (v: string) => string | undefined): string | undefined {
     const spec: KeySpec = CONFIG_KEYS[key];
-    const v = rawValue(key) ?? (spec.default as string | undefined);
+    const v = rawValue(key) ?? ((spec.default as string | undefined) || undefined);
     if (v === undefined) {
       if (required) {
         problems.push(`${full(key)}: required (${spec.description})`);
@@ -347,6 +351,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         hostKey: str("vmHostKey", !skipHostKey, hostKeyProblem),
       },
       backend: {
+        address: str("backendAddress", false, hostProblem) ?? rawValue("vmHost") ?? "",
         deployDir: str("deployDir", true, absolutePathProblem) ?? "",
         port: int("backendPort", 1, 65535),
         containerName: str("backendContainerName", true, (v) => (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v) ? undefined : "is not a container name")) ?? "",

@@ -64,7 +64,7 @@ const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   },
   async update(_id: string, olds: State, news: State) {
     if (runKey(olds) === runKey(news)) {
-      return { outs: { ...news, stdout: olds.stdout } };
+      return { outs: { ...news, stdout: olds.stdout ?? "" } };
     }
     const stdout = await exec("update", news, news.update ?? news.create);
     return { outs: { ...news, stdout } };

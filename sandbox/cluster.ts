@@ -77,3 +77,13 @@ export async function startCluster(dir: string, opts: { name?: string; nodes?: n
     },
   };
 }
+
+/** Deletes the cluster kwokctl runs in `dir` (stopping its processes), if there is one. */
+export async function stopCluster(dir: string, name = "homelab"): Promise<void> {
+  const workdir = path.join(dir, "kwok");
+  const kwokctl = path.join(toolchainEnv().sandboxBinDir, "kwokctl");
+  if (!fs.existsSync(path.join(workdir, "clusters", name)) || !fs.existsSync(kwokctl)) {
+    return;
+  }
+  await run(kwokctl, ["--name", name, "delete", "cluster"], { env: { ...process.env, KWOK_WORKDIR: workdir } });
+}

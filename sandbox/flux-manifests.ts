@@ -1,6 +1,7 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import * as YAML from "yaml";
 import { FLUX_VERSION } from "../lib/config";
 import { cacheDir } from "../toolchain/env";
 
@@ -21,7 +22,7 @@ const API_PACKAGES = [
  */
 export function ensureFluxManifests(log: (line: string) => void = (l) => console.error(l)): string {
   const dir = path.join(cacheDir(), `flux-manifests-${FLUX_VERSION}`);
-  const stamp = path.join(dir, ".complete");
+  const stamp = path.join(dir, ".complete-v2");
   if (fs.existsSync(stamp)) {
     return dir;
   }
@@ -37,6 +38,11 @@ export function ensureFluxManifests(log: (line: string) => void = (l) => console
         "Check that the Go module proxy is reachable, then run again.",
     );
   }
+  // Flux's install.yaml carries its namespace; so does this directory.
+  fs.writeFileSync(
+    path.join(tmp, "00-namespace.yaml"),
+    YAML.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "flux-system", labels: { "app.kubernetes.io/instance": "flux-system", "app.kubernetes.io/part-of": "flux" } } }),
+  );
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(tmp, dir);
   fs.writeFileSync(stamp, `${new Date().toISOString()}\n`);

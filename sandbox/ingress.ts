@@ -1,4 +1,5 @@
 import { execFile } from "child_process";
+import * as fs from "fs";
 import * as http from "http";
 import { promisify } from "util";
 import { KubeClient, kubeClient } from "./kube";
@@ -27,7 +28,8 @@ interface Target {
 
 type List<T> = { items: T[] };
 interface IngressObject {
-  metadata: { annotations?: Record<string, string> };
+  metadata: { name: string; annotations?: Record<string, string> };
+  status?: { loadBalancer?: { ingress?: unknown[] } };
   spec: { rules?: { http?: { paths: { path?: string; backend: { service?: { name: string; port: { number?: number } } } }[] } }[] };
 }
 interface ServiceObject {
@@ -92,6 +94,14 @@ class StandIn {
     const ingresses = (await this.kube.get<List<IngressObject>>(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses`))?.items ?? [];
     const deployments = (await this.kube.get<List<DeploymentObject>>(`/apis/apps/v1/namespaces/${ns}/deployments`))?.items ?? [];
     this.routes = routesOf(ingresses);
+    // Publish an address, as an ingress controller does; clients (and Pulumi) wait for it.
+    for (const ing of ingresses) {
+      if (!ing.status?.loadBalancer?.ingress?.length) {
+        await this.kube.patch(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses/${ing.metadata.name}/status`, {
+          status: { loadBalancer: { ingress: [{ ip: "127.0.0.1", ports: [{ port: this.opts.port, protocol: "TCP" }] }] } },
+        });
+      }
+    }
     for (const route of this.routes) {
       const svc = await this.kube.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/${route.service}`);
       if (!svc) {
@@ -108,7 +118,10 @@ class StandIn {
         const slices = (await this.kube.get<List<SliceObject>>(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D${route.service}`))?.items ?? [];
         const slice = slices.find((s) => s.endpoints.length > 0);
         if (slice) {
-          this.targets.set(route.service, { host: slice.endpoints[0].addresses[0], port: slice.ports?.[0]?.port ?? route.port });
+          const address = slice.endpoints[0].addresses[0];
+          // RFC 6761: names under .localhost are loopback.
+          const host = address === "localhost" || address.endsWith(".localhost") ? "127.0.0.1" : address;
+          this.targets.set(route.service, { host, port: slice.ports?.[0]?.port ?? route.port });
         }
       }
     }
@@ -185,7 +198,8 @@ export async function serveIngress(opts: IngressOptions): Promise<void> {
 }
 
 if (require.main === module) {
-  const opts = JSON.parse(process.argv[2] ?? "{}") as IngressOptions;
+  // Options come from a file (mode 0600), not argv, which every user of the host can read.
+  const opts = JSON.parse(fs.readFileSync(process.argv[2] ?? "", "utf8")) as IngressOptions;
   serveIngress(opts).then(
     () => process.exit(0),
     (e: unknown) => {

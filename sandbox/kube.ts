@@ -6,6 +6,8 @@ import * as YAML from "yaml";
 /** Just enough of a Kubernetes API client for the sandbox: authenticated GETs from a kubeconfig. */
 export interface KubeClient {
   get<T>(path: string): Promise<T | undefined>;
+  /** A JSON merge patch. */
+  patch(path: string, body: unknown): Promise<void>;
 }
 
 interface KubeconfigFile {
@@ -42,28 +44,32 @@ export function kubeClient(kubeconfigPath: string): KubeClient {
       })
     : undefined;
   const headers: Record<string, string> = user.token ? { authorization: `Bearer ${user.token}` } : {};
-  return {
-    get<T>(path: string): Promise<T | undefined> {
-      return new Promise((resolve, reject) => {
+  const call = <T>(method: string, path: string, body?: unknown): Promise<T | undefined> =>
+      new Promise((resolve, reject) => {
         const url = new URL(path, server);
         const request = url.protocol === "https:" ? https.request : http.request;
-        const req = request(url, { method: "GET", agent, headers, timeout: 5000 }, (res) => {
+        const extra = body === undefined ? {} : { "content-type": "application/merge-patch+json" };
+        const req = request(url, { method, agent, headers: { ...headers, ...extra }, timeout: 5000 }, (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("end", () => {
             if (res.statusCode === 404) {
               resolve(undefined);
             } else if ((res.statusCode ?? 500) >= 300) {
-              reject(new Error(`GET ${path}: ${res.statusCode} ${Buffer.concat(chunks).toString().slice(0, 200)}`));
+              reject(new Error(`${method} ${path}: ${res.statusCode} ${Buffer.concat(chunks).toString().slice(0, 200)}`));
             } else {
               resolve(JSON.parse(Buffer.concat(chunks).toString()) as T);
             }
           });
         });
-        req.on("timeout", () => req.destroy(new Error(`GET ${path}: timed out`)));
+        req.on("timeout", () => req.destroy(new Error(`${method} ${path}: timed out`)));
         req.on("error", reject);
-        req.end();
+        req.end(body === undefined ? undefined : JSON.stringify(body));
       });
+  return {
+    get: <T>(path: string) => call<T>("GET", path),
+    patch: async (path: string, body: unknown) => {
+      await call("PATCH", path, body);
     },
   };
 }

@@ -1,12 +1,13 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { ConcurrentUpdateError, EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { ConcurrentUpdateError, EngineEvent, LocalWorkspace, Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
 import type { PromotedRelease } from "../components/release-record";
 import { CONFIG_KEYS } from "../lib/config";
 import { acquireDeployLock } from "../lib/deploy-lock";
 import { parseReleaseFile } from "../lib/release";
 import { RollbackEvent } from "../lib/rollback";
+import { listConfig } from "../lib/stack-config";
 import { cacheDir, toolchainEnv } from "../toolchain/env";
 
 /** Exit codes, so automation can tell the outcomes apart. */
@@ -64,7 +65,7 @@ function targetTags(cfg: Config, workDir: string): { frontend: string; backend: 
     fs.readFileSync(file, "utf8"),
     get("releaseFile"),
     { registry: get("registry"), frontendRepository: get("frontendImage"), backendRepository: get("backendImage"), tagPattern: get("tagPattern") },
-    { frontendTag: cfg["homelab:frontendTag"]?.value, backendTag: cfg["homelab:backendTag"]?.value },
+    { frontendTag: cfg["homelab:frontendTag"]?.value || undefined, backendTag: cfg["homelab:backendTag"]?.value || undefined },
   );
   return { frontend: release.frontend.tag, backend: release.backend.tag };
 }
@@ -131,7 +132,7 @@ export async function deploy(opts: Options): Promise<number> {
 
     // A rollback pins the last good pair until the release file moves past the failed tags.
     const rollback = cfg["homelab:rollbackEvent"]?.value;
-    if (rollback && (cfg["homelab:frontendTag"] || cfg["homelab:backendTag"])) {
+    if (rollback && (cfg["homelab:frontendTag"]?.value || cfg["homelab:backendTag"]?.value)) {
       const failed = (JSON.parse(rollback) as RollbackEvent).failed;
       const next = unpinnedTags(cfg, opts.workDir);
       if (next.frontend !== failed.frontend || next.backend !== failed.backend) {
@@ -187,12 +188,16 @@ export async function deploy(opts: Options): Promise<number> {
       reason: reason.slice(0, 500),
       stages: { preview: preview.seconds, up: up.seconds },
     };
-    await stack.setAllConfig({
-      "homelab:frontendTag": { value: last.frontend.tag },
-      "homelab:backendTag": { value: last.backend.tag },
-      "homelab:excludedTags": { value: JSON.stringify([...excluded].sort()) },
-      "homelab:rollbackEvent": { value: JSON.stringify(event) },
-    });
+    await stack.removeConfig("homelab:excludedTags").catch(() => undefined);
+    await stack.setAllConfig(
+      {
+        "homelab:frontendTag": { value: last.frontend.tag },
+        "homelab:backendTag": { value: last.backend.tag },
+        "homelab:rollbackEvent": { value: JSON.stringify(event) },
+        ...listConfig("homelab:excludedTags", [...excluded].sort()),
+      },
+      true,
+    );
     const back = await run(stack, "up");
     if (!back.ok) {
       say(`ROLLBACK FAILED after ${back.seconds}s:\n${lastError(back.events, back.error)}\nCheck the frontend and the VM by hand; the stack still records ${describeRunning(last)} as the last good pair.`);
@@ -204,6 +209,10 @@ export async function deploy(opts: Options): Promise<number> {
   } catch (e) {
     if (e instanceof ConcurrentUpdateError) {
       say(`REFUSED: another update of stack ${opts.stack} is in progress; wait for it to finish`);
+      return EXIT.refused;
+    }
+    if (e instanceof StackNotFoundError) {
+      say(`REFUSED: no stack ${opts.stack} in ${tc.backendUrl} (for the sandbox's stack, first: eval "$(npm run -s sandbox -- --print-env)")`);
       return EXIT.refused;
     }
     throw e;

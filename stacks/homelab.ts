@@ -108,7 +108,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       healthPath: s.frontend.healthPath,
       pullCredentials: { server: s.registry.host, username: s.registry.username, password: secrets.registryPassword },
       ingress: { className: s.frontend.ingressClass, host: s.frontend.host },
-      backend: { address: s.vm.host, port: s.backend.port },
+      backend: { address: s.backend.address, port: s.backend.port },
       rolloutTimeoutSeconds: s.gates.deadlineSeconds,
     },
     { providers: [cluster], dependsOn: [vmCheck] },

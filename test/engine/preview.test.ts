@@ -87,6 +87,7 @@ before(async () => {
 after(async () => {
   await local?.cleanup();
   await registry?.stop();
+  httpServer?.closeAllConnections();
   httpServer?.close();
   sshServer?.close();
   fs.rmSync(work, { recursive: true, force: true });
@@ -108,19 +109,18 @@ describe("pulumi preview of the local stack (real engine)", () => {
     const steps = planned();
     const expected: [string, string][] = [
       ["k3s", "pulumi:providers:kubernetes"],
-      ["registry", "pulumi:providers:docker"],
       ["flux-install", "kubernetes:yaml/v2:ConfigGroup"],
       ["flux-source", "kubernetes:source.toolkit.fluxcd.io/v1:GitRepository"],
       ["flux-sync", "kubernetes:kustomize.toolkit.fluxcd.io/v1:Kustomization"],
       ["image-automation-frontend-repository", "kubernetes:image.toolkit.fluxcd.io/v1:ImageRepository"],
       ["image-automation-backend-policy", "kubernetes:image.toolkit.fluxcd.io/v1:ImagePolicy"],
       ["image-automation-update", "kubernetes:image.toolkit.fluxcd.io/v1:ImageUpdateAutomation"],
-      ["backend-vm-check", "command:remote:Command"],
+      ["backend-vm-check", "pulumi-nodejs:dynamic/homelab:RemoteScript"],
       ["frontend-deployment", "kubernetes:apps/v1:Deployment"],
       ["frontend-ingress-api", "kubernetes:networking.k8s.io/v1:Ingress"],
       ["frontend-backend-endpoints", "kubernetes:discovery.k8s.io/v1:EndpointSlice"],
       ["frontend-gate-probe", "pulumi-nodejs:dynamic/homelab:HealthGate"],
-      ["backend-deploy", "command:remote:Command"],
+      ["backend-deploy", "pulumi-nodejs:dynamic/homelab:RemoteScript"],
       ["backend-gate-probe", "pulumi-nodejs:dynamic/homelab:HealthGate"],
       ["release-record", "pulumi-nodejs:dynamic/homelab:ReleaseRecord"],
     ];

@@ -1,0 +1,105 @@
+import * as fs from "fs";
+import * as path from "path";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { EXIT, deploy } from "../scripts/deploy";
+import { cacheDir, toolchainEnv } from "../toolchain/env";
+import { LOCAL_STACK, sandboxDir, sandboxStack, startSandbox, stopSandbox } from "./sandbox";
+
+const REPO = path.resolve(__dirname, "..");
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function shellQuote(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+async function up(): Promise<number> {
+  const started = Date.now();
+  const sb = await startSandbox(sandboxDir());
+  const stack = await sandboxStack(sb);
+  log(`sandbox: ready in ${((Date.now() - started) / 1000).toFixed(1)}s; deploying the local stack`);
+  const code = await deploy({ stack: LOCAL_STACK, workDir: REPO });
+  const outputs = await stack.outputs();
+  const show = (k: string): string => JSON.stringify(outputs[k]?.value ?? null);
+  process.stdout.write(
+    [
+      "",
+      "The sandbox is running (all on 127.0.0.1):",
+      `  frontend URL:   ${show("frontendUrl")}`,
+      `  API URL:        ${show("apiUrl")}`,
+      `  frontend image: ${show("frontendImage")}`,
+      `  backend image:  ${show("backendImage")}`,
+      `  release file:   ${sb.releaseFile}`,
+      `  demo tags:      frontend ${sb.images.frontend.join(", ")}; backend v1 ${sb.images.backend.v1}, v2 ${sb.images.backend.v2}, unhealthy ${sb.images.backend.unhealthy}, crash ${sb.images.backend.crash}`,
+      "",
+      "Use it:",
+      `  curl ${String(outputs.apiUrl?.value ?? sb.ingressUrl + "/api")}/health`,
+      "  edit the release file to another demo tag, then: npm run deploy -- --stack local",
+      "  eval \"$(npm run -s sandbox -- --print-env)\" && pulumi stack output --stack local",
+      "Stop it and remove everything it created: npm run sandbox:down",
+      "",
+    ].join("\n"),
+  );
+  return code;
+}
+
+async function down(): Promise<number> {
+  const dir = sandboxDir();
+  if (fs.existsSync(path.join(dir, "state"))) {
+    const env = {
+      ...toolchainEnv().vars,
+      PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
+      PULUMI_CONFIG_PASSPHRASE_FILE: path.join(dir, "passphrase"),
+    };
+    Object.assign(process.env, env);
+    try {
+      const stack = await LocalWorkspace.selectStack({ stackName: LOCAL_STACK, workDir: REPO }, { envVars: env });
+      log("sandbox: destroying the local stack");
+      await stack.destroy({ onOutput: (o) => process.stdout.write(o), color: "never" });
+      await stack.workspace.removeStack(LOCAL_STACK);
+    } catch (e) {
+      log(`sandbox: could not destroy the local stack (${(e as Error).message.split("\n")[0]}); stopping the sandbox anyway`);
+    }
+  }
+  await stopSandbox(dir, log);
+  fs.rmSync(path.join(REPO, `Pulumi.${LOCAL_STACK}.yaml`), { force: true });
+  log("sandbox: stopped; nothing it started is left running");
+  return 0;
+}
+
+function printEnv(): number {
+  const dir = sandboxDir();
+  const vars = {
+    ...toolchainEnv().vars,
+    PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
+    PULUMI_CONFIG_PASSPHRASE_FILE: path.join(dir, "passphrase"),
+  };
+  for (const [k, v] of Object.entries(vars)) {
+    process.stdout.write(`export ${k}=${shellQuote(v)}\n`);
+  }
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command = "up", ...rest] = argv;
+  if (rest.length > 0) {
+    throw new Error(`unexpected arguments: ${rest.join(" ")}`);
+  }
+  switch (command) {
+    case "up":
+      return up();
+    case "down":
+      return down();
+    case "--print-env":
+      return printEnv();
+    default:
+      throw new Error(`unknown command ${JSON.stringify(command)}: use up, down or --print-env (cache: ${cacheDir()})`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    log(`sandbox: ${(e as Error).message}`);
+    process.exit(EXIT.unexpected);
+  },
+);

@@ -1,0 +1,181 @@
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { renderReleaseFile } from "../lib/release";
+import { listConfig } from "../lib/stack-config";
+import { cacheDir, ensureToolchain, toolchainEnv } from "../toolchain/env";
+import { startCluster, stopCluster } from "./cluster";
+import { DockerEngine, ensureDockerEngine } from "./docker-engine";
+import { ensureFluxManifests } from "./flux-manifests";
+import { DemoImages, backendHealthcheck, buildDemoImages } from "./images";
+import { freePort, runningProcess, startProcess, stopProcess, waitForPort } from "./processes";
+import { RunningRegistry, startRegistry } from "./registry";
+import { Vm, startVm, stopVm } from "./vm";
+
+/*
+ * The local sandbox: every part of the homelab, for real, on loopback. A Docker engine, a
+ * registry standing in for Harbor, an sshd "VM" whose deploy user runs compose, a Kubernetes
+ * control plane with kwok nodes, and a stand-in ingress that routes by the cluster's real
+ * Ingress objects. The `local` stack's config points the program at them.
+ */
+
+const REPO = path.resolve(__dirname, "..");
+export const LOCAL_STACK = "local";
+
+export interface Sandbox {
+  readonly dir: string;
+  readonly docker: DockerEngine;
+  readonly registry: RunningRegistry;
+  readonly vm: Vm;
+  readonly kubeconfig: string;
+  readonly images: DemoImages;
+  readonly ingressUrl: string;
+  readonly backendPort: number;
+  /** Absolute path of the release file the local stack reads. */
+  readonly releaseFile: string;
+  /** Environment under which `pulumi` manages the local stack (toolchain, state backend, passphrase file). */
+  readonly pulumiEnv: Record<string, string>;
+}
+
+export function sandboxDir(name = "default"): string {
+  return path.join(cacheDir(), "sandbox", name);
+}
+
+type Log = (line: string) => void;
+
+async function step<T>(log: Log, what: string, fn: () => Promise<T> | T): Promise<T> {
+  const started = Date.now();
+  log(`sandbox: ${what}…`);
+  const result = await fn();
+  log(`sandbox: ${what}: done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return result;
+}
+
+/** Starts (or reuses) every part of the sandbox in `dir`. */
+export async function startSandbox(dir: string, log: Log = (l) => process.stderr.write(`${l}\n`)): Promise<Sandbox> {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  await step(log, "toolchain", () => ensureToolchain({ only: ["engine", "providers", "sandbox"], log }));
+  const tc = toolchainEnv();
+  const docker = await step(log, "Docker engine", () => ensureDockerEngine(path.join(dir, "docker")));
+  const registry = await step(log, "registry (Harbor's stand-in)", () => startRegistry(path.join(dir, "registry")));
+  const vm = await step(log, "backend VM (sshd + deploy user)", () => startVm(path.join(dir, "vm"), { docker, composePlugin: tc.dockerCompose }));
+  const cluster = await step(log, "Kubernetes (etcd, kube-apiserver, controller-manager, scheduler, kwok)", () => startCluster(path.join(dir, "cluster"), { log }));
+  const images = await step(log, "demo images", () => buildDemoImages({ docker, registry, dir: path.join(dir, "images"), log }));
+  await step(log, "Flux CRDs", () => ensureFluxManifests(log));
+
+  const backendPort = 3001;
+  const ingressState = path.join(dir, "ingress");
+  let ingressPort: number;
+  const running = runningProcess(ingressState, "ingress");
+  const optionsFile = path.join(ingressState, "options.json");
+  if (running) {
+    ingressPort = (JSON.parse(fs.readFileSync(optionsFile, "utf8")) as { port: number }).port;
+  } else {
+    ingressPort = await freePort();
+    await step(log, `ingress stand-in on 127.0.0.1:${ingressPort}`, async () => {
+      const opts = {
+        kubeconfig: cluster.kubeconfig,
+        namespace: "website",
+        port: ingressPort,
+        dockerEnv: { PATH: process.env.PATH ?? "", DOCKER_HOST: docker.host, DOCKER_CONFIG: path.join(dir, "images", "docker-config") },
+        podPortBase: await freePort(),
+      };
+      fs.mkdirSync(ingressState, { recursive: true });
+      fs.writeFileSync(optionsFile, JSON.stringify(opts), { mode: 0o600 });
+      const rec = startProcess(ingressState, {
+        name: "ingress",
+        command: process.execPath,
+        args: ["--import", "tsx", path.join(__dirname, "ingress.ts"), optionsFile],
+        cwd: REPO,
+      });
+      await waitForPort("127.0.0.1", ingressPort, { what: "ingress stand-in", logFile: rec.logFile, pid: rec.pid, timeoutMs: 30_000 });
+    });
+  }
+
+  const releaseFile = path.join(dir, "release.yaml");
+  if (!fs.existsSync(releaseFile)) {
+    writeRelease(releaseFile, images, images.frontend[0], images.backend.v1);
+  }
+  const passphraseFile = path.join(dir, "passphrase");
+  if (!fs.existsSync(passphraseFile)) {
+    fs.writeFileSync(passphraseFile, crypto.randomBytes(24).toString("hex"), { mode: 0o600 });
+  }
+  const stateDir = path.join(dir, "state");
+  fs.mkdirSync(stateDir, { recursive: true });
+  const pulumiEnv = { ...tc.vars, PULUMI_BACKEND_URL: `file://${stateDir}`, PULUMI_CONFIG_PASSPHRASE_FILE: passphraseFile };
+  return { dir, docker, registry, vm, kubeconfig: cluster.kubeconfig, images, ingressUrl: `http://127.0.0.1:${ingressPort}`, backendPort, releaseFile, pulumiEnv };
+}
+
+/** Writes the sandbox's release file, the way Flux image automation would. */
+export function writeRelease(file: string, images: DemoImages, frontendTag: string, backendTag: string): void {
+  const [registry] = images.repositories.frontend.split("/");
+  fs.writeFileSync(
+    file,
+    renderReleaseFile({
+      frontend: { registry, repository: "frontend", tag: frontendTag },
+      backend: { registry, repository: "backend", tag: backendTag },
+    }),
+  );
+}
+
+/** The `local` stack's configuration: the program pointed at the sandbox. */
+export function sandboxConfig(sb: Sandbox): ConfigMap {
+  const knownHost = `127.0.0.1 ${sb.vm.hostKey}`;
+  return {
+    "homelab:registry": { value: sb.registry.host },
+    "homelab:registryInsecure": { value: "true" },
+    "homelab:registryUsername": { value: sb.registry.username },
+    "homelab:registryPassword": { value: sb.registry.password, secret: true },
+    "homelab:kubeconfig": { value: fs.readFileSync(sb.kubeconfig, "utf8"), secret: true },
+    "homelab:publicUrl": { value: sb.ingressUrl },
+    "homelab:frontendReplicas": { value: "2" },
+    "homelab:frontendPort": { value: "8080" },
+    "homelab:vmHost": { value: "127.0.0.1" },
+    // Kubernetes refuses loopback addresses in EndpointSlices; names under .localhost mean
+    // loopback (RFC 6761), which the stand-in ingress honours.
+    "homelab:backendAddress": { value: "vm.localhost" },
+    "homelab:vmPort": { value: String(sb.vm.port) },
+    "homelab:vmUser": { value: sb.vm.user },
+    "homelab:vmHostKey": { value: sb.vm.hostKey },
+    "homelab:vmPrivateKey": { value: sb.vm.privateKey, secret: true },
+    "homelab:deployDir": { value: path.join(sb.vm.workDir, "backend") },
+    "homelab:backendPort": { value: String(sb.backendPort) },
+    "homelab:backendBindAddress": { value: "127.0.0.1" },
+    "homelab:backendContainerName": { value: "homelab-sandbox-backend" },
+    "homelab:backendVersionField": { value: "version" },
+    "homelab:backendEnv": { value: JSON.stringify({ GREETING: "hello from the sandbox" }), secret: true },
+    "homelab:releaseFile": { value: sb.releaseFile },
+    "homelab:fluxManifests": { value: ensureFluxManifests() },
+    // No git server runs in the sandbox: Flux's objects are created, its controllers do not run.
+    "homelab:gitUrl": { value: "ssh://git@127.0.0.1:22/homelab/website.git" },
+    "homelab:gitKnownHosts": { value: knownHost },
+    "homelab:gitDeployKey": { value: sb.vm.privateKey, secret: true },
+    "homelab:gateDeadlineSeconds": { value: "120" },
+    ...listConfig("homelab:backendHealthcheck", backendHealthcheck(sb.backendPort)),
+  };
+}
+
+/** Creates or selects a stack of this program against the sandbox and sets its config. */
+export async function sandboxStack(sb: Sandbox, stackName = LOCAL_STACK, workDir = REPO): Promise<Stack> {
+  Object.assign(process.env, sb.pulumiEnv);
+  const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir }, { envVars: sb.pulumiEnv });
+  await stack.removeConfig("homelab:backendHealthcheck").catch(() => undefined);
+  await stack.setAllConfig(sandboxConfig(sb), true);
+  return stack;
+}
+
+/** Stops what startSandbox started in `dir`, by PID, and removes what it created. */
+export async function stopSandbox(dir: string, log: Log = (l) => process.stderr.write(`${l}\n`)): Promise<void> {
+  await step(log, "stopping the ingress stand-in", () => stopProcess(path.join(dir, "ingress"), "ingress"));
+  await step(log, "stopping Kubernetes", () => stopCluster(path.join(dir, "cluster")));
+  await step(log, "stopping the backend VM", () => stopVm(path.join(dir, "vm")));
+  if (runningProcess(path.join(dir, "registry"), "registry")) {
+    await step(log, "stopping the registry", async () => (await startRegistry(path.join(dir, "registry"))).stop({ keepData: false }));
+  }
+  // Only a dockerd this sandbox started is stopped; the machine's own engine is left alone.
+  if (runningProcess(path.join(dir, "docker"), "dockerd")) {
+    await step(log, "stopping the Docker engine", async () => (await ensureDockerEngine(path.join(dir, "docker"))).stop({ keepData: false }));
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
