@@ -67,6 +67,10 @@ export function appendRollback(ledger: readonly LedgerEntry[], release: Promoted
 }
 
 function sameImages(a: PromotedRelease, b: PromotedRelease): boolean {
+  // During preview parts of the new release may still be unknown: count that as a change.
+  if (typeof b?.frontend?.digest !== "string" || typeof b?.backend?.digest !== "string") {
+    return false;
+  }
   return ref(a.frontend) === ref(b.frontend) && ref(a.backend) === ref(b.backend);
 }
 
@@ -150,7 +154,9 @@ export class ReleaseRecord extends pulumi.ComponentResource {
 
   constructor(name: string, args: ReleaseRecordArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:release:ReleaseRecord", name, {}, opts);
-    const release: pulumi.Output<PromotedRelease> = pulumi.output({ frontend: args.frontend, backend: args.backend, gates: args.gates });
+    // A plain object of inputs, not one Output: in preview the gate timings are unknown while the
+    // images are known, and the diff needs the images.
+    const release = { frontend: args.frontend, backend: args.backend, gates: args.gates } as pulumi.Input<PromotedRelease>;
     const record = new RecordResource(`${name}-record`, release, args.rollback, { parent: this });
     this.current = record.release;
     this.previous = record.previous;

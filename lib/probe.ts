@@ -49,9 +49,10 @@ export class HealthGateError extends Error {
     readonly attempts: number,
     readonly elapsedMs: number,
   ) {
-    super(
-      `health gate failed: ${url} did not become healthy after ${attempts} attempt(s) in ${(elapsedMs / 1000).toFixed(1)}s; last result: ${lastOutcome}`,
-    );
+    const message = `health gate failed: ${url} did not become healthy after ${attempts} attempt(s) in ${(elapsedMs / 1000).toFixed(1)}s; last result: ${lastOutcome}`;
+    super(message);
+    // Set again: serialized into a dynamic provider, super() does not set the message.
+    this.message = message;
     this.name = "HealthGateError";
   }
 }

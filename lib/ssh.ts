@@ -24,6 +24,8 @@ export interface ScriptResult {
 export class SshConnectError extends Error {
   constructor(message: string, readonly kind: "unreachable" | "host-key" | "auth") {
     super(message);
+    // Set again: serialized into a dynamic provider, super() does not set the message.
+    this.message = message;
     this.name = "SshConnectError";
   }
 }

@@ -138,7 +138,13 @@ class StandIn {
     const port = known?.port ?? this.nextPort++;
     const containerPort = c.ports?.[0]?.containerPort ?? 80;
     await run("docker", ["rm", "-f", name], { env: this.opts.dockerEnv }).catch(() => undefined);
-    await run("docker", ["run", "-d", "--name", name, "--label", "homelab-sandbox=1", "-p", `127.0.0.1:${port}:${containerPort}`, c.image], { env: this.opts.dockerEnv });
+    // A network of its own: an engine without the default bridge still runs it.
+    await run("docker", ["network", "create", "homelab-sandbox-pods"], { env: this.opts.dockerEnv }).catch(() => undefined);
+    await run(
+      "docker",
+      ["run", "-d", "--name", name, "--label", "homelab-sandbox=1", "--network", "homelab-sandbox-pods", "-p", `127.0.0.1:${port}:${containerPort}`, c.image],
+      { env: this.opts.dockerEnv },
+    );
     this.pods.set(name, { image: c.image, port });
     log(`pod ${d.metadata.name} now runs ${c.image} on 127.0.0.1:${port}`);
     return { host: "127.0.0.1", port };
@@ -167,6 +173,7 @@ class StandIn {
     for (const name of this.pods.keys()) {
       await run("docker", ["rm", "-f", name], { env: this.opts.dockerEnv }).catch(() => undefined);
     }
+    await run("docker", ["network", "rm", "homelab-sandbox-pods"], { env: this.opts.dockerEnv }).catch(() => undefined);
   }
 }
 

@@ -52,19 +52,31 @@ async function step<T>(log: Log, what: string, fn: () => Promise<T> | T): Promis
   return result;
 }
 
+export interface SandboxOptions {
+  /** Deploy user on the VM; distinct sandboxes need distinct users. @default "homelab-deploy" */
+  readonly vmUser?: string;
+  /** Docker networking of a dockerd started here; "isolated" lets two run side by side. @default "default" */
+  readonly network?: "default" | "isolated";
+  /** Host port of the demo backend (passed to it as PORT). @default 3001 */
+  readonly backendPort?: number;
+  /** @default stderr */
+  readonly log?: Log;
+}
+
 /** Starts (or reuses) every part of the sandbox in `dir`. */
-export async function startSandbox(dir: string, log: Log = (l) => process.stderr.write(`${l}\n`)): Promise<Sandbox> {
+export async function startSandbox(dir: string, opts: SandboxOptions = {}): Promise<Sandbox> {
+  const log = opts.log ?? ((l: string) => void process.stderr.write(`${l}\n`));
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   await step(log, "toolchain", () => ensureToolchain({ only: ["engine", "providers", "sandbox"], log }));
   const tc = toolchainEnv();
-  const docker = await step(log, "Docker engine", () => ensureDockerEngine(path.join(dir, "docker")));
+  const docker = await step(log, "Docker engine", () => ensureDockerEngine(path.join(dir, "docker"), { network: opts.network }));
   const registry = await step(log, "registry (Harbor's stand-in)", () => startRegistry(path.join(dir, "registry")));
-  const vm = await step(log, "backend VM (sshd + deploy user)", () => startVm(path.join(dir, "vm"), { docker, composePlugin: tc.dockerCompose }));
+  const vm = await step(log, "backend VM (sshd + deploy user)", () => startVm(path.join(dir, "vm"), { docker, composePlugin: tc.dockerCompose, user: opts.vmUser }));
   const cluster = await step(log, "Kubernetes (etcd, kube-apiserver, controller-manager, scheduler, kwok)", () => startCluster(path.join(dir, "cluster"), { log }));
   const images = await step(log, "demo images", () => buildDemoImages({ docker, registry, dir: path.join(dir, "images"), log }));
   await step(log, "Flux CRDs", () => ensureFluxManifests(log));
 
-  const backendPort = 3001;
+  const backendPort = opts.backendPort ?? 3001;
   const ingressState = path.join(dir, "ingress");
   let ingressPort: number;
   const running = runningProcess(ingressState, "ingress");
@@ -144,7 +156,7 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:backendBindAddress": { value: "127.0.0.1" },
     "homelab:backendContainerName": { value: "homelab-sandbox-backend" },
     "homelab:backendVersionField": { value: "version" },
-    "homelab:backendEnv": { value: JSON.stringify({ GREETING: "hello from the sandbox" }), secret: true },
+    "homelab:backendEnv": { value: JSON.stringify({ GREETING: "hello from the sandbox", PORT: String(sb.backendPort) }), secret: true },
     "homelab:releaseFile": { value: sb.releaseFile },
     "homelab:fluxManifests": { value: ensureFluxManifests() },
     // No git server runs in the sandbox: Flux's objects are created, its controllers do not run.

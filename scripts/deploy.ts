@@ -77,11 +77,16 @@ function unpinnedTags(cfg: Config, workDir: string): { frontend: string; backend
   return targetTags(copy, workDir);
 }
 
-/** Whether the update changed anything before it failed. */
-function changedSomething(events: EngineEvent[]): boolean {
+/** Whether the failed update moved what is running: the frontend Deployment or the backend deploy. */
+function releaseMoved(events: EngineEvent[]): boolean {
   return events.some((e) => {
-    const op = e.resOutputsEvent?.metadata.op;
-    return op !== undefined && op !== "same" && op !== "read" && op !== "refresh";
+    // A failed backend deploy has run (and restored the previous release itself).
+    const m = e.resOutputsEvent?.metadata ?? e.resOpFailedEvent?.metadata;
+    if (!m || m.op === "same" || m.op === "read" || m.op === "refresh") {
+      return false;
+    }
+    const name = m.urn.split("::").pop() ?? "";
+    return m.type === "kubernetes:apps/v1:Deployment" || (m.type === "pulumi-nodejs:dynamic/homelab:RemoteScript" && name.endsWith("-deploy"));
   });
 }
 
@@ -144,7 +149,13 @@ export async function deploy(opts: Options): Promise<number> {
       }
     }
 
-    const target = targetTags(cfg, opts.workDir);
+    let target: { frontend: string; backend: string };
+    try {
+      target = targetTags(cfg, opts.workDir);
+    } catch (e) {
+      say(`REFUSED before any change: ${(e as Error).message}`);
+      return EXIT.refused;
+    }
     say(`stack ${opts.stack}: deploying frontend ${target.frontend}, backend ${target.backend} (running: ${describeRunning(last)})`);
 
     const preview = await run(stack, "preview");
@@ -161,7 +172,7 @@ export async function deploy(opts: Options): Promise<number> {
       return EXIT.promoted;
     }
     const reason = lastError(up.events, up.error);
-    if (!changedSomething(up.events)) {
+    if (!releaseMoved(up.events)) {
       say(`REFUSED before any change (${up.seconds}s):\n${reason}\nStill running: ${describeRunning(last)}`);
       return EXIT.refused;
     }
