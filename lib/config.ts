@@ -65,7 +65,7 @@ export const CONFIG_KEYS = {
   backendAddress: { kind: "string", default: "", description: "Address the cluster's ingress uses to reach the backend VM; vmHost when unset (Kubernetes refuses loopback endpoint addresses)." },
   vmPort: { kind: "integer", default: 22, description: "SSH port of the backend VM." },
   vmUser: { kind: "string", default: "ubuntu", description: "SSH user on the backend VM (needs Docker access)." },
-  vmHostKey: { kind: "string", description: "The VM's public SSH host key ('ssh-ed25519 AAAA…'), pinned on every connection." },
+  vmHostKey: { kind: "string", default: "", description: "The VM's public SSH host key ('ssh-ed25519 AAAA…'), pinned on every connection." },
   vmSkipHostKeyCheck: { kind: "boolean", default: false, description: "Connect without checking the host key (unsafe; for first contact only)." },
   vmPrivateKey: { kind: "secret", description: "Private SSH key of vmUser." },
   deployDir: { kind: "string", default: "/opt/backend", description: "Directory on the VM holding the compose file, .env and release history." },

@@ -9,12 +9,13 @@ import { ConfigMap, EngineEvent } from "@pulumi/pulumi/automation";
 import { ensureFluxManifests } from "../../sandbox/flux-manifests";
 import { HOST_KEY, TAG_A, TAG_B, fakePrivateKey } from "../support/fixtures";
 import { LocalStack, createLocalStack } from "../support/local-stack";
-import { RunningRegistry, freePort, startRegistry } from "../support/registry";
+import { SandboxCluster, startCluster } from "../../sandbox/cluster";
+import { RunningRegistry, startRegistry } from "../support/registry";
 
 /*
- * `pulumi preview` of the real program with the real engine and providers, against loopback
- * targets: a real registry holding the release's images, an SSH port and a health URL that
- * count every connection (a preview must make none), and an unreachable API server.
+ * `pulumi preview` of the real program with the real engine, provider and policy pack, against
+ * loopback targets: a real registry holding the release's images, a real API server (kwok), and
+ * an SSH port and a health URL that count every connection (a preview must make none).
  */
 let work: string;
 let registry: RunningRegistry;
@@ -27,6 +28,8 @@ const events: EngineEvent[] = [];
 let digests: { frontend: string; backend: string };
 let summary: Record<string, number> | undefined;
 let stdout = "";
+let cluster: SandboxCluster;
+const POLICY = path.resolve(__dirname, "../../policy");
 
 before(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-preview-"));
@@ -49,22 +52,14 @@ before(async () => {
       `  frontend: ${registry.host}/frontend:${TAG_A} # {"$imagepolicy": "flux-system:frontend"}\n` +
       `  backend: ${registry.host}/backend:${TAG_B} # {"$imagepolicy": "flux-system:backend"}\n`,
   );
-  const deadApi = await freePort();
-  const kubeconfig = [
-    "apiVersion: v1",
-    "kind: Config",
-    `clusters: [{name: sandbox, cluster: {server: "https://127.0.0.1:${deadApi}", insecure-skip-tls-verify: true}}]`,
-    "users: [{name: sandbox, user: {token: kube-token-789}}]",
-    "contexts: [{name: sandbox, context: {cluster: sandbox, user: sandbox}}]",
-    "current-context: sandbox",
-  ].join("\n");
+  cluster = await startCluster(path.join(work, "cluster"), { nodes: 1, log: () => undefined });
+  const kubeconfig = fs.readFileSync(cluster.kubeconfig, "utf8");
   const publicUrl = `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`;
   const config: ConfigMap = {
     "homelab:registry": { value: registry.host },
     "homelab:registryUsername": { value: registry.username },
     "homelab:registryPassword": { value: registry.password, secret: true },
     "homelab:kubeconfig": { value: kubeconfig, secret: true },
-    "homelab:kubeContext": { value: "sandbox" },
     "homelab:publicUrl": { value: publicUrl },
     "homelab:vmHost": { value: "127.0.0.1" },
     "homelab:vmPort": { value: String((sshServer.address() as net.AddressInfo).port) },
@@ -79,14 +74,15 @@ before(async () => {
     "homelab:fluxManifests": { value: ensureFluxManifests() },
   };
   local = await createLocalStack(config, "preview");
-  const result = await local.stack.preview({ onEvent: (e) => events.push(e), color: "never", diff: true });
+  const result = await local.stack.preview({ onEvent: (e) => events.push(e), color: "never", diff: true, policyPacks: [POLICY] });
   summary = result.changeSummary;
   stdout = result.stdout;
 });
 
 after(async () => {
   await local?.cleanup();
-  await registry?.stop();
+  await registry?.stop({ keepData: false });
+  await cluster?.stop();
   httpServer?.closeAllConnections();
   httpServer?.close();
   sshServer?.close();
@@ -142,9 +138,21 @@ describe("pulumi preview of the local stack (real engine)", () => {
     assert.equal(httpHits, 0);
   });
 
+  it("ran the policy pack on the plan, which passed", () => {
+    assert.match(stdout, /homelab-guardrails/);
+    const violations = events.filter((e) => e.policyEvent && e.policyEvent.enforcementLevel === "mandatory");
+    assert.deepEqual(violations.map((e) => e.policyEvent?.message), []);
+  });
+
+  it("refuses a plan the policy pack rejects: a VM without a pinned host key", async () => {
+    await local.stack.setAllConfig({ "homelab:vmSkipHostKeyCheck": { value: "true" } });
+    await local.stack.removeConfig("homelab:vmHostKey");
+    await assert.rejects(local.stack.preview({ color: "never", policyPacks: [POLICY] }), /remote-host-key-pinned|hostKey/);
+  });
+
   it("shows no secret in the plan or the engine events", () => {
     const text = stdout + JSON.stringify(events);
-    for (const secret of [registry.password, "kube-token-789", "backend-secret-321", "PRIVATE KEY"]) {
+    for (const secret of [registry.password, "backend-secret-321", "PRIVATE KEY", "client-key-data"]) {
       assert.ok(!text.includes(secret), `preview output leaks ${secret.slice(0, 4)}…`);
     }
   });
