@@ -62,7 +62,7 @@ async function run(): Promise<{ code: number; log: string }> {
   process.stderr.write = ((c: string | Uint8Array) => {
     chunks.push(String(c));
     return write(c);
-  }) as typeof process.stderr.write;
+  });
   try {
     const code = await deploy({ stack: STACK, workDir: projectDir });
     return { code, log: chunks.join("") };
@@ -71,7 +71,7 @@ async function run(): Promise<{ code: number; log: string }> {
   }
 }
 
-async function sshKey(): Promise<{ privateKey: string; hostKey: string }> {
+function sshKey(): { privateKey: string; hostKey: string } {
   const file = path.join(dir, `key-${Date.now()}`);
   spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file]);
   const pub = fs.readFileSync(`${file}.pub`, "utf8").split(" ").slice(0, 2).join(" ");
@@ -200,7 +200,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
 
   timed("6. an unreachable VM, a wrong host key and a wrong SSH key are refused with nothing changed", async () => {
     const before = await outputs();
-    const other = await sshKey();
+    const other = sshKey();
     const cases: [string, Record<string, { value: string; secret?: boolean }>, RegExp][] = [
       ["unreachable", { "homelab:vmPort": { value: String(await freePort()) } }, /cannot reach homelab-e2e@127\.0\.0\.1/],
       ["host key", { "homelab:vmHostKey": { value: other.hostKey } }, /not the pinned ssh-ed25519 .*refusing to connect/],
