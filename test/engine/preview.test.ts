@@ -80,13 +80,23 @@ before(async () => {
 });
 
 after(async () => {
-  await local?.cleanup();
-  await registry?.stop({ keepData: false });
-  await cluster?.stop();
-  httpServer?.closeAllConnections();
-  httpServer?.close();
-  sshServer?.close();
-  fs.rmSync(work, { recursive: true, force: true });
+  // Each step runs even when an earlier one fails, so nothing is left running.
+  const steps: (() => Promise<void> | void)[] = [
+    () => local?.cleanup(),
+    () => registry?.stop({ keepData: false }),
+    () => cluster?.stop(),
+    () => {
+      httpServer?.closeAllConnections();
+      httpServer?.close();
+      sshServer?.close();
+    },
+    () => fs.rmSync(work, { recursive: true, force: true }),
+  ];
+  for (const step of steps) {
+    await Promise.resolve()
+      .then(step)
+      .catch((e: unknown) => process.stderr.write(`cleanup: ${(e as Error).message}\n`));
+  }
 });
 
 function planned(): Map<string, { op: string; type: string }> {
