@@ -34,8 +34,6 @@ interface KeySpec {
  * without a default as required, so optional keys default to "" (read as unset).
  */
 export const CONFIG_KEYS = {
-  deployHomelab: { kind: "boolean", default: true, description: "Manage the homelab: Flux, the frontend on k3s and the backend VM." },
-  deployVps: { kind: "boolean", default: false, description: "Manage the VPS app behind Caddy." },
 
   registry: { kind: "string", description: "Registry host:port holding the frontend and backend images (Harbor)." },
   registryInsecure: { kind: "boolean", default: true, description: "The registry speaks plain HTTP." },
@@ -161,7 +159,6 @@ export interface HomelabSecrets {
 
 export interface ParsedConfig {
   readonly homelab?: { readonly settings: HomelabSettings; readonly secrets: HomelabSecrets };
-  readonly deployVps: boolean;
 }
 
 /** All config problems at once, each naming the key and the bad value. */
@@ -285,14 +282,9 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     return v;
   }
 
-  const deployHomelab = bool("deployHomelab");
-  const deployVps = bool("deployVps");
-  if (!deployHomelab && !deployVps) {
-    problems.push(`${full("deployHomelab")} and ${full("deployVps")}: both are false, so the stack would manage nothing`);
-  }
 
   let homelab: ParsedConfig["homelab"];
-  if (deployHomelab) {
+  {
     const tagPattern = str("tagPattern", true, regexProblem) ?? DEFAULT_TAG_PATTERN;
     const tagCheck = (v: string): string | undefined => {
       try {
@@ -411,5 +403,5 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
   if (problems.length > 0) {
     throw new ConfigError(problems);
   }
-  return { homelab, deployVps };
+  return { homelab };
 }

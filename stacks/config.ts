@@ -24,7 +24,6 @@ export interface HomelabConfig {
 
 export interface StackConfig {
   readonly homelab?: HomelabConfig;
-  readonly deployVps: boolean;
 }
 
 /** Whether a key was set with --secret (the SDK has this function but does not declare it). */
@@ -89,5 +88,5 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
       },
     };
   }
-  return { homelab, deployVps: parsed.deployVps };
+  return { homelab };
 }

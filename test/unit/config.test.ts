@@ -30,7 +30,6 @@ describe("config", () => {
     assert.equal(s.gates.deadlineSeconds, 300);
     assert.deepEqual(s.flux.manifests, { kind: "url", url: "https://github.com/fluxcd/flux2/releases/download/v2.9.5/install.yaml" });
     assert.deepEqual(cfg.homelab!.secrets.backendEnv, { DATABASE_URL: "postgres://app:db-secret-456@db/app", NODE_ENV: "production" });
-    assert.equal(cfg.deployVps, false);
   });
 
   const cases: [string, Record<string, string>, RegExp][] = [
