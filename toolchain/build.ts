@@ -74,8 +74,9 @@ function sha256(parts: readonly (string | Buffer)[]): string {
   return h.digest("hex").slice(0, 16);
 }
 
+/** Hashes files by their path relative to the repository, so every clone shares the cache. */
 function hashFiles(files: readonly string[]): string {
-  return sha256(files.flatMap((f) => [f, fs.existsSync(f) ? fs.readFileSync(f) : "<missing>"]));
+  return sha256(files.flatMap((f) => [path.relative(REPO_ROOT, f), fs.existsSync(f) ? fs.readFileSync(f) : "<missing>"]));
 }
 
 function listFiles(dir: string): string[] {
