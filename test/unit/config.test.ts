@@ -126,6 +126,13 @@ describe("config", () => {
     }
   });
 
+  it("is documented key by key in the README", () => {
+    const readme = fs.readFileSync(path.join(__dirname, "../../README.md"), "utf8");
+    for (const key of Object.keys(CONFIG_KEYS)) {
+      assert.match(readme, new RegExp(`\\| \`homelab:${key}\` \\|`), key);
+    }
+  });
+
   it("validates the production stack file once its secrets are set", () => {
     const prod = YAML.parse(fs.readFileSync(path.join(__dirname, "../../Pulumi.production.yaml"), "utf8")) as { config: Record<string, unknown> };
     const raw: Record<string, string> = {};
