@@ -90,11 +90,18 @@ function releaseMoved(events: EngineEvent[]): boolean {
   });
 }
 
+/** Keeps a remote deploy's own verdict lines (`deploy: …`) and drops compose's progress noise. */
+function summarize(message: string): string {
+  const lines = message.split("\n");
+  const verdict = lines.filter((l) => /^\s*deploy: /.test(l)).map((l) => l.trim());
+  return verdict.length > 0 ? [lines[0], ...verdict].join("\n") : message;
+}
+
 function lastError(events: EngineEvent[], err: unknown): string {
   const diags = events
     .map((e) => e.diagnosticEvent)
     .filter((d): d is NonNullable<typeof d> => d !== undefined && d.severity === "error" && !d.message.includes("update failed"))
-    .map((d) => `${d.urn ? d.urn.split("::").pop() + ": " : ""}${d.message.trim()}`);
+    .map((d) => `${d.urn ? d.urn.split("::").pop() + ": " : ""}${summarize(d.message.trim())}`);
   return diags.length > 0 ? diags.join("\n") : (err as Error).message.split("\n").slice(-8).join("\n");
 }
 
