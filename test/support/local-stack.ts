@@ -7,7 +7,7 @@ import { toolchainEnv } from "../../toolchain/env";
 
 const REPO = path.resolve(__dirname, "../..");
 /** What a stack's program needs from the repository; linked, not copied. */
-const PROGRAM_ENTRIES = ["index.ts", "components", "crds", "lib", "stacks", "package.json", "tsconfig.json", "Pulumi.yaml", "node_modules"];
+const PROGRAM_ENTRIES = ["index.ts", "components", "crds", "lib", "providers", "stacks", "package.json", "tsconfig.json", "Pulumi.yaml", "node_modules"];
 
 export interface LocalStack {
   readonly stack: Stack;
