@@ -82,7 +82,7 @@ export class ImageAutomation extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const policies: ImagePolicy[] = [];
+    const policies: pulumi.Resource[] = [];
     for (const image of args.images) {
       const repo = new ImageRepository(
         `${name}-${image.name}-repository`,

@@ -67,37 +67,19 @@ export interface FluxResourceArgs<Spec> {
   spec: Spec;
 }
 
-/** The shape every wrapper shares: a fixed apiVersion and kind with a typed spec. */
-function crArgs<Spec>(apiVersion: string, kind: string, args: FluxResourceArgs<Spec>): k8s.apiextensions.CustomResourceArgs {
-  return { apiVersion, kind, metadata: args.metadata, spec: args.spec };
+/** The constructor every wrapper has: a fixed apiVersion and kind, with a typed spec. */
+export type FluxResourceClass<Spec> = new (name: string, args: FluxResourceArgs<Spec>, opts?: pulumi.CustomResourceOptions) => k8s.apiextensions.CustomResource;
+
+function fluxResource<Spec>(apiVersion: string, kind: string): FluxResourceClass<Spec> {
+  return class extends k8s.apiextensions.CustomResource {
+    constructor(name: string, args: FluxResourceArgs<Spec>, opts?: pulumi.CustomResourceOptions) {
+      super(name, { apiVersion, kind, metadata: args.metadata, spec: args.spec }, opts);
+    }
+  };
 }
 
-export class GitRepository extends k8s.apiextensions.CustomResource {
-  constructor(name: string, args: FluxResourceArgs<GitRepositorySpec>, opts?: pulumi.CustomResourceOptions) {
-    super(name, crArgs(SOURCE_API, "GitRepository", args), opts);
-  }
-}
-
-export class Kustomization extends k8s.apiextensions.CustomResource {
-  constructor(name: string, args: FluxResourceArgs<KustomizationSpec>, opts?: pulumi.CustomResourceOptions) {
-    super(name, crArgs(KUSTOMIZE_API, "Kustomization", args), opts);
-  }
-}
-
-export class ImageRepository extends k8s.apiextensions.CustomResource {
-  constructor(name: string, args: FluxResourceArgs<ImageRepositorySpec>, opts?: pulumi.CustomResourceOptions) {
-    super(name, crArgs(IMAGE_API, "ImageRepository", args), opts);
-  }
-}
-
-export class ImagePolicy extends k8s.apiextensions.CustomResource {
-  constructor(name: string, args: FluxResourceArgs<ImagePolicySpec>, opts?: pulumi.CustomResourceOptions) {
-    super(name, crArgs(IMAGE_API, "ImagePolicy", args), opts);
-  }
-}
-
-export class ImageUpdateAutomation extends k8s.apiextensions.CustomResource {
-  constructor(name: string, args: FluxResourceArgs<ImageUpdateAutomationSpec>, opts?: pulumi.CustomResourceOptions) {
-    super(name, crArgs(IMAGE_API, "ImageUpdateAutomation", args), opts);
-  }
-}
+export const GitRepository = fluxResource<GitRepositorySpec>(SOURCE_API, "GitRepository");
+export const Kustomization = fluxResource<KustomizationSpec>(KUSTOMIZE_API, "Kustomization");
+export const ImageRepository = fluxResource<ImageRepositorySpec>(IMAGE_API, "ImageRepository");
+export const ImagePolicy = fluxResource<ImagePolicySpec>(IMAGE_API, "ImagePolicy");
+export const ImageUpdateAutomation = fluxResource<ImageUpdateAutomationSpec>(IMAGE_API, "ImageUpdateAutomation");

@@ -2,8 +2,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { EXIT, deploy } from "../scripts/deploy";
-import { cacheDir, toolchainEnv } from "../toolchain/env";
-import { LOCAL_STACK, sandboxDir, sandboxStack, startSandbox, stopSandbox } from "./sandbox";
+import { cacheDir } from "../toolchain/env";
+import { LOCAL_STACK, sandboxDir, sandboxPulumiEnv, sandboxStack, startSandbox, stopSandbox } from "./sandbox";
 
 const REPO = path.resolve(__dirname, "..");
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -45,11 +45,7 @@ async function up(): Promise<number> {
 async function down(): Promise<number> {
   const dir = sandboxDir();
   if (fs.existsSync(path.join(dir, "state"))) {
-    const env = {
-      ...toolchainEnv().vars,
-      PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
-      PULUMI_CONFIG_PASSPHRASE_FILE: path.join(dir, "passphrase"),
-    };
+    const env = sandboxPulumiEnv(dir);
     Object.assign(process.env, env);
     try {
       const stack = await LocalWorkspace.selectStack({ stackName: LOCAL_STACK, workDir: REPO }, { envVars: env });
@@ -67,13 +63,7 @@ async function down(): Promise<number> {
 }
 
 function printEnv(): number {
-  const dir = sandboxDir();
-  const vars = {
-    ...toolchainEnv().vars,
-    PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
-    PULUMI_CONFIG_PASSPHRASE_FILE: path.join(dir, "passphrase"),
-  };
-  for (const [k, v] of Object.entries(vars)) {
+  for (const [k, v] of Object.entries(sandboxPulumiEnv(sandboxDir()))) {
     process.stdout.write(`export ${k}=${shellQuote(v)}\n`);
   }
   return 0;

@@ -42,6 +42,15 @@ export function sandboxDir(name = "default"): string {
   return path.join(cacheDir(), "sandbox", name);
 }
 
+/** The environment under which `pulumi` manages the stacks of the sandbox in `dir`. */
+export function sandboxPulumiEnv(dir: string): Record<string, string> {
+  return {
+    ...toolchainEnv().vars,
+    PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
+    PULUMI_CONFIG_PASSPHRASE_FILE: path.join(dir, "passphrase"),
+  };
+}
+
 type Log = (line: string) => void;
 
 async function step<T>(log: Log, what: string, fn: () => Promise<T> | T): Promise<T> {
@@ -113,9 +122,8 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   if (!fs.existsSync(passphraseFile)) {
     fs.writeFileSync(passphraseFile, crypto.randomBytes(24).toString("hex"), { mode: 0o600 });
   }
-  const stateDir = path.join(dir, "state");
-  fs.mkdirSync(stateDir, { recursive: true });
-  const pulumiEnv = { ...tc.vars, PULUMI_BACKEND_URL: `file://${stateDir}`, PULUMI_CONFIG_PASSPHRASE_FILE: passphraseFile };
+  fs.mkdirSync(path.join(dir, "state"), { recursive: true });
+  const pulumiEnv = sandboxPulumiEnv(dir);
   return { dir, docker, registry, vm, kubeconfig: cluster.kubeconfig, images, ingressUrl: `http://127.0.0.1:${ingressPort}`, backendPort, releaseFile, pulumiEnv };
 }
 

@@ -8,14 +8,13 @@ import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { EXIT, deploy } from "../../scripts/deploy";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../../sandbox/sandbox";
 import { kubeClient } from "../../sandbox/kube";
+import { linkProgram } from "../support/local-stack";
 import { freePort } from "../../sandbox/processes";
 
 /*
  * End to end, for real: the sandbox (dockerd, registry, sshd VM, kwok cluster, ingress
  * stand-in), the real engine, and the guarded deploy, through the scenarios a release can take.
  */
-const REPO = path.resolve(__dirname, "../..");
-const PROGRAM = ["index.ts", "components", "crds", "lib", "providers", "stacks", "package.json", "tsconfig.json", "Pulumi.yaml", "node_modules"];
 const STACK = "e2e";
 
 let dir: string;
@@ -83,9 +82,7 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-e2e-"));
   projectDir = path.join(dir, "project");
   fs.mkdirSync(projectDir);
-  for (const entry of PROGRAM) {
-    fs.symlinkSync(path.join(REPO, entry), path.join(projectDir, entry));
-  }
+  linkProgram(projectDir);
   sb = await startSandbox(path.join(dir, "sandbox"), { vmUser: "homelab-e2e", network: "isolated", backendPort: await freePort() });
   stack = await sandboxStack(sb, STACK, projectDir);
   await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "25" } });

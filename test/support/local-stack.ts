@@ -9,6 +9,13 @@ const REPO = path.resolve(__dirname, "../..");
 /** What a stack's program needs from the repository; linked, not copied. */
 const PROGRAM_ENTRIES = ["index.ts", "components", "crds", "lib", "providers", "stacks", "package.json", "tsconfig.json", "Pulumi.yaml", "node_modules"];
 
+/** Makes `projectDir` a project of this program by linking the repository's files into it. */
+export function linkProgram(projectDir: string): void {
+  for (const entry of PROGRAM_ENTRIES) {
+    fs.symlinkSync(path.join(REPO, entry), path.join(projectDir, entry));
+  }
+}
+
 export interface LocalStack {
   readonly stack: Stack;
   readonly dir: string;
@@ -27,9 +34,7 @@ export async function createLocalStack(config: ConfigMap, prefix = "test"): Prom
   const stateDir = path.join(dir, "state");
   fs.mkdirSync(projectDir);
   fs.mkdirSync(stateDir);
-  for (const entry of PROGRAM_ENTRIES) {
-    fs.symlinkSync(path.join(REPO, entry), path.join(projectDir, entry));
-  }
+  linkProgram(projectDir);
   const tc = toolchainEnv({ backendUrl: `file://${stateDir}` });
   const envVars: Record<string, string> = {
     ...tc.vars,
