@@ -1,14 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "./stacks/config";
 import { homelabStack } from "./stacks/homelab";
+import { vpsStack } from "./stacks/vps";
 
 /**
- * Validates all config and the release file, and checks that both images exist in the registry,
- * before any resource is registered; then builds the stack.
+ * Validates all config and the release file, and checks that every image exists in its registry
+ * (with the configured credentials), before any resource is registered; then builds the parts
+ * this stack deploys.
  */
 export = async () => {
   const config = loadConfig();
-  const homelab = config.homelab ? homelabStack(config.homelab, await config.homelab.resolveDigests()) : undefined;
+  const [homelabDigests, vpsDigest] = await Promise.all([config.homelab?.resolveDigests(), config.vps?.resolveDigest()]);
+  const homelab = config.homelab && homelabDigests ? homelabStack(config.homelab, homelabDigests) : undefined;
+  const vps = config.vps && vpsDigest ? vpsStack(config.vps, vpsDigest) : undefined;
   return {
     stack: pulumi.getStack(),
     frontendUrl: homelab?.frontendUrl,
@@ -21,5 +25,10 @@ export = async () => {
     ledger: homelab?.ledger,
     gates: homelab?.gates,
     imageAutomationExclusions: homelab?.imageAutomationExclusions,
+    vpsDashboardUrl: vps?.dashboardUrl,
+    vpsWebhookUrl: vps?.webhookUrl,
+    vpsApiKey: vps?.apiKey,
+    vpsWebhookSecret: vps?.webhookSecret,
+    vpsImage: vps?.image,
   };
 };

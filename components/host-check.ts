@@ -9,12 +9,15 @@ export interface HostCheckArgs {
   readonly deployDir: string;
   /** The check runs again whenever this changes; pass the release so every release is checked. */
   readonly trigger: pulumi.Input<string>;
+  /** Install Docker and compose v2 where missing (needs root or passwordless sudo). @default false */
+  readonly installDocker?: boolean;
 }
 
 /**
  * Checks, before anything changes, that a Docker host answers over SSH with the pinned host key,
- * has Docker with compose v2, and has a writable deploy directory. Later stages depend on it, so an
- * unreachable host or a wrong key stops the release before the frontend moves.
+ * has Docker with compose v2 (installing them only where enabled) and a writable deploy
+ * directory. Later stages depend on it, so an unreachable host or a wrong key stops the release
+ * before anything moves.
  */
 export class HostCheck extends pulumi.ComponentResource {
   /** The check's report, e.g. `host-check: ok: 2.40.3 on vm`. */
@@ -26,7 +29,7 @@ export class HostCheck extends pulumi.ComponentResource {
       `${name}-check`,
       {
         connection: connectionArgs(args.connection),
-        create: renderHostCheckScript({ deployDir: args.deployDir }),
+        create: renderHostCheckScript({ deployDir: args.deployDir, installDocker: args.installDocker ?? false }),
         triggers: [args.trigger],
       },
       { parent: this },

@@ -11,6 +11,7 @@ export interface ComposeService {
   expose?: string[];
   volumes?: string[];
   command?: string[];
+  labels?: Record<string, string>;
   healthcheck?: {
     test: string[];
     interval: string;
@@ -91,6 +92,95 @@ export function renderBackendCompose(opts: BackendComposeOptions): ComposeFile {
       },
     },
     volumes: { [volume]: {} },
+  };
+}
+
+/** Inputs of the VPS app's compose file: the app behind a Caddy sidecar that terminates HTTPS. */
+export interface VpsComposeOptions {
+  /** Compose project name. */
+  readonly project: string;
+  /** Service name of the app; Caddy reaches it by this name. */
+  readonly appName: string;
+  /** Pinned image of the app (`registry/repo:tag@sha256:…`). */
+  readonly image: string;
+  /** Port the app listens on inside the compose network; never published on the host. */
+  readonly appPort: number;
+  /** Image of the Caddy sidecar. */
+  readonly caddyImage: string;
+  /** SHA-256 of the Caddyfile: Caddy is recreated (and so reloaded) whenever it changes. */
+  readonly caddyfileHash: string;
+  /** Host address Caddy's ports bind to. @default "0.0.0.0" */
+  readonly bindAddress?: string;
+  /** @default 80 */
+  readonly httpPort?: number;
+  /** @default 443 */
+  readonly httpsPort?: number;
+  /** Where the app's data volume is mounted in the container. @default "/data" */
+  readonly dataPath?: string;
+  /** Host directory of SSH keys the app uses, and where it is mounted read-only; none when unset. */
+  readonly sshKeys?: { readonly hostDir: string; readonly mountPath: string };
+  /**
+   * Give the app the host's Docker socket and its own compose file (read-only) so it can update
+   * itself. Anything holding the socket is root on the host. @default false
+   */
+  readonly dockerSocket?: boolean;
+  /** @default "/api/health" */
+  readonly healthPath?: string;
+  /** Health probe run inside the app's container. @default a Python one-liner (the app is a Python service) */
+  readonly healthcheckTest?: string[];
+}
+
+/** Where the compose file is mounted in the app's container when it may update itself. */
+export const SELF_UPDATE_COMPOSE_PATH = "/opt/deploy/docker-compose.yml";
+
+/**
+ * Renders the VPS compose file: Caddy publishes 80 and 443 and starts only once the app is
+ * healthy; the app exposes its port to the compose network only. Data, Caddy's certificates and
+ * its config live in named volumes, so they outlive every container.
+ */
+export function renderVpsCompose(o: VpsComposeOptions): ComposeFile {
+  const bind = o.bindAddress ?? "0.0.0.0";
+  const https = o.httpsPort ?? 443;
+  const healthPath = o.healthPath ?? "/api/health";
+  const dataVolume = `${o.appName}-data`;
+  const test = o.healthcheckTest ?? [
+    "CMD",
+    "python",
+    "-c",
+    `import urllib.request; urllib.request.urlopen('http://localhost:${o.appPort}${healthPath}')`,
+  ];
+  const appVolumes = [`${dataVolume}:${o.dataPath ?? "/data"}`];
+  if (o.sshKeys) {
+    appVolumes.push(`${o.sshKeys.hostDir}:${o.sshKeys.mountPath}:ro`);
+  }
+  if (o.dockerSocket) {
+    appVolumes.push("/var/run/docker.sock:/var/run/docker.sock", `./docker-compose.yml:${SELF_UPDATE_COMPOSE_PATH}:ro`);
+  }
+  const logging = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
+  return {
+    name: o.project,
+    services: {
+      caddy: {
+        image: o.caddyImage,
+        restart: "unless-stopped",
+        ports: [`${bind}:${o.httpPort ?? 80}:80`, `${bind}:${https}:443`, `${bind}:${https}:443/udp`],
+        volumes: ["./Caddyfile:/etc/caddy/Caddyfile:ro", "caddy-data:/data", "caddy-config:/config"],
+        labels: { "homelab.caddyfile-sha256": o.caddyfileHash },
+        depends_on: { [o.appName]: { condition: "service_healthy" } },
+        logging,
+      },
+      [o.appName]: {
+        image: o.image,
+        restart: "unless-stopped",
+        expose: [String(o.appPort)],
+        env_file: [".env"],
+        ...(o.dockerSocket ? { environment: { COMPOSE_FILE: SELF_UPDATE_COMPOSE_PATH } } : {}),
+        volumes: appVolumes,
+        healthcheck: { test, interval: "5s", timeout: "5s", retries: 3, start_period: "15s" },
+        logging,
+      },
+    },
+    volumes: { [dataVolume]: {}, "caddy-data": {}, "caddy-config": {} },
   };
 }
 

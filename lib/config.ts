@@ -1,7 +1,9 @@
-import { DEFAULT_TAG_PATTERN, checkTag } from "./image-ref";
+import { CaddyTls } from "./caddy";
+import { DEFAULT_TAG_PATTERN, ImageRef, checkTag, parseImageRef } from "./image-ref";
 import { RollbackEvent, parseRollbackEvent } from "./rollback";
 import {
   absolutePathProblem,
+  domainProblem,
   durationProblem,
   hostKeyProblem,
   hostPortProblem,
@@ -20,6 +22,9 @@ export const CONFIG_NAMESPACE = "homelab";
 /** The Flux release the bootstrap installs unless `homelab:fluxVersion` says otherwise. */
 export const FLUX_VERSION = "v2.9.5";
 
+/** A Docker image reference, registry optional (`caddy:2.10-alpine`, `ghcr.io/org/app:1@sha256:…`). */
+const DOCKER_REF = /^([a-z0-9.-]+(:[0-9]{1,5})?\/)?[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+
 type Kind = "string" | "integer" | "boolean" | "array" | "secret";
 
 interface KeySpec {
@@ -31,16 +36,19 @@ interface KeySpec {
 /**
  * Every config key the program reads, with its type and default. Pulumi.yaml declares the same
  * schema for `pulumi config`; a unit test keeps the two in step. The engine treats a declared key
- * without a default as required, so optional keys default to "" (read as unset).
+ * without a default as required, but which keys are required depends on the parts a stack
+ * deploys, so every key has a default ("" is read as unset) and parseConfig names what is missing.
  */
 export const CONFIG_KEYS = {
+  deployHomelab: { kind: "boolean", default: true, description: "Deploy the homelab: Flux and the frontend on k3s, the backend on its VM, the health gates." },
+  deployVps: { kind: "boolean", default: false, description: "Deploy the VPS app behind its Caddy sidecar." },
 
-  registry: { kind: "string", description: "Registry host:port holding the frontend and backend images (Harbor)." },
+  registry: { kind: "string", default: "", description: "Registry host:port holding the frontend and backend images (Harbor)." },
   registryInsecure: { kind: "boolean", default: true, description: "The registry speaks plain HTTP." },
-  registryUsername: { kind: "string", description: "Registry user that pulls and scans images." },
-  registryPassword: { kind: "secret", description: "Password of registryUsername." },
+  registryUsername: { kind: "string", default: "", description: "Registry user that pulls and scans images." },
+  registryPassword: { kind: "secret", default: "", description: "Password of registryUsername." },
 
-  kubeconfig: { kind: "secret", description: "Kubeconfig of the k3s cluster." },
+  kubeconfig: { kind: "secret", default: "", description: "Kubeconfig of the k3s cluster." },
   kubeContext: { kind: "string", default: "", description: "Context in the kubeconfig; its current context when unset." },
 
   namespace: { kind: "string", default: "website", description: "Namespace of the frontend." },
@@ -57,15 +65,15 @@ export const CONFIG_KEYS = {
   frontendHealthPath: { kind: "string", default: "/", description: "Path of the frontend's readiness probe and health gate." },
   frontendHost: { kind: "string", default: "", description: "Host name the ingress answers for; every host when unset." },
   ingressClass: { kind: "string", default: "traefik", description: "IngressClass of the cluster's ingress controller." },
-  publicUrl: { kind: "string", description: "Base URL of the ingress, used by the health gates (e.g. http://website.lan)." },
+  publicUrl: { kind: "string", default: "", description: "Base URL of the ingress, used by the health gates (e.g. http://website.lan)." },
 
-  vmHost: { kind: "string", description: "Host or IPv4 address of the backend VM." },
+  vmHost: { kind: "string", default: "", description: "Host or IPv4 address of the backend VM." },
   backendAddress: { kind: "string", default: "", description: "Address the cluster's ingress uses to reach the backend VM; vmHost when unset (Kubernetes refuses loopback endpoint addresses)." },
   vmPort: { kind: "integer", default: 22, description: "SSH port of the backend VM." },
   vmUser: { kind: "string", default: "ubuntu", description: "SSH user on the backend VM (needs Docker access)." },
   vmHostKey: { kind: "string", default: "", description: "The VM's public SSH host key ('ssh-ed25519 AAAA…'), pinned on every connection." },
   vmSkipHostKeyCheck: { kind: "boolean", default: false, description: "Connect without checking the host key (unsafe; for first contact only)." },
-  vmPrivateKey: { kind: "secret", description: "Private SSH key of vmUser." },
+  vmPrivateKey: { kind: "secret", default: "", description: "Private SSH key of vmUser." },
   deployDir: { kind: "string", default: "/opt/backend", description: "Directory on the VM holding the compose file, .env and release history." },
   backendPort: { kind: "integer", default: 3001, description: "Port the backend listens on, in the container and on the VM." },
   backendContainerName: { kind: "string", default: "backend", description: "Container name of the backend." },
@@ -78,7 +86,7 @@ export const CONFIG_KEYS = {
   fluxInstall: { kind: "boolean", default: true, description: "Install Flux's controllers and CRDs." },
   fluxVersion: { kind: "string", default: FLUX_VERSION, description: "Flux release to install." },
   fluxManifests: { kind: "string", default: "", description: "Flux install manifests: an https URL or a local directory; the release's install.yaml when unset." },
-  gitUrl: { kind: "string", description: "Git repository Flux syncs and image automation pushes to (ssh:// or https://)." },
+  gitUrl: { kind: "string", default: "", description: "Git repository Flux syncs and image automation pushes to (ssh:// or https://)." },
   gitBranch: { kind: "string", default: "master", description: "Branch Flux checks out and pushes to." },
   gitPath: { kind: "string", default: "./flux/clusters/production", description: "Path in the repository Flux applies and image automation updates." },
   gitInterval: { kind: "string", default: "1m", description: "How often Flux fetches the repository." },
@@ -93,6 +101,38 @@ export const CONFIG_KEYS = {
   gateDeadlineSeconds: { kind: "integer", default: 300, description: "How long a health gate waits before the release fails." },
   gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes (backs off to 10s)." },
   gateTimeoutSeconds: { kind: "integer", default: 5, description: "Timeout of one health probe." },
+
+  vpsHost: { kind: "string", default: "", description: "Host name or IPv4 address of the VPS." },
+  vpsPort: { kind: "integer", default: 22, description: "SSH port of the VPS." },
+  vpsUser: { kind: "string", default: "root", description: "SSH user on the VPS (root, or a user with Docker access)." },
+  vpsHostKey: { kind: "string", default: "", description: "The VPS's public SSH host key ('ssh-ed25519 AAAA…'), pinned on every connection." },
+  vpsPrivateKey: { kind: "secret", default: "", description: "Private SSH key of vpsUser." },
+  vpsInstallDocker: { kind: "boolean", default: false, description: "Install Docker and compose v2 on the VPS where missing (get.docker.com; needs root or passwordless sudo)." },
+  vpsDeployDir: { kind: "string", default: "/opt/app", description: "Directory on the VPS holding the compose file, Caddyfile, .env and release history." },
+  vpsDomain: { kind: "string", default: "", description: "Domain the app is served on over HTTPS; its DNS must point at the VPS." },
+  vpsTls: { kind: "string", default: "acme", description: "Where Caddy gets the certificate: 'acme' (Let's Encrypt) or 'internal' (Caddy's own CA, for test domains)." },
+  vpsAcmeEmail: { kind: "string", default: "", description: "Email the ACME CA may write to about the certificate." },
+  vpsImage: { kind: "string", default: "", description: "The app's image, registry/repository:tag (pinned by digest at deploy)." },
+  vpsRegistryUsername: { kind: "string", default: "_token", description: "User of the app's registry (GHCR accepts any name with a token)." },
+  vpsRegistryToken: { kind: "secret", default: "", description: "Token of the app's private registry (a GitHub PAT with read:packages for GHCR); anonymous pulls when unset." },
+  vpsRegistryInsecure: { kind: "boolean", default: false, description: "The app's registry speaks plain HTTP." },
+  vpsCaddyImage: { kind: "string", default: "caddy:2.10-alpine", description: "Image of the Caddy sidecar." },
+  vpsAppName: { kind: "string", default: "app", description: "Compose project and service name of the app." },
+  vpsAppPort: { kind: "integer", default: 8000, description: "Port the app listens on inside the compose network (never published on the host)." },
+  vpsDataPath: { kind: "string", default: "/data", description: "Where the app's data volume is mounted in its container." },
+  vpsApiKeyFile: { kind: "string", default: "/data/api_key.txt", description: "File in the app's container holding the API key it generates; read into the vpsApiKey output. Empty: not read." },
+  vpsSshKeysMount: { kind: "string", default: "", description: "Mount <vpsDeployDir>/ssh read-only at this path in the app's container. Empty: no mount." },
+  vpsDockerSocket: { kind: "boolean", default: false, description: "Give the app the host's Docker socket and its compose file so it can update itself (root-equivalent)." },
+  vpsHealthPath: { kind: "string", default: "/api/health", description: "Health endpoint of the app." },
+  vpsHealthcheck: { kind: "array", default: [], description: "Container health check of the app (compose 'test' form); a Python probe of vpsHealthPath when empty." },
+  vpsDeadlineSeconds: { kind: "integer", default: 120, description: "How long a deploy waits for the app to turn healthy before restoring the previous release." },
+  vpsWebhookPath: { kind: "string", default: "/api/self-update", description: "Path of the app's webhook endpoint, for the vpsWebhookUrl output." },
+  vpsWebhookSecretEnv: { kind: "string", default: "GITHUB_WEBHOOK_SECRET", description: "Variable in .env carrying the generated webhook secret." },
+  vpsWebhookSecretVersion: { kind: "integer", default: 1, description: "Bump to rotate the webhook secret; it stays the same across runs otherwise." },
+  vpsEnv: { kind: "secret", default: "", description: "JSON object of further environment of the app, written to .env (mode 0600)." },
+  vpsBindAddress: { kind: "string", default: "0.0.0.0", description: "Address on the VPS Caddy's ports bind to." },
+  vpsHttpPort: { kind: "integer", default: 80, description: "Host port of Caddy's HTTP listener (ACME challenges, redirects to HTTPS)." },
+  vpsHttpsPort: { kind: "integer", default: 443, description: "Host port of Caddy's HTTPS listener." },
 } as const satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -157,8 +197,43 @@ export interface HomelabSecrets {
   readonly backendEnv: Record<string, string>;
 }
 
+/** Validated settings of the VPS app. */
+export interface VpsSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly hostKey: string;
+  readonly installDocker: boolean;
+  readonly deployDir: string;
+  readonly domain: string;
+  readonly tls: CaddyTls;
+  /** The app's image as configured; the program pins it by digest before deploying. */
+  readonly image: ImageRef;
+  readonly registry: { readonly username: string; readonly insecure: boolean };
+  readonly caddyImage: string;
+  readonly appName: string;
+  readonly appPort: number;
+  readonly dataPath: string;
+  readonly apiKeyFile?: string;
+  readonly sshKeysMount?: string;
+  readonly dockerSocket: boolean;
+  readonly healthPath: string;
+  /** Empty: the compose renderer's default probe. */
+  readonly healthcheck: readonly string[];
+  readonly deadlineSeconds: number;
+  readonly webhook: { readonly path: string; readonly envName: string; readonly version: number };
+  readonly ports: { readonly bindAddress: string; readonly http: number; readonly https: number };
+}
+
+export interface VpsSecrets {
+  readonly privateKey: string;
+  readonly registryToken?: string;
+  readonly env: Record<string, string>;
+}
+
 export interface ParsedConfig {
   readonly homelab?: { readonly settings: HomelabSettings; readonly secrets: HomelabSecrets };
+  readonly vps?: { readonly settings: VpsSettings; readonly secrets: VpsSecrets };
 }
 
 /** All config problems at once, each naming the key and the bad value. */
@@ -283,8 +358,25 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
   }
 
 
+  const deployHomelab = bool("deployHomelab");
+  const deployVps = bool("deployVps");
+  if (!deployHomelab && !deployVps) {
+    problems.push(`${full("deployHomelab")} and ${full("deployVps")} are both false: the stack would deploy nothing`);
+  }
+
+  const envObjectProblem = (v: string): string | undefined => {
+    try {
+      const o: unknown = JSON.parse(v);
+      return o && typeof o === "object" && !Array.isArray(o) && Object.values(o).every((x) => typeof x === "string")
+        ? undefined
+        : "is not a JSON object of strings";
+    } catch {
+      return "is not JSON";
+    }
+  };
+
   let homelab: ParsedConfig["homelab"];
-  {
+  if (deployHomelab) {
     const tagPattern = str("tagPattern", true, regexProblem) ?? DEFAULT_TAG_PATTERN;
     const tagCheck = (v: string): string | undefined => {
       try {
@@ -301,16 +393,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     const manifestsRaw = str("fluxManifests", false, (v) =>
       /^https?:\/\//.test(v) ? urlProblem(v, ["https:"]) : v.includes("\n") ? "is not a URL or a directory" : undefined,
     );
-    const envText = secret("backendEnv", false, (v) => {
-      try {
-        const o: unknown = JSON.parse(v);
-        return o && typeof o === "object" && !Array.isArray(o) && Object.values(o).every((x) => typeof x === "string")
-          ? undefined
-          : "is not a JSON object of strings";
-      } catch {
-        return "is not JSON";
-      }
-    });
+    const envText = secret("backendEnv", false, envObjectProblem);
 
     const settings: HomelabSettings = {
       registry: {
@@ -400,8 +483,88 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     homelab = { settings, secrets };
   }
 
+  let vps: ParsedConfig["vps"];
+  if (deployVps) {
+    const image = str("vpsImage", true, (v) => {
+      try {
+        parseImageRef(v);
+        return undefined;
+      } catch {
+        return "is not an image reference registry/repository:tag[@sha256:digest]";
+      }
+    });
+    const tls = str("vpsTls", true, (v) => (v === "acme" || v === "internal" ? undefined : "is not 'acme' or 'internal'"));
+    const appName = str("vpsAppName", true, (v) =>
+      /^[a-z0-9][a-z0-9_-]{0,62}$/.test(v) && v !== "caddy" ? undefined : "is not a compose service name (lowercase letters, digits, '_', '-'; not 'caddy')",
+    );
+    const webhookEnv = str("vpsWebhookSecretEnv", true, (v) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(v) ? undefined : "is not an environment variable name"));
+    const envText = secret("vpsEnv", false, envObjectProblem);
+    const env = envText ? (JSON.parse(envText) as Record<string, string>) : {};
+    for (const key of Object.keys(env)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+        problems.push(`${full("vpsEnv")}: key ${show(key)} is not an environment variable name`);
+      } else if (/[\r\n\0]/.test(env[key])) {
+        problems.push(`${full("vpsEnv")}: the value of ${key} contains a line break or NUL`);
+      }
+    }
+    if (webhookEnv !== undefined && webhookEnv in env) {
+      problems.push(`${full("vpsEnv")}: sets ${webhookEnv}, which holds the generated webhook secret (see ${full("vpsWebhookSecretEnv")})`);
+    }
+    const urlPath = (v: string): string | undefined => (/^\/[A-Za-z0-9._~/-]*$/.test(v) ? undefined : "is not a URL path");
+    const containerPath = (v: string): string | undefined => absolutePathProblem(v);
+    const settings: VpsSettings = {
+      host: str("vpsHost", true, hostProblem) ?? "",
+      port: int("vpsPort", 1, 65535),
+      user: str("vpsUser", true, (v) => (/^[a-z_][a-z0-9_-]{0,31}$/.test(v) ? undefined : "is not a user name")) ?? "",
+      hostKey: str("vpsHostKey", true, hostKeyProblem) ?? "",
+      installDocker: bool("vpsInstallDocker"),
+      deployDir: str("vpsDeployDir", true, absolutePathProblem) ?? "",
+      domain: str("vpsDomain", true, domainProblem) ?? "",
+      tls:
+        tls === "internal"
+          ? { kind: "internal" }
+          : { kind: "acme", email: str("vpsAcmeEmail", false, (v) => (/^[^\s@"'`$\\{}]+@[^\s@"'`$\\{}]+\.[^\s@"'`$\\{}]+$/.test(v) ? undefined : "is not an email address")) },
+      image: image ? parseImageRef(image) : { registry: "", repository: "", tag: "" },
+      registry: {
+        username: str("vpsRegistryUsername", true, (v) => (/^[A-Za-z0-9._@$+-]{1,255}$/.test(v) ? undefined : "is not a registry user name (letters, digits, . _ @ $ + -)")) ?? "",
+        insecure: bool("vpsRegistryInsecure"),
+      },
+      caddyImage: str("vpsCaddyImage", true, (v) => (DOCKER_REF.test(v) ? undefined : "is not an image reference")) ?? "",
+      appName: appName ?? "",
+      appPort: int("vpsAppPort", 1, 65535),
+      dataPath: str("vpsDataPath", true, containerPath) ?? "",
+      apiKeyFile: str("vpsApiKeyFile", false, containerPath),
+      sshKeysMount: str("vpsSshKeysMount", false, containerPath),
+      dockerSocket: bool("vpsDockerSocket"),
+      healthPath: str("vpsHealthPath", true, urlPath) ?? "",
+      healthcheck: list("vpsHealthcheck", (v) => (v.includes("\n") ? "contains a line break" : undefined)),
+      deadlineSeconds: int("vpsDeadlineSeconds", 5, 3600),
+      webhook: {
+        path: str("vpsWebhookPath", true, urlPath) ?? "",
+        envName: webhookEnv ?? "",
+        version: int("vpsWebhookSecretVersion", 1, 1_000_000),
+      },
+      ports: {
+        bindAddress: str("vpsBindAddress", true, (v) => (isIpv4(v) ? undefined : "is not an IPv4 address")) ?? "",
+        http: int("vpsHttpPort", 1, 65535),
+        https: int("vpsHttpsPort", 1, 65535),
+      },
+    };
+    if (settings.ports.http === settings.ports.https) {
+      problems.push(`${full("vpsHttpPort")} and ${full("vpsHttpsPort")}: both are ${settings.ports.http}`);
+    }
+    vps = {
+      settings,
+      secrets: {
+        privateKey: secret("vpsPrivateKey", true, privateKeyProblem) ?? "",
+        registryToken: secret("vpsRegistryToken", false),
+        env,
+      },
+    };
+  }
+
   if (problems.length > 0) {
     throw new ConfigError(problems);
   }
-  return { homelab };
+  return { homelab, vps };
 }

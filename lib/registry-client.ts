@@ -28,6 +28,10 @@ function basic(c: RegistryCredentials): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
 }
 
+function who(creds: RegistryCredentials | undefined): string {
+  return creds ? `the credentials of ${JSON.stringify(creds.username)}` : "anonymous access";
+}
+
 async function request(url: string, init: RequestInit, what: string): Promise<Response> {
   try {
     return await fetch(url, { ...init, signal: AbortSignal.timeout(15_000), redirect: "follow" });
@@ -42,7 +46,7 @@ async function request(url: string, init: RequestInit, what: string): Promise<Re
  * it would, with basic or token (Harbor, distribution) auth. Throws, naming the image, when the
  * tag is missing or the credentials are refused.
  */
-export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials, insecure: boolean): Promise<string> {
+export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials | undefined, insecure: boolean): Promise<string> {
   const what = `${ref.registry}/${ref.repository}:${ref.tag}`;
   const url = `${insecure ? "http" : "https"}://${ref.registry}/v2/${ref.repository}/manifests/${encodeURIComponent(ref.tag)}`;
   let res = await request(url, { method: "HEAD", headers: { accept: ACCEPT } }, what);
@@ -55,18 +59,21 @@ export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials, i
         tokenUrl.searchParams.set("service", challenge.params.service);
       }
       tokenUrl.searchParams.set("scope", challenge.params.scope ?? `repository:${ref.repository}:pull`);
-      const t = await request(tokenUrl.toString(), { headers: { authorization: basic(creds) } }, what);
+      // Without credentials the token is anonymous, as for a public image.
+      const t = await request(tokenUrl.toString(), { headers: creds ? { authorization: basic(creds) } : {} }, what);
       if (!t.ok) {
-        throw new Error(`registry ${ref.registry} refused the credentials of ${JSON.stringify(creds.username)} for ${what} (token endpoint answered ${t.status})`);
+        throw new Error(`registry ${ref.registry} refused ${who(creds)} for ${what} (token endpoint answered ${t.status})`);
       }
       const body = (await t.json()) as { token?: string; access_token?: string };
       authorization = `Bearer ${body.token ?? body.access_token ?? ""}`;
-    } else {
+    } else if (creds) {
       authorization = basic(creds);
+    } else {
+      throw new Error(`registry ${ref.registry} wants credentials for ${what}, and none are set`);
     }
     res = await request(url, { method: "HEAD", headers: { accept: ACCEPT, authorization } }, what);
     if (res.status === 401 || res.status === 403) {
-      throw new Error(`registry ${ref.registry} refused the credentials of ${JSON.stringify(creds.username)} for ${what}`);
+      throw new Error(`registry ${ref.registry} refused ${who(creds)} for ${what}`);
     }
     if (res.ok && !res.headers.get("docker-content-digest")) {
       // Some registries omit the digest on HEAD: hash the manifest itself.

@@ -211,17 +211,77 @@ if [ -f "$DIR/docker-compose.yml" ]; then compose down --remove-orphans; fi
 }
 
 /** Exit codes of the host check, one per missing prerequisite. */
-export const HOST_CHECK_EXIT = { noDocker: 20, noCompose: 21, noEngine: 22, dirNotWritable: 23 } as const;
+export const HOST_CHECK_EXIT = { noDocker: 20, noCompose: 21, noEngine: 22, dirNotWritable: 23, installFailed: 24 } as const;
 
-/** Renders the host check: Docker, compose v2 and a writable deploy directory, or a named failure. */
-export function renderHostCheckScript(o: { deployDir: string }): string {
+export interface HostCheckScriptOptions {
+  readonly deployDir: string;
+  /**
+   * Install Docker and compose v2 (Docker's get.docker.com script) where they are missing. Needs
+   * root or passwordless sudo on the host. @default false
+   */
+  readonly installDocker?: boolean;
+}
+
+/**
+ * Renders the host check: Docker, compose v2 and a writable deploy directory, or a named failure.
+ * With `installDocker`, missing Docker or compose is installed first instead of failing.
+ */
+export function renderHostCheckScript(o: HostCheckScriptOptions): string {
   checkAbsolute("deployDir", o.deployDir);
+  const install = o.installDocker
+    ? `install_docker() {
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"
+  else echo "host-check: installing Docker on $(hostname) needs root or passwordless sudo for $(id -un)" >&2; exit ${HOST_CHECK_EXIT.installFailed}; fi
+  command -v curl >/dev/null 2>&1 || { echo "host-check: installing Docker on $(hostname) needs curl" >&2; exit ${HOST_CHECK_EXIT.installFailed}; }
+  echo "host-check: $1; installing Docker and compose v2 on $(hostname) (get.docker.com)" >&2
+  curl -fsSL https://get.docker.com | $SUDO sh >&2 || { echo "host-check: the Docker install failed on $(hostname)" >&2; exit ${HOST_CHECK_EXIT.installFailed}; }
+  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl enable --now docker >&2 || true; fi
+}
+command -v docker >/dev/null 2>&1 || install_docker "docker is not installed"
+docker compose version >/dev/null 2>&1 || install_docker "the docker compose v2 plugin is missing"
+`
+    : "";
+  const hint = o.installDocker ? "" : ", and installing it is not enabled";
   return `set -eu
 DIR=${shq(o.deployDir)}
-command -v docker >/dev/null 2>&1 || { echo "host-check: docker is not installed on $(hostname)" >&2; exit ${HOST_CHECK_EXIT.noDocker}; }
-docker compose version >/dev/null 2>&1 || { echo "host-check: the docker compose v2 plugin is missing on $(hostname)" >&2; exit ${HOST_CHECK_EXIT.noCompose}; }
+${install}command -v docker >/dev/null 2>&1 || { echo "host-check: docker is not installed on $(hostname)${hint}" >&2; exit ${HOST_CHECK_EXIT.noDocker}; }
+docker compose version >/dev/null 2>&1 || { echo "host-check: the docker compose v2 plugin is missing on $(hostname)${hint}" >&2; exit ${HOST_CHECK_EXIT.noCompose}; }
 docker info >/dev/null 2>&1 || { echo "host-check: $(id -un) cannot reach the Docker engine on $(hostname) (not running, or the user is not in the docker group)" >&2; exit ${HOST_CHECK_EXIT.noEngine}; }
 mkdir -p "$DIR" 2>/dev/null && [ -w "$DIR" ] || { echo "host-check: $DIR is not writable by $(id -un)" >&2; exit ${HOST_CHECK_EXIT.dirNotWritable}; }
 echo "host-check: ok: $(docker compose version --short) on $(hostname)"
+`;
+}
+
+/** How to read a secret file out of a running service's container. */
+export interface ReadSecretScriptOptions {
+  readonly deployDir: string;
+  readonly project: string;
+  readonly service: string;
+  /** Absolute path of the file inside the container. */
+  readonly file: string;
+  /** Reads tried before failing, 2s apart; the app may write the file shortly after it starts. @default 10 */
+  readonly attempts?: number;
+}
+
+/**
+ * Renders a script that prints a file from a service's container (e.g. an API key the app
+ * generates on first start) and nothing else on stdout, trying a bounded number of times.
+ */
+export function renderReadSecretScript(o: ReadSecretScriptOptions): string {
+  checkAbsolute("deployDir", o.deployDir);
+  checkAbsolute("file", o.file);
+  const attempts = Math.max(1, Math.floor(o.attempts ?? 10));
+  return `set -eu
+DIR=${shq(o.deployDir)}
+${composeFunction(o)}
+i=0
+while :; do
+  value=$(compose exec -T ${shq(o.service)} cat ${shq(o.file)} 2>/dev/null || true)
+  if [ -n "$value" ]; then printf '%s' "$value"; exit 0; fi
+  i=$((i + 1))
+  if [ "$i" -ge ${attempts} ]; then echo "read-secret: ${o.file.replace(/[^A-Za-z0-9._/-]/g, "")} is empty or missing in service ${o.service.replace(/[^A-Za-z0-9._-]/g, "")} after ${attempts} attempts" >&2; exit 1; fi
+  sleep 2
+done
 `;
 }

@@ -18,6 +18,14 @@ export function hostProblem(value: string): string | undefined {
   return undefined;
 }
 
+/** A public DNS name with at least two labels, as certificates are issued for (no IPs, no wildcards). */
+export function domainProblem(value: string): string | undefined {
+  const labels = value.split(".");
+  return value.length <= 253 && labels.length >= 2 && labels.every((l) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l)) && !/^[0-9]+$/.test(labels[labels.length - 1])
+    ? undefined
+    : "is not a domain name (lowercase labels of letters, digits and '-', at least two)";
+}
+
 export function portProblem(value: number): string | undefined {
   return Number.isInteger(value) && value >= 1 && value <= 65535 ? undefined : "is not a port (1-65535)";
 }

@@ -20,6 +20,8 @@ export interface RemoteScriptArgs {
   readonly stdin?: pulumi.Input<string>;
   /** Any change re-runs the script. */
   readonly triggers?: pulumi.Input<unknown[]>;
+  /** The script prints a secret: keep stdout encrypted in state and masked in output. @default false */
+  readonly secretStdout?: boolean;
 }
 
 interface State {
@@ -82,11 +84,12 @@ export class RemoteScript extends pulumi.dynamic.Resource {
   declare public readonly stdout: pulumi.Output<string>;
 
   constructor(name: string, args: RemoteScriptArgs, opts?: pulumi.CustomResourceOptions) {
+    const { secretStdout, ...inputs } = args;
     super(
       remoteScriptProvider,
       name,
-      { ...args, stdout: undefined },
-      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["connection", "stdin"] }),
+      { ...inputs, stdout: undefined },
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["connection", "stdin", ...(secretStdout ? ["stdout"] : [])] }),
       "homelab",
       "RemoteScript",
     );

@@ -86,7 +86,7 @@ function releaseMoved(events: EngineEvent[]): boolean {
       return false;
     }
     const name = m.urn.split("::").pop() ?? "";
-    return m.type === "kubernetes:apps/v1:Deployment" || (m.type === "pulumi-nodejs:dynamic/homelab:RemoteScript" && name.endsWith("-deploy"));
+    return m.type === "kubernetes:apps/v1:Deployment" || (m.type === "pulumi-nodejs:dynamic/homelab:RemoteScript" && name === "backend-deploy");
   });
 }
 

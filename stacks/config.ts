@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { HomelabSettings, ParsedConfig, parseConfig } from "../lib/config";
+import { HomelabSettings, ParsedConfig, VpsSettings, parseConfig } from "../lib/config";
 import { resolveDigest } from "../lib/registry-client";
 import { Release, parseReleaseFile } from "../lib/release";
 
@@ -22,8 +22,23 @@ export interface HomelabConfig {
   resolveDigests(): Promise<{ frontend: string; backend: string }>;
 }
 
+/** VPS secrets as Pulumi secrets. */
+export interface VpsSecretInputs {
+  readonly privateKey: pulumi.Output<string>;
+  readonly registryToken?: pulumi.Output<string>;
+  readonly env: pulumi.Output<Record<string, string>>;
+}
+
+export interface VpsConfig {
+  readonly settings: VpsSettings;
+  readonly secrets: VpsSecretInputs;
+  /** Looks the app's image up in its registry (with the token); rejects when it is missing or the token is refused. */
+  resolveDigest(): Promise<string>;
+}
+
 export interface StackConfig {
   readonly homelab?: HomelabConfig;
+  readonly vps?: VpsConfig;
 }
 
 /** Whether a key was set with --secret (the SDK has this function but does not declare it). */
@@ -88,5 +103,22 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
       },
     };
   }
-  return { homelab };
+  let vps: VpsConfig | undefined;
+  if (parsed.vps) {
+    const { settings, secrets } = parsed.vps;
+    const token = secrets.registryToken;
+    vps = {
+      settings,
+      async resolveDigest() {
+        const creds = token === undefined ? undefined : { username: settings.registry.username, password: token };
+        return settings.image.digest ?? (await resolveDigest(settings.image, creds, settings.registry.insecure));
+      },
+      secrets: {
+        privateKey: pulumi.secret(secrets.privateKey),
+        registryToken: token === undefined ? undefined : pulumi.secret(token),
+        env: pulumi.secret(secrets.env),
+      },
+    };
+  }
+  return { homelab, vps };
 }

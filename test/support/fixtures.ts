@@ -47,3 +47,23 @@ data:
   backend: ${registry}/backend:${backendTag} # {"$imagepolicy": "flux-system:backend"}
 `;
 }
+
+/** Plain config values of a valid VPS-only stack. */
+export function validVpsConfig(overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    "homelab:deployHomelab": "false",
+    "homelab:deployVps": "true",
+    "homelab:vpsHost": "127.0.0.1",
+    "homelab:vpsPort": "2224",
+    "homelab:vpsUser": "deploy",
+    "homelab:vpsHostKey": HOST_KEY,
+    "homelab:vpsPrivateKey": fakePrivateKey(),
+    "homelab:vpsDomain": "app.homelab.test",
+    "homelab:vpsImage": "127.0.0.1:5000/infrakt:1.4.0",
+    "homelab:vpsRegistryToken": "ghp_token-789",
+    "homelab:vpsEnv": JSON.stringify({ LOG_LEVEL: "info" }),
+    ...overrides,
+  };
+}
+
+export const VPS_SECRET_KEYS = ["homelab:vpsPrivateKey", "homelab:vpsRegistryToken", "homelab:vpsEnv"];

@@ -50,7 +50,9 @@ export function installMocks(opts: { preview?: boolean } = {}): Recorder {
   const calls: Recorder["calls"] = [];
   const mocks: pulumi.runtime.Mocks = {
     newResource(args) {
-      return { id: `${args.name}-id`, state: args.inputs as Record<string, unknown> };
+      // Generated secrets have no input to echo; give them a value as their provider would.
+      const generated = args.type.endsWith(":RandomSecret") ? { value: "0".repeat(64) } : {};
+      return { id: `${args.name}-id`, state: { ...(args.inputs as Record<string, unknown>), ...generated } };
     },
     call(args) {
       calls.push({ token: args.token, inputs: args.inputs as Record<string, unknown> });

@@ -1,0 +1,170 @@
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { CaddyTls, caddyfileToText, renderVpsCaddyfile } from "../lib/caddy";
+import { composeToYaml, renderVpsCompose } from "../lib/compose";
+import { renderReadSecretScript } from "../lib/remote-deploy";
+import { RandomSecret } from "../providers/random-secret";
+import { RemoteScript } from "../providers/remote-script";
+import { ComposeHost } from "./compose-host";
+import { HostCheck } from "./host-check";
+import { SshTarget, connectionArgs } from "./ssh-target";
+
+export interface VpsAppArgs {
+  readonly connection: SshTarget;
+  /** Absolute directory on the host for the compose file, Caddyfile, `.env` and release history. @default "/opt/app" */
+  readonly deployDir?: string;
+  /** Compose project and service name of the app. @default "app" */
+  readonly appName?: string;
+  /** Pinned image of the app (`registry/repo:tag@sha256:…`). */
+  readonly image: string;
+  /** Port the app listens on inside the compose network. @default 8000 */
+  readonly appPort?: number;
+  /** The domain Caddy serves over HTTPS. */
+  readonly domain: string;
+  /** @default { kind: "acme" } */
+  readonly tls?: CaddyTls;
+  /** Image of the Caddy sidecar. @default "caddy:2.10-alpine" */
+  readonly caddyImage?: string;
+  /** Where Caddy's ports are published on the host. @default { bindAddress: "0.0.0.0", http: 80, https: 443 } */
+  readonly ports?: { readonly bindAddress?: string; readonly http?: number; readonly https?: number };
+  /** Private registry of the app's image; the token travels on stdin only. */
+  readonly registry?: { readonly server: string; readonly username: string; readonly token: pulumi.Input<string> };
+  /** Further environment of the app, written to `.env` (mode 0600). @default {} */
+  readonly env?: pulumi.Input<Record<string, string>>;
+  /** The generated webhook secret: its variable in `.env`, and its version (bump to rotate). */
+  readonly webhookSecret?: { readonly envName?: string; readonly version?: number };
+  /** Path of the app's webhook endpoint. @default "/api/self-update" */
+  readonly webhookPath?: string;
+  /** Where the app's data volume is mounted. @default "/data" */
+  readonly dataPath?: string;
+  /** Mount `<deployDir>/ssh` read-only at this path in the app's container; none when unset. */
+  readonly sshKeysMountPath?: string;
+  /** Give the app the Docker socket so it can update itself. @default false */
+  readonly dockerSocket?: boolean;
+  /** Install Docker and compose v2 where missing (needs root or passwordless sudo). @default false */
+  readonly installDocker?: boolean;
+  /** @default "/api/health" */
+  readonly healthPath?: string;
+  /** Health probe inside the app's container (compose `test` form). @default a Python probe */
+  readonly healthcheck?: string[];
+  /** File in the app's container holding its API key, read after each deploy; none when unset. */
+  readonly apiKeyFile?: string;
+  /** How long the deploy waits for the app to turn healthy before it restores the previous release. @default 120 */
+  readonly deadlineSeconds?: number;
+}
+
+/** The webhook secret's variable unless told otherwise (the seed app verifies GitHub's HMAC with it). */
+export const DEFAULT_WEBHOOK_ENV = "GITHUB_WEBHOOK_SECRET";
+
+/** `https://domain`, with the port when it is not 443. */
+export function httpsBase(domain: string, httpsPort: number): string {
+  return httpsPort === 443 ? `https://${domain}` : `https://${domain}:${httpsPort}`;
+}
+
+/**
+ * An app on a Docker host reached over SSH, behind a Caddy sidecar with automatic HTTPS. The
+ * host is checked first (Docker, compose v2, a writable directory); then one remote deploy logs
+ * in to the registry with the token on stdin, writes the compose file, Caddyfile and `.env`
+ * (0600, with a generated webhook secret that stays the same across runs), starts the stack and
+ * waits for the app to turn healthy, restoring the previous release on failure (ComposeHost).
+ * Finally the app's API key is read from its container into a secret output.
+ */
+export class VpsApp extends pulumi.ComponentResource {
+  public readonly dashboardUrl: pulumi.Output<string>;
+  public readonly webhookUrl: pulumi.Output<string>;
+  /** The app's API key, read from its container (a secret); empty when no `apiKeyFile` is set. */
+  public readonly apiKey: pulumi.Output<string>;
+  /** The webhook secret to enter in the git host's webhook settings (a secret). */
+  public readonly webhookSecret: pulumi.Output<string>;
+  public readonly image: pulumi.Output<string>;
+  /** The deploy's report (progress lines; never secrets). */
+  public readonly report: pulumi.Output<string>;
+
+  constructor(name: string, args: VpsAppArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("homelab:vps:VpsApp", name, {}, opts);
+    const deployDir = args.deployDir ?? "/opt/app";
+    const appName = args.appName ?? "app";
+    const appPort = args.appPort ?? 8000;
+    const httpsPort = args.ports?.https ?? 443;
+    const webhookEnv = args.webhookSecret?.envName ?? DEFAULT_WEBHOOK_ENV;
+    const base = httpsBase(args.domain, httpsPort);
+
+    const check = new HostCheck(
+      `${name}-host`,
+      { connection: args.connection, deployDir, trigger: args.image, installDocker: args.installDocker ?? false },
+      { parent: this },
+    );
+
+    const secret = new RandomSecret(`${name}-webhook-secret`, { bytes: 32, version: args.webhookSecret?.version ?? 1 }, { parent: this });
+
+    const caddyfile = caddyfileToText(
+      renderVpsCaddyfile({ domain: args.domain, upstreamHost: appName, upstreamPort: appPort, tls: args.tls ?? { kind: "acme" } }),
+    );
+    const compose = composeToYaml(
+      renderVpsCompose({
+        project: appName,
+        appName,
+        image: args.image,
+        appPort,
+        caddyImage: args.caddyImage ?? "caddy:2.10-alpine",
+        caddyfileHash: crypto.createHash("sha256").update(caddyfile).digest("hex"),
+        bindAddress: args.ports?.bindAddress,
+        httpPort: args.ports?.http,
+        httpsPort,
+        dataPath: args.dataPath,
+        sshKeys: args.sshKeysMountPath ? { hostDir: `${deployDir}/ssh`, mountPath: args.sshKeysMountPath } : undefined,
+        dockerSocket: args.dockerSocket,
+        healthPath: args.healthPath,
+        healthcheckTest: args.healthcheck,
+      }),
+    );
+    const env = pulumi.all([args.env ?? {}, secret.value]).apply(([extra, value]) => ({ ...extra, [webhookEnv]: value }));
+
+    const host = new ComposeHost(
+      `${name}-compose`,
+      {
+        connection: args.connection,
+        deployDir,
+        project: appName,
+        compose,
+        files: { Caddyfile: caddyfile },
+        env,
+        registry: args.registry ? { server: args.registry.server, username: args.registry.username, password: args.registry.token } : undefined,
+        healthServices: [appName, "caddy"],
+        deadlineSeconds: args.deadlineSeconds ?? 120,
+      },
+      { parent: this, dependsOn: [check] },
+    );
+
+    let apiKey: pulumi.Output<string> = pulumi.secret("");
+    if (args.apiKeyFile) {
+      const read = new RemoteScript(
+        `${name}-api-key`,
+        {
+          connection: connectionArgs(args.connection),
+          create: renderReadSecretScript({ deployDir, project: appName, service: appName, file: args.apiKeyFile }),
+          // Read again after every deploy: a fresh data volume means a fresh key.
+          triggers: [host.report],
+          secretStdout: true,
+        },
+        { parent: this, dependsOn: [host] },
+      );
+      apiKey = pulumi.secret(read.stdout);
+    }
+
+    this.dashboardUrl = pulumi.output(`${base}/`);
+    this.webhookUrl = pulumi.output(`${base}${args.webhookPath ?? "/api/self-update"}`);
+    this.apiKey = apiKey;
+    this.webhookSecret = pulumi.secret(secret.value);
+    this.image = pulumi.output(args.image);
+    this.report = host.report;
+    this.registerOutputs({
+      dashboardUrl: this.dashboardUrl,
+      webhookUrl: this.webhookUrl,
+      apiKey: this.apiKey,
+      webhookSecret: this.webhookSecret,
+      image: this.image,
+      report: this.report,
+    });
+  }
+}

@@ -1,0 +1,236 @@
+import { before, describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
+import { caddyfileToText, renderVpsCaddyfile } from "../../lib/caddy";
+import { composeToYaml, renderVpsCompose } from "../../lib/compose";
+import { ConfigError, parseConfig } from "../../lib/config";
+import { HOST_CHECK_EXIT, renderHostCheckScript, renderReadSecretScript } from "../../lib/remote-deploy";
+import { DIGEST_A, VPS_SECRET_KEYS, validVpsConfig } from "../support/fixtures";
+import { Recorder, installMocks, isSecret, settle, valueOf } from "../support/mocks";
+
+describe("VPS Caddyfile", () => {
+  it("serves the domain over ACME and proxies to the app's internal port", () => {
+    const file = renderVpsCaddyfile({ domain: "infrakt.e4dev.app", upstreamHost: "infrakt", upstreamPort: 8000, tls: { kind: "acme", email: "ops@e4dev.app" } });
+    assert.deepEqual(file, {
+      global: [{ name: "email", args: ["ops@e4dev.app"] }],
+      sites: [{ addresses: ["infrakt.e4dev.app"], directives: [{ name: "reverse_proxy", args: ["infrakt:8000"] }] }],
+    });
+    assert.equal(caddyfileToText(file), "{\n\temail ops@e4dev.app\n}\n\ninfrakt.e4dev.app {\n\treverse_proxy infrakt:8000\n}\n");
+  });
+
+  it("uses Caddy's internal CA without touching the container's trust store", () => {
+    const text = caddyfileToText(renderVpsCaddyfile({ domain: "app.homelab.test", upstreamHost: "app", upstreamPort: 8000, tls: { kind: "internal" } }));
+    assert.equal(text, "{\n\tskip_install_trust\n}\n\napp.homelab.test {\n\ttls internal\n\treverse_proxy app:8000\n}\n");
+  });
+
+  it("has no global block without options, quotes odd tokens and refuses line breaks", () => {
+    assert.equal(
+      caddyfileToText({ sites: [{ addresses: ["a.test"], directives: [{ name: "respond", args: ["hello world", 'say "hi"'] }] }] }),
+      'a.test {\n\trespond "hello world" "say \\"hi\\""\n}\n',
+    );
+    assert.throws(() => caddyfileToText({ sites: [{ addresses: ["a.test\n}\nevil.test"], directives: [] }] }), /control character/);
+  });
+});
+
+describe("VPS compose file", () => {
+  const base = {
+    project: "infrakt",
+    appName: "infrakt",
+    image: "ghcr.io/e4dev-solutions/e4dev-infrakt:1.4.0@sha256:" + "a".repeat(64),
+    appPort: 8000,
+    caddyImage: "caddy:2.10-alpine",
+    caddyfileHash: "f".repeat(64),
+  };
+
+  it("renders Caddy in front of the app, which publishes no host port", () => {
+    const file = renderVpsCompose({ ...base, dataPath: "/home/infrakt/.infrakt", sshKeys: { hostDir: "/opt/infrakt/ssh", mountPath: "/home/infrakt/.ssh" } });
+    const logging = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
+    assert.equal(file.services.infrakt.ports, undefined);
+    assert.deepEqual(YAML.parse(composeToYaml(file)), file);
+    assert.deepEqual(file, {
+      name: "infrakt",
+      services: {
+        caddy: {
+          image: "caddy:2.10-alpine",
+          restart: "unless-stopped",
+          ports: ["0.0.0.0:80:80", "0.0.0.0:443:443", "0.0.0.0:443:443/udp"],
+          volumes: ["./Caddyfile:/etc/caddy/Caddyfile:ro", "caddy-data:/data", "caddy-config:/config"],
+          labels: { "homelab.caddyfile-sha256": "f".repeat(64) },
+          depends_on: { infrakt: { condition: "service_healthy" } },
+          logging,
+        },
+        infrakt: {
+          image: base.image,
+          restart: "unless-stopped",
+          expose: ["8000"],
+          env_file: [".env"],
+          volumes: ["infrakt-data:/home/infrakt/.infrakt", "/opt/infrakt/ssh:/home/infrakt/.ssh:ro"],
+          healthcheck: {
+            test: ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/api/health')"],
+            interval: "5s",
+            timeout: "5s",
+            retries: 3,
+            start_period: "15s",
+          },
+          logging,
+        },
+      },
+      volumes: { "infrakt-data": {}, "caddy-data": {}, "caddy-config": {} },
+    });
+  });
+
+  it("mounts the Docker socket and the compose file only where self-update is enabled", () => {
+    const off = renderVpsCompose(base).services.infrakt;
+    assert.ok(!off.volumes!.some((v) => v.includes("docker.sock")));
+    assert.equal(off.environment, undefined);
+    const on = renderVpsCompose({ ...base, dockerSocket: true }).services.infrakt;
+    assert.ok(on.volumes!.includes("/var/run/docker.sock:/var/run/docker.sock"));
+    assert.ok(on.volumes!.includes("./docker-compose.yml:/opt/deploy/docker-compose.yml:ro"));
+    assert.deepEqual(on.environment, { COMPOSE_FILE: "/opt/deploy/docker-compose.yml" });
+  });
+
+  it("binds Caddy's ports where told (the sandbox: loopback, high ports)", () => {
+    const caddy = renderVpsCompose({ ...base, bindAddress: "127.0.0.1", httpPort: 18080, httpsPort: 18443 }).services.caddy;
+    assert.deepEqual(caddy.ports, ["127.0.0.1:18080:80", "127.0.0.1:18443:443", "127.0.0.1:18443:443/udp"]);
+  });
+});
+
+describe("VPS config", () => {
+  const parse = (overrides: Record<string, string> = {}) => parseConfig(validVpsConfig(overrides), (k) => VPS_SECRET_KEYS.includes(k));
+
+  it("reads a VPS-only stack with the seed's defaults", () => {
+    const cfg = parse();
+    assert.equal(cfg.homelab, undefined);
+    const s = cfg.vps!.settings;
+    assert.deepEqual(s.image, { registry: "127.0.0.1:5000", repository: "infrakt", tag: "1.4.0", digest: undefined });
+    assert.deepEqual(s.tls, { kind: "acme", email: undefined });
+    assert.deepEqual(s.ports, { bindAddress: "0.0.0.0", http: 80, https: 443 });
+    assert.deepEqual(s.webhook, { path: "/api/self-update", envName: "GITHUB_WEBHOOK_SECRET", version: 1 });
+    assert.equal(s.registry.username, "_token");
+    assert.equal(s.installDocker, false);
+    assert.equal(s.dockerSocket, false);
+    assert.equal(cfg.vps!.secrets.registryToken, "ghp_token-789");
+  });
+
+  it("names every missing or bad key with its value, and never echoes a secret", () => {
+    const raw = validVpsConfig({
+      "homelab:vpsDomain": "app.test;rm -rf /",
+      "homelab:vpsImage": "infrakt:latest",
+      "homelab:vpsTls": "self-signed",
+      "homelab:vpsAppName": "caddy",
+      "homelab:vpsEnv": JSON.stringify({ GITHUB_WEBHOOK_SECRET: "mine" }),
+      "homelab:vpsHttpsPort": "80",
+    });
+    delete raw["homelab:vpsHost"];
+    let err: unknown;
+    try {
+      parseConfig(raw, (k) => VPS_SECRET_KEYS.includes(k));
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof ConfigError);
+    const text = err.message;
+    assert.match(text, /homelab:vpsHost: required/);
+    assert.match(text, /homelab:vpsDomain: "app.test;rm -rf \/" is not a domain name/);
+    assert.match(text, /homelab:vpsImage: "infrakt:latest" is not an image reference/);
+    assert.match(text, /homelab:vpsTls: "self-signed" is not 'acme' or 'internal'/);
+    assert.match(text, /homelab:vpsAppName: "caddy"/);
+    assert.match(text, /homelab:vpsEnv: sets GITHUB_WEBHOOK_SECRET/);
+    assert.match(text, /homelab:vpsHttpPort and homelab:vpsHttpsPort: both are 80/);
+    assert.ok(!text.includes("ghp_token-789"));
+  });
+
+  it("refuses a token set in plain text, and a stack that deploys nothing", () => {
+    assert.throws(() => parseConfig(validVpsConfig(), (k) => k === "homelab:vpsPrivateKey"), /homelab:vpsRegistryToken: must be set with --secret/);
+    assert.throws(() => parse({ "homelab:deployVps": "false" }), /would deploy nothing/);
+  });
+
+  it("does not ask for the homelab's keys when only the VPS is deployed", () => {
+    assert.doesNotThrow(() => parse());
+    assert.throws(() => parse({ "homelab:deployHomelab": "true" }), /homelab:registry: required/);
+  });
+});
+
+describe("VPS host check script", () => {
+  it("stops with a clear error when Docker is missing and installing it is not enabled", () => {
+    // A PATH with the shell's basic tools but no docker.
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-nodocker-"));
+    for (const tool of ["id", "hostname", "mkdir"]) {
+      const found = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim();
+      fs.symlinkSync(found, path.join(bin, tool));
+    }
+    const script = renderHostCheckScript({ deployDir: path.join(bin, "deploy") });
+    const r = spawnSync("/bin/sh", ["-c", script], { env: { PATH: bin }, encoding: "utf8" });
+    fs.rmSync(bin, { recursive: true, force: true });
+    assert.equal(r.status, HOST_CHECK_EXIT.noDocker);
+    assert.match(r.stderr, /host-check: docker is not installed on .*, and installing it is not enabled/);
+  });
+
+  it("installs Docker only where enabled", () => {
+    assert.doesNotMatch(renderHostCheckScript({ deployDir: "/opt/app" }), /get\.docker\.com/);
+    const script = renderHostCheckScript({ deployDir: "/opt/app", installDocker: true });
+    assert.match(script, /curl -fsSL https:\/\/get\.docker\.com \| \$SUDO sh/);
+    assert.match(script, /needs root or passwordless sudo/);
+    assert.equal(spawnSync("sh", ["-n", "-c", script]).status, 0);
+  });
+
+  it("reads a secret file with a bounded number of attempts and prints only its content", () => {
+    const script = renderReadSecretScript({ deployDir: "/opt/app", project: "app", service: "app", file: "/data/api_key.txt", attempts: 3 });
+    assert.match(script, /compose exec -T 'app' cat '\/data\/api_key.txt'/);
+    assert.match(script, /-ge 3 \]/);
+    assert.equal(spawnSync("sh", ["-n", "-c", script]).status, 0);
+  });
+});
+
+describe("VPS stack", () => {
+  let rec: Recorder;
+  let outputs: import("../../stacks/vps").VpsOutputs;
+
+  before(async () => {
+    rec = installMocks();
+    pulumi.runtime.setAllConfig(validVpsConfig({ "homelab:vpsTls": "internal", "homelab:vpsHttpsPort": "18443" }), VPS_SECRET_KEYS);
+    const { loadConfig } = await import("../../stacks/config");
+    const { vpsStack } = await import("../../stacks/vps");
+    outputs = vpsStack(loadConfig().vps!, DIGEST_A);
+    await valueOf(outputs.dashboardUrl);
+    await settle(rec);
+  });
+
+  it("keeps the API key and the webhook secret secret", async () => {
+    assert.equal(await isSecret(outputs.apiKey), true);
+    assert.equal(await isSecret(outputs.webhookSecret), true);
+    assert.equal(await isSecret(outputs.dashboardUrl), false);
+  });
+
+  it("outputs the dashboard and webhook URLs and the pinned image", async () => {
+    assert.equal(await valueOf(outputs.dashboardUrl), "https://app.homelab.test:18443/");
+    assert.equal(await valueOf(outputs.webhookUrl), "https://app.homelab.test:18443/api/self-update");
+    assert.equal(await valueOf(outputs.image), `127.0.0.1:5000/infrakt:1.4.0@${DIGEST_A}`);
+  });
+
+  it("checks the host, deploys once over one remote script, then reads the API key", () => {
+    const scripts = rec.ofType("pulumi-nodejs:dynamic/homelab:RemoteScript").map((r) => r.name);
+    assert.deepEqual(scripts.sort(), ["vps-api-key", "vps-compose-deploy", "vps-host-check"]);
+    const deploy = rec.byName("vps-compose-deploy");
+    assert.ok(deploy.secretInputs.includes("stdin"));
+    // The token and the env travel in the bundle on stdin, never in the script.
+    assert.ok(!String(deploy.inputs.create).includes("ghp_token-789"));
+    assert.match(String(deploy.inputs.stdin), /^secret registry-password - /m);
+    const compose = YAML.parse(Buffer.from(/^file docker-compose\.yml 0644 (\S+)$/m.exec(String(deploy.inputs.stdin))![1], "base64").toString());
+    assert.equal(compose.services.app.ports, undefined);
+    assert.match(String(deploy.inputs.stdin), /^file \.env 0600 /m);
+    assert.match(String(deploy.inputs.stdin), /^file Caddyfile 0644 /m);
+  });
+
+  it("generates the webhook secret once, rotated only by its version", () => {
+    const r = rec.byName("vps-webhook-secret");
+    assert.equal(r.type, "pulumi-nodejs:dynamic/homelab:RandomSecret");
+    assert.equal(r.inputs.bytes, 32);
+    assert.equal(r.inputs.version, 1);
+  });
+});
