@@ -3,14 +3,23 @@ import { loadConfig } from "./stacks/config";
 import { homelabStack } from "./stacks/homelab";
 import { vpsStack } from "./stacks/vps";
 
+/** Reads all config and the release file, and resolves every image's digest in its registry. */
+async function prepare() {
+  const config = loadConfig();
+  const [homelabDigests, vpsDigest] = await Promise.all([config.homelab?.resolveDigests(), config.vps?.resolveDigest()]);
+  return { config, homelabDigests, vpsDigest };
+}
+
 /**
  * Validates all config and the release file, and checks that every image exists in its registry
  * (with the configured credentials), before any resource is registered; then builds the parts
  * this stack deploys.
  */
 export = async () => {
-  const config = loadConfig();
-  const [homelabDigests, vpsDigest] = await Promise.all([config.homelab?.resolveDigests(), config.vps?.resolveDigest()]);
+  const { config, homelabDigests, vpsDigest } = await prepare().catch((e: unknown) => {
+    // Bad input is the user's to fix: the message names the key and value; a stack trace adds nothing.
+    throw new pulumi.RunError((e as Error).message);
+  });
   const homelab = config.homelab && homelabDigests ? homelabStack(config.homelab, homelabDigests) : undefined;
   const vps = config.vps && vpsDigest ? vpsStack(config.vps, vpsDigest) : undefined;
   return {

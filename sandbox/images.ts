@@ -66,7 +66,8 @@ interface ImageSpec {
   readonly dockerfile: string;
 }
 
-const HEADER = `FROM scratch
+/** Every demo image starts from nothing but Debian's static busybox. */
+export const HEADER = `FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox","--install","-s","/bin"]
 `;
@@ -75,7 +76,7 @@ RUN ["/bin/busybox","--install","-s","/bin"]
  * `serve PORT ROOT`: busybox httpd in the foreground under a shell that forwards SIGTERM. As
  * PID 1, httpd alone ignores SIGTERM (no handler), so every stop would wait for the kill timeout.
  */
-const SERVE = `#!/bin/sh
+export const SERVE = `#!/bin/sh
 /bin/busybox httpd -f -p "$1" -h "$2" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT
@@ -168,7 +169,8 @@ function contentHash(name: ImageName, busyboxHash: string): string {
   return sha256hex(parts.join("\0"));
 }
 
-function docker(args: string[], env: NodeJS.ProcessEnv, input?: string): string {
+/** Runs the docker CLI; throws with its last output lines on failure. */
+export function docker(args: string[], env: NodeJS.ProcessEnv, input?: string): string {
   const r = spawnSync("docker", args, { env, input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0) {
     throw new Error(`docker ${args[0]} failed (exit ${r.status}): ${(r.stderr || r.stdout || String(r.error)).trim().split("\n").slice(-15).join("\n")}`);
@@ -176,7 +178,8 @@ function docker(args: string[], env: NodeJS.ProcessEnv, input?: string): string 
   return r.stdout;
 }
 
-async function registryDigest(
+/** The digest the sandbox registry holds for `repository:tag`, or undefined when it has no such tag. */
+export async function registryDigest(
   reg: BuildDemoImagesOptions["registry"],
   repository: string,
   tag: string,

@@ -14,7 +14,7 @@ function shellQuote(v: string): string {
 
 async function up(): Promise<number> {
   const started = Date.now();
-  const sb = await startSandbox(sandboxDir());
+  const sb = await startSandbox(sandboxDir(), { vps: true });
   const stack = await sandboxStack(sb);
   log(`sandbox: ready in ${((Date.now() - started) / 1000).toFixed(1)}s; deploying the local stack`);
   const code = await deploy({ stack: LOCAL_STACK, workDir: REPO });
@@ -28,6 +28,9 @@ async function up(): Promise<number> {
       `  API URL:        ${show("apiUrl")}`,
       `  frontend image: ${show("frontendImage")}`,
       `  backend image:  ${show("backendImage")}`,
+      `  VPS dashboard:  ${show("vpsDashboardUrl")} (Caddy, internal CA; resolve ${sb.vps?.domain ?? ""} to 127.0.0.1)`,
+      `  VPS webhook:    ${show("vpsWebhookUrl")}`,
+      `  VPS app image:  ${show("vpsImage")}`,
       `  release file:   ${sb.releaseFile}`,
       `  demo tags:      frontend ${sb.images.frontend.join(", ")}; backend v1 ${sb.images.backend.v1}, v2 ${sb.images.backend.v2}, unhealthy ${sb.images.backend.unhealthy}, crash ${sb.images.backend.crash}`,
       "",
@@ -35,6 +38,8 @@ async function up(): Promise<number> {
       `  curl ${String(outputs.apiUrl?.value ?? sb.ingressUrl + "/api")}/health`,
       "  edit the release file to another demo tag, then: npm run deploy -- --stack local",
       "  eval \"$(npm run -s sandbox -- --print-env)\" && pulumi stack output --stack local",
+      `  curl --resolve ${sb.vps?.domain ?? ""}:${sb.vps?.httpsPort ?? 0}:127.0.0.1 --insecure ${String(outputs.vpsDashboardUrl?.value ?? "")}api/health`,
+      "  the VPS app's API key: pulumi stack output --stack local --show-secrets vpsApiKey",
       "Stop it and remove everything it created: npm run sandbox:down",
       "",
     ].join("\n"),

@@ -12,13 +12,28 @@ import { DemoImages, backendHealthcheck, buildDemoImages } from "./images";
 import { freePort, runningProcess, startProcess, stopProcess, waitForPort } from "./processes";
 import { RunningRegistry, startRegistry } from "./registry";
 import { Vm, startVm, stopVm } from "./vm";
+import { VPS_API_KEY_FILE, VPS_APP_PORT, VPS_DATA_PATH, VpsImages, buildVpsImages, vpsAppHealthcheck } from "./vps-images";
 
 /*
  * The local sandbox: every part of the homelab, for real, on loopback. A Docker engine, a
  * registry standing in for Harbor, an sshd "VM" whose deploy user runs compose, a Kubernetes
  * control plane with kwok nodes, and a stand-in ingress that routes by the cluster's real
- * Ingress objects. The `local` stack's config points the program at them.
+ * Ingress objects; optionally a second sshd host as the VPS, whose app is served by a real Caddy
+ * with its internal CA. The `local` stack's config points the program at them.
  */
+
+/** The test domain the sandbox's VPS serves (RFC 2606 reserves .test). */
+export const VPS_DOMAIN = "app.homelab.test";
+
+/** The sandbox's VPS: a second sshd host on the same engine, and its images. */
+export interface SandboxVps {
+  readonly vm: Vm;
+  readonly images: VpsImages;
+  readonly domain: string;
+  /** Loopback ports Caddy's 80 and 443 are published on. */
+  readonly httpPort: number;
+  readonly httpsPort: number;
+}
 
 const REPO = path.resolve(__dirname, "..");
 export const LOCAL_STACK = "local";
@@ -36,6 +51,8 @@ export interface Sandbox {
   readonly releaseFile: string;
   /** Environment under which `pulumi` manages the local stack (toolchain, state backend, passphrase file). */
   readonly pulumiEnv: Record<string, string>;
+  /** Present when the sandbox was started with a VPS. */
+  readonly vps?: SandboxVps;
 }
 
 export function sandboxDir(name = "default"): string {
@@ -68,6 +85,8 @@ export interface SandboxOptions {
   readonly network?: "default" | "isolated";
   /** Host port of the demo backend (passed to it as PORT). @default 3001 */
   readonly backendPort?: number;
+  /** Also run the VPS (its own sshd host, Caddy and app images); `user` names its SSH user. @default false */
+  readonly vps?: boolean | { readonly user?: string };
   /** @default stderr */
   readonly log?: Log;
 }
@@ -114,6 +133,8 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
     });
   }
 
+  const vps = opts.vps ? await step(log, "VPS (sshd host, Caddy and app images)", () => startVps(dir, docker, registry, tc.dockerCompose, opts.vps === true ? {} : opts.vps || {}, log)) : undefined;
+
   const releaseFile = path.join(dir, "release.yaml");
   if (!fs.existsSync(releaseFile)) {
     writeRelease(releaseFile, images, images.frontend[0], images.backend.v1);
@@ -124,7 +145,29 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   }
   fs.mkdirSync(path.join(dir, "state"), { recursive: true });
   const pulumiEnv = sandboxPulumiEnv(dir);
-  return { dir, docker, registry, vm, kubeconfig: cluster.kubeconfig, images, ingressUrl: `http://127.0.0.1:${ingressPort}`, backendPort, releaseFile, pulumiEnv };
+  return { dir, docker, registry, vm, kubeconfig: cluster.kubeconfig, images, ingressUrl: `http://127.0.0.1:${ingressPort}`, backendPort, releaseFile, pulumiEnv, vps };
+}
+
+async function startVps(
+  dir: string,
+  docker: DockerEngine,
+  registry: RunningRegistry,
+  composePlugin: string,
+  o: { user?: string },
+  log: Log,
+): Promise<SandboxVps> {
+  const vm = await startVm(path.join(dir, "vps"), { docker, composePlugin, user: o.user ?? "homelab-vps" });
+  const images = await buildVpsImages({ docker, registry, dir: path.join(dir, "vps-images"), log });
+  // Ports are kept across restarts so the stack's config stays valid.
+  const portsFile = path.join(dir, "vps-ports.json");
+  let ports: { http: number; https: number };
+  try {
+    ports = JSON.parse(fs.readFileSync(portsFile, "utf8")) as { http: number; https: number };
+  } catch {
+    ports = { http: await freePort(), https: await freePort() };
+    fs.writeFileSync(portsFile, JSON.stringify(ports));
+  }
+  return { vm, images, domain: VPS_DOMAIN, httpPort: ports.http, httpsPort: ports.https };
 }
 
 /** Writes the sandbox's release file, the way Flux image automation would. */
@@ -173,6 +216,37 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:gitDeployKey": { value: sb.vm.privateKey, secret: true },
     "homelab:gateDeadlineSeconds": { value: "120" },
     ...listConfig("homelab:backendHealthcheck", backendHealthcheck(sb.backendPort)),
+    ...(sb.vps ? vpsConfig(sb, sb.vps) : {}),
+  };
+}
+
+/** The VPS part of the sandbox's config: the app's v1 served by Caddy with its internal CA. */
+export function vpsConfig(sb: Sandbox, vps: SandboxVps, appTag: string = vps.images.app.v1): ConfigMap {
+  return {
+    "homelab:deployVps": { value: "true" },
+    "homelab:vpsHost": { value: "127.0.0.1" },
+    "homelab:vpsPort": { value: String(vps.vm.port) },
+    "homelab:vpsUser": { value: vps.vm.user },
+    "homelab:vpsHostKey": { value: vps.vm.hostKey },
+    "homelab:vpsPrivateKey": { value: vps.vm.privateKey, secret: true },
+    "homelab:vpsDeployDir": { value: path.join(vps.vm.workDir, "app") },
+    "homelab:vpsDomain": { value: vps.domain },
+    "homelab:vpsTls": { value: "internal" },
+    "homelab:vpsImage": { value: `${vps.images.appRepository}:${appTag}` },
+    "homelab:vpsRegistryUsername": { value: sb.registry.username },
+    "homelab:vpsRegistryToken": { value: sb.registry.password, secret: true },
+    "homelab:vpsRegistryInsecure": { value: "true" },
+    "homelab:vpsCaddyImage": { value: vps.images.caddy },
+    "homelab:vpsAppPort": { value: String(VPS_APP_PORT) },
+    "homelab:vpsDataPath": { value: VPS_DATA_PATH },
+    "homelab:vpsApiKeyFile": { value: VPS_API_KEY_FILE },
+    "homelab:vpsSshKeysMount": { value: "/home/app/.ssh" },
+    "homelab:vpsBindAddress": { value: "127.0.0.1" },
+    "homelab:vpsHttpPort": { value: String(vps.httpPort) },
+    "homelab:vpsHttpsPort": { value: String(vps.httpsPort) },
+    "homelab:vpsDeadlineSeconds": { value: "60" },
+    "homelab:vpsEnv": { value: JSON.stringify({ APP_ENV: "sandbox" }), secret: true },
+    ...listConfig("homelab:vpsHealthcheck", vpsAppHealthcheck()),
   };
 }
 
@@ -180,7 +254,9 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
 export async function sandboxStack(sb: Sandbox, stackName = LOCAL_STACK, workDir = REPO): Promise<Stack> {
   Object.assign(process.env, sb.pulumiEnv);
   const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir }, { envVars: sb.pulumiEnv });
+  // List keys are set path by path; clear them first so a shorter list leaves nothing behind.
   await stack.removeConfig("homelab:backendHealthcheck").catch(() => undefined);
+  await stack.removeConfig("homelab:vpsHealthcheck").catch(() => undefined);
   await stack.setAllConfig(sandboxConfig(sb), true);
   return stack;
 }
@@ -189,6 +265,10 @@ export async function sandboxStack(sb: Sandbox, stackName = LOCAL_STACK, workDir
 export async function stopSandbox(dir: string, log: Log = (l) => process.stderr.write(`${l}\n`)): Promise<void> {
   await step(log, "stopping the ingress stand-in", () => stopProcess(path.join(dir, "ingress"), "ingress"));
   await step(log, "stopping Kubernetes", () => stopCluster(path.join(dir, "cluster")));
+  // The VPS started after the VM, so it stops first (the VM may own the shared compose plugin).
+  if (fs.existsSync(path.join(dir, "vps"))) {
+    await step(log, "stopping the VPS", () => stopVm(path.join(dir, "vps")));
+  }
   await step(log, "stopping the backend VM", () => stopVm(path.join(dir, "vm")));
   if (runningProcess(path.join(dir, "registry"), "registry")) {
     await step(log, "stopping the registry", async () => (await startRegistry(path.join(dir, "registry"))).stop({ keepData: false }));

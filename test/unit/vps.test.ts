@@ -150,6 +150,25 @@ describe("VPS config", () => {
     assert.throws(() => parse({ "homelab:deployVps": "false" }), /would deploy nothing/);
   });
 
+  it("accepts the production stack's VPS values once switched on and its secrets are set", () => {
+    const prod = YAML.parse(fs.readFileSync(path.join(__dirname, "../../Pulumi.production.yaml"), "utf8")) as { config: Record<string, unknown> };
+    const raw: Record<string, string> = {};
+    for (const [k, v] of Object.entries(prod.config)) {
+      if (k.startsWith("homelab:vps")) {
+        raw[k] = String(v);
+      }
+    }
+    const fixture = validVpsConfig();
+    for (const k of ["homelab:deployHomelab", "homelab:deployVps", "homelab:vpsHost", "homelab:vpsHostKey", ...VPS_SECRET_KEYS]) {
+      raw[k] = fixture[k];
+    }
+    const s = parseConfig(raw, (k) => VPS_SECRET_KEYS.includes(k)).vps!.settings;
+    assert.equal(s.domain, "infrakt.e4dev.app");
+    assert.equal(s.appName, "infrakt");
+    assert.equal(s.apiKeyFile, "/home/infrakt/.infrakt/api_key.txt");
+    assert.equal(s.dockerSocket, true);
+  });
+
   it("does not ask for the homelab's keys when only the VPS is deployed", () => {
     assert.doesNotThrow(() => parse());
     assert.throws(() => parse({ "homelab:deployHomelab": "true" }), /homelab:registry: required/);

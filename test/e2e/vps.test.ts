@@ -1,0 +1,308 @@
+import { after, before, describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as https from "https";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { Stack, UpResult } from "@pulumi/pulumi/automation";
+import { Sandbox, sandboxStack, startSandbox, stopSandbox, vpsConfig } from "../../sandbox/sandbox";
+import { freePort } from "../../sandbox/processes";
+import { VPS_APP_PORT } from "../../sandbox/vps-images";
+import { linkProgram } from "../support/local-stack";
+
+/*
+ * The VPS part end to end, for real: a VPS-only stack deployed over SSH to the sandbox's second
+ * sshd host, a real Caddy (Debian's binary in a locally built image) terminating HTTPS with its
+ * internal CA for a test domain, the sandbox registry with token auth, and the real engine.
+ */
+const STACK = "vps-e2e";
+
+let dir: string;
+let sb: Sandbox;
+let stack: Stack;
+let started = 0;
+/** Everything the engine printed during this suite. */
+const logs: string[] = [];
+
+function timed(name: string, fn: () => Promise<void> | void): void {
+  it(name, async () => {
+    const t = Date.now();
+    try {
+      await fn();
+    } finally {
+      process.stderr.write(`e2e vps: ${name}: ${((Date.now() - t) / 1000).toFixed(1)}s\n`);
+    }
+  });
+}
+
+function vps(): NonNullable<Sandbox["vps"]> {
+  return sb.vps!;
+}
+
+function docker(...args: string[]): string {
+  return execFileSync("docker", args, { env: sb.docker.env(), encoding: "utf8" }).trim();
+}
+
+/** A variable of a running container's environment (read with `env`, so no value is on a command line). */
+function containerEnv(id: string, name: string): string | undefined {
+  const line = docker("exec", id, "env").split("\n").find((l) => l.startsWith(`${name}=`));
+  return line?.slice(name.length + 1);
+}
+
+function container(service: string): string {
+  return docker("ps", "-q", "--filter", "label=com.docker.compose.project=app", "--filter", `label=com.docker.compose.service=${service}`);
+}
+
+async function up(): Promise<UpResult> {
+  return stack.up({ color: "never", onOutput: (o) => logs.push(o) });
+}
+
+/** Stack outputs with their secret flags. */
+async function outputs(): Promise<Record<string, { value: unknown; secret: boolean }>> {
+  return stack.outputs();
+}
+
+/** GET over HTTPS through Caddy on loopback, as a client resolving the domain to 127.0.0.1 would. */
+function get(urlPath: string, ca?: string): Promise<{ status: number; body: string; altNames: string; issuer: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: "127.0.0.1", port: vps().httpsPort, servername: vps().domain, path: urlPath, headers: { host: vps().domain }, ca, timeout: 10_000 },
+      (res) => {
+        const cert = (res.socket as import("tls").TLSSocket).getPeerCertificate();
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, altNames: cert.subjectaltname ?? "", issuer: String(cert.issuer?.CN ?? "") }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+function caddyRoot(): string {
+  return docker("exec", container("caddy"), "cat", "/data/caddy/pki/authorities/local/root.crt");
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: "127.0.0.1", port, timeout: 2000 }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+    s.on("timeout", () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+function deployDir(): string {
+  return path.join(vps().vm.workDir, "app");
+}
+
+before(async () => {
+  started = Date.now();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-e2e-vps-"));
+  const projectDir = path.join(dir, "project");
+  fs.mkdirSync(projectDir);
+  linkProgram(projectDir);
+  sb = await startSandbox(path.join(dir, "sandbox"), {
+    vmUser: "homelab-e2e-vm",
+    vps: { user: "homelab-e2e-vps" },
+    network: "isolated",
+    backendPort: await freePort(),
+  });
+  stack = await sandboxStack(sb, STACK, projectDir);
+  // A stack with only the VPS part: nothing of the homelab is deployed or required.
+  await stack.setConfig("homelab:deployHomelab", { value: "false" });
+  process.stderr.write(`e2e vps: sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+});
+
+after(async () => {
+  try {
+    await stack?.destroy({ color: "never" }).catch(() => undefined);
+    await stack?.workspace.removeStack(STACK).catch(() => undefined);
+    if (sb) {
+      spawnSync("docker", ["volume", "prune", "-af"], { env: sb.docker.env() });
+    }
+  } finally {
+    if (dir) {
+      await stopSandbox(path.join(dir, "sandbox"), () => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    process.stderr.write(`e2e vps: total ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+  }
+});
+
+describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
+  let apiKey = "";
+  let webhookSecret = "";
+  let firstWebhookSecret = "";
+
+  timed("1. a fresh up serves the app over HTTPS through Caddy, with a certificate for the domain", async () => {
+    const r = await up();
+    assert.equal(r.summary.result, "succeeded");
+    const out = await outputs();
+    const base = `https://${vps().domain}:${vps().httpsPort}`;
+    assert.deepEqual(out.vpsDashboardUrl, { value: `${base}/`, secret: false });
+    assert.deepEqual(out.vpsWebhookUrl, { value: `${base}/api/self-update`, secret: false });
+    assert.match(String(out.vpsImage.value), new RegExp(`/vps-app:${vps().images.app.v1}@sha256:[a-f0-9]{64}$`));
+    assert.equal(out.frontendUrl, undefined, "a VPS-only stack deploys nothing of the homelab");
+
+    const ca = caddyRoot();
+    const res = await get("/api/health", ca);
+    assert.equal(res.status, 200);
+    assert.equal((JSON.parse(res.body) as { version: string }).version, vps().images.app.v1);
+    assert.match(res.altNames, new RegExp(`DNS:${vps().domain.replace(/\./g, "\\.")}`));
+    assert.match(res.issuer, /Caddy Local Authority/);
+    // The certificate is checked for real: without Caddy's root the client refuses it.
+    await assert.rejects(get("/api/health"), /self[- ]signed|unable to (get|verify)/);
+    // Plain HTTP answers with a redirect to HTTPS.
+    const plain = await new Promise<http.IncomingMessage>((resolve, reject) =>
+      http.get({ host: "127.0.0.1", port: vps().httpPort, path: "/api/health", headers: { host: vps().domain } }, resolve).on("error", reject),
+    );
+    plain.resume();
+    assert.equal(plain.statusCode, 308);
+    assert.equal(plain.headers.location, `https://${vps().domain}/api/health`);
+  });
+
+  timed("2. the app publishes no port: only Caddy is reachable from the host", async () => {
+    const bindings = JSON.parse(docker("inspect", "-f", "{{json .HostConfig.PortBindings}}", container("app"))) as Record<string, unknown> | null;
+    assert.deepEqual(bindings ?? {}, {});
+    assert.equal(await portOpen(VPS_APP_PORT), false);
+    assert.equal(await portOpen(vps().httpsPort), true);
+  });
+
+  timed("3. the API key and webhook secret are secret outputs matching the host; .env is 0600", async () => {
+    const out = await outputs();
+    assert.equal(out.vpsApiKey.secret, true);
+    assert.equal(out.vpsWebhookSecret.secret, true);
+    apiKey = String(out.vpsApiKey.value);
+    webhookSecret = String(out.vpsWebhookSecret.value);
+    assert.match(apiKey, /^[a-f0-9]{48}$/);
+    assert.match(webhookSecret, /^[a-f0-9]{64}$/);
+    assert.equal(docker("exec", container("app"), "cat", "/data/api_key.txt"), apiKey);
+    const envFile = path.join(deployDir(), ".env");
+    assert.equal(fs.statSync(envFile).mode & 0o777, 0o600);
+    const env = fs.readFileSync(envFile, "utf8");
+    assert.ok(env.includes(`GITHUB_WEBHOOK_SECRET='${webhookSecret}'`));
+    assert.ok(env.includes("APP_ENV='sandbox'"));
+    assert.equal(containerEnv(container("app"), "GITHUB_WEBHOOK_SECRET"), webhookSecret);
+    // The app's SSH key directory is mounted read-only.
+    const mounts = JSON.parse(docker("inspect", "-f", "{{json .Mounts}}", container("app"))) as { Destination: string; RW: boolean }[];
+    assert.deepEqual(mounts.find((m) => m.Destination === "/home/app/.ssh")?.RW, false);
+  });
+
+  timed("4. a re-run changes nothing and keeps the same webhook secret and API key", async () => {
+    const appBefore = container("app");
+    const r = await up();
+    const changes = Object.entries(r.summary.resourceChanges ?? {}).filter(([op]) => op !== "same");
+    assert.deepEqual(changes, []);
+    const out = await outputs();
+    assert.equal(out.vpsWebhookSecret.value, webhookSecret);
+    assert.equal(out.vpsApiKey.value, apiKey);
+    assert.equal(container("app"), appBefore);
+  });
+
+  timed("5. a wrong registry token is refused before anything changes", async () => {
+    const appBefore = container("app");
+    const caddyBefore = container("caddy");
+    await stack.setConfig("homelab:vpsRegistryToken", { value: "wrong-token-31337", secret: true });
+    try {
+      const err = await up().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      assert.ok(err, "the up must fail");
+      assert.match(err.message, /refused the credentials of/);
+      assert.ok(!err.message.includes("wrong-token-31337"));
+    } finally {
+      await stack.setAllConfig(vpsConfig(sb, vps()), true);
+    }
+    assert.equal(container("app"), appBefore);
+    assert.equal(container("caddy"), caddyBefore);
+    assert.equal((await get("/api/health", caddyRoot())).status, 200);
+  });
+
+  timed("6. an unhealthy release fails, and the previous one keeps serving", async () => {
+    await stack.setAllConfig(vpsConfig(sb, vps(), vps().images.app.unhealthy), true);
+    await stack.setConfig("homelab:vpsDeadlineSeconds", { value: "20" });
+    try {
+      await assert.rejects(up(), /health check failed|not healthy|unhealthy|dependency failed/);
+    } finally {
+      await stack.setAllConfig(vpsConfig(sb, vps()), true);
+    }
+    const res = await get("/api/health", caddyRoot());
+    assert.equal(res.status, 200);
+    assert.equal((JSON.parse(res.body) as { version: string }).version, vps().images.app.v1);
+    // The next clean up converges with nothing to do: the host already runs the restored release.
+    const r = await up();
+    assert.equal(r.summary.result, "succeeded");
+  });
+
+  timed("7. a new release keeps the app's data (same API key) and the webhook secret", async () => {
+    await stack.setAllConfig(vpsConfig(sb, vps(), vps().images.app.v2), true);
+    await up();
+    const res = await get("/api/health", caddyRoot());
+    assert.equal((JSON.parse(res.body) as { version: string }).version, vps().images.app.v2);
+    const out = await outputs();
+    assert.equal(out.vpsApiKey.value, apiKey);
+    assert.equal(out.vpsWebhookSecret.value, webhookSecret);
+  });
+
+  timed("8. bumping the version rotates the webhook secret, and the app gets the new one", async () => {
+    await stack.setConfig("homelab:vpsWebhookSecretVersion", { value: "2" });
+    await up();
+    const rotated = String((await outputs()).vpsWebhookSecret.value);
+    assert.match(rotated, /^[a-f0-9]{64}$/);
+    assert.notEqual(rotated, webhookSecret);
+    firstWebhookSecret = webhookSecret;
+    assert.equal(containerEnv(container("app"), "GITHUB_WEBHOOK_SECRET"), rotated);
+    webhookSecret = rotated;
+  });
+
+  timed("9. neither the API key, the webhook secrets, the token nor the SSH key is in the state or the logs", () => {
+    // The state backend's files as they rest on disk: checkpoints, backups and history.
+    const stateFiles: string[] = [];
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) {
+          walk(p);
+        } else {
+          stateFiles.push(fs.readFileSync(p, "utf8"));
+        }
+      }
+    };
+    walk(path.join(sb.dir, "state"));
+    const state = stateFiles.join("\n");
+    assert.match(state, /vps-api-key/);
+    const appLogs = docker("logs", container("app"));
+    const haystacks = { state, engineOutput: logs.join(""), appLogs };
+    const secrets = { apiKey, webhookSecret, firstWebhookSecret, registryToken: sb.registry.password, sshKey: vps().vm.privateKey.split("\n")[1] };
+    for (const [where, text] of Object.entries(haystacks)) {
+      assert.ok(text.length > 0, where);
+      for (const [what, value] of Object.entries(secrets)) {
+        assert.ok(value.length >= 16, what);
+        assert.ok(!text.includes(value), `${what} appears in plain text in ${where}`);
+      }
+    }
+    // The state does hold them, encrypted.
+    assert.match(state, /"ciphertext":"[^"]+"/);
+  });
+
+  timed("10. destroy stops the stack and keeps the app's data and Caddy's certificates", async () => {
+    await stack.destroy({ color: "never" });
+    assert.equal(container("app"), "");
+    assert.equal(container("caddy"), "");
+    const volumes = docker("volume", "ls", "-q").split("\n");
+    for (const v of ["app_app-data", "app_caddy-data", "app_caddy-config"]) {
+      assert.ok(volumes.includes(v), `${v} kept`);
+    }
+  });
+});
