@@ -1,3 +1,5 @@
+import { tagProblem } from "./validate";
+
 /** A container image reference split into its parts: `registry/repository:tag[@digest]`. */
 export interface ImageRef {
   readonly registry: string;
@@ -28,9 +30,17 @@ export function formatImageRef(ref: ImageRef): string {
   return ref.digest ? `${base}@${ref.digest}` : base;
 }
 
-/** Throws unless `tag` matches the release pattern; `field` names where the tag came from. */
+/**
+ * Throws unless `tag` is an image tag and matches the release pattern; `field` names where the tag
+ * came from. The tag grammar holds whatever the pattern allows, since tags reach YAML and shells.
+ */
 export function checkTag(field: string, tag: string, pattern: string): void {
+  const shown = JSON.stringify(tag.length > 80 ? `${tag.slice(0, 77)}...` : tag);
+  const problem = tagProblem(tag);
+  if (problem) {
+    throw new Error(`${field}: tag ${shown} ${problem}`);
+  }
   if (!new RegExp(pattern).test(tag)) {
-    throw new Error(`${field}: tag ${JSON.stringify(tag)} does not match the release pattern ${pattern}`);
+    throw new Error(`${field}: tag ${shown} does not match the release pattern ${pattern}`);
   }
 }

@@ -49,8 +49,15 @@ export function urlProblem(value: string, schemes: readonly string[] = ["http:",
   if (!schemes.includes(url.protocol)) {
     return `must use ${schemes.map((s) => s.replace(":", "")).join(" or ")}`;
   }
-  if (/[\s"'`$\\]/.test(value)) {
-    return "contains whitespace, quotes, backticks, $ or backslashes";
+  if (/[\s"'`$\\;]/.test(value)) {
+    return "contains whitespace, quotes, backticks, $, ; or backslashes";
+  }
+  if (value.length > 2048) {
+    return "is longer than 2048 characters";
+  }
+  // The host reaches probes, Flux and the ingress: it must be a host name, IPv4 or [IPv6] address.
+  if (!url.hostname.startsWith("[") && hostProblem(url.hostname)) {
+    return `has a host ${JSON.stringify(url.hostname.slice(0, 40))} that is not a host name or IPv4 address`;
   }
   return undefined;
 }
@@ -66,9 +73,47 @@ export function durationProblem(value: string): string | undefined {
 }
 
 export function absolutePathProblem(value: string): string | undefined {
-  return /^\/[A-Za-z0-9._/-]*$/.test(value) && !value.split("/").includes("..")
-    ? undefined
-    : "is not an absolute path of letters, digits, '.', '_', '-' and '/'";
+  if (!/^\/[A-Za-z0-9._/-]*$/.test(value) || value.split("/").includes("..")) {
+    return "is not an absolute path of letters, digits, '.', '_', '-' and '/'";
+  }
+  // Linux's limits (PATH_MAX, NAME_MAX): a longer path fails only on the host, mid-deploy.
+  return value.length > 4095 || value.split("/").some((part) => part.length > 255) ? "is longer than a path may be (4095, 255 per name)" : undefined;
+}
+
+/** An image tag as registries accept it: up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'. */
+export function tagProblem(value: string): string | undefined {
+  return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(value) ? undefined : "is not an image tag (up to 128 letters, digits, '_', '.', '-')";
+}
+
+/**
+ * The backend's environment as JSON: an object of strings whose names are variable names and whose
+ * values a .env file can hold literally. Never shows a value (they are secrets), only its name.
+ */
+export function envProblem(text: string): string | undefined {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    return "is not JSON";
+  }
+  if (!o || typeof o !== "object" || Array.isArray(o)) {
+    return "is not a JSON object of strings";
+  }
+  for (const [name, value] of Object.entries(o as Record<string, unknown>)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      return `has a name ${JSON.stringify(name.slice(0, 40))} that is not an environment variable name`;
+    }
+    if (typeof value !== "string") {
+      return `has a value for ${name} that is not a string`;
+    }
+    if (/[\r\n\0]/.test(value)) {
+      return `has a value for ${name} with a line break or NUL, which a .env file cannot hold`;
+    }
+    if (value.includes("'") && value.includes("$")) {
+      return `has a value for ${name} holding both ' and $, which a .env file cannot carry literally`;
+    }
+  }
+  return undefined;
 }
 
 export function regexProblem(value: string): string | undefined {
