@@ -26,6 +26,7 @@ let httpServer: http.Server;
 let sshServer: net.Server;
 const events: EngineEvent[] = [];
 let digests: { frontend: string; backend: string };
+let vpsDigest: string;
 let summary: Record<string, number> | undefined;
 let stdout = "";
 let cluster: SandboxCluster;
@@ -35,6 +36,7 @@ before(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-preview-"));
   registry = await startRegistry(path.join(work, "registry"));
   digests = { frontend: await registry.push("frontend", TAG_A), backend: await registry.push("backend", TAG_B) };
+  vpsDigest = await registry.push("vps-app", "1.0.0");
   httpServer = http.createServer((_req, res) => {
     httpHits++;
     res.end("ok");
@@ -72,6 +74,17 @@ before(async () => {
     "homelab:backendEnv": { value: JSON.stringify({ API_SECRET: "backend-secret-321" }), secret: true },
     "homelab:releaseFile": { value: releaseFile },
     "homelab:fluxManifests": { value: ensureFluxManifests() },
+    // The VPS part too, reached on the same counting SSH port.
+    "homelab:deployVps": { value: "true" },
+    "homelab:vpsHost": { value: "127.0.0.1" },
+    "homelab:vpsPort": { value: String((sshServer.address() as net.AddressInfo).port) },
+    "homelab:vpsHostKey": { value: HOST_KEY },
+    "homelab:vpsPrivateKey": { value: fakePrivateKey(), secret: true },
+    "homelab:vpsDomain": { value: "app.homelab.test" },
+    "homelab:vpsImage": { value: `${registry.host}/vps-app:1.0.0` },
+    "homelab:vpsRegistryUsername": { value: registry.username },
+    "homelab:vpsRegistryToken": { value: registry.password, secret: true },
+    "homelab:vpsRegistryInsecure": { value: "true" },
   };
   local = await createLocalStack(config, "preview");
   const result = await local.stack.preview({ onEvent: (e) => events.push(e), color: "never", diff: true, policyPacks: [POLICY] });
@@ -129,6 +142,11 @@ describe("pulumi preview of the local stack (real engine)", () => {
       ["backend-deploy", "pulumi-nodejs:dynamic/homelab:RemoteScript"],
       ["backend-gate-probe", "pulumi-nodejs:dynamic/homelab:HealthGate"],
       ["release-record", "pulumi-nodejs:dynamic/homelab:ReleaseRecord"],
+      ["vps", "homelab:vps:VpsApp"],
+      ["vps-host-check", "pulumi-nodejs:dynamic/homelab:RemoteScript"],
+      ["vps-webhook-secret", "pulumi-nodejs:dynamic/homelab:RandomSecret"],
+      ["vps-compose-deploy", "pulumi-nodejs:dynamic/homelab:RemoteScript"],
+      ["vps-api-key", "pulumi-nodejs:dynamic/homelab:RemoteScript"],
     ];
     for (const [name, type] of expected) {
       const step = steps.get(name);
@@ -141,9 +159,10 @@ describe("pulumi preview of the local stack (real engine)", () => {
 
   it("resolved the release's tags to their digests in the registry", () => {
     assert.match(stdout, new RegExp(`${registry.host}/frontend:${TAG_A}@${digests.frontend}`));
+    assert.match(stdout, new RegExp(`vpsImage\\s*: "${registry.host}/vps-app:1\\.0\\.0@${vpsDigest}"`));
   });
 
-  it("contacts neither the VM nor the health URLs during preview", () => {
+  it("contacts neither the VM, the VPS nor the health URLs during preview", () => {
     assert.equal(sshConnections, 0);
     assert.equal(httpHits, 0);
   });

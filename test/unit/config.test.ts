@@ -120,9 +120,9 @@ describe("config", () => {
     for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, { kind: string; default?: unknown; description: string }][]) {
       const declared = project.config[key];
       assert.equal(declared.type, spec.kind === "secret" ? "string" : spec.kind, key);
-      assert.equal(declared.secret ?? false, spec.kind === "secret", key);
+      assert.equal(declared.secret, undefined, key);
       assert.deepEqual(declared.default, spec.default, key);
-      assert.equal(declared.description, spec.description, key);
+      assert.equal(declared.description, spec.kind === "secret" ? `Secret (set with --secret). ${spec.description}` : spec.description, key);
     }
   });
 
