@@ -1,15 +1,29 @@
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { EXIT, deploy } from "../scripts/deploy";
 import { cacheDir } from "../toolchain/env";
-import { LOCAL_STACK, sandboxDir, sandboxPulumiEnv, sandboxStack, startSandbox, stopSandbox } from "./sandbox";
+import { LOCAL_STACK, Sandbox, sandboxDir, sandboxPulumiEnv, sandboxStack, startSandbox, stopSandbox } from "./sandbox";
 
 const REPO = path.resolve(__dirname, "..");
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 function shellQuote(v: string): string {
   return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Copies the root of Caddy's internal CA out of the VPS's Caddy container, for clients to trust. */
+function saveCaddyRoot(sb: Sandbox): string | undefined {
+  const env = sb.docker.env();
+  const id = spawnSync("docker", ["ps", "-q", "--filter", "label=com.docker.compose.service=caddy"], { env, encoding: "utf8" }).stdout.trim().split("\n")[0];
+  const root = id ? spawnSync("docker", ["exec", id, "cat", "/data/caddy/pki/authorities/local/root.crt"], { env, encoding: "utf8" }) : undefined;
+  if (!root || root.status !== 0) {
+    return undefined;
+  }
+  const file = path.join(sb.dir, "vps-ca.crt");
+  fs.writeFileSync(file, root.stdout);
+  return file;
 }
 
 async function up(): Promise<number> {
@@ -19,6 +33,7 @@ async function up(): Promise<number> {
   log(`sandbox: ready in ${((Date.now() - started) / 1000).toFixed(1)}s; deploying the local stack`);
   const code = await deploy({ stack: LOCAL_STACK, workDir: REPO });
   const outputs = await stack.outputs();
+  const caFile = sb.vps ? saveCaddyRoot(sb) : undefined;
   const show = (k: string): string => JSON.stringify(outputs[k]?.value ?? null);
   process.stdout.write(
     [
@@ -38,7 +53,7 @@ async function up(): Promise<number> {
       `  curl ${String(outputs.apiUrl?.value ?? sb.ingressUrl + "/api")}/health`,
       "  edit the release file to another demo tag, then: npm run deploy -- --stack local",
       "  eval \"$(npm run -s sandbox -- --print-env)\" && pulumi stack output --stack local",
-      `  curl --resolve ${sb.vps?.domain ?? ""}:${sb.vps?.httpsPort ?? 0}:127.0.0.1 --insecure ${String(outputs.vpsDashboardUrl?.value ?? "")}api/health`,
+      `  curl --resolve ${sb.vps?.domain ?? ""}:${sb.vps?.httpsPort ?? 0}:127.0.0.1 --cacert ${caFile ?? "<Caddy's root>"} ${String(outputs.vpsDashboardUrl?.value ?? "")}api/health`,
       "  the VPS app's API key: pulumi stack output --stack local --show-secrets vpsApiKey",
       "Stop it and remove everything it created: npm run sandbox:down",
       "",

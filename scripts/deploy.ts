@@ -90,6 +90,62 @@ function releaseMoved(events: EngineEvent[]): boolean {
   });
 }
 
+/** Whether a resource belongs to the VPS part of the stack (its component or any child of it). */
+function inVps(urn: string): boolean {
+  return urn.includes("homelab:vps:VpsApp");
+}
+
+/** URNs of the resources whose step failed. */
+function failedUrns(events: EngineEvent[]): string[] {
+  return events.flatMap((e) => {
+    const d = e.diagnosticEvent;
+    const urn = e.resOpFailedEvent?.metadata.urn ?? (d?.severity === "error" ? d.urn : undefined);
+    return urn && !urn.includes("pulumi:pulumi:Stack") ? [urn] : [];
+  });
+}
+
+/** Whether the VPS's remote deploy ran in this update (and so may have changed the host). */
+function vpsMoved(events: EngineEvent[]): boolean {
+  return events.some((e) => {
+    const m = e.resOutputsEvent?.metadata ?? e.resOpFailedEvent?.metadata;
+    return m !== undefined && m.op !== "same" && m.op !== "read" && m.op !== "refresh" && m.urn.endsWith("::vps-compose-deploy");
+  });
+}
+
+/**
+ * The outcome of a failed VPS deploy: its host restores the previous release by itself, so
+ * nothing is pinned; the exit code says whether the previous release is back.
+ */
+function vpsFailure(events: EngineEvent[], reason: string, seconds: number): number {
+  if (!vpsMoved(events)) {
+    say(`REFUSED before any change (${seconds}s):\n${reason}`);
+    return EXIT.refused;
+  }
+  if (/previous release restored and healthy/.test(reason)) {
+    say(`FAILED after ${seconds}s in the VPS app; its host restored the previous release, which is serving:\n${reason}`);
+    return EXIT.rolledBack;
+  }
+  say(`FAILED after ${seconds}s in the VPS app, and its previous release is not back (check the host):\n${reason}`);
+  return EXIT.rollbackFailed;
+}
+
+/** Deploys a stack without the homelab part: preview, then up; the VPS restores itself on failure. */
+async function deployVpsOnly(stack: Stack, name: string): Promise<number> {
+  say(`stack ${name}: deploying the VPS app (the stack has no homelab part)`);
+  const preview = await run(stack, "preview");
+  if (!preview.ok) {
+    say(`REFUSED before any change: the preview failed:\n${lastError(preview.events, preview.error)}`);
+    return EXIT.refused;
+  }
+  say(`preview done in ${preview.seconds}s`);
+  const up = await run(stack, "up");
+  if (up.ok) {
+    say(`DEPLOYED in ${up.seconds}s: ${String((await stack.outputs()).vpsImage?.value ?? "")}`);
+    return EXIT.promoted;
+  }
+  return vpsFailure(up.events, lastError(up.events, up.error), up.seconds);
+}
+
 /** Keeps a remote deploy's own verdict lines (`deploy: …`) and drops compose's progress noise. */
 function summarize(message: string): string {
   const lines = message.split("\n");
@@ -141,6 +197,9 @@ export async function deploy(opts: Options): Promise<number> {
     const outputs = await stack.outputs();
     const last = outputs.release?.value as PromotedRelease | undefined;
     let cfg = (await stack.getAllConfig()) as Config;
+    if (cfg["homelab:deployHomelab"]?.value === "false") {
+      return await deployVpsOnly(stack, opts.stack);
+    }
 
     // A rollback pins the last good pair until the release file moves past the failed tags.
     const rollback = cfg["homelab:rollbackEvent"]?.value;
@@ -179,6 +238,11 @@ export async function deploy(opts: Options): Promise<number> {
       return EXIT.promoted;
     }
     const reason = lastError(up.events, up.error);
+    const failed = failedUrns(up.events);
+    if (failed.length > 0 && failed.every(inVps)) {
+      // The homelab's stages did not fail: its release is not rolled back for the VPS's sake.
+      return vpsFailure(up.events, reason, up.seconds);
+    }
     if (!releaseMoved(up.events)) {
       say(`REFUSED before any change (${up.seconds}s):\n${reason}\nStill running: ${describeRunning(last)}`);
       return EXIT.refused;

@@ -11,6 +11,7 @@ import { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, vpsConfig } from "../../sandbox/sandbox";
 import { freePort } from "../../sandbox/processes";
 import { VPS_APP_PORT } from "../../sandbox/vps-images";
+import { EXIT, deploy } from "../../scripts/deploy";
 import { linkProgram } from "../support/local-stack";
 
 /*
@@ -21,6 +22,7 @@ import { linkProgram } from "../support/local-stack";
 const STACK = "vps-e2e";
 
 let dir: string;
+let projectDir: string;
 let sb: Sandbox;
 let stack: Stack;
 let started = 0;
@@ -54,6 +56,23 @@ function containerEnv(id: string, name: string): string | undefined {
 
 function container(service: string): string {
   return docker("ps", "-q", "--filter", "label=com.docker.compose.project=app", "--filter", `label=com.docker.compose.service=${service}`);
+}
+
+/** `npm run deploy` on the stack, with what it printed. */
+async function guardedDeploy(): Promise<{ code: number; log: string }> {
+  const chunks: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((c: string | Uint8Array) => {
+    chunks.push(String(c));
+    return write(c);
+  });
+  try {
+    const code = await deploy({ stack: STACK, workDir: projectDir });
+    return { code, log: chunks.join("") };
+  } finally {
+    process.stderr.write = write;
+    logs.push(chunks.join(""));
+  }
 }
 
 async function up(): Promise<UpResult> {
@@ -108,7 +127,7 @@ function deployDir(): string {
 before(async () => {
   started = Date.now();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-e2e-vps-"));
-  const projectDir = path.join(dir, "project");
+  projectDir = path.join(dir, "project");
   fs.mkdirSync(projectDir);
   linkProgram(projectDir);
   sb = await startSandbox(path.join(dir, "sandbox"), {
@@ -229,11 +248,15 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
     assert.equal((await get("/api/health", caddyRoot())).status, 200);
   });
 
-  timed("6. an unhealthy release fails, and the previous one keeps serving", async () => {
+  timed("6. an unhealthy release fails under npm run deploy, and the previous one keeps serving", async () => {
     await stack.setAllConfig(vpsConfig(sb, vps(), vps().images.app.unhealthy), true);
     await stack.setConfig("homelab:vpsDeadlineSeconds", { value: "20" });
     try {
-      await assert.rejects(up(), /health check failed|not healthy|unhealthy|dependency failed/);
+      // The guarded deploy: the host restores the previous release, and says so.
+      const r = await guardedDeploy();
+      assert.equal(r.code, EXIT.rolledBack, r.log);
+      assert.match(r.log, /FAILED after .* in the VPS app; its host restored the previous release/);
+      assert.match(r.log, /unhealthy|health check failed|dependency failed/);
     } finally {
       await stack.setAllConfig(vpsConfig(sb, vps()), true);
     }
@@ -245,9 +268,11 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
     assert.equal(r.summary.result, "succeeded");
   });
 
-  timed("7. a new release keeps the app's data (same API key) and the webhook secret", async () => {
+  timed("7. npm run deploy moves to a new release, keeping the app's data (same API key) and the webhook secret", async () => {
     await stack.setAllConfig(vpsConfig(sb, vps(), vps().images.app.v2), true);
-    await up();
+    const r = await guardedDeploy();
+    assert.equal(r.code, EXIT.promoted, r.log);
+    assert.match(r.log, new RegExp(`DEPLOYED in .*/vps-app:${vps().images.app.v2}@sha256:`));
     const res = await get("/api/health", caddyRoot());
     assert.equal((JSON.parse(res.body) as { version: string }).version, vps().images.app.v2);
     const out = await outputs();
