@@ -194,7 +194,12 @@ fail() {
 say "pulling images"
 compose pull --quiet || fail "pull failed"
 say "starting"
-compose up -d --remove-orphans || fail "compose up failed"
+# Compose's own last line says why it failed (e.g. a dependency that never turned healthy).
+if ! out=$(compose up -d --remove-orphans 2>&1); then
+  printf '%s\n' "$out" >&2
+  fail "compose up failed: $(printf '%s\n' "$out" | grep -v '^ *$' | tail -n 1)"
+fi
+printf '%s\n' "$out" >&2
 wait_healthy || fail "health check failed"
 say "healthy after $(( $(date +%s) - START ))s"
 `;

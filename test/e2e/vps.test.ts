@@ -133,7 +133,9 @@ before(async () => {
   sb = await startSandbox(path.join(dir, "sandbox"), {
     vmUser: "homelab-e2e-vm",
     vps: { user: "homelab-e2e-vps" },
-    network: "isolated",
+    // Caddy reaches the app across the compose network: an engine that manages its own iptables
+    // rules lets that traffic through even where the host's FORWARD policy is DROP.
+    network: "default",
     backendPort: await freePort(),
   });
   stack = await sandboxStack(sb, STACK, projectDir);
@@ -256,7 +258,7 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
       const r = await guardedDeploy();
       assert.equal(r.code, EXIT.rolledBack, r.log);
       assert.match(r.log, /FAILED after .* in the VPS app; its host restored the previous release/);
-      assert.match(r.log, /unhealthy|health check failed|dependency failed/);
+      assert.match(r.log, /deploy: FAILED: compose up failed: .*(unhealthy|dependency failed)/);
     } finally {
       await stack.setAllConfig(vpsConfig(sb, vps()), true);
     }
