@@ -201,6 +201,70 @@ export async function registryDigest(
   return res.headers.get("docker-content-digest") ?? undefined;
 }
 
+/** One image to build FROM scratch: its build context's files (executables under app/ and rootfs/) and Dockerfile. */
+export interface ImageBuild {
+  readonly name: string;
+  readonly repository: string;
+  readonly tag: string;
+  readonly files: Readonly<Record<string, string | Buffer>>;
+  readonly dockerfile: string;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Builds images in `<dir>/build` and pushes them to the sandbox registry, logging in once; the
+ * docker CLI's config (the login) lives in `<dir>/docker-config`, not in root's home.
+ */
+export class ImagePusher {
+  private readonly env: NodeJS.ProcessEnv;
+  private loggedIn = false;
+
+  constructor(
+    docker: { readonly host: string },
+    private readonly registry: BuildDemoImagesOptions["registry"],
+    private readonly dir: string,
+  ) {
+    const dockerConfig = path.join(dir, "docker-config");
+    fs.mkdirSync(dockerConfig, { recursive: true, mode: 0o700 });
+    this.env = { ...process.env, DOCKER_HOST: docker.host, DOCKER_CONFIG: dockerConfig, DOCKER_BUILDKIT: "0", DOCKER_CLI_HINTS: "false" };
+  }
+
+  /** Builds and pushes one image; returns the digest the registry holds for it. */
+  async push(b: ImageBuild): Promise<string> {
+    const ref = `${this.registry.host}/${b.repository}:${b.tag}`;
+    const ctx = path.join(this.dir, "build", b.name);
+    fs.rmSync(ctx, { recursive: true, force: true });
+    fs.mkdirSync(ctx, { recursive: true });
+    for (const [file, content] of Object.entries(b.files)) {
+      fs.mkdirSync(path.dirname(path.join(ctx, file)), { recursive: true });
+      const executable = file === "busybox" || file.startsWith("app/") || file.startsWith("rootfs/");
+      fs.writeFileSync(path.join(ctx, file), content, { mode: executable ? 0o755 : 0o644 });
+    }
+    fs.writeFileSync(path.join(ctx, "Dockerfile"), b.dockerfile);
+    const labels = Object.entries({ ...b.labels, "homelab.sandbox.image": b.name }).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
+    docker(["build", "--quiet", ...labels, "-t", ref, ctx], this.env);
+    if (!this.loggedIn) {
+      docker(["login", "--username", this.registry.username, "--password-stdin", this.registry.host], this.env, this.registry.password);
+      this.loggedIn = true;
+    }
+    docker(["push", "--quiet", ref], this.env);
+    const digest = await registryDigest(this.registry, b.repository, b.tag);
+    if (!digest) {
+      throw new Error(`images: ${ref} was pushed but the registry does not hold it`);
+    }
+    fs.rmSync(ctx, { recursive: true, force: true });
+    return digest;
+  }
+
+  /** Logs out and removes the build contexts. */
+  finish(): void {
+    if (this.loggedIn) {
+      spawnSync("docker", ["logout", this.registry.host], { env: this.env });
+    }
+    fs.rmSync(path.join(this.dir, "build"), { recursive: true, force: true });
+  }
+}
+
 /**
  * Builds the demo images (offline, FROM scratch with busybox) and pushes them, skipping any whose
  * tag the registry already holds. Tags are `main-<sha7>-<ts>`: sha7 from the image's content,
@@ -238,17 +302,7 @@ export async function buildDemoImages(o: BuildDemoImagesOptions): Promise<DemoIm
     ORDER.map((n, i) => [n, `main-${hashes[n].slice(0, 7)}-${base + i}`]),
   ) as Record<ImageName, string>;
 
-  // The docker CLI's config (credentials) lives in dir, not in root's home.
-  const dockerConfig = path.join(dir, "docker-config");
-  fs.mkdirSync(dockerConfig, { recursive: true, mode: 0o700 });
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DOCKER_HOST: o.docker.host,
-    DOCKER_CONFIG: dockerConfig,
-    DOCKER_BUILDKIT: "0",
-    DOCKER_CLI_HINTS: "false",
-  };
-  let loggedIn = false;
+  const pusher = new ImagePusher(o.docker, o.registry, dir);
 
   const digests: Record<string, string> = {};
   for (const name of ORDER) {
@@ -263,36 +317,21 @@ export async function buildDemoImages(o: BuildDemoImagesOptions): Promise<DemoIm
       continue;
     }
     const started = Date.now();
-    const ctx = path.join(dir, "build", name);
-    fs.rmSync(ctx, { recursive: true, force: true });
-    fs.mkdirSync(ctx, { recursive: true });
-    fs.writeFileSync(path.join(ctx, "busybox"), busybox, { mode: 0o755 });
+    const files: Record<string, string | Buffer> = { busybox };
     for (const [file, content] of Object.entries(spec.files)) {
-      fs.mkdirSync(path.dirname(path.join(ctx, file)), { recursive: true });
-      fs.writeFileSync(path.join(ctx, file), content.replace(/@TAG@/g, tag), { mode: file.startsWith("app/") ? 0o755 : 0o644 });
+      files[file] = content.replace(/@TAG@/g, tag);
     }
-    fs.writeFileSync(path.join(ctx, "Dockerfile"), spec.dockerfile.replace(/@TAG@/g, tag));
-    docker(
-      ["build", "--quiet", "--label", `org.opencontainers.image.version=${tag}`, "--label", `homelab.sandbox.image=${name}`, "-t", ref, ctx],
-      env,
-    );
-    if (!loggedIn) {
-      docker(["login", "--username", o.registry.username, "--password-stdin", o.registry.host], env, o.registry.password);
-      loggedIn = true;
-    }
-    docker(["push", "--quiet", ref], env);
-    const digest = await registryDigest(o.registry, repository, tag);
-    if (!digest) {
-      throw new Error(`images: ${ref} was pushed but the registry does not hold it`);
-    }
-    digests[tag] = digest;
-    fs.rmSync(ctx, { recursive: true, force: true });
-    log(`images: built and pushed ${name} ${ref}@${digest} in ${Date.now() - started}ms`);
+    digests[tag] = await pusher.push({
+      name,
+      repository,
+      tag,
+      files,
+      dockerfile: spec.dockerfile.replace(/@TAG@/g, tag),
+      labels: { "org.opencontainers.image.version": tag },
+    });
+    log(`images: built and pushed ${name} ${ref}@${digests[tag]} in ${Date.now() - started}ms`);
   }
-  if (loggedIn) {
-    spawnSync("docker", ["logout", o.registry.host], { env });
-  }
-  fs.rmSync(path.join(dir, "build"), { recursive: true, force: true });
+  pusher.finish();
 
   const result: DemoImages = {
     registry: o.registry.host,

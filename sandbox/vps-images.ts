@@ -7,7 +7,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { cacheDir } from "../toolchain/env";
-import { BUSYBOX, DEMO_UID, HEADER, SERVE, docker, registryDigest } from "./images";
+import { BUSYBOX, DEMO_UID, HEADER, ImagePusher, SERVE, registryDigest } from "./images";
 /** Port the demo app listens on inside the compose network. */
 export const VPS_APP_PORT = 8000;
 /** Where the demo app keeps its data, and the API key it generates there. */
@@ -161,12 +161,8 @@ export async function buildVpsImages(o: BuildVpsImagesOptions): Promise<VpsImage
     throw new Error(`vps images: ${BUSYBOX} is missing; install Debian's busybox-static (npm run setup)`);
   }
   const caddyBinary = ensureCaddy(log);
-  const dir = path.resolve(o.dir);
-  const dockerConfig = path.join(dir, "docker-config");
-  fs.mkdirSync(dockerConfig, { recursive: true, mode: 0o700 });
-  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: o.docker.host, DOCKER_CONFIG: dockerConfig, DOCKER_BUILDKIT: "0", DOCKER_CLI_HINTS: "false" };
+  const pusher = new ImagePusher(o.docker, o.registry, path.resolve(o.dir));
   const busybox = fs.readFileSync(BUSYBOX);
-  let loggedIn = false;
 
   const build = async (name: string, spec: Spec, tagPrefix: string): Promise<{ tag: string; digest: string }> => {
     const tag = `${tagPrefix}-${contentHash(spec, busybox).slice(0, 12)}`;
@@ -177,28 +173,11 @@ export async function buildVpsImages(o: BuildVpsImagesOptions): Promise<VpsImage
       return { tag, digest: existing };
     }
     const started = Date.now();
-    const ctx = path.join(dir, "build", name);
-    fs.rmSync(ctx, { recursive: true, force: true });
-    fs.mkdirSync(ctx, { recursive: true });
-    fs.writeFileSync(path.join(ctx, "busybox"), busybox, { mode: 0o755 });
+    const files: Record<string, string | Buffer> = { busybox };
     for (const [file, content] of Object.entries(spec.files)) {
-      const target = path.join(ctx, file);
-      fs.mkdirSync(path.dirname(target), { recursive: true });
-      const executable = file.startsWith("app/") || file.startsWith("rootfs/");
-      fs.writeFileSync(target, typeof content === "string" ? content.replace(/@TAG@/g, tag) : content, { mode: executable ? 0o755 : 0o644 });
+      files[file] = typeof content === "string" ? content.replace(/@TAG@/g, tag) : content;
     }
-    fs.writeFileSync(path.join(ctx, "Dockerfile"), spec.dockerfile);
-    docker(["build", "--quiet", "--label", `homelab.sandbox.image=${name}`, "-t", ref, ctx], env);
-    if (!loggedIn) {
-      docker(["login", "--username", o.registry.username, "--password-stdin", o.registry.host], env, o.registry.password);
-      loggedIn = true;
-    }
-    docker(["push", "--quiet", ref], env);
-    const digest = await registryDigest(o.registry, spec.repository, tag);
-    if (!digest) {
-      throw new Error(`vps images: ${ref} was pushed but the registry does not hold it`);
-    }
-    fs.rmSync(ctx, { recursive: true, force: true });
+    const digest = await pusher.push({ name, repository: spec.repository, tag, files, dockerfile: spec.dockerfile });
     log(`images: built and pushed ${name} ${ref}@${digest} in ${Date.now() - started}ms`);
     return { tag, digest };
   };
@@ -208,10 +187,7 @@ export async function buildVpsImages(o: BuildVpsImagesOptions): Promise<VpsImage
   const v1 = await build("vps-app-v1", app("v1", true), "v1");
   const v2 = await build("vps-app-v2", app("v2", true), "v2");
   const unhealthy = await build("vps-app-unhealthy", app("unhealthy", false), "unhealthy");
-  if (loggedIn) {
-    spawnSync("docker", ["logout", o.registry.host], { env });
-  }
-  fs.rmSync(path.join(dir, "build"), { recursive: true, force: true });
+  pusher.finish();
   return {
     registry: o.registry.host,
     caddy: `${o.registry.host}/caddy:${c.tag}@${c.digest}`,

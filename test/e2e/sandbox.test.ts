@@ -5,9 +5,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { EXIT, deploy } from "../../scripts/deploy";
+import { EXIT } from "../../scripts/deploy";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../../sandbox/sandbox";
 import { kubeClient } from "../../sandbox/kube";
+import { runDeploy } from "../support/deploy-run";
 import { linkProgram } from "../support/local-stack";
 import { freePort } from "../../sandbox/processes";
 
@@ -55,19 +56,8 @@ function release(frontendTag: string, backendTag: string): void {
   writeRelease(sb.releaseFile, sb.images, frontendTag, backendTag);
 }
 
-async function run(): Promise<{ code: number; log: string }> {
-  const chunks: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((c: string | Uint8Array) => {
-    chunks.push(String(c));
-    return write(c);
-  });
-  try {
-    const code = await deploy({ stack: STACK, workDir: projectDir });
-    return { code, log: chunks.join("") };
-  } finally {
-    process.stderr.write = write;
-  }
+function run(): Promise<{ code: number; log: string }> {
+  return runDeploy(STACK, projectDir);
 }
 
 function sshKey(): { privateKey: string; hostKey: string } {

@@ -11,7 +11,8 @@ import { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, vpsConfig } from "../../sandbox/sandbox";
 import { freePort } from "../../sandbox/processes";
 import { VPS_APP_PORT } from "../../sandbox/vps-images";
-import { EXIT, deploy } from "../../scripts/deploy";
+import { EXIT } from "../../scripts/deploy";
+import { runDeploy } from "../support/deploy-run";
 import { linkProgram } from "../support/local-stack";
 
 /*
@@ -60,19 +61,9 @@ function container(service: string): string {
 
 /** `npm run deploy` on the stack, with what it printed. */
 async function guardedDeploy(): Promise<{ code: number; log: string }> {
-  const chunks: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((c: string | Uint8Array) => {
-    chunks.push(String(c));
-    return write(c);
-  });
-  try {
-    const code = await deploy({ stack: STACK, workDir: projectDir });
-    return { code, log: chunks.join("") };
-  } finally {
-    process.stderr.write = write;
-    logs.push(chunks.join(""));
-  }
+  const r = await runDeploy(STACK, projectDir);
+  logs.push(r.log);
+  return r;
 }
 
 async function up(): Promise<UpResult> {
