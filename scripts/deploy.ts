@@ -21,6 +21,7 @@ export const EXIT = {
 } as const;
 
 const REPO = path.resolve(__dirname, "..");
+const REMOTE_SCRIPT = "pulumi-nodejs:dynamic/homelab:RemoteScript";
 
 interface Options {
   stack: string;
@@ -144,6 +145,31 @@ async function deployVpsOnly(stack: Stack, name: string): Promise<number> {
     return EXIT.promoted;
   }
   return vpsFailure(up.events, lastError(up.events, up.error), up.seconds);
+}
+
+/**
+ * A remote script whose run failed (an SSH connection cut, a timeout) may have changed its host
+ * anyway, while the stack still records the inputs of the run before; with nothing to diff, the
+ * rollback would not run it again. Marking its recorded state makes the next `up` run it.
+ */
+async function markUnfinishedRemoteRuns(stack: Stack, events: EngineEvent[]): Promise<string[]> {
+  const failed = new Set(events.map((e) => e.resOpFailedEvent?.metadata).filter((m) => m?.type === REMOTE_SCRIPT).map((m) => m!.urn));
+  if (failed.size === 0) {
+    return [];
+  }
+  const state = await stack.exportStack();
+  const resources = (state.deployment as { resources?: { urn: string; outputs?: Record<string, unknown> }[] }).resources ?? [];
+  const marked: string[] = [];
+  for (const r of resources) {
+    if (failed.has(r.urn) && r.outputs) {
+      r.outputs.triggers = [...((r.outputs.triggers as unknown[] | undefined) ?? []), `unfinished run ${new Date().toISOString()}`];
+      marked.push(r.urn.split("::").pop() ?? r.urn);
+    }
+  }
+  if (marked.length > 0) {
+    await stack.importStack(state);
+  }
+  return marked;
 }
 
 /** Keeps a remote deploy's own verdict lines (`deploy: …`) and drops compose's progress noise. */
@@ -280,6 +306,10 @@ export async function deploy(opts: Options): Promise<number> {
       },
       true,
     );
+    const unfinished = await markUnfinishedRemoteRuns(stack, up.events);
+    if (unfinished.length > 0) {
+      say(`the rollback runs ${unfinished.join(", ")} again: its failed run may have changed the host`);
+    }
     const back = await run(stack, "up");
     if (!back.ok) {
       say(`ROLLBACK FAILED after ${back.seconds}s:\n${lastError(back.events, back.error)}\nCheck the frontend and the VM by hand; the stack still records ${describeRunning(last)} as the last good pair.`);
