@@ -129,6 +129,9 @@ export function toolchainEnv(opts: ToolchainEnvOptions = {}): ToolchainEnv {
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     PULUMI_BACKEND_URL: backendUrl,
+    // `npm run build` type-checks the program (strict tsc); ts-node need not check it again on
+    // every preview and up, which costs seconds each time (BENCHMARKS.md).
+    PULUMI_NODEJS_TRANSPILE_ONLY: base.PULUMI_NODEJS_TRANSPILE_ONLY ?? "true",
   };
   const plugins: Record<string, string> = {};
   for (const p of PROVIDERS) {
