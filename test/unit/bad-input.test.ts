@@ -5,6 +5,7 @@ import { renderEnvFile } from "../../lib/compose";
 import { envProblem } from "../../lib/validate";
 import { parseReleaseFile } from "../../lib/release";
 import { SECRET_KEYS, TAG_A, TAG_B, releaseText, validConfig } from "../support/fixtures";
+import { PAYLOADS } from "../support/hostile";
 
 /*
  * Hostile input: every value that reaches a shell, a YAML or .env file, a URL or the Kubernetes
@@ -12,21 +13,6 @@ import { SECRET_KEYS, TAG_A, TAG_B, releaseText, validConfig } from "../support/
  * (never a secret's value), before anything runs.
  */
 
-/** What an attacker or a bad copy-paste appends to an otherwise valid value. */
-export const PAYLOADS: Readonly<Record<string, string>> = {
-  newline: "\nx",
-  "carriage return": "\rx",
-  "double quote": '"x',
-  "single quote": "'x",
-  "command substitution": "$(id)",
-  backticks: "`id`",
-  semicolon: ";id",
-  "YAML document marker": "\n---\nkind: Secret",
-  "YAML mapping": ": x",
-  "YAML comment": " #x",
-  "YAML flow": "{x: [y]}",
-  "very long": "a".repeat(5000),
-};
 
 const isSecret = (k: string): boolean => SECRET_KEYS.includes(k);
 

@@ -1,0 +1,361 @@
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { promisify } from "util";
+import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { kubeClient } from "../sandbox/kube";
+import { freePort } from "../sandbox/processes";
+import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../sandbox/sandbox";
+import { linkProgram } from "../test/support/local-stack";
+import { npmDeploy } from "./deploy-run";
+import { prepareFloor, removeFloor, servesText, servesVersion } from "./floor";
+import { renderReport } from "./report";
+import { BenchResults, ScalePoint } from "./results";
+import { scalePoint, scaleStack } from "./scale-stack";
+import { encryptSecretDefaults } from "./secret-defaults";
+import { countSessions } from "./sessions";
+import { figure, ratio } from "./stats";
+import { Timeline, criticalPath, slowestSteps, stageSeconds, timed } from "./timeline";
+
+/*
+ * `npm run bench`: the program's costs on the sandbox against the floor of doing the same by hand,
+ * every figure a median over --runs runs, every ratio taken run by run. Writes bench/results.json
+ * and BENCHMARKS.md.
+ *
+ *   --runs N            runs per figure (default 5)
+ *   --frontends 1,5,20  scale points: frontend workloads (with one service)
+ *   --services 1,3,10   scale points: services on the VM (with one frontend)
+ *   --only a,b          sections: promotion, noop, rollback, evaluation, scale (default all)
+ *   --dir DIR --keep    reuse / keep a sandbox directory (default: a fresh temporary one, removed)
+ *   --out DIR           where results.json and BENCHMARKS.md go (default: the repository)
+ */
+
+const run = promisify(execFile);
+const REPO = path.resolve(__dirname, "..");
+const STACK = "bench";
+
+interface Args {
+  runs: number;
+  frontends: number[];
+  services: number[];
+  only: Set<string>;
+  dir?: string;
+  keep: boolean;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { runs: 5, frontends: [1, 5, 20], services: [1, 3, 10], only: new Set(["promotion", "noop", "rollback", "evaluation", "scale"]), keep: false, out: REPO };
+  const list = (v: string | undefined): number[] => (v ?? "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = (): string => {
+      if (argv[i + 1] === undefined) {
+        throw new Error(`bench: ${k} needs a value`);
+      }
+      return argv[++i];
+    };
+    if (k === "--runs") {
+      a.runs = Math.max(1, Number(v()));
+    } else if (k === "--frontends") {
+      a.frontends = list(v());
+    } else if (k === "--services") {
+      a.services = list(v());
+    } else if (k === "--only") {
+      a.only = new Set(v().split(","));
+    } else if (k === "--dir") {
+      a.dir = path.resolve(v());
+    } else if (k === "--keep") {
+      a.keep = true;
+    } else if (k === "--out") {
+      a.out = path.resolve(v());
+    } else {
+      throw new Error(`bench: unknown argument ${k}`);
+    }
+  }
+  return a;
+}
+
+const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+
+async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 180_000): Promise<number> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) {
+      throw new Error(`bench: ${what} not reached within ${timeoutMs / 1000}s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return Date.now();
+}
+
+async function evaluation(mode: "program" | "empty"): Promise<number> {
+  const r = await run(process.execPath, ["--import", "tsx", path.join(__dirname, "evaluate.ts"), mode], { cwd: REPO });
+  return (JSON.parse(r.stdout) as { seconds: number }).seconds;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const machine = {
+    cpu: os.cpus()[0]?.model ?? "unknown",
+    cores: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    loadavgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+  const base = args.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "homelab-bench-"));
+  const sandboxDir = path.join(base, "sandbox");
+  const projectDir = path.join(base, "project");
+  let sb: Sandbox | undefined;
+  const stacks: Stack[] = [];
+  try {
+    log(`sandbox in ${sandboxDir}`);
+    sb = await startSandbox(sandboxDir, { vmUser: "homelab-bench", network: "isolated", backendPort: await freePort(), log: () => undefined });
+    const s = sb;
+    if (!fs.existsSync(projectDir)) {
+      fs.mkdirSync(projectDir, { recursive: true });
+      linkProgram(projectDir);
+    }
+    const stack = await sandboxStack(s, STACK, projectDir);
+    stacks.push(stack);
+    await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "20" } });
+    await encryptSecretDefaults(stack, projectDir);
+    const sshdLog = path.join(s.vm.workDir, "..", "sshd.log");
+    if (!fs.existsSync(sshdLog)) {
+      throw new Error(`bench: no sshd log at ${sshdLog}`);
+    }
+    const A: [string, string] = [s.images.frontend[0], s.images.backend.v1];
+    const B: [string, string] = [s.images.frontend[1], s.images.backend.v2];
+    const backendUrl = `http://127.0.0.1:${s.backendPort}/api/health`;
+    const env = s.pulumiEnv;
+    const release = (p: [string, string]): void => writeRelease(s.releaseFile, s.images, p[0], p[1]);
+
+    const results: BenchResults = { date: new Date().toISOString(), machine, runs: args.runs, seconds: 0 };
+    // Written after every section, so an interrupted run still leaves what it measured.
+    const save = (): void => {
+      results.seconds = Math.round((Date.now() - started) / 1000);
+      fs.writeFileSync(path.join(args.out, "bench", "results.json"), JSON.stringify(results, null, 2) + "\n");
+      fs.writeFileSync(path.join(args.out, "BENCHMARKS.md"), renderReport(results));
+    };
+
+    // Warm-up: the stack is created on pair A, then a rollback so the exclusion list is set
+    // before anything is measured.
+    log("warm-up: first deploy, one rollback");
+    release(A);
+    await npmDeploy(STACK, projectDir, env).then((r) => must(r.code === 0, `first deploy exited ${r.code}:\n${r.output}`));
+    release([B[0], s.images.backend.unhealthy]);
+    await npmDeploy(STACK, projectDir, env).then((r) => must(r.code === 3, `warm-up rollback exited ${r.code}:\n${r.output}`));
+    await stack.removeAllConfig(["homelab:frontendTag", "homelab:backendTag", "homelab:rollbackEvent"]);
+    release(A);
+    await timed(stack, "up");
+
+    const live = await kubeClient(s.kubeconfig).get<Record<string, unknown>>("/apis/apps/v1/namespaces/website/deployments/frontend");
+    const floor = await prepareFloor(s, path.join(base, "floor"), await freePort(), live!);
+    await floor.frontend(A[0]);
+    await floor.backend(A[1]);
+
+    const empty = await scaleStack(s, path.join(base, "scale-project"), "providers-only");
+    stacks.push(empty);
+    await empty.setConfig("scale:empty", { value: "true" });
+    await empty.up({ color: "never" });
+
+    if (args.only.has("promotion") || args.only.has("noop") || args.only.has("rollback")) {
+      const p = { floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], up: [] as number[], deploy: [] as number[], upSessions: [] as number[], deploySessions: [] as number[], timelines: [] as Timeline[] };
+      const n = { up: [] as number[], preview: [] as number[], previewChecked: [] as number[], empty: [] as number[], sessions: [] as number[], timelines: [] as Timeline[] };
+      const rb = { toHealthy: [] as number[], toExit: [] as number[], failedUp: [] as number[], floor: [] as number[] };
+      for (let i = 0; i < args.runs; i++) {
+        log(`run ${i + 1}/${args.runs}`);
+        // Floor: both moved by hand to B, then back to A (the way the program moves them below).
+        const ff = await floor.frontend(B[0]);
+        const fb = await floor.backend(B[1]);
+        p.floorFrontend.push(ff);
+        p.floorBackend.push(fb);
+        p.floor.push(ff + fb);
+        const back = (await floor.frontend(A[0])) + (await floor.backend(A[1]));
+
+        // Promotion with `pulumi up` to B, then with `npm run deploy` back to A.
+        release(B);
+        const up = await countSessions(sshdLog, () => timed(stack, "up"));
+        must(up.result.changes.update !== undefined, "promotion changed nothing");
+        p.up.push(up.result.seconds);
+        p.upSessions.push(up.sessions);
+        p.timelines.push(up.result);
+        release(A);
+        const dep = await countSessions(sshdLog, () => npmDeploy(STACK, projectDir, env));
+        must(dep.result.code === 0, `deploy exited ${dep.result.code}:\n${dep.result.output}`);
+        p.deploy.push(dep.result.seconds);
+        p.deploySessions.push(dep.sessions);
+
+        // No-op: nothing changed since the deploy above.
+        const pv = await timed(stack, "preview");
+        must(Object.keys(pv.changes).length === 0, `no-op preview shows changes: ${JSON.stringify(pv.changes)}`);
+        n.preview.push(pv.seconds);
+        // The same preview with ts-node type-checking the program, as before the toolchain turned it off.
+        (stack.workspace as LocalWorkspace).envVars.PULUMI_NODEJS_TRANSPILE_ONLY = "false";
+        n.previewChecked.push((await timed(stack, "preview")).seconds);
+        (stack.workspace as LocalWorkspace).envVars.PULUMI_NODEJS_TRANSPILE_ONLY = "true";
+        const nu = await countSessions(sshdLog, () => timed(stack, "up"));
+        must(Object.keys(nu.result.changes).length === 0, `no-op up changed ${JSON.stringify(nu.result.changes)}`);
+        n.up.push(nu.result.seconds);
+        n.sessions.push(nu.sessions);
+        n.timelines.push(nu.result);
+        n.empty.push((await timed(empty, "preview")).seconds);
+        log(`run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s, up ${up.result.seconds.toFixed(1)}s (${up.sessions} ssh), deploy ${dep.result.seconds.toFixed(1)}s, no-op preview ${pv.seconds.toFixed(1)}s (type-checked ${n.previewChecked[i].toFixed(1)}s), up ${nu.result.seconds.toFixed(1)}s, providers-only preview ${n.empty[i].toFixed(1)}s`);
+
+        if (args.only.has("rollback")) {
+          // A pair whose backend fails: the frontend moves to B's, the backend fails, both return to A.
+          release([B[0], s.images.backend.unhealthy]);
+          let verdict = 0;
+          let healthy: Promise<number> | undefined;
+          const bothOnA = async (): Promise<boolean> =>
+            (await servesVersion(backendUrl, A[1])) && (await servesVersion(`${s.ingressUrl}/api/health`, A[1])) && (await servesText(`${s.ingressUrl}/`, A[0]));
+          const r = await npmDeploy(STACK, projectDir, env, (line) => {
+            if (!verdict && line.includes("deploy: FAILED after")) {
+              verdict = Date.now();
+              healthy = waitUntil(bothOnA, "both on the previous pair");
+            }
+          });
+          const exited = Date.now();
+          must(r.code === 3 && verdict > 0 && healthy !== undefined, `rollback deploy exited ${r.code}:\n${r.output}`);
+          const failedUp = /FAILED after ([0-9.]+)s/.exec(r.output);
+          rb.toHealthy.push(((await healthy!) - verdict) / 1000);
+          rb.toExit.push((exited - verdict) / 1000);
+          rb.failedUp.push(failedUp ? Number(failedUp[1]) : NaN);
+          rb.floor.push(back);
+          log(`run ${i + 1}: rollback verdict → healthy ${rb.toHealthy[i].toFixed(1)}s, → exit ${rb.toExit[i].toFixed(1)}s`);
+          // What `npm run deploy` does when the release file moves on: release the pin.
+          await stack.removeAllConfig(["homelab:frontendTag", "homelab:backendTag", "homelab:rollbackEvent"]);
+          release(A);
+          await timed(stack, "up");
+        }
+      }
+      const stageRuns: Record<string, number[]> = {};
+      for (const t of p.timelines) {
+        for (const [k, v] of Object.entries(stageSeconds(t))) {
+          (stageRuns[k] ??= []).push(v);
+        }
+      }
+      const medianRun = (ts: Timeline[]): Timeline => [...ts].sort((a, b) => a.seconds - b.seconds)[Math.floor(ts.length / 2)];
+      results.promotion = {
+        floor: { frontend: figure(p.floorFrontend), backend: figure(p.floorBackend), total: figure(p.floor) },
+        up: figure(p.up),
+        upRatio: ratio(p.up, p.floor),
+        deploy: figure(p.deploy),
+        deployRatio: ratio(p.deploy, p.floor),
+        stages: Object.fromEntries(Object.entries(stageRuns).map(([k, v]) => [k, figure(v)])),
+        stageRatios: {
+          frontend: ratio(stageRuns.frontend ?? [], p.floorFrontend),
+          backend: ratio(stageRuns.backend ?? [], p.floorBackend),
+        },
+        sshSessions: { up: p.upSessions, deploy: p.deploySessions },
+        slowestSteps: slowestSteps(medianRun(p.timelines)),
+        timeline: criticalPath(medianRun(p.timelines)),
+      };
+      results.noop = {
+        up: figure(n.up),
+        preview: figure(n.preview),
+        emptyPreview: figure(n.empty),
+        upRatio: ratio(n.up, n.empty),
+        previewRatio: ratio(n.preview, n.empty),
+        previewTypeChecked: figure(n.previewChecked),
+        typeCheckCut: ratio(n.previewChecked, n.preview),
+        sshSessions: n.sessions,
+        upStages: stageSeconds(medianRun(n.timelines)),
+      };
+      save();
+      if (args.only.has("rollback")) {
+        results.rollback = {
+          verdictToHealthy: figure(rb.toHealthy),
+          verdictToExit: figure(rb.toExit),
+          failedUp: figure(rb.failedUp),
+          floor: figure(rb.floor),
+          ratio: ratio(rb.toHealthy, rb.floor),
+        };
+      }
+    }
+
+    if (args.only.has("evaluation")) {
+      log("evaluation under mocks");
+      const prog: number[] = [];
+      const emp: number[] = [];
+      for (let i = 0; i < args.runs; i++) {
+        emp.push(await evaluation("empty"));
+        prog.push(await evaluation("program"));
+      }
+      results.evaluation = { program: figure(prog), empty: figure(emp), ratio: ratio(prog, emp) };
+      save();
+    }
+
+    if (args.only.has("scale")) {
+      const points: [number, number][] = [];
+      for (const f of args.frontends) {
+        points.push([f, args.services[0] ?? 1]);
+      }
+      for (const m of args.services.slice(1)) {
+        points.push([args.frontends[0] ?? 1, m]);
+      }
+      const scale = await scaleStack(s, path.join(base, "scale-project"), "scale");
+      stacks.push(scale);
+      const out: ScalePoint[] = [];
+      const emptyPreview: number[] = [];
+      for (const [f, m] of points) {
+        log(`scale: ${f} frontends, ${m} services`);
+        await scale.setAllConfig(scalePoint(s, f, m, A[0], A[1]));
+        const created = await timed(scale, "up");
+        const pv: number[] = [];
+        const up: number[] = [];
+        const sessions: number[] = [];
+        for (let i = 0; i < args.runs; i++) {
+          const pair = i % 2 === 0 ? B : A;
+          await scale.setAllConfig(scalePoint(s, f, m, pair[0], pair[1]));
+          pv.push((await timed(scale, "preview")).seconds);
+          const u = await countSessions(sshdLog, () => timed(scale, "up"));
+          up.push(u.result.seconds);
+          sessions.push(u.sessions);
+          emptyPreview.push((await timed(empty, "preview")).seconds);
+        }
+        log(`scale: ${f} × ${m}: preview ${pv.map((x) => x.toFixed(1)).join(" ")}, up ${up.map((x) => x.toFixed(1)).join(" ")}, sessions ${sessions.join(" ")}`);
+        out.push({ frontends: f, services: m, resources: created.steps.length, create: created.seconds, preview: figure(pv), up: figure(up), sshSessions: sessions, previewRuns: pv, upRuns: up });
+      }
+      const first = out[0];
+      results.scale = {
+        emptyPreview: figure(emptyPreview),
+        points: out.map((pt) => ({ ...pt, previewGrowth: ratio(pt.previewRuns, first.previewRuns), upGrowth: ratio(pt.upRuns, first.upRuns) })),
+      };
+      log("scale: destroying");
+      await scale.destroy({ color: "never" });
+    }
+
+    save();
+    await removeFloor(s, path.join(base, "floor"));
+    log(`done in ${results.seconds}s: ${path.join(args.out, "bench", "results.json")}, ${path.join(args.out, "BENCHMARKS.md")}`);
+  } finally {
+    if (!args.keep) {
+      for (const st of stacks.reverse()) {
+        await st.destroy({ color: "never" }).catch(() => undefined);
+      }
+      if (sb) {
+        await run("docker", ["volume", "prune", "-af"], { env: sb.docker.env() }).catch(() => undefined);
+      }
+      await stopSandbox(sandboxDir, () => undefined);
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  }
+}
+
+function must(ok: boolean, message: string): void {
+  if (!ok) {
+    throw new Error(`bench: ${message}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    log((e as Error).stack ?? String(e));
+    process.exit(1);
+  },
+);

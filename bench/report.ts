@@ -1,0 +1,125 @@
+import * as fs from "fs";
+import * as path from "path";
+import { BenchResults } from "./results";
+import { Figure } from "./stats";
+
+/** Renders BENCHMARKS.md from the results of one run (plus bench/findings.md, the analysis). */
+export function renderReport(r: BenchResults): string {
+  const s = (f: Figure | undefined): string => (f && Number.isFinite(f.median) ? `${f.median.toFixed(2)} s` : "—");
+  const x = (f: Figure | undefined): string => (f && Number.isFinite(f.median) ? `${f.median.toFixed(2)}×` : "—");
+  const runs = (f: Figure | undefined): string => (f ? f.runs.map((v) => v.toFixed(2)).join(", ") : "");
+  const row = (cells: string[]): string => `| ${cells.join(" | ")} |`;
+  const out: string[] = [];
+  out.push("# Benchmarks", "");
+  out.push(
+    `Measured by \`npm run bench\` on the local sandbox (real engine, kube-apiserver with kwok, sshd, Docker engine, registry) ` +
+      `on ${r.date.slice(0, 10)} (${r.date}), ${r.runs} runs per figure, ${Math.round(r.seconds / 60)} minutes in all.`,
+    "",
+    `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Linux ${r.machine.kernel}, Node.js ${r.machine.node}; ` +
+      `load average at start ${r.machine.loadavgAtStart.join(" / ")} (1/5/15 min). Other work on the machine may have run meanwhile.`,
+    "",
+    "Every figure is the **median** of its runs; every ratio is taken **run by run** (ours over the floor measured in the same run) and its median shown. " +
+      "The raw runs are in `bench/results.json`.",
+    "",
+  );
+
+  if (r.promotion) {
+    const p = r.promotion;
+    out.push("## Promotion: moving the stack to a new tag pair", "");
+    out.push(
+      "Floor: the backend image started directly (`docker compose up -d` of the same compose file to the first 200 from `/api/health`) " +
+        "plus a copy of the frontend Deployment applied with `kubectl apply` to the same cluster until its rollout is complete.",
+      "",
+    );
+    out.push(row(["what", "median", "floor (median)", "ratio (median of per-run)", "runs"]), row(["---", "---:", "---:", "---:", "---"]));
+    out.push(row(["floor: frontend Deployment applied until Available", s(p.floor.frontend), "", "", runs(p.floor.frontend)]));
+    out.push(row(["floor: backend `compose up -d` to first 200", s(p.floor.backend), "", "", runs(p.floor.backend)]));
+    out.push(row(["floor: both", s(p.floor.total), "", "", runs(p.floor.total)]));
+    out.push(row(["`pulumi up` to a new pair", s(p.up), s(p.floor.total), x(p.upRatio), runs(p.up)]));
+    out.push(row(["`npm run deploy` to a new pair (preview + up)", s(p.deploy), s(p.floor.total), x(p.deployRatio), runs(p.deploy)]));
+    out.push(row(["stage: frontend (Deployment rollout)", s(p.stages.frontend), s(p.floor.frontend), x(p.stageRatios.frontend), runs(p.stages.frontend)]));
+    out.push(row(["stage: backend (compose over SSH)", s(p.stages.backend), s(p.floor.backend), x(p.stageRatios.backend), runs(p.stages.backend)]));
+    out.push("");
+    out.push(`SSH sessions on the VM per \`pulumi up\`: ${p.sshSessions.up.join(", ")}; per \`npm run deploy\`: ${p.sshSessions.deploy.join(", ")}.`, "");
+    out.push("### Where the time of `pulumi up` goes, by stage", "");
+    out.push(row(["stage", "median", "runs"]), row(["---", "---:", "---"]));
+    for (const [k, f] of Object.entries(p.stages)) {
+      out.push(row([k, s(f), runs(f)]));
+    }
+    out.push("", "Stages overlap where the engine runs steps in parallel; each is from its first step starting to its last step finishing (engine events).", "");
+    out.push("The median run, step by step (seconds from the start of `pulumi up`):", "", row(["what", "from", "to", "seconds"]), row(["---", "---:", "---:", "---:"]));
+    for (const st of p.timeline) {
+      out.push(row([st.what, st.from.toFixed(2), st.to.toFixed(2), (st.to - st.from).toFixed(2)]));
+    }
+    out.push("");
+  }
+
+  if (r.noop) {
+    const n = r.noop;
+    out.push("## No-op: nothing changed", "");
+    out.push("Floor: `pulumi preview` of a program that only loads the same providers (the Kubernetes provider and one dynamic-provider resource, `bench/scale` with `scale:empty`).", "");
+    out.push(row(["what", "median", "floor (median)", "ratio", "runs"]), row(["---", "---:", "---:", "---:", "---"]));
+    out.push(row(["`pulumi preview`, providers only", s(n.emptyPreview), "", "", runs(n.emptyPreview)]));
+    out.push(row(["`pulumi preview`, nothing changed", s(n.preview), s(n.emptyPreview), x(n.previewRatio), runs(n.preview)]));
+    out.push(row(["`pulumi up`, nothing changed", s(n.up), s(n.emptyPreview), x(n.upRatio), runs(n.up)]));
+    out.push(row(["`pulumi preview`, nothing changed, ts-node type-checking the program", s(n.previewTypeChecked), s(n.preview), x(n.typeCheckCut), runs(n.previewTypeChecked)]));
+    out.push("", `SSH sessions per no-op \`up\`: ${n.sshSessions.join(", ")}.`, "");
+    out.push(
+      `Median no-op \`up\`: ${Object.entries(n.upStages)
+        .filter(([k]) => k.startsWith("before") || k.startsWith("after"))
+        .map(([k, v]) => `${v.toFixed(2)} s ${k}`)
+        .join(", ")}.`,
+      "",
+    );
+  }
+
+  if (r.rollback) {
+    const b = r.rollback;
+    out.push("## Rollback: a failing release back to the previous pair", "");
+    out.push(
+      "`npm run deploy` of a pair whose backend never turns healthy: the frontend moves first, the backend fails, both are redeployed on the previous pair. " +
+        "Measured from the failed stage's verdict (the deploy printing `FAILED`) until the frontend page, the backend on the VM and `/api/health` through the ingress all serve the previous pair. " +
+        "Floor: both moved back by hand (the two floor steps above) in the same run.",
+      "",
+    );
+    out.push(row(["what", "median", "floor (median)", "ratio", "runs"]), row(["---", "---:", "---:", "---:", "---"]));
+    out.push(row(["verdict → both healthy on the previous pair", s(b.verdictToHealthy), s(b.floor), x(b.ratio), runs(b.verdictToHealthy)]));
+    out.push(row(["verdict → `npm run deploy` exits (rolled back)", s(b.verdictToExit), "", "", runs(b.verdictToExit)]));
+    out.push(row(["the failed `up` before the verdict", s(b.failedUp), "", "", runs(b.failedUp)]));
+    out.push("");
+  }
+
+  if (r.evaluation) {
+    const e = r.evaluation;
+    out.push("## Evaluation under mocks", "");
+    out.push("A fresh Node.js process per run, `pulumi.runtime.setMocks`, from the first import to the last resource registration. Floor: the providers-only program.", "");
+    out.push(row(["what", "median", "floor (median)", "ratio", "runs"]), row(["---", "---:", "---:", "---:", "---"]));
+    out.push(row(["providers-only program", s(e.empty), "", "", runs(e.empty)]));
+    out.push(row(["the homelab program", s(e.program), s(e.empty), x(e.ratio), runs(e.program)]));
+    out.push("");
+  }
+
+  if (r.scale) {
+    out.push("## Scale: frontend workloads and services on the VM", "");
+    out.push(
+      "`bench/scale`: the program's own components (HostCheck, N FrontendApp, one ComposeHost with M services). Each run moves every workload to the other tag pair: " +
+        "`preview` then `up`. Growth is over the 1 × 1 point, run by run; the preview floor is the providers-only preview.",
+      "",
+    );
+    out.push(
+      row(["frontends × services", "resources", "preview", "preview / providers-only", "up", "up growth", "SSH sessions per up"]),
+      row(["---", "---:", "---:", "---:", "---:", "---:", "---"]),
+    );
+    for (const pt of r.scale.points) {
+      const pr = r.scale.emptyPreview.median > 0 ? `${(pt.preview.median / r.scale.emptyPreview.median).toFixed(2)}×` : "—";
+      out.push(row([`${pt.frontends} × ${pt.services}`, String(pt.resources), s(pt.preview), pr, s(pt.up), x(pt.upGrowth), pt.sshSessions.join(", ")]));
+    }
+    out.push("", `Providers-only preview during the scale runs: ${s(r.scale.emptyPreview)}.`, "");
+  }
+
+  const findings = path.join(__dirname, "findings.md");
+  if (fs.existsSync(findings)) {
+    out.push(fs.readFileSync(findings, "utf8").trim(), "");
+  }
+  return out.join("\n");
+}

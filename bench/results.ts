@@ -1,0 +1,62 @@
+import { Figure } from "./stats";
+
+/** One scale point: N frontend workloads and M services, `up` moving all of them to a new pair. */
+export interface ScalePoint {
+  readonly frontends: number;
+  readonly services: number;
+  /** Resource steps of the first `up` at this point. */
+  readonly resources: number;
+  /** Seconds of that first `up` (creating what the point adds). */
+  readonly create: number;
+  readonly preview: Figure;
+  readonly up: Figure;
+  /** SSH sessions the VM accepted during each `up`. */
+  readonly sshSessions: number[];
+  readonly previewRuns: number[];
+  readonly upRuns: number[];
+  /** Over the first point, run by run. */
+  readonly previewGrowth?: Figure;
+  readonly upGrowth?: Figure;
+}
+
+/** What bench/results.json holds; every duration in seconds. */
+export interface BenchResults {
+  date: string;
+  machine: { cpu: string; cores: number; memoryGiB: number; kernel: string; node: string; loadavgAtStart: number[] };
+  runs: number;
+  seconds: number;
+  promotion?: {
+    floor: { frontend: Figure; backend: Figure; total: Figure };
+    up: Figure;
+    upRatio: Figure;
+    deploy: Figure;
+    deployRatio: Figure;
+    stages: Record<string, Figure>;
+    stageRatios: { frontend: Figure; backend: Figure };
+    sshSessions: { up: number[]; deploy: number[] };
+    slowestSteps: { name: string; op: string; seconds: number }[];
+    /** The median run's changed steps and the gaps between them, in order. */
+    timeline: { what: string; from: number; to: number }[];
+  };
+  noop?: {
+    up: Figure;
+    preview: Figure;
+    emptyPreview: Figure;
+    upRatio: Figure;
+    previewRatio: Figure;
+    /** The same no-op preview with ts-node type-checking the program, and its ratio to the one without. */
+    previewTypeChecked: Figure;
+    typeCheckCut: Figure;
+    sshSessions: number[];
+    upStages: Record<string, number>;
+  };
+  rollback?: {
+    verdictToHealthy: Figure;
+    verdictToExit: Figure;
+    failedUp: Figure;
+    floor: Figure;
+    ratio: Figure;
+  };
+  evaluation?: { program: Figure; empty: Figure; ratio: Figure };
+  scale?: { emptyPreview: Figure; points: ScalePoint[] };
+}
