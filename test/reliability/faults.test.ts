@@ -1,0 +1,341 @@
+import { after, before, describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Stack } from "@pulumi/pulumi/automation";
+import { npmDeploy, DeployRun } from "../../bench/deploy-run";
+import { encryptSecretDefaults } from "../../bench/secret-defaults";
+import { acceptedSessions } from "../../bench/sessions";
+import { startCluster } from "../../sandbox/cluster";
+import { ensureDockerEngine } from "../../sandbox/docker-engine";
+import { kubeClient } from "../../sandbox/kube";
+import { freePort, stopPid, stopProcess } from "../../sandbox/processes";
+import { startRegistry } from "../../sandbox/registry";
+import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../../sandbox/sandbox";
+import { linkProgram } from "../support/local-stack";
+import { PAYLOADS } from "../support/hostile";
+import {
+  OUTCOMES,
+  Pair,
+  ScenarioResult,
+  childPids,
+  commandName,
+  docker,
+  failedPin,
+  leaksSecret,
+  markerIntact,
+  recordedPair,
+  servingPair,
+  waitServing,
+  writeMarker,
+} from "./support";
+
+/*
+ * Faults and hostile input during real deploys on a private sandbox: the SSH connection cut
+ * mid-deploy, dockerd restarted, the registry down, the API server stopped during the frontend
+ * rollout, two deploys at once, and hostile values in the release file and config. For every case:
+ * the data volume keeps its marker, the recorded release is what serves, nothing secret is printed
+ * and the next deploy converges with no manual step. Writes bench/reliability.json.
+ */
+const STACK = "reliability";
+const REPO = path.resolve(__dirname, "../..");
+const results: ScenarioResult[] = [];
+const marker = crypto.randomBytes(8).toString("hex");
+/** Rows whose convergence the next batch-level clean run decides. */
+const pending: ScenarioResult[] = [];
+
+let dir: string;
+let projectDir: string;
+let sb: Sandbox;
+let stack: Stack;
+let sshdLog: string;
+
+const deploy = (onLine?: (l: string) => void): Promise<DeployRun> => npmDeploy(STACK, projectDir, sb.pulumiEnv, onLine);
+const release = (p: Pair): void => writeRelease(sb.releaseFile, sb.images, p[0], p[1]);
+
+/** Every pair of the demo images; a target differs from what runs in `moves`, and is not a pinned failure. */
+async function target(moves: "frontend" | "backend" | "both"): Promise<{ from: Pair; to: Pair }> {
+  const from = await recordedPair(stack);
+  const failed = await failedPin(stack);
+  const pairs: Pair[] = sb.images.frontend.flatMap((f) => [sb.images.backend.v1, sb.images.backend.v2].map((b): Pair => [f, b]));
+  const to = pairs.find(
+    (p) =>
+      (moves === "backend" || p[0] !== from[0]) &&
+      (moves === "frontend" || p[1] !== from[1]) &&
+      !(failed && p[0] === failed[0] && p[1] === failed[1]),
+  );
+  assert.ok(to, `no pair moves the ${moves} from ${from.join(" ")}`);
+  return { from, to };
+}
+
+/** Waits until `n` more SSH sessions than `base` were accepted by the VM (the backend deploy is the second). */
+async function sessionsReach(base: number, n: number, timeoutMs = 120_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (acceptedSessions(sshdLog) < base + n) {
+    if (Date.now() > end) {
+      throw new Error(`no ${n} SSH sessions within ${timeoutMs / 1000}s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The next deploy without the fault, then a preview: converged when it exits 0 and the preview changes nothing. */
+async function converges(): Promise<{ ok: boolean; log: string }> {
+  const r = await deploy();
+  if (r.code !== 0) {
+    return { ok: false, log: r.output };
+  }
+  const pv = await stack.preview({ color: "never" });
+  const changes = Object.entries(pv.changeSummary).filter(([op, n]) => op !== "same" && (n ?? 0) > 0);
+  const serving = await waitServing(sb, await recordedPair(stack));
+  return { ok: changes.length === 0 && serving, log: `${r.output}\nchanges: ${JSON.stringify(changes)}, serving recorded pair: ${serving}` };
+}
+
+/**
+ * Runs one scenario: `act` deploys with its fault (and undoes the fault), then every invariant is
+ * checked, the row recorded, and asserted.
+ */
+async function scenario(name: string, kind: ScenarioResult["kind"], allowed: number[], act: () => Promise<DeployRun>, converge = true): Promise<void> {
+  const t0 = Date.now();
+  const before = await recordedPair(stack);
+  const r = await act();
+  const after = await recordedPair(stack);
+  const releaseServing = (r.code === 0 || (after[0] === before[0] && after[1] === before[1])) && (await waitServing(sb, after));
+  // Input refused before the engine ran changes nothing, so one clean run after a batch of them stands for each.
+  const next = converge ? await converges() : { ok: true, log: "" };
+  const row: ScenarioResult = {
+    scenario: name,
+    kind,
+    outcome: OUTCOMES[r.code] ?? `exit ${r.code}`,
+    exitCode: r.code,
+    dataIntact: markerIntact(sb, marker),
+    releaseServing,
+    noSecretInLogs: !leaksSecret(sb, r.output) && !leaksSecret(sb, next.log),
+    convergedOnNextRun: next.ok,
+    seconds: Math.round((Date.now() - t0) / 100) / 10,
+    detail: r.output.split("\n").filter((l) => /deploy: (REFUSED|FAILED|ROLLED BACK|PROMOTED|ROLLBACK FAILED)|homelab:|data\.backend|refus/.test(l)).slice(0, 4).join(" / ").slice(0, 400),
+  };
+  results.push(row);
+  if (!converge) {
+    pending.push(row);
+  }
+  process.stderr.write(`reliability: ${name}: ${row.outcome} in ${row.seconds}s\n`);
+  assert.ok(allowed.includes(r.code), `${name}: exit ${r.code}, expected ${allowed.join(" or ")}:\n${r.output.slice(-3000)}`);
+  assert.ok(row.dataIntact, `${name}: the data volume lost its marker`);
+  assert.ok(row.releaseServing, `${name}: the recorded release (${after.join(" ")}) is not what serves (${String(await servingPair(sb))})`);
+  assert.ok(row.noSecretInLogs, `${name}: a secret was printed`);
+  assert.ok(row.convergedOnNextRun, `${name}: the next deploy did not converge:\n${next.log.slice(-3000)}`);
+}
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-rel-"));
+  projectDir = path.join(dir, "project");
+  fs.mkdirSync(projectDir);
+  linkProgram(projectDir);
+  sb = await startSandbox(path.join(dir, "sandbox"), { vmUser: "homelab-rel", network: "isolated", backendPort: await freePort(), log: () => undefined });
+  sshdLog = path.join(dir, "sandbox", "vm", "sshd.log");
+  stack = await sandboxStack(sb, STACK, projectDir);
+  await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "20" } });
+  await encryptSecretDefaults(stack, projectDir);
+  release([sb.images.frontend[0], sb.images.backend.v1]);
+  const first = await deploy();
+  assert.equal(first.code, 0, first.output);
+  writeMarker(sb, marker);
+});
+
+after(async () => {
+  try {
+    fs.writeFileSync(path.join(REPO, "bench", "reliability.json"), JSON.stringify(results, null, 2) + "\n");
+    await stack?.destroy({ color: "never" }).catch(() => undefined);
+    if (sb) {
+      docker(sb, "volume", "prune", "-af");
+    }
+  } finally {
+    if (dir) {
+      await stopSandbox(path.join(dir, "sandbox"), () => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+describe("faults during a deploy", { concurrency: false }, () => {
+  it("the SSH connection is cut while the backend deploys", async () => {
+    await scenario("SSH connection cut mid-deploy", "fault", [0, 3], async () => {
+      const { to } = await target("both");
+      release(to);
+      const base = acceptedSessions(sshdLog);
+      const running = deploy();
+      await sessionsReach(base, 2);
+      await new Promise((r) => setTimeout(r, 1500));
+      // The per-connection sshd processes (not the listener, not the user's shell) die: the TCP
+      // connection drops as it would on a network cut.
+      const killed: number[] = [];
+      for (const conn of childPids(sb.vm.pid)) {
+        for (const pid of [conn, ...childPids(conn)].filter((p) => commandName(p).startsWith("sshd"))) {
+          process.kill(pid, "SIGKILL");
+          killed.push(pid);
+        }
+      }
+      assert.ok(killed.length > 0, "no SSH connection was open to cut");
+      return running;
+    });
+  });
+
+  it("dockerd restarts while the backend deploys", async () => {
+    await scenario("dockerd restarted mid-deploy", "fault", [0, 3], async () => {
+      const { to } = await target("backend");
+      release(to);
+      const base = acceptedSessions(sshdLog);
+      const running = deploy();
+      await sessionsReach(base, 2);
+      await new Promise((r) => setTimeout(r, 1000));
+      const dockerDir = path.join(dir, "sandbox", "docker");
+      await stopProcess(dockerDir, "dockerd", 30_000);
+      await ensureDockerEngine(dockerDir, { network: "isolated" });
+      // The sandbox's one engine also runs the stand-in ingress's frontend pods, which in the
+      // homelab live on the cluster, not the VM: start them again as the cluster would.
+      const pods = docker(sb, "ps", "-aq", "--filter", "label=homelab-sandbox=1").split(/\s+/).filter(Boolean);
+      if (pods.length > 0) {
+        docker(sb, "start", ...pods);
+      }
+      return running;
+    });
+  });
+
+  it("the registry is down when a deploy starts", async () => {
+    await scenario("registry down", "fault", [2], async () => {
+      const { to } = await target("both");
+      release(to);
+      const registryDir = path.join(dir, "sandbox", "registry");
+      await stopProcess(registryDir, "registry");
+      try {
+        return await deploy();
+      } finally {
+        await startRegistry(registryDir);
+      }
+    });
+  });
+
+  it("the API server stops during the frontend rollout", async () => {
+    await scenario("API server stopped during the frontend rollout", "fault", [0, 3], async () => {
+      const { to } = await target("both");
+      release(to);
+      const kube = kubeClient(sb.kubeconfig);
+      const running = deploy();
+      const end = Date.now() + 120_000;
+      for (;;) {
+        const d = await kube.get<{ spec: { template: { spec: { containers: { image: string }[] } } } }>("/apis/apps/v1/namespaces/website/deployments/frontend").catch(() => undefined);
+        if (d?.spec.template.spec.containers[0].image.includes(`:${to[0]}@`)) {
+          break;
+        }
+        assert.ok(Date.now() < end, "the frontend rollout did not start");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const clusterDir = path.join(dir, "sandbox", "cluster");
+      const pidFile = path.join(clusterDir, "kwok", "clusters", "homelab", "pids", "kube-apiserver.pid");
+      await stopPid(Number(fs.readFileSync(pidFile, "utf8").trim()));
+      await new Promise((r) => setTimeout(r, 5000));
+      await startCluster(clusterDir, { log: () => undefined });
+      return running;
+    });
+  });
+
+  it("two deploys start at once", async () => {
+    const codes: number[] = [];
+    await scenario("two deploys started at once", "fault", [0], async () => {
+      const { to } = await target("both");
+      release(to);
+      const [a, b] = await Promise.all([deploy(), deploy()]);
+      codes.push(a.code, b.code);
+      const refused = [a, b].find((r) => r.code !== 0);
+      const promoted = [a, b].find((r) => r.code === 0);
+      assert.ok(refused && promoted, `one promoted, one refused: exits ${a.code}, ${b.code}`);
+      assert.equal(refused.code, 2, refused.output);
+      assert.match(refused.output, /REFUSED: (another deploy|another update)/);
+      return { ...promoted, output: `${a.output}\n${b.output}` };
+    });
+    assert.deepEqual([...codes].sort(), [0, 2]);
+  });
+});
+
+describe("hostile input", { concurrency: false }, () => {
+  for (const [label, payload] of Object.entries(PAYLOADS)) {
+    it(`a release file whose backend reference carries ${label}`, async () => {
+      await scenario(`release file: backend tag with ${label}`, "bad input", [2], async () => {
+        const { from } = await target("both");
+        release(from);
+        const text = fs.readFileSync(sb.releaseFile, "utf8").replace(/^ {2}backend: .*$/m, `  backend: ${JSON.stringify(`${sb.registry.host}/backend:${from[1]}${payload}`)}`);
+        fs.writeFileSync(sb.releaseFile, text);
+        const r = await deploy();
+        assert.match(r.output, /REFUSED before any change: .*data\.backend/);
+        release(from);
+        return r;
+      }, false);
+    });
+  }
+
+  it("the next clean deploy after the hostile release files converges", async () => {
+    const next = await converges();
+    for (const row of pending.splice(0)) {
+      row.convergedOnNextRun = next.ok;
+      row.noSecretInLogs &&= !leaksSecret(sb, next.log);
+    }
+    assert.ok(next.ok, next.log.slice(-3000));
+  });
+
+  it("config values carrying shell, YAML and over-long payloads, all named at once", async () => {
+    await scenario("config: hosts, domain, URL and path with hostile values", "bad input", [2], async () => {
+      const bad = {
+        "homelab:vmHost": `vm.lan${PAYLOADS["command substitution"]}`,
+        "homelab:backendAddress": `vm.lan${PAYLOADS.semicolon}`,
+        "homelab:frontendHost": `website.lan${PAYLOADS["YAML document marker"]}`,
+        "homelab:publicUrl": `http://website.lan/${PAYLOADS.backticks}`,
+        "homelab:registry": `127.0.0.1:5000${PAYLOADS["double quote"]}`,
+        "homelab:deployDir": `/opt/${PAYLOADS["very long"]}`,
+      };
+      const saved = await stack.getAllConfig();
+      await stack.setAllConfig(Object.fromEntries(Object.entries(bad).map(([k, v]) => [k, { value: v }])));
+      try {
+        const r = await deploy();
+        for (const key of Object.keys(bad)) {
+          assert.match(r.output, new RegExp(`${key}: "`), `${key} is named`);
+        }
+        return r;
+      } finally {
+        await stack.setAllConfig(Object.fromEntries(Object.keys(bad).map((k) => [k, { value: saved[k].value }])));
+      }
+    });
+  });
+
+  it("a pinned tag carrying a command substitution", async () => {
+    await scenario("config: pinned tag with $(…)", "bad input", [2], async () => {
+      await stack.setConfig("homelab:backendTag", { value: `${sb.images.backend.v1}$(touch /tmp/pwned)` });
+      try {
+        const r = await deploy();
+        assert.match(r.output, /REFUSED before any change: homelab:backendTag: tag "/);
+        return r;
+      } finally {
+        await stack.removeConfig("homelab:backendTag");
+      }
+    });
+  });
+
+  it("a backend env value with a line break, never echoed", async () => {
+    await scenario("config: backend env value with a line break", "bad input", [2], async () => {
+      const saved = (await stack.getAllConfig())["homelab:backendEnv"].value;
+      const canary = `canary-${crypto.randomBytes(6).toString("hex")}`;
+      await stack.setConfig("homelab:backendEnv", { value: JSON.stringify({ ...(JSON.parse(saved) as Record<string, string>), EXTRA: `${canary}\nINJECTED=1` }), secret: true });
+      try {
+        const r = await deploy();
+        assert.match(r.output, /REFUSED before any change/);
+        assert.match(r.output, /EXTRA/);
+        assert.ok(!r.output.includes(canary), "the secret value is not printed");
+        return r;
+      } finally {
+        await stack.setConfig("homelab:backendEnv", { value: saved, secret: true });
+      }
+    });
+  });
+});
