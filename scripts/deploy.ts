@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { ConcurrentUpdateError, EngineEvent, LocalWorkspace, Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
 import type { PromotedRelease } from "../components/release-record";
-import { CONFIG_KEYS } from "../lib/config";
+import { CONFIG_KEYS, ConfigError, parseConfig } from "../lib/config";
 import { acquireDeployLock } from "../lib/deploy-lock";
 import { parseReleaseFile } from "../lib/release";
 import { RollbackEvent } from "../lib/rollback";
@@ -69,6 +69,18 @@ function targetTags(cfg: Config, workDir: string): { frontend: string; backend: 
     { frontendTag: cfg["homelab:frontendTag"]?.value || undefined, backendTag: cfg["homelab:backendTag"]?.value || undefined },
   );
   return { frontend: release.frontend.tag, backend: release.backend.tag };
+}
+
+function configProblems(cfg: Config): string | undefined {
+  try {
+    parseConfig(Object.fromEntries(Object.entries(cfg).map(([k, v]) => [k, v.value])), (k) => cfg[k]?.secret ?? false);
+    return undefined;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      return e.message;
+    }
+    throw e;
+  }
 }
 
 function unpinnedTags(cfg: Config, workDir: string): { frontend: string; backend: string } {
@@ -187,7 +199,7 @@ function lastError(events: EngineEvent[], err: unknown): string {
   return diags.length > 0 ? diags.join("\n") : (err as Error).message.split("\n").slice(-8).join("\n");
 }
 
-async function run(stack: Stack, kind: "preview" | "up"): Promise<{ ok: boolean; events: EngineEvent[]; error?: unknown; seconds: number }> {
+async function run(stack: Stack, kind: "preview" | "up", refresh = false): Promise<{ ok: boolean; events: EngineEvent[]; error?: unknown; seconds: number }> {
   const events: EngineEvent[] = [];
   const started = Date.now();
   const onOutput = (out: string): void => void process.stdout.write(out);
@@ -195,7 +207,7 @@ async function run(stack: Stack, kind: "preview" | "up"): Promise<{ ok: boolean;
     if (kind === "preview") {
       await stack.preview({ onEvent: (e) => events.push(e), onOutput, color: "never" });
     } else {
-      await stack.up({ onEvent: (e) => events.push(e), onOutput, color: "never" });
+      await stack.up({ onEvent: (e) => events.push(e), onOutput, color: "never", refresh });
     }
     return { ok: true, events, seconds: secondsSince(started) };
   } catch (error) {
@@ -227,11 +239,24 @@ export async function deploy(opts: Options): Promise<number> {
       return await deployVpsOnly(stack, opts.stack);
     }
 
+    // Every config value is checked, each bad one named, before the release file or the engine.
+    const invalid = configProblems(cfg);
+    if (invalid) {
+      say(`REFUSED before any change: ${invalid}`);
+      return EXIT.refused;
+    }
+
     // A rollback pins the last good pair until the release file moves past the failed tags.
     const rollback = cfg["homelab:rollbackEvent"]?.value;
     if (rollback && (cfg["homelab:frontendTag"]?.value || cfg["homelab:backendTag"]?.value)) {
       const failed = (JSON.parse(rollback) as RollbackEvent).failed;
-      const next = unpinnedTags(cfg, opts.workDir);
+      let next: { frontend: string; backend: string };
+      try {
+        next = unpinnedTags(cfg, opts.workDir);
+      } catch (e) {
+        say(`REFUSED before any change: ${(e as Error).message}`);
+        return EXIT.refused;
+      }
       if (next.frontend !== failed.frontend || next.backend !== failed.backend) {
         say(`the release file names a new release (frontend ${next.frontend}, backend ${next.backend}); releasing the rollback pin`);
         await stack.removeAllConfig(["homelab:frontendTag", "homelab:backendTag", "homelab:rollbackEvent"]);
@@ -310,7 +335,9 @@ export async function deploy(opts: Options): Promise<number> {
     if (unfinished.length > 0) {
       say(`the rollback runs ${unfinished.join(", ")} again: its failed run may have changed the host`);
     }
-    const back = await run(stack, "up");
+    // Refreshed first: a failed rollout (an API server gone mid-update) can leave the cluster on
+    // the failed release while the stack records the previous one.
+    const back = await run(stack, "up", true);
     if (!back.ok) {
       say(`ROLLBACK FAILED after ${back.seconds}s:\n${lastError(back.events, back.error)}\nCheck the frontend and the VM by hand; the stack still records ${describeRunning(last)} as the last good pair.`);
       return EXIT.rollbackFailed;
