@@ -23,6 +23,12 @@ export interface Floor {
   backend(tag: string): Promise<number>;
   /** Seconds to move the frontend Deployment to `tag` directly. */
   frontend(tag: string): Promise<number>;
+  /**
+   * Seconds to move `frontends` copies of the Deployment and a compose project of `services`
+   * services (as bench/scale has them) to a tag pair directly: `kubectl apply` until every rollout
+   * is complete, then `docker compose up -d --wait` until every service is healthy.
+   */
+  scale(frontendTag: string, backendTag: string, frontends: number, services: number): Promise<number>;
 }
 
 async function poll(check: () => Promise<boolean>, what: string, timeoutMs = 120_000): Promise<void> {
@@ -84,7 +90,47 @@ export async function prepareFloor(sb: Sandbox, dir: string, port: number, liveD
       },
     });
 
+  const scaleCompose = (image: string, services: number): string =>
+    composeToYaml({
+      name: "bench-floor-scale",
+      services: Object.fromEntries(
+        Array.from({ length: services }, (_, i) => [
+          `svc-${i}`,
+          {
+            image,
+            restart: "unless-stopped",
+            environment: { PORT: "3001" },
+            healthcheck: { test: ["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3001/api/health"], interval: "1s", timeout: "3s", retries: 3, start_period: "30s" },
+          },
+        ]),
+      ),
+    });
+
   return {
+    async scale(frontendTag, backendTag, frontends, services) {
+      const image = pinnedRef(sb.images, "frontend", frontendTag);
+      type Doc = { metadata: { name: string }; spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> } } } };
+      const copy = (i: number): Doc => {
+        const d = JSON.parse(manifest(image)) as Doc;
+        // Each copy selects its own pods.
+        d.metadata.name = `scale-${i}`;
+        d.spec.selector.matchLabels["app.kubernetes.io/instance"] = `scale-${i}`;
+        d.spec.template.metadata.labels["app.kubernetes.io/instance"] = `scale-${i}`;
+        return d;
+      };
+      const list = { apiVersion: "v1", kind: "List", items: Array.from({ length: frontends }, (_, i) => copy(i)) };
+      const file = path.join(dir, "scale.json");
+      fs.writeFileSync(file, JSON.stringify(list));
+      const composeFile = path.join(dir, "scale-compose.yml");
+      fs.writeFileSync(composeFile, scaleCompose(pinnedRef(sb.images, "backend", backendTag), services));
+      const t0 = Date.now();
+      await run(kubectl, ["apply", "-f", file], { env: kenv });
+      for (let i = 0; i < frontends; i++) {
+        await run(kubectl, ["rollout", "status", "-n", FLOOR_NAMESPACE, `deployment/scale-${i}`, "--timeout=120s"], { env: kenv });
+      }
+      await run(toolchainEnv().dockerCompose, ["--project-name", "bench-floor-scale", "--project-directory", dir, "-f", composeFile, "up", "-d", "--remove-orphans", "--wait"], { env: denv });
+      return (Date.now() - t0) / 1000;
+    },
     async backend(tag) {
       const file = path.join(dir, "docker-compose.yml");
       fs.writeFileSync(
@@ -102,7 +148,7 @@ export async function prepareFloor(sb: Sandbox, dir: string, port: number, liveD
         ),
       );
       const t0 = Date.now();
-      await run("docker", ["compose", "--project-name", "bench-floor", "--project-directory", dir, "-f", file, "up", "-d"], { env: denv });
+      await run(toolchainEnv().dockerCompose, ["--project-name", "bench-floor", "--project-directory", dir, "-f", file, "up", "-d"], { env: denv });
       await poll(() => servesVersion(`http://127.0.0.1:${port}/api/health`, tag), `backend ${tag} answering 200`);
       return (Date.now() - t0) / 1000;
     },
@@ -120,6 +166,7 @@ export async function prepareFloor(sb: Sandbox, dir: string, port: number, liveD
 /** Removes the floor's compose project (and its volume) and namespace. */
 export async function removeFloor(sb: Sandbox, dir: string): Promise<void> {
   const kubectl = path.join(toolchainEnv().sandboxBinDir, "kubectl");
-  await run("docker", ["compose", "--project-name", "bench-floor", "--project-directory", dir, "-f", path.join(dir, "docker-compose.yml"), "down", "-v"], { env: sb.docker.env() }).catch(() => undefined);
+  await run(toolchainEnv().dockerCompose, ["--project-name", "bench-floor", "--project-directory", dir, "-f", path.join(dir, "docker-compose.yml"), "down", "-v"], { env: sb.docker.env() }).catch(() => undefined);
+  await run(toolchainEnv().dockerCompose, ["--project-name", "bench-floor-scale", "--project-directory", dir, "-f", path.join(dir, "scale-compose.yml"), "down", "-v"], { env: sb.docker.env() }).catch(() => undefined);
   await run(kubectl, ["delete", "namespace", FLOOR_NAMESPACE, "--wait=false"], { env: { ...process.env, KUBECONFIG: sb.kubeconfig } }).catch(() => undefined);
 }

@@ -146,7 +146,7 @@ async function main(): Promise<void> {
     log("warm-up: first deploy, one rollback");
     release(A);
     await npmDeploy(STACK, projectDir, env).then((r) => must(r.code === 0, `first deploy exited ${r.code}:\n${r.output}`));
-    release([B[0], s.images.backend.unhealthy]);
+    release([B[0], s.images.backend.crash]);
     await npmDeploy(STACK, projectDir, env).then((r) => must(r.code === 3, `warm-up rollback exited ${r.code}:\n${r.output}`));
     await stack.removeAllConfig(["homelab:frontendTag", "homelab:backendTag", "homelab:rollbackEvent"]);
     release(A);
@@ -206,8 +206,8 @@ async function main(): Promise<void> {
         log(`run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s, up ${up.result.seconds.toFixed(1)}s (${up.sessions} ssh), deploy ${dep.result.seconds.toFixed(1)}s, no-op preview ${pv.seconds.toFixed(1)}s (type-checked ${n.previewChecked[i].toFixed(1)}s), up ${nu.result.seconds.toFixed(1)}s, providers-only preview ${n.empty[i].toFixed(1)}s`);
 
         if (args.only.has("rollback")) {
-          // A pair whose backend fails: the frontend moves to B's, the backend fails, both return to A.
-          release([B[0], s.images.backend.unhealthy]);
+          // A pair whose backend crashes: the frontend moves to B's, the backend fails, both return to A.
+          release([B[0], s.images.backend.crash]);
           let verdict = 0;
           let healthy: Promise<number> | undefined;
           const bothOnA = async (): Promise<boolean> =>
@@ -300,7 +300,6 @@ async function main(): Promise<void> {
       const scale = await scaleStack(s, path.join(base, "scale-project"), "scale");
       stacks.push(scale);
       const out: ScalePoint[] = [];
-      const emptyPreview: number[] = [];
       for (const [f, m] of points) {
         log(`scale: ${f} frontends, ${m} services`);
         await scale.setAllConfig(scalePoint(s, f, m, A[0], A[1]));
@@ -308,21 +307,22 @@ async function main(): Promise<void> {
         const pv: number[] = [];
         const up: number[] = [];
         const sessions: number[] = [];
+        const fl: number[] = [];
+        await floor.scale(A[0], A[1], f, m);
         for (let i = 0; i < args.runs; i++) {
           const pair = i % 2 === 0 ? B : A;
+          fl.push(await floor.scale(pair[0], pair[1], f, m));
           await scale.setAllConfig(scalePoint(s, f, m, pair[0], pair[1]));
           pv.push((await timed(scale, "preview")).seconds);
           const u = await countSessions(sshdLog, () => timed(scale, "up"));
           up.push(u.result.seconds);
           sessions.push(u.sessions);
-          emptyPreview.push((await timed(empty, "preview")).seconds);
         }
-        log(`scale: ${f} × ${m}: preview ${pv.map((x) => x.toFixed(1)).join(" ")}, up ${up.map((x) => x.toFixed(1)).join(" ")}, sessions ${sessions.join(" ")}`);
-        out.push({ frontends: f, services: m, resources: created.steps.length, create: created.seconds, preview: figure(pv), up: figure(up), sshSessions: sessions, previewRuns: pv, upRuns: up });
+        log(`scale: ${f} × ${m}: floor ${fl.map((x) => x.toFixed(1)).join(" ")}, preview ${pv.map((x) => x.toFixed(1)).join(" ")}, up ${up.map((x) => x.toFixed(1)).join(" ")}, sessions ${sessions.join(" ")}`);
+        out.push({ frontends: f, services: m, resources: created.steps.length, create: created.seconds, preview: figure(pv), up: figure(up), floor: figure(fl), upRatio: ratio(up, fl), sshSessions: sessions, previewRuns: pv, upRuns: up });
       }
       const first = out[0];
       results.scale = {
-        emptyPreview: figure(emptyPreview),
         points: out.map((pt) => ({ ...pt, previewGrowth: ratio(pt.previewRuns, first.previewRuns), upGrowth: ratio(pt.upRuns, first.upRuns) })),
       };
       log("scale: destroying");

@@ -77,7 +77,7 @@ export function renderReport(r: BenchResults): string {
     const b = r.rollback;
     out.push("## Rollback: a failing release back to the previous pair", "");
     out.push(
-      "`npm run deploy` of a pair whose backend never turns healthy: the frontend moves first, the backend fails, both are redeployed on the previous pair. " +
+      "`npm run deploy` of a pair whose backend crashes on start: the frontend moves first, the backend fails, both are redeployed on the previous pair. " +
         "Measured from the failed stage's verdict (the deploy printing `FAILED`) until the frontend page, the backend on the VM and `/api/health` through the ingress all serve the previous pair. " +
         "Floor: both moved back by hand (the two floor steps above) in the same run.",
       "",
@@ -107,14 +107,17 @@ export function renderReport(r: BenchResults): string {
       "",
     );
     out.push(
-      row(["frontends × services", "resources", "preview", "preview / providers-only", "up", "up growth", "SSH sessions per up"]),
-      row(["---", "---:", "---:", "---:", "---:", "---:", "---"]),
+      "Floor of `up`: the same move done directly, `kubectl apply` of N copies of the Deployment until every rollout is complete, then `docker compose up -d --wait` of the M services.",
+      "",
+      row(["frontends × services", "resources", "preview", "preview / providers-only", "up", "floor", "up / floor", "up growth", "SSH sessions per up"]),
+      row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---"]),
     );
     for (const pt of r.scale.points) {
-      const pr = r.scale.emptyPreview.median > 0 ? `${(pt.preview.median / r.scale.emptyPreview.median).toFixed(2)}×` : "—";
-      out.push(row([`${pt.frontends} × ${pt.services}`, String(pt.resources), s(pt.preview), pr, s(pt.up), x(pt.upGrowth), pt.sshSessions.join(", ")]));
+      const floor = r.noop?.emptyPreview.median ?? NaN;
+      const pr = floor > 0 ? `${(pt.preview.median / floor).toFixed(2)}×` : "—";
+      out.push(row([`${pt.frontends} × ${pt.services}`, String(pt.resources), s(pt.preview), pr, s(pt.up), s(pt.floor), x(pt.upRatio), x(pt.upGrowth), pt.sshSessions.join(", ")]));
     }
-    out.push("", `Providers-only preview during the scale runs: ${s(r.scale.emptyPreview)}.`, "");
+    out.push("", `Preview floor: the providers-only preview of the no-op section, ${s(r.noop?.emptyPreview)}.`, "");
   }
 
   const findings = path.join(__dirname, "findings.md");

@@ -10,6 +10,9 @@ export interface ScalePoint {
   readonly create: number;
   readonly preview: Figure;
   readonly up: Figure;
+  /** The same move done directly (Floor.scale), and `up` over it run by run. */
+  readonly floor: Figure;
+  readonly upRatio: Figure;
   /** SSH sessions the VM accepted during each `up`. */
   readonly sshSessions: number[];
   readonly previewRuns: number[];
@@ -58,5 +61,5 @@ export interface BenchResults {
     ratio: Figure;
   };
   evaluation?: { program: Figure; empty: Figure; ratio: Figure };
-  scale?: { emptyPreview: Figure; points: ScalePoint[] };
+  scale?: { points: ScalePoint[] };
 }
