@@ -82,6 +82,25 @@ async function sessionsReach(base: number, n: number, timeoutMs = 120_000): Prom
   }
 }
 
+/**
+ * Waits until a session on the VM runs docker (the backend's deploy pulling or starting) and
+ * returns that connection's processes, from its sshd down.
+ */
+async function remoteDockerRunning(timeoutMs = 60_000): Promise<number[]> {
+  const descendants = (pid: number): number[] => childPids(pid).flatMap((c) => [c, ...descendants(c)]);
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    for (const conn of childPids(sb.vm.pid)) {
+      const tree = [conn, ...descendants(conn)];
+      if (tree.some((p) => commandName(p).startsWith("docker"))) {
+        return tree;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("no session on the VM ran docker");
+}
+
 /** The next deploy without the fault, then a preview: converged when it exits 0 and the preview changes nothing. */
 async function converges(): Promise<{ ok: boolean; log: string }> {
   const r = await deploy();
@@ -169,17 +188,14 @@ describe("faults during a deploy", { concurrency: false }, () => {
       const base = acceptedSessions(sshdLog);
       const running = deploy();
       await sessionsReach(base, 2);
-      await new Promise((r) => setTimeout(r, 1500));
-      // The per-connection sshd processes (not the listener, not the user's shell) die: the TCP
-      // connection drops as it would on a network cut.
+      // The per-connection sshd processes (not the listener, not the user's shell) die, and the
+      // TCP connection drops as on a network cut.
       const killed: number[] = [];
-      for (const conn of childPids(sb.vm.pid)) {
-        for (const pid of [conn, ...childPids(conn)].filter((p) => commandName(p).startsWith("sshd"))) {
-          process.kill(pid, "SIGKILL");
-          killed.push(pid);
-        }
+      for (const pid of (await remoteDockerRunning()).filter((p) => commandName(p).startsWith("sshd"))) {
+        process.kill(pid, "SIGKILL");
+        killed.push(pid);
       }
-      assert.ok(killed.length > 0, "no SSH connection was open to cut");
+      assert.ok(killed.length > 0, "the backend deploy ran no docker command over an open SSH connection");
       return running;
     });
   });
@@ -191,7 +207,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
       const base = acceptedSessions(sshdLog);
       const running = deploy();
       await sessionsReach(base, 2);
-      await new Promise((r) => setTimeout(r, 1000));
+      await remoteDockerRunning();
       const dockerDir = path.join(dir, "sandbox", "docker");
       await stopProcess(dockerDir, "dockerd", 30_000);
       await ensureDockerEngine(dockerDir, { network: "isolated" });
