@@ -29,6 +29,7 @@ import { Timeline, criticalPath, slowestSteps, stageSeconds, timed } from "./tim
  *   --only a,b          sections: promotion, noop, rollback, evaluation, scale (default all)
  *   --dir DIR --keep    reuse / keep a sandbox directory (default: a fresh temporary one, removed)
  *   --out DIR           where results.json and BENCHMARKS.md go (default: the repository)
+ *   --report            only render BENCHMARKS.md again from the results.json in --out
  */
 
 const run = promisify(execFile);
@@ -43,10 +44,11 @@ interface Args {
   dir?: string;
   keep: boolean;
   out: string;
+  report: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runs: 5, frontends: [1, 5, 20], services: [1, 3, 10], only: new Set(["promotion", "noop", "rollback", "evaluation", "scale"]), keep: false, out: REPO };
+  const a: Args = { runs: 5, frontends: [1, 5, 20], services: [1, 3, 10], only: new Set(["promotion", "noop", "rollback", "evaluation", "scale"]), keep: false, out: REPO, report: false };
   const list = (v: string | undefined): number[] => (v ?? "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -66,6 +68,8 @@ function parseArgs(argv: string[]): Args {
       a.only = new Set(v().split(","));
     } else if (k === "--dir") {
       a.dir = path.resolve(v());
+    } else if (k === "--report") {
+      a.report = true;
     } else if (k === "--keep") {
       a.keep = true;
     } else if (k === "--out") {
@@ -97,6 +101,11 @@ async function evaluation(mode: "program" | "empty"): Promise<number> {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.report) {
+    const results = JSON.parse(fs.readFileSync(path.join(args.out, "bench", "results.json"), "utf8")) as BenchResults;
+    fs.writeFileSync(path.join(args.out, "BENCHMARKS.md"), renderReport(results));
+    return;
+  }
   const started = Date.now();
   const machine = {
     cpu: os.cpus()[0]?.model ?? "unknown",
