@@ -135,7 +135,7 @@ async function scenario(name: string, kind: ScenarioResult["kind"], allowed: num
     noSecretInLogs: !leaksSecret(sb, r.output) && !leaksSecret(sb, next.log),
     convergedOnNextRun: next.ok,
     seconds: Math.round((Date.now() - t0) / 100) / 10,
-    detail: r.output.split("\n").filter((l) => /deploy: (REFUSED|FAILED|ROLLED BACK|PROMOTED|ROLLBACK FAILED)|homelab:|data\.backend|refus/.test(l)).slice(0, 4).join(" / ").slice(0, 400),
+    detail: r.output.split("\n").filter((l) => /^deploy: (REFUSED|FAILED|ROLLED BACK|PROMOTED|ROLLBACK FAILED|the rollback runs)|^ {2}- homelab:|^deploy: .*another|env\.EXTRA/.test(l)).slice(0, 4).join(" / ").slice(0, 400),
   };
   results.push(row);
   if (!converge) {
