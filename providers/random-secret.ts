@@ -15,7 +15,8 @@ interface State {
   value?: string;
 }
 
-const randomSecretProvider: pulumi.dynamic.ResourceProvider = {
+/** The provider behind RandomSecret (exported for its unit test). */
+export const randomSecretProvider: pulumi.dynamic.ResourceProvider = {
   create(inputs: State) {
     const value = crypto.randomBytes(inputs.bytes).toString("hex");
     return Promise.resolve({ id: crypto.randomUUID(), outs: { bytes: inputs.bytes, version: inputs.version, value } });

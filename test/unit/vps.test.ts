@@ -253,3 +253,16 @@ describe("VPS stack", () => {
     assert.equal(r.inputs.version, 1);
   });
 });
+
+describe("generated secret provider", () => {
+  it("generates 32 random bytes once and is replaced only when its version or size changes", async () => {
+    const { randomSecretProvider } = await import("../../providers/random-secret");
+    const a = await randomSecretProvider.create({ bytes: 32, version: 1 });
+    const b = await randomSecretProvider.create({ bytes: 32, version: 1 });
+    assert.match(a.outs.value, /^[a-f0-9]{64}$/);
+    assert.notEqual(a.outs.value, b.outs.value);
+    assert.deepEqual(await randomSecretProvider.diff!(a.id, a.outs, { bytes: 32, version: 1 }), { changes: false, replaces: [], deleteBeforeReplace: false });
+    assert.deepEqual(await randomSecretProvider.diff!(a.id, a.outs, { bytes: 32, version: 2 }), { changes: true, replaces: ["version"], deleteBeforeReplace: false });
+    assert.deepEqual(await randomSecretProvider.diff!(a.id, a.outs, { bytes: 16, version: 1 }), { changes: true, replaces: ["bytes"], deleteBeforeReplace: false });
+  });
+});
