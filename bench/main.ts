@@ -328,7 +328,7 @@ async function main(): Promise<void> {
           sessions.push(u.sessions);
         }
         log(`scale: ${f} × ${m}: floor ${fl.map((x) => x.toFixed(1)).join(" ")}, preview ${pv.map((x) => x.toFixed(1)).join(" ")}, up ${up.map((x) => x.toFixed(1)).join(" ")}, sessions ${sessions.join(" ")}`);
-        out.push({ frontends: f, services: m, resources: created.steps.length, create: created.seconds, preview: figure(pv), up: figure(up), floor: figure(fl), upRatio: ratio(up, fl), sshSessions: sessions, previewRuns: pv, upRuns: up });
+        out.push({ frontends: f, services: m, resources: created.steps.filter((st) => st.op !== "delete").length, create: created.seconds, preview: figure(pv), up: figure(up), floor: figure(fl), upRatio: ratio(up, fl), sshSessions: sessions, previewRuns: pv, upRuns: up });
       }
       const first = out[0];
       results.scale = {

@@ -4,7 +4,7 @@ import { Figure } from "./stats";
 export interface ScalePoint {
   readonly frontends: number;
   readonly services: number;
-  /** Resource steps of the first `up` at this point. */
+  /** Resources in the stack at this point (the first `up`'s steps, deletions left out). */
   readonly resources: number;
   /** Seconds of that first `up` (creating what the point adds). */
   readonly create: number;
