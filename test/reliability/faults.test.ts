@@ -168,10 +168,8 @@ before(async () => {
 after(async () => {
   try {
     fs.writeFileSync(path.join(REPO, "bench", "reliability.json"), JSON.stringify(results, null, 2) + "\n");
+    // Destroy keeps the data volume; stopping the sandbox removes the engine's data with it.
     await stack?.destroy({ color: "never" }).catch(() => undefined);
-    if (sb) {
-      docker(sb, "volume", "prune", "-af");
-    }
   } finally {
     if (dir) {
       await stopSandbox(path.join(dir, "sandbox"), () => undefined);
