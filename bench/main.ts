@@ -13,7 +13,6 @@ import { prepareFloor, removeFloor, servesText, servesVersion } from "./floor";
 import { renderReport } from "./report";
 import { BenchResults, ScalePoint } from "./results";
 import { scalePoint, scaleStack } from "./scale-stack";
-import { encryptSecretDefaults } from "./secret-defaults";
 import { countSessions } from "./sessions";
 import { figure, ratio } from "./stats";
 import { Timeline, criticalPath, slowestSteps, stageSeconds, timed } from "./timeline";
@@ -131,7 +130,6 @@ async function main(): Promise<void> {
     const stack = await sandboxStack(s, STACK, projectDir);
     stacks.push(stack);
     await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "20" } });
-    await encryptSecretDefaults(stack, projectDir);
     const sshdLog = path.join(s.vm.workDir, "..", "sshd.log");
     if (!fs.existsSync(sshdLog)) {
       throw new Error(`bench: no sshd log at ${sshdLog}`);

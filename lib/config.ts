@@ -5,6 +5,7 @@ import {
   absolutePathProblem,
   domainProblem,
   durationProblem,
+  envProblem,
   hostKeyProblem,
   hostPortProblem,
   hostProblem,
@@ -364,17 +365,6 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     problems.push(`${full("deployHomelab")} and ${full("deployVps")} are both false: the stack would deploy nothing`);
   }
 
-  const envObjectProblem = (v: string): string | undefined => {
-    try {
-      const o: unknown = JSON.parse(v);
-      return o && typeof o === "object" && !Array.isArray(o) && Object.values(o).every((x) => typeof x === "string")
-        ? undefined
-        : "is not a JSON object of strings";
-    } catch {
-      return "is not JSON";
-    }
-  };
-
   let homelab: ParsedConfig["homelab"];
   if (deployHomelab) {
     const tagPattern = str("tagPattern", true, regexProblem) ?? DEFAULT_TAG_PATTERN;
@@ -393,7 +383,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     const manifestsRaw = str("fluxManifests", false, (v) =>
       /^https?:\/\//.test(v) ? urlProblem(v, ["https:"]) : v.includes("\n") ? "is not a URL or a directory" : undefined,
     );
-    const envText = secret("backendEnv", false, envObjectProblem);
+    const envText = secret("backendEnv", false, envProblem);
 
     const settings: HomelabSettings = {
       registry: {
@@ -498,15 +488,8 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       /^[a-z0-9][a-z0-9_-]{0,62}$/.test(v) && v !== "caddy" ? undefined : "is not a compose service name (lowercase letters, digits, '_', '-'; not 'caddy')",
     );
     const webhookEnv = str("vpsWebhookSecretEnv", true, (v) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(v) ? undefined : "is not an environment variable name"));
-    const envText = secret("vpsEnv", false, envObjectProblem);
+    const envText = secret("vpsEnv", false, envProblem);
     const env = envText ? (JSON.parse(envText) as Record<string, string>) : {};
-    for (const key of Object.keys(env)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
-        problems.push(`${full("vpsEnv")}: key ${show(key)} is not an environment variable name`);
-      } else if (/[\r\n\0]/.test(env[key])) {
-        problems.push(`${full("vpsEnv")}: the value of ${key} contains a line break or NUL`);
-      }
-    }
     if (webhookEnv !== undefined && webhookEnv in env) {
       problems.push(`${full("vpsEnv")}: sets ${webhookEnv}, which holds the generated webhook secret (see ${full("vpsWebhookSecretEnv")})`);
     }

@@ -6,7 +6,6 @@ import * as os from "os";
 import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { npmDeploy, DeployRun } from "../../bench/deploy-run";
-import { encryptSecretDefaults } from "../../bench/secret-defaults";
 import { acceptedSessions } from "../../bench/sessions";
 import { startCluster } from "../../sandbox/cluster";
 import { ensureDockerEngine } from "../../sandbox/docker-engine";
@@ -158,7 +157,6 @@ before(async () => {
   sshdLog = path.join(dir, "sandbox", "vm", "sshd.log");
   stack = await sandboxStack(sb, STACK, projectDir);
   await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "20" } });
-  await encryptSecretDefaults(stack, projectDir);
   release([sb.images.frontend[0], sb.images.backend.v1]);
   const first = await deploy();
   assert.equal(first.code, 0, first.output);

@@ -145,6 +145,15 @@ describe("VPS config", () => {
     assert.ok(!text.includes("ghp_token-789"));
   });
 
+  it("refuses env values a .env file cannot hold, without echoing them", () => {
+    assert.throws(() => parse({ "homelab:vpsEnv": JSON.stringify({ TOKEN: "line1\nsecret-line2" }) }), (e: Error) => {
+      assert.match(e.message, /homelab:vpsEnv: the secret value has a value for TOKEN with a line break/);
+      assert.ok(!e.message.includes("secret-line2"));
+      return true;
+    });
+    assert.throws(() => parse({ "homelab:vpsEnv": JSON.stringify({ "BAD-NAME": "x" }) }), /homelab:vpsEnv: .*not an environment variable name/);
+  });
+
   it("refuses a token set in plain text, and a stack that deploys nothing", () => {
     assert.throws(() => parseConfig(validVpsConfig(), (k) => k === "homelab:vpsPrivateKey"), /homelab:vpsRegistryToken: must be set with --secret/);
     assert.throws(() => parse({ "homelab:deployVps": "false" }), /would deploy nothing/);
