@@ -142,15 +142,24 @@ function vpsFailure(events: EngineEvent[], reason: string, seconds: number): num
   return EXIT.rollbackFailed;
 }
 
-/** Deploys a stack without the homelab part: preview, then up; the VPS restores itself on failure. */
-async function deployVpsOnly(stack: Stack, name: string): Promise<number> {
-  say(`stack ${name}: deploying the VPS app (the stack has no homelab part)`);
+/** Previews the update; a failed preview is reported as a refusal before any change (undefined). */
+async function previewFirst(stack: Stack): Promise<{ seconds: number } | undefined> {
   const preview = await run(stack, "preview");
   if (!preview.ok) {
     say(`REFUSED before any change: the preview failed:\n${lastError(preview.events, preview.error)}`);
-    return EXIT.refused;
+    return undefined;
   }
   say(`preview done in ${preview.seconds}s`);
+  return preview;
+}
+
+/** Deploys a stack without the homelab part: preview, then up; the VPS restores itself on failure. */
+async function deployVpsOnly(stack: Stack, name: string): Promise<number> {
+  say(`stack ${name}: deploying the VPS app (the stack has no homelab part)`);
+  const preview = await previewFirst(stack);
+  if (!preview) {
+    return EXIT.refused;
+  }
   const up = await run(stack, "up");
   if (up.ok) {
     say(`DEPLOYED in ${up.seconds}s: ${String((await stack.outputs()).vpsImage?.value ?? "")}`);
@@ -275,12 +284,10 @@ export async function deploy(opts: Options): Promise<number> {
     }
     say(`stack ${opts.stack}: deploying frontend ${target.frontend}, backend ${target.backend} (running: ${describeRunning(last)})`);
 
-    const preview = await run(stack, "preview");
-    if (!preview.ok) {
-      say(`REFUSED before any change: the preview failed:\n${lastError(preview.events, preview.error)}`);
+    const preview = await previewFirst(stack);
+    if (!preview) {
       return EXIT.refused;
     }
-    say(`preview done in ${preview.seconds}s`);
 
     const up = await run(stack, "up");
     if (up.ok) {

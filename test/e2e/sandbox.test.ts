@@ -6,10 +6,11 @@ import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { EXIT } from "../../scripts/deploy";
-import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../../sandbox/sandbox";
+import { Sandbox, sandboxStack, startSandbox, writeRelease } from "../../sandbox/sandbox";
 import { kubeClient } from "../../sandbox/kube";
 import { runDeploy } from "../support/deploy-run";
 import { linkProgram } from "../support/local-stack";
+import { tearDownSandboxStack } from "../support/sandbox-stack";
 import { freePort } from "../../sandbox/processes";
 
 /*
@@ -81,16 +82,8 @@ before(async () => {
 
 after(async () => {
   try {
-    await stack?.destroy({ color: "never" }).catch(() => undefined);
-    await stack?.workspace.removeStack(STACK).catch(() => undefined);
-    if (sb) {
-      spawnSync("docker", ["volume", "prune", "-af"], { env: sb.docker.env() });
-    }
+    await tearDownSandboxStack(stack, STACK, sb, dir);
   } finally {
-    if (dir) {
-      await stopSandbox(path.join(dir, "sandbox"), () => undefined);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
     process.stderr.write(`e2e: total ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
   }
 });

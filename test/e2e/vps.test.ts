@@ -1,6 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "child_process";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
@@ -8,12 +8,13 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { Stack, UpResult } from "@pulumi/pulumi/automation";
-import { Sandbox, sandboxStack, startSandbox, stopSandbox, vpsConfig } from "../../sandbox/sandbox";
+import { Sandbox, sandboxStack, startSandbox, vpsConfig } from "../../sandbox/sandbox";
 import { freePort } from "../../sandbox/processes";
 import { VPS_APP_PORT } from "../../sandbox/vps-images";
 import { EXIT } from "../../scripts/deploy";
 import { runDeploy } from "../support/deploy-run";
 import { linkProgram } from "../support/local-stack";
+import { tearDownSandboxStack } from "../support/sandbox-stack";
 
 /*
  * The VPS part end to end, for real: a VPS-only stack deployed over SSH to the sandbox's second
@@ -137,16 +138,8 @@ before(async () => {
 
 after(async () => {
   try {
-    await stack?.destroy({ color: "never" }).catch(() => undefined);
-    await stack?.workspace.removeStack(STACK).catch(() => undefined);
-    if (sb) {
-      spawnSync("docker", ["volume", "prune", "-af"], { env: sb.docker.env() });
-    }
+    await tearDownSandboxStack(stack, STACK, sb, dir);
   } finally {
-    if (dir) {
-      await stopSandbox(path.join(dir, "sandbox"), () => undefined);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
     process.stderr.write(`e2e vps: total ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
   }
 });
