@@ -4,6 +4,14 @@ import { renderEnvFile } from "../lib/compose";
 import { RemoteScript } from "../providers/remote-script";
 import { SshTarget, connectionArgs } from "./ssh-target";
 
+/** Type token of the component. */
+export const COMPOSE_HOST_TYPE = "homelab:host:ComposeHost";
+
+/** Name of the remote deploy a ComposeHost named `host` runs. */
+export function composeDeployName(host: string): string {
+  return `${host}-deploy`;
+}
+
 export interface ComposeHostArgs {
   readonly connection: SshTarget;
   /** Absolute directory on the host for the compose file, `.env` and release history. */
@@ -38,7 +46,7 @@ export class ComposeHost extends pulumi.ComponentResource {
   public readonly report: pulumi.Output<string>;
 
   constructor(name: string, args: ComposeHostArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("homelab:host:ComposeHost", name, {}, opts);
+    super(COMPOSE_HOST_TYPE, name, {}, opts);
     const files = args.files ?? {};
     const env = args.env ?? {};
     const deadlineSeconds = args.deadlineSeconds ?? 300;
@@ -69,7 +77,7 @@ export class ComposeHost extends pulumi.ComponentResource {
       });
 
     const deploy = new RemoteScript(
-      `${name}-deploy`,
+      composeDeployName(name),
       {
         connection: connectionArgs({ ...args.connection, attempts: args.connection.attempts ?? 5 }),
         create: script,

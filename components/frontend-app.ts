@@ -8,6 +8,9 @@ export interface ResourceSpec {
   readonly memory: string;
 }
 
+/** Type token of the component. */
+export const FRONTEND_APP_TYPE = "homelab:website:FrontendApp";
+
 export interface FrontendAppArgs {
   /** Namespace created for the frontend. */
   readonly namespace: string;
@@ -57,7 +60,7 @@ export class FrontendApp extends pulumi.ComponentResource {
   public readonly image: pulumi.Output<string>;
 
   constructor(name: string, args: FrontendAppArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("homelab:website:FrontendApp", name, {}, opts);
+    super(FRONTEND_APP_TYPE, name, {}, opts);
     const replicas = args.replicas ?? 2;
     const port = args.containerPort ?? 8080;
     const healthPath = args.healthPath ?? "/";

@@ -9,6 +9,14 @@ import { ComposeHost } from "./compose-host";
 import { HostCheck } from "./host-check";
 import { SshTarget, connectionArgs } from "./ssh-target";
 
+/** Type token of the component. */
+export const VPS_APP_TYPE = "homelab:vps:VpsApp";
+
+/** Name of the ComposeHost a VpsApp named `app` deploys with. */
+export function vpsComposeName(app: string): string {
+  return `${app}-compose`;
+}
+
 export interface VpsAppArgs {
   readonly connection: SshTarget;
   /** Absolute directory on the host for the compose file, Caddyfile, `.env` and release history. @default "/opt/app" */
@@ -81,7 +89,7 @@ export class VpsApp extends pulumi.ComponentResource {
   public readonly report: pulumi.Output<string>;
 
   constructor(name: string, args: VpsAppArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("homelab:vps:VpsApp", name, {}, opts);
+    super(VPS_APP_TYPE, name, {}, opts);
     const deployDir = args.deployDir ?? "/opt/app";
     const appName = args.appName ?? "app";
     const appPort = args.appPort ?? 8000;
@@ -121,7 +129,7 @@ export class VpsApp extends pulumi.ComponentResource {
     const env = pulumi.all([args.env ?? {}, secret.value]).apply(([extra, value]) => ({ ...extra, [webhookEnv]: value }));
 
     const host = new ComposeHost(
-      `${name}-compose`,
+      vpsComposeName(name),
       {
         connection: args.connection,
         deployDir,

@@ -43,10 +43,25 @@ function tail(text: string, lines = 40): string {
   return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
+const MODULE = "homelab";
+const TYPE = "RemoteScript";
+/** The type token the engine gives a RemoteScript (dynamic resources are `pulumi-nodejs:dynamic/<module>:<type>`). */
+export const REMOTE_SCRIPT_TYPE = `pulumi-nodejs:dynamic/${MODULE}:${TYPE}`;
+
+function failure(label: string, host: string, code: number, output: string): Error {
+  return new Error(`${label} on ${host} exited with code ${code}:\n${tail(output)}`);
+}
+
+/** The remote script's exit code, read back from the error a failed run reports. */
+export function remoteExitCode(message: string): number | undefined {
+  const m = /(?:create|update|delete) on \S+ exited with code (\d+):/.exec(message);
+  return m ? Number(m[1]) : undefined;
+}
+
 async function exec(label: string, state: State, script: string): Promise<string> {
   const r = await runScript(state.connection, script, state.stdin ?? "");
   if (r.code !== 0) {
-    throw new Error(`${label} on ${state.connection.host} exited with code ${r.code}:\n${tail(r.stderr || r.stdout)}`);
+    throw failure(label, state.connection.host, r.code, r.stderr || r.stdout);
   }
   return r.stdout;
 }
@@ -90,8 +105,8 @@ export class RemoteScript extends pulumi.dynamic.Resource {
       name,
       { ...inputs, stdout: undefined },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["connection", "stdin", ...(secretStdout ? ["stdout"] : [])] }),
-      "homelab",
-      "RemoteScript",
+      MODULE,
+      TYPE,
     );
   }
 }

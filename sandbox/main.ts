@@ -2,7 +2,8 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
-import { EXIT, deploy } from "../scripts/deploy";
+import { deploy } from "../deploy/guarded-deploy";
+import { EXIT } from "../deploy/outcome";
 import { cacheDir } from "../toolchain/env";
 import { LOCAL_STACK, Sandbox, sandboxDir, sandboxPulumiEnv, sandboxStack, startSandbox, stopSandbox } from "./sandbox";
 

@@ -12,6 +12,7 @@ import { composeToYaml, renderBackendCompose } from "../lib/compose";
 import { formatImageRef } from "../lib/image-ref";
 import { ProbeOptions, ProbeTarget } from "../lib/probe";
 import { HomelabConfig } from "./config";
+import { PART } from "./names";
 
 export interface HomelabOutputs {
   readonly frontendUrl: pulumi.Output<string>;
@@ -98,7 +99,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
   const vmCheck = new HostCheck("backend-vm", { connection: vm, deployDir: s.backend.deployDir, trigger: releaseId });
 
   const frontend = new FrontendApp(
-    "frontend",
+    PART.frontend,
     {
       namespace: s.namespace,
       image: frontendImage,
@@ -131,7 +132,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
   });
   const project = "backend";
   const backend = new ComposeHost(
-    "backend",
+    PART.backend,
     {
       connection: vm,
       deployDir: s.backend.deployDir,

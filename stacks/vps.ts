@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { VpsApp } from "../components/vps-app";
 import { formatImageRef } from "../lib/image-ref";
 import { VpsConfig } from "./config";
+import { PART } from "./names";
 
 export interface VpsOutputs {
   readonly dashboardUrl: pulumi.Output<string>;
@@ -14,7 +15,7 @@ export interface VpsOutputs {
 /** The VPS app behind its Caddy sidecar, its image pinned to the digest resolved before anything changed. */
 export function vpsStack(cfg: VpsConfig, digest: string): VpsOutputs {
   const s = cfg.settings;
-  const app = new VpsApp("vps", {
+  const app = new VpsApp(PART.vps, {
     connection: { host: s.host, port: s.port, user: s.user, privateKey: cfg.secrets.privateKey, hostKey: s.hostKey },
     deployDir: s.deployDir,
     appName: s.appName,

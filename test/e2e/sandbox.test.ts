@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { EXIT } from "../../scripts/deploy";
+import { EXIT } from "../../deploy/outcome";
 import { Sandbox, sandboxStack, startSandbox, writeRelease } from "../../sandbox/sandbox";
 import { kubeClient } from "../../sandbox/kube";
 import { runDeploy } from "../support/deploy-run";

@@ -11,7 +11,7 @@ import { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { Sandbox, sandboxStack, startSandbox, vpsConfig } from "../../sandbox/sandbox";
 import { freePort } from "../../sandbox/processes";
 import { VPS_APP_PORT } from "../../sandbox/vps-images";
-import { EXIT } from "../../scripts/deploy";
+import { EXIT } from "../../deploy/outcome";
 import { runDeploy } from "../support/deploy-run";
 import { linkProgram } from "../support/local-stack";
 import { tearDownSandboxStack } from "../support/sandbox-stack";

@@ -1,4 +1,4 @@
-import { deploy } from "../../scripts/deploy";
+import { deploy } from "../../deploy/guarded-deploy";
 
 /** Runs the guarded deploy (`npm run deploy`) in this process and returns its exit code and what it printed. */
 export async function runDeploy(stack: string, workDir: string): Promise<{ code: number; log: string }> {

@@ -1,0 +1,102 @@
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+
+/** What one run of the engine did. */
+export interface EngineRun {
+  readonly ok: boolean;
+  /** Every engine event of the run, preview phase included (those carry `planning`). */
+  readonly events: EngineEvent[];
+  /** The CLI's own error text when it failed (its last lines). */
+  readonly error?: string;
+  /** Another update of the stack held its lock. */
+  readonly concurrent: boolean;
+  readonly seconds: number;
+}
+
+export interface UpOptions {
+  readonly stack: string;
+  /** The project directory (holding Pulumi.yaml). */
+  readonly workDir: string;
+  /** Policy packs enforced on the preview and the update (directories). */
+  readonly policyPacks: readonly string[];
+  /** Refresh the stack's state from the providers first. @default false */
+  readonly refresh?: boolean;
+  /** Where the engine's progress goes. @default process.stdout */
+  readonly onOutput?: (text: string) => void;
+  /** The `pulumi` command. @default "pulumi" (the one on PATH) */
+  readonly pulumi?: string;
+}
+
+// The texts with which the service and the file backends refuse an update while another holds the lock.
+const CONCURRENT = ["[409] Conflict: Another update is currently in progress", "the stack is currently locked by"];
+
+/**
+ * `pulumi up --yes` with the policy packs: the engine previews first, with every policy enforced,
+ * and changes nothing when the preview fails; then it updates, enforcing them again. One engine
+ * invocation does both, so the preview costs no second start of the CLI and its plugins.
+ */
+export async function up(opts: UpOptions): Promise<EngineRun> {
+  const started = Date.now();
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-deploy-"));
+  const eventLog = path.join(logDir, "events.jsonl");
+  const args = ["up", "--yes", "--stack", opts.stack, "--cwd", opts.workDir, "--event-log", eventLog, "--color", "never"];
+  for (const pack of opts.policyPacks) {
+    args.push("--policy-pack", pack);
+  }
+  if (opts.refresh) {
+    args.push("--refresh");
+  }
+  if (!process.stdout.isTTY) {
+    args.push("--non-interactive");
+  }
+  const onOutput = opts.onOutput ?? ((t: string) => void process.stdout.write(t));
+  try {
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
+      const child = spawn(opts.pulumi ?? "pulumi", args, { stdio: ["ignore", "pipe", "pipe"] });
+      let errText = "";
+      child.stdout.setEncoding("utf8").on("data", (t: string) => onOutput(t));
+      child.stderr.setEncoding("utf8").on("data", (t: string) => {
+        errText += t;
+        onOutput(t);
+      });
+      child.on("error", (e) =>
+        reject(new Error(`could not run ${opts.pulumi ?? "pulumi"} (${e.message}): install the Pulumi CLI and put it on PATH`, { cause: e })),
+      );
+      child.on("close", (c) => resolve({ code: c ?? 1, stderr: errText }));
+    });
+    const events = readEvents(eventLog);
+    const concurrent = code !== 0 && CONCURRENT.some((t) => stderr.includes(t));
+    return {
+      ok: code === 0,
+      events,
+      error: code === 0 ? undefined : stderr.trim().split("\n").slice(-8).join("\n"),
+      concurrent,
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+    };
+  } finally {
+    fs.rmSync(logDir, { recursive: true, force: true });
+  }
+}
+
+function readEvents(file: string): EngineEvent[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return [];
+  }
+  const events: EngineEvent[] = [];
+  for (const line of text.split("\n")) {
+    if (line.trim()) {
+      try {
+        events.push(JSON.parse(line) as EngineEvent);
+      } catch {
+        // a line cut by a killed engine
+      }
+    }
+  }
+  return events;
+}

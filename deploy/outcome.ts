@@ -1,0 +1,97 @@
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { composeDeployName } from "../components/compose-host";
+import { FRONTEND_APP_TYPE } from "../components/frontend-app";
+import { VPS_APP_TYPE, vpsComposeName } from "../components/vps-app";
+import { DEPLOY_EXIT } from "../lib/remote-deploy";
+import { REMOTE_SCRIPT_TYPE, remoteExitCode } from "../providers/remote-script";
+import { PART } from "../stacks/names";
+
+/** Exit codes of the guarded deploy, so automation can tell the outcomes apart. */
+export const EXIT = {
+  promoted: 0,
+  unexpected: 1,
+  /** Refused before anything changed: bad input, a policy violation, missing image, unreachable VM, lock held. */
+  refused: 2,
+  rolledBack: 3,
+  rollbackFailed: 4,
+} as const;
+
+/** The parts of a resource's URN: `urn:pulumi:<stack>::<project>::<parent types$type>::<name>`. */
+function parseUrn(urn: string): { types: string[]; name: string } {
+  const parts = urn.split("::");
+  return { types: (parts[2] ?? "").split("$"), name: parts.slice(3).join("::") };
+}
+
+const KUBE_DEPLOYMENT = "kubernetes:apps/v1:Deployment";
+
+/** A step that changed something for real (not the preview's plan, not a read or an unchanged resource). */
+function appliedSteps(events: readonly EngineEvent[]): { urn: string; type: string }[] {
+  return events.flatMap((e) => {
+    const planning = e.resOutputsEvent?.planning ?? false;
+    const m = e.resOutputsEvent?.metadata ?? e.resOpFailedEvent?.metadata;
+    if (!m || planning || m.op === "same" || m.op === "read" || m.op === "refresh") {
+      return [];
+    }
+    return [{ urn: m.urn, type: m.type }];
+  });
+}
+
+const isVps = (urn: string): boolean => parseUrn(urn).types.includes(VPS_APP_TYPE);
+const isFrontendWorkload = (urn: string, type: string): boolean => type === KUBE_DEPLOYMENT && parseUrn(urn).types.includes(FRONTEND_APP_TYPE);
+const isRemoteDeploy = (urn: string, type: string, name: string): boolean => type === REMOTE_SCRIPT_TYPE && parseUrn(urn).name === name;
+const BACKEND_DEPLOY = composeDeployName(PART.backend);
+const VPS_DEPLOY = composeDeployName(vpsComposeName(PART.vps));
+
+/** Whether the run changed what serves the homelab release: the frontend's Deployment or the backend's remote deploy. */
+export function releaseMoved(events: readonly EngineEvent[]): boolean {
+  return appliedSteps(events).some(({ urn, type }) => !isVps(urn) && (isFrontendWorkload(urn, type) || isRemoteDeploy(urn, type, BACKEND_DEPLOY)));
+}
+
+/** Whether the VPS's remote deploy ran (and so may have changed its host). */
+export function vpsMoved(events: readonly EngineEvent[]): boolean {
+  return appliedSteps(events).some(({ urn, type }) => isVps(urn) && isRemoteDeploy(urn, type, VPS_DEPLOY));
+}
+
+/** URNs of the resources whose step failed. */
+export function failedUrns(events: readonly EngineEvent[]): string[] {
+  return events.flatMap((e) => {
+    const d = e.diagnosticEvent;
+    const urn = e.resOpFailedEvent?.metadata.urn ?? (d?.severity === "error" ? d.urn : undefined);
+    return urn && !parseUrn(urn).types.includes("pulumi:pulumi:Stack") ? [urn] : [];
+  });
+}
+
+/** Whether every failed resource belongs to the VPS part. */
+export function onlyVpsFailed(events: readonly EngineEvent[]): boolean {
+  const failed = failedUrns(events);
+  return failed.length > 0 && failed.every(isVps);
+}
+
+/** Whether the VPS's host restored its previous release, healthy, after its deploy failed (the remote deploy's exit code). */
+export function vpsRestored(events: readonly EngineEvent[]): boolean {
+  return events.some((e) => {
+    const d = e.diagnosticEvent;
+    return d?.severity === "error" && d.urn !== undefined && isVps(d.urn) && remoteExitCode(d.message) === DEPLOY_EXIT.restored;
+  });
+}
+
+/** Keeps a remote deploy's own verdict lines (`deploy: …`) and drops compose's progress noise. */
+export function summarize(message: string): string {
+  const lines = message.split("\n");
+  const verdict = lines.filter((l) => /^\s*deploy: /.test(l)).map((l) => l.trim());
+  return verdict.length > 0 ? [lines[0], ...verdict].join("\n") : message;
+}
+
+/** The reason a run failed: each failed resource's error, else the CLI's last lines. */
+export function failureReason(events: readonly EngineEvent[], fallback: string | undefined): string {
+  const diags = events
+    .map((e) => e.diagnosticEvent)
+    .filter((d): d is NonNullable<typeof d> => d !== undefined && d.severity === "error" && !d.message.includes("update failed"))
+    .map((d) => `${d.urn ? parseUrn(d.urn).name + ": " : ""}${summarize(d.message.trim())}`);
+  const policy = events
+    .map((e) => e.policyEvent)
+    .filter((p): p is NonNullable<typeof p> => p !== undefined && p.enforcementLevel === "mandatory")
+    .map((p) => `policy ${p.policyPackName}/${p.policyName}${p.resourceUrn ? ` (${parseUrn(p.resourceUrn).name})` : ""}: ${p.message.trim().split("\n")[0]}`);
+  const all = [...new Set([...policy, ...diags])];
+  return all.length > 0 ? all.join("\n") : (fallback ?? "the engine failed without a message");
+}
