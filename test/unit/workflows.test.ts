@@ -29,7 +29,7 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 describe("GitHub Actions workflows", () => {
   it("pass actionlint", () => {
     const files = workflowFiles();
-    assert.deepEqual(files.map((f) => path.basename(f)), ["deploy.yml", "preview.yml"]);
+    assert.deepEqual(files.map((f) => path.basename(f)), ["deploy.yml", "drift.yml", "preview.yml"]);
     const r = lint(files);
     assert.equal(r.output, "");
     assert.equal(r.status, 0);
@@ -59,18 +59,54 @@ describe("GitHub Actions workflows", () => {
     assert.match(r.output, /undefined variable "githb"/);
   });
 
-  it("preview runs on pull requests with the minimal permissions and one run per pull request", () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, "../../package.json"), "utf8")) as { dependencies: Record<string, string> };
+  type Step = { uses?: string; run?: string; with?: Record<string, unknown>; env?: Record<string, string> };
+  const steps = (w: any, job: string): Step[] => w.jobs[job].steps as Step[];
+  const pulumiStep = (w: any, job: string): Step => {
+    const found = steps(w, job).filter((s) => s.uses?.startsWith("pulumi/actions@"));
+    assert.equal(found.length, 1);
+    return found[0];
+  };
+
+  it("use each action at its current major (Node 24 runtimes) and no toolchain build", () => {
+    const current: Record<string, string> = { "actions/checkout": "v6", "actions/setup-node": "v6", "pulumi/actions": "v7" };
+    for (const name of workflowFiles().map((f) => path.basename(f))) {
+      const w = workflow(name);
+      for (const job of Object.keys(w.jobs)) {
+        for (const s of steps(w, job)) {
+          if (s.uses) {
+            const [action, version] = s.uses.split("@");
+            assert.equal(version, current[action], `${name}: ${s.uses}`);
+          }
+          assert.doesNotMatch(s.run ?? "", /toolchain|go build|setup-go/, `${name}: ${s.run}`);
+          if (s.uses === "actions/setup-node@v6") {
+            assert.equal(s.with?.["node-version"], 24);
+          }
+        }
+      }
+    }
+  });
+
+  it("install the Pulumi CLI of the SDK's release", () => {
+    for (const [name, job] of [["preview.yml", "preview"], ["deploy.yml", "deploy"], ["drift.yml", "drift"]]) {
+      assert.equal(pulumiStep(workflow(name), job).with?.["pulumi-version"], pkg.dependencies["@pulumi/pulumi"], name);
+    }
+  });
+
+  it("preview runs on pull requests with the policy pack, the diff and one comment kept up to date", () => {
     const w = workflow("preview.yml");
     assert.ok("pull_request" in w.on);
     assert.deepEqual(w.permissions, { contents: "read", "pull-requests": "write" });
     assert.match(w.concurrency.group, /github\.event\.pull_request\.number/);
-    const run = (w.jobs.preview.steps as { run?: string }[]).map((s) => s.run ?? "").join("\n");
-    assert.match(run, /pulumi preview --stack production --policy-pack \.\/policy --diff/);
-    assert.match(run, /npm run check/);
-    assert.match(run, /--print-env/);
-    const env = (w.jobs.preview.steps as { env?: Record<string, string> }[]).find((s) => s.env?.PULUMI_CONFIG_PASSPHRASE)?.env;
-    assert.equal(env?.PULUMI_BACKEND_URL, "${{ secrets.PULUMI_BACKEND_URL }}");
-    assert.equal(env?.PULUMI_CONFIG_PASSPHRASE, "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}");
+    assert.ok(steps(w, "preview").some((s) => s.run === "npm run check"));
+    const p = pulumiStep(w, "preview");
+    assert.deepEqual(
+      { command: p.with?.command, stack: p.with?.["stack-name"], policy: p.with?.policyPacks, diff: p.with?.diff, comment: p.with?.["comment-on-pr"], edit: p.with?.["edit-pr-comment"] },
+      { command: "preview", stack: "production", policy: "policy", diff: true, comment: true, edit: true },
+    );
+    assert.equal(p.env?.PULUMI_BACKEND_URL, "${{ secrets.PULUMI_BACKEND_URL }}");
+    assert.equal(p.env?.PULUMI_ACCESS_TOKEN, "${{ secrets.PULUMI_ACCESS_TOKEN }}");
+    assert.equal(p.env?.PULUMI_CONFIG_PASSPHRASE, "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}");
   });
 
   it("deploy is opt-in, gated by the production environment, never cancelled and on the homelab runner", () => {
@@ -82,6 +118,21 @@ describe("GitHub Actions workflows", () => {
     assert.equal(job.if, "vars.HOMELAB_DEPLOY_ENABLED == 'true'");
     assert.equal(job.environment, "production");
     assert.deepEqual(job["runs-on"], ["self-hosted", "homelab"]);
-    assert.ok((job.steps as { run?: string }[]).some((s) => s.run === "npm run deploy -- --stack production"));
+    // The action only installs the CLI; the guarded deploy runs it.
+    assert.equal(pulumiStep(w, "deploy").with?.command, undefined);
+    const deployStep = steps(w, "deploy").find((s) => s.run === "npm run deploy -- --stack production");
+    assert.ok(deployStep);
+    assert.equal(deployStep.env?.PULUMI_CONFIG_PASSPHRASE, "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}");
+  });
+
+  it("drift runs on a schedule and fails when a refreshed preview has changes", () => {
+    const w = workflow("drift.yml");
+    assert.ok(Array.isArray(w.on.schedule) && w.on.schedule.length === 1);
+    assert.deepEqual(w.permissions, { contents: "read" });
+    const p = pulumiStep(w, "drift");
+    assert.deepEqual(
+      { command: p.with?.command, refresh: p.with?.refresh, expect: p.with?.["expect-no-changes"], policy: p.with?.policyPacks },
+      { command: "preview", refresh: true, expect: true, policy: "policy" },
+    );
   });
 });
