@@ -32,6 +32,8 @@ export interface ComposeHostArgs {
   readonly healthUrl?: string;
   /** @default 300 */
   readonly deadlineSeconds?: number;
+  /** Refuse to delete (and so stop) the project. @default false */
+  readonly protect?: boolean;
 }
 
 /**
@@ -84,7 +86,7 @@ export class ComposeHost extends pulumi.ComponentResource {
         delete: renderDownScript({ deployDir: args.deployDir, project: args.project }),
         stdin: pulumi.secret(bundle),
       },
-      { parent: this },
+      { parent: this, protect: args.protect ?? false },
     );
     this.report = deploy.stdout;
     this.registerOutputs({ report: this.report });

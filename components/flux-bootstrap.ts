@@ -13,6 +13,8 @@ export interface FluxBootstrapArgs {
   readonly manifests: FluxManifestSource;
   /** Install the controllers and CRDs; false when Flux is already installed. @default true */
   readonly install?: boolean;
+  /** Refuse to delete Flux's installation (it is never deleted with the stack either way). @default false */
+  readonly protect?: boolean;
   /** @default "flux-system" */
   readonly namespace?: string;
   /** Repository Flux syncs (ssh:// or https://). */
@@ -58,7 +60,8 @@ export class FluxBootstrap extends pulumi.ComponentResource {
     const installed: pulumi.Resource[] = [];
     if (install) {
       const files = args.manifests.kind === "url" ? [args.manifests.url] : [`${args.manifests.path.replace(/\/+$/, "")}/*.yaml`];
-      installed.push(new k8s.yaml.v2.ConfigGroup(`${name}-install`, { files }, { parent: this }));
+      // Deleting Flux's CRDs deletes every Flux object in the cluster, so the stack never does.
+      installed.push(new k8s.yaml.v2.ConfigGroup(`${name}-install`, { files }, { parent: this, protect: args.protect ?? false, retainOnDelete: true }));
     }
 
     let secretName: string | undefined;

@@ -14,6 +14,8 @@ export const FRONTEND_APP_TYPE = "homelab:website:FrontendApp";
 export interface FrontendAppArgs {
   /** Namespace created for the frontend. */
   readonly namespace: string;
+  /** Refuse to delete the namespace (it is never deleted with the stack either way). @default false */
+  readonly protect?: boolean;
   /** Fully pinned image (`registry/repo:tag@sha256:…`). */
   readonly image: pulumi.Input<string>;
   /** Release tag, recorded in the `app.kubernetes.io/version` label. */
@@ -74,7 +76,12 @@ export class FrontendApp extends pulumi.ComponentResource {
     const selector = { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": name };
     const labels = { ...selector, "app.kubernetes.io/part-of": "website", "app.kubernetes.io/managed-by": "pulumi" };
 
-    const ns = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: args.namespace, labels } }, { parent: this });
+    // Deleting a namespace deletes everything in it, so the stack never does.
+    const ns = new k8s.core.v1.Namespace(
+      `${name}-namespace`,
+      { metadata: { name: args.namespace, labels } },
+      { parent: this, protect: args.protect ?? false, retainOnDelete: true },
+    );
     const namespace = ns.metadata.name;
 
     let pullSecretName: string | undefined;

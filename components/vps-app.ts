@@ -59,6 +59,8 @@ export interface VpsAppArgs {
   readonly apiKeyFile?: string;
   /** How long the deploy waits for the app to turn healthy before it restores the previous release. @default 120 */
   readonly deadlineSeconds?: number;
+  /** Refuse to delete the app's compose project and its webhook secret. @default false */
+  readonly protect?: boolean;
 }
 
 /** The webhook secret's variable unless told otherwise (the seed app verifies GitHub's HMAC with it). */
@@ -103,7 +105,11 @@ export class VpsApp extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const secret = new RandomSecret(`${name}-webhook-secret`, { bytes: 32, version: args.webhookSecret?.version ?? 1 }, { parent: this });
+    const secret = new RandomSecret(
+      `${name}-webhook-secret`,
+      { bytes: 32, version: args.webhookSecret?.version ?? 1 },
+      { parent: this, protect: args.protect ?? false },
+    );
 
     const caddyfile = caddyfileToText(
       renderVpsCaddyfile({ domain: args.domain, upstreamHost: appName, upstreamPort: appPort, tls: args.tls ?? { kind: "acme" } }),
@@ -140,6 +146,7 @@ export class VpsApp extends pulumi.ComponentResource {
         registry: args.registry ? { server: args.registry.server, username: args.registry.username, password: args.registry.token } : undefined,
         healthServices: [appName, "caddy"],
         deadlineSeconds: args.deadlineSeconds ?? 120,
+        protect: args.protect,
       },
       { parent: this, dependsOn: [check] },
     );

@@ -43,6 +43,11 @@ interface KeySpec {
 export const CONFIG_KEYS = {
   deployHomelab: { kind: "boolean", default: true, description: "Deploy the homelab: Flux and the frontend on k3s, the backend on its VM, the health gates." },
   deployVps: { kind: "boolean", default: false, description: "Deploy the VPS app behind its Caddy sidecar." },
+  protect: {
+    kind: "boolean",
+    default: true,
+    description: "Protect the website namespace, Flux's installation and the hosts' compose projects: pulumi destroy refuses them while on (set it false, then up, to delete the stack).",
+  },
 
   registry: { kind: "string", default: "", description: "Registry host:port holding the frontend and backend images (Harbor)." },
   registryInsecure: { kind: "boolean", default: true, description: "The registry speaks plain HTTP." },
@@ -143,6 +148,8 @@ export interface HomelabSettings {
   readonly registry: { readonly host: string; readonly insecure: boolean; readonly username: string };
   readonly kubeContext?: string;
   readonly namespace: string;
+  /** Protect the namespace, Flux's installation and the backend's compose project from deletion. */
+  readonly protect: boolean;
   readonly images: { readonly frontend: string; readonly backend: string };
   readonly tagPattern: string;
   readonly releaseFile: string;
@@ -205,6 +212,8 @@ export interface VpsSettings {
   readonly user: string;
   readonly hostKey: string;
   readonly installDocker: boolean;
+  /** Protect the app's compose project and its webhook secret from deletion. */
+  readonly protect: boolean;
   readonly deployDir: string;
   readonly domain: string;
   readonly tls: CaddyTls;
@@ -393,6 +402,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       },
       kubeContext: str("kubeContext", false, plainTextProblem),
       namespace: str("namespace", true, k8sNameProblem) ?? "",
+      protect: bool("protect"),
       images: {
         frontend: str("frontendImage", true, (v) => (/^[a-z0-9]+([._/-][a-z0-9]+)*$/.test(v) ? undefined : "is not a repository name")) ?? "",
         backend: str("backendImage", true, (v) => (/^[a-z0-9]+([._/-][a-z0-9]+)*$/.test(v) ? undefined : "is not a repository name")) ?? "",
@@ -501,6 +511,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       user: str("vpsUser", true, (v) => (/^[a-z_][a-z0-9_-]{0,31}$/.test(v) ? undefined : "is not a user name")) ?? "",
       hostKey: str("vpsHostKey", true, hostKeyProblem) ?? "",
       installDocker: bool("vpsInstallDocker"),
+      protect: bool("protect"),
       deployDir: str("vpsDeployDir", true, absolutePathProblem) ?? "",
       domain: str("vpsDomain", true, domainProblem) ?? "",
       tls:

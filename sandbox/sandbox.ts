@@ -215,6 +215,8 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:gitKnownHosts": { value: knownHost },
     "homelab:gitDeployKey": { value: sb.vm.privateKey, secret: true },
     "homelab:gateDeadlineSeconds": { value: "120" },
+    // The sandbox's stacks are thrown away with it.
+    "homelab:protect": { value: "false" },
     ...listConfig("homelab:backendHealthcheck", backendHealthcheck(sb.backendPort)),
     ...(sb.vps ? vpsConfig(sb, sb.vps) : {}),
   };

@@ -64,6 +64,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       interval: s.flux.interval,
       deployKey: secrets.gitDeployKey,
       knownHosts: s.flux.knownHosts,
+      protect: s.protect,
     },
     { providers: [cluster] },
   );
@@ -102,6 +103,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
     PART.frontend,
     {
       namespace: s.namespace,
+      protect: s.protect,
       image: frontendImage,
       version: release.frontend.tag,
       replicas: s.frontend.replicas,
@@ -153,6 +155,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       healthServices: ["backend"],
       healthUrl: `http://127.0.0.1:${s.backend.port}${s.backend.healthPath}`,
       deadlineSeconds: s.gates.deadlineSeconds,
+      protect: s.protect,
     },
     { dependsOn: [frontendGate] },
   );

@@ -37,6 +37,7 @@ export function vpsStack(cfg: VpsConfig, digest: string): VpsOutputs {
     healthcheck: s.healthcheck.length > 0 ? [...s.healthcheck] : undefined,
     apiKeyFile: s.apiKeyFile,
     deadlineSeconds: s.deadlineSeconds,
+    protect: s.protect,
   });
   return { dashboardUrl: app.dashboardUrl, webhookUrl: app.webhookUrl, apiKey: app.apiKey, webhookSecret: app.webhookSecret, image: app.image };
 }

@@ -157,6 +157,23 @@ describe("pulumi preview of the local stack (real engine)", () => {
     assert.ok((summary?.create ?? 0) >= expected.length, JSON.stringify(summary));
   });
 
+  it("protects what must not be deleted by accident, and never deletes the namespace or Flux's CRDs", () => {
+    const state = new Map<string, { protect?: boolean; retainOnDelete?: boolean }>();
+    for (const e of events) {
+      const m = e.resourcePreEvent?.metadata;
+      if (m?.new) {
+        state.set(m.urn.split("::").pop()!, { protect: m.new.protect, retainOnDelete: m.new.retainOnDelete });
+      }
+    }
+    for (const name of ["frontend-namespace", "flux-install"]) {
+      assert.deepEqual(state.get(name), { protect: true, retainOnDelete: true }, name);
+    }
+    for (const name of ["backend-deploy", "vps-compose-deploy", "vps-webhook-secret"]) {
+      assert.equal(state.get(name)?.protect, true, name);
+    }
+    assert.notEqual(state.get("frontend-deployment")?.protect, true);
+  });
+
   it("resolved the release's tags to their digests in the registry", () => {
     assert.match(stdout, new RegExp(`${registry.host}/frontend:${TAG_A}@${digests.frontend}`));
     assert.match(stdout, new RegExp(`vpsImage\\s*: "${registry.host}/vps-app:1\\.0\\.0@${vpsDigest}"`));
