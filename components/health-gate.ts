@@ -53,8 +53,18 @@ class GateResource extends pulumi.dynamic.Resource {
   declare public readonly result: pulumi.Output<ProbeResult>;
 
   constructor(name: string, inputs: { targets: HealthGateArgs["targets"]; release: pulumi.Input<string>; options: ProbeOptions }, opts?: pulumi.CustomResourceOptions) {
-    super(gateProvider, name, { ...inputs, checkedAt: undefined, elapsedMs: undefined, result: undefined }, opts, "homelab", "HealthGate");
+    super(gateProvider, name, { ...inputs, checkedAt: undefined, elapsedMs: undefined, result: undefined }, opts, GATE_MODULE, GATE_TYPE);
   }
+}
+
+const GATE_MODULE = "homelab";
+const GATE_TYPE = "HealthGate";
+/** The engine's type token of a gate's probe (a dynamic resource). */
+export const GATE_PROBE_TYPE = `pulumi-nodejs:dynamic/${GATE_MODULE}:${GATE_TYPE}`;
+
+/** Name of the probe a HealthGate named `gate` runs. */
+export function gateProbeName(gate: string): string {
+  return `${gate}-probe`;
 }
 
 /**
@@ -71,7 +81,7 @@ export class HealthGate extends pulumi.ComponentResource {
   constructor(name: string, args: HealthGateArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:release:HealthGate", name, {}, opts);
     const options: ProbeOptions = { deadlineMs: 300_000, ...args.options };
-    const gate = new GateResource(`${name}-probe`, { targets: args.targets, release: args.release, options }, { parent: this });
+    const gate = new GateResource(gateProbeName(name), { targets: args.targets, release: args.release, options }, { parent: this });
     this.checkedAt = gate.checkedAt;
     this.elapsedMs = gate.elapsedMs;
     this.registerOutputs({ checkedAt: this.checkedAt, elapsedMs: this.elapsedMs });

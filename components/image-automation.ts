@@ -8,6 +8,8 @@ export interface WatchedImage {
   readonly name: string;
   /** Repository inside the registry. */
   readonly repository: string;
+  /** Exact tags the scan ignores: releases that were rolled back. @default [] */
+  readonly excludedTags?: readonly string[];
 }
 
 export interface ImageAutomationArgs {
@@ -20,8 +22,6 @@ export interface ImageAutomationArgs {
   readonly images: readonly WatchedImage[];
   /** Only tags matching this pattern are candidates; sorted alphabetically, the highest wins. */
   readonly tagPattern: string;
-  /** Exact tags the scan ignores, e.g. a release that was rolled back. @default [] */
-  readonly excludedTags?: readonly string[];
   /** @default "1m" */
   readonly interval?: string;
   /** GitRepository the automation commits through. */
@@ -56,8 +56,8 @@ export function exclusionPattern(tag: string): string {
 export class ImageAutomation extends pulumi.ComponentResource {
   /** ImagePolicy names, in the order of `images`. */
   public readonly policyNames: pulumi.Output<string[]>;
-  /** Regexes each ImageRepository excludes. */
-  public readonly exclusionList: pulumi.Output<string[]>;
+  /** Regexes each ImageRepository excludes, by image name. */
+  public readonly exclusionList: pulumi.Output<Record<string, string[]>>;
 
   constructor(name: string, args: ImageAutomationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:flux:ImageAutomation", name, {}, opts);
@@ -65,8 +65,6 @@ export class ImageAutomation extends pulumi.ComponentResource {
     const interval = args.interval ?? "1m";
     const branch = args.branch ?? "master";
     const path = args.path ?? "./flux/clusters/production";
-    // Listing exclusions replaces Flux's default, so keep its signature-tag rule.
-    const exclusionList = ["^.*\\.sig$", ...(args.excludedTags ?? []).map(exclusionPattern)];
 
     const credentials = new k8s.core.v1.Secret(
       `${name}-registry-credentials`,
@@ -83,7 +81,11 @@ export class ImageAutomation extends pulumi.ComponentResource {
     );
 
     const policies: pulumi.Resource[] = [];
+    const exclusions: Record<string, string[]> = {};
     for (const image of args.images) {
+      // Listing exclusions replaces Flux's default, so keep its signature-tag rule.
+      const exclusionList = ["^.*\\.sig$", ...(image.excludedTags ?? []).map(exclusionPattern)];
+      exclusions[image.name] = exclusionList;
       const repo = new ImageRepository(
         `${name}-${image.name}-repository`,
         {
@@ -134,7 +136,7 @@ export class ImageAutomation extends pulumi.ComponentResource {
     );
 
     this.policyNames = pulumi.output(args.images.map((i) => i.name));
-    this.exclusionList = pulumi.output(exclusionList);
+    this.exclusionList = pulumi.output(exclusions);
     this.registerOutputs({ policyNames: this.policyNames, exclusionList: this.exclusionList });
   }
 }

@@ -120,6 +120,11 @@ export const recordProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+const RECORD_MODULE = "homelab";
+const RECORD_TYPE = "ReleaseRecord";
+/** The engine's type token of the record resource (a dynamic resource), by which the deploy finds it in the state. */
+export const RELEASE_RECORD_TYPE = `pulumi-nodejs:dynamic/${RECORD_MODULE}:${RECORD_TYPE}`;
+
 class RecordResource extends pulumi.dynamic.Resource {
   declare public readonly release: pulumi.Output<PromotedRelease>;
   declare public readonly previous: pulumi.Output<PromotedRelease | null>;
@@ -127,7 +132,7 @@ class RecordResource extends pulumi.dynamic.Resource {
   declare public readonly ledger: pulumi.Output<LedgerEntry[]>;
 
   constructor(name: string, release: pulumi.Input<PromotedRelease>, rollback: RollbackEvent | undefined, opts?: pulumi.CustomResourceOptions) {
-    super(recordProvider, name, { release, rollback, previous: undefined, promotedAt: undefined, ledger: undefined, lastEventId: undefined }, opts, "homelab", "ReleaseRecord");
+    super(recordProvider, name, { release, rollback, previous: undefined, promotedAt: undefined, ledger: undefined, lastEventId: undefined }, opts, RECORD_MODULE, RECORD_TYPE);
   }
 }
 

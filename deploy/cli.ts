@@ -1,21 +1,57 @@
-// npm run deploy -- --stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]...
+// npm run deploy   -- --stack NAME [--cwd DIR] [--policy-pack DIR]... [--watch [--interval SECONDS]]
+// npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd DIR]
+// npm run releases -- --stack NAME [--json] [--cwd DIR]
 import * as path from "path";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import type { LedgerEntry } from "../components/release-record";
 import { DeployOptions, POLICY_PACK, deploy } from "./guarded-deploy";
+import { fileHistory, git } from "./git";
+import { manualRollback } from "./manual-rollback";
 import { EXIT } from "./outcome";
+import { formatHistory, releaseHistory } from "./releases";
+import { StackConfig, setting } from "./release-state";
+import { watch } from "./watch";
 
-const USAGE = "usage: npm run deploy -- --stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]...";
+export type Command = "deploy" | "rollback" | "releases";
+
+const USAGE: Record<Command, string> = {
+  deploy: "usage: npm run deploy -- --stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]... [--watch [--interval SECONDS]]",
+  rollback: "usage: npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd PROJECT_DIR]",
+  releases: "usage: npm run releases -- --stack NAME [--json] [--cwd PROJECT_DIR]",
+};
+
+export interface CliOptions extends DeployOptions {
+  readonly command: Command;
+  readonly watch: boolean;
+  readonly intervalSeconds: number;
+  readonly reason?: string;
+  readonly to?: { frontend: string; backend: string };
+  readonly json: boolean;
+}
 
 /** Reads the command line; throws with the usage on bad input. */
-export function parseArgs(argv: readonly string[], repo: string): DeployOptions {
+export function parseArgs(argv: readonly string[], repo: string): CliOptions {
+  let command: Command = "deploy";
+  let rest = argv;
+  if (argv[0] === "rollback" || argv[0] === "releases") {
+    command = argv[0];
+    rest = argv.slice(1);
+  }
+  const usage = USAGE[command];
   let stack: string | undefined;
   let workDir = repo;
   const packs: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
+  let watchBranch = false;
+  let intervalSeconds = 30;
+  let reason: string | undefined;
+  let to: CliOptions["to"];
+  let json = false;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
     const value = (): string => {
-      const v = argv[++i];
+      const v = rest[++i];
       if (v === undefined || v.startsWith("--")) {
-        throw new Error(`${a} needs a value (${USAGE})`);
+        throw new Error(`${a} needs a value (${usage})`);
       }
       return v;
     };
@@ -23,35 +59,114 @@ export function parseArgs(argv: readonly string[], repo: string): DeployOptions 
       stack = value();
     } else if (a === "--cwd") {
       workDir = path.resolve(value());
-    } else if (a === "--policy-pack") {
+    } else if (a === "--policy-pack" && command === "deploy") {
       packs.push(path.resolve(value()));
+    } else if (a === "--watch" && command === "deploy") {
+      watchBranch = true;
+    } else if (a === "--interval" && command === "deploy") {
+      const v = value();
+      intervalSeconds = Number(v);
+      if (!Number.isInteger(intervalSeconds) || intervalSeconds < 1 || intervalSeconds > 86400) {
+        throw new Error(`--interval: ${JSON.stringify(v)} is not a number of seconds from 1 to 86400`);
+      }
+    } else if (a === "--reason" && command === "rollback") {
+      reason = value();
+    } else if (a === "--to" && command === "rollback") {
+      const v = value();
+      const [frontend, backend, extra] = v.split(",");
+      if (!frontend || !backend || extra !== undefined) {
+        throw new Error(`--to: ${JSON.stringify(v)} is not FRONTEND_TAG,BACKEND_TAG`);
+      }
+      to = { frontend, backend };
+    } else if (a === "--json" && command === "releases") {
+      json = true;
     } else {
-      throw new Error(`unknown argument ${JSON.stringify(a)} (${USAGE})`);
+      throw new Error(`unknown argument ${JSON.stringify(a)} (${usage})`);
     }
   }
   // Pulumi stack names: a name, or org/project/name.
   if (!stack || !/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){0,2}$/.test(stack)) {
-    throw new Error(`--stack: ${JSON.stringify(stack ?? "")} is not a stack name (${USAGE})`);
+    throw new Error(`--stack: ${JSON.stringify(stack ?? "")} is not a stack name (${usage})`);
   }
-  return { stack, workDir, policyPacks: packs.length > 0 ? [POLICY_PACK, ...packs] : undefined };
+  if (command === "rollback" && !reason?.trim()) {
+    throw new Error(`--reason is required: it goes into the rollback commit (${usage})`);
+  }
+  // The reason travels only as a commit message on stdin, so any printable text will do.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  const reasonProblem = reason === undefined ? undefined : reason.length > 500 ? "is longer than 500 characters" : /[\0-\x09\x0b-\x1f\x7f]/.test(reason) ? "contains control characters" : undefined;
+  if (reasonProblem) {
+    throw new Error(`--reason: ${reasonProblem}`);
+  }
+  return {
+    command,
+    stack,
+    workDir,
+    policyPacks: packs.length > 0 ? [POLICY_PACK, ...packs] : undefined,
+    watch: watchBranch,
+    intervalSeconds,
+    reason,
+    to,
+    json,
+  };
+}
+
+async function releases(opts: CliOptions): Promise<number> {
+  const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
+  const cfg = (await stack.getAllConfig()) as StackConfig;
+  const branch = setting(cfg, "gitBranch");
+  const root = git(opts.workDir, ["rev-parse", "--show-toplevel"]).trim();
+  const file = path.relative(root, path.resolve(opts.workDir, setting(cfg, "releaseFile")));
+  let ref = "HEAD";
+  try {
+    git(root, ["fetch", "--quiet", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+    ref = `refs/remotes/origin/${branch}`;
+  } catch (e) {
+    process.stderr.write(`releases: cannot fetch ${branch} (${(e as Error).message}); showing the local history\n`);
+  }
+  const ledger = ((await stack.outputs()).ledger?.value as LedgerEntry[] | undefined) ?? [];
+  const history = releaseHistory(fileHistory({ root, file }, ref), ledger);
+  process.stdout.write(opts.json ? `${JSON.stringify(history, null, 2)}\n` : `${formatHistory(history)}\n`);
+  return 0;
 }
 
 const say = (line: string): void => void process.stderr.write(`deploy: ${line}\n`);
 
+async function main(opts: CliOptions): Promise<number> {
+  switch (opts.command) {
+    case "releases":
+      return releases(opts);
+    case "rollback":
+      return manualRollback({ ...opts, reason: opts.reason ?? "" });
+    case "deploy":
+      if (opts.watch) {
+        const stop = new AbortController();
+        for (const sig of ["SIGINT", "SIGTERM"] as const) {
+          process.once(sig, () => {
+            process.stderr.write(`watch: ${sig}: stopping after the deploy in progress\n`);
+            stop.abort();
+          });
+        }
+        await watch({ ...opts, signal: stop.signal });
+        return 0;
+      }
+      return deploy(opts);
+  }
+}
+
 if (require.main === module) {
   const argv = process.argv.slice(2);
   if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${Object.values(USAGE).join("\n")}\n`);
     process.exit(0);
   }
-  let opts: DeployOptions;
+  let opts: CliOptions;
   try {
     opts = parseArgs(argv, path.resolve(__dirname, ".."));
   } catch (e) {
     say((e as Error).message);
     process.exit(EXIT.refused);
   }
-  deploy(opts).then(
+  main(opts).then(
     (code) => process.exit(code),
     (e: unknown) => {
       const msg = (e as Error).message;

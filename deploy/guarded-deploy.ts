@@ -1,3 +1,4 @@
+import * as crypto from "crypto";
 import * as path from "path";
 import { LocalWorkspace, Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
@@ -5,8 +6,11 @@ import type { PromotedRelease } from "../components/release-record";
 import { REMOTE_SCRIPT_TYPE } from "../providers/remote-script";
 import { EngineRun, up } from "./engine";
 import { acquireDeployLock, defaultLockDir, lockName } from "./lock";
-import { EXIT, failureReason, onlyVpsFailed, releaseMoved, vpsMoved, vpsRestored } from "./outcome";
-import { PIN_KEYS, StackConfig, TagPair, activePin, configProblems, rollbackConfig, targetTags } from "./pins";
+import { Release, releaseTags } from "../lib/release";
+import { Checkout, commitFileChange, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
+import { EXIT, failedStage, failureReason, onlyVpsFailed, plannedDigests, releaseMoved, vpsMoved, vpsRestored } from "./outcome";
+import { StackConfig, configProblems, lastPromoted, readRelease, secretValues, setting } from "./release-state";
+import { RollbackRecord, TagPair, failedTags, redact, rollbackChange, rollbackMessage } from "./rollback-commit";
 
 /** The policy pack of this program, enforced on every preview and update the deploy makes. */
 export const POLICY_PACK = path.resolve(__dirname, "..", "policy");
@@ -65,11 +69,16 @@ async function markUnfinishedRemoteRuns(stack: Stack, events: readonly EngineEve
 
 class Refused extends Error {}
 
+const pairOf = (r: PromotedRelease): TagPair => ({ frontend: r.frontend.tag, backend: r.backend.tag });
+
 /**
- * The guarded deploy: `up` with the policy packs (the engine previews first and changes nothing
- * when the preview fails), and when a rollout or gate fails, `up` again with the last promoted
- * pair pinned and the failed tags excluded from image automation. Runs the `pulumi` on PATH with
- * the caller's environment: their login, backend, PULUMI_HOME and plugins.
+ * The guarded deploy: the release is what the branch Flux watches says. The checkout is brought up
+ * to date with it first; then `up` with the policy packs (the engine previews first and changes
+ * nothing when the preview fails). When a rollout or gate fails, the last promoted pair is deployed
+ * again (refreshed first) and the rollback is committed to the branch: the release file back on
+ * that pair, the failed tags excluded from image automation, and the reasons in the message. Runs
+ * the `pulumi` and `git` on PATH with the caller's environment: their login, backend, PULUMI_HOME,
+ * plugins and git credentials.
  */
 export async function deploy(opts: DeployOptions): Promise<number> {
   const policyPacks = opts.policyPacks ?? [POLICY_PACK];
@@ -87,13 +96,25 @@ export async function deploy(opts: DeployOptions): Promise<number> {
   const backendUrl = (await stack.workspace.whoAmI()).url ?? "";
   const lock = acquireDeployLock(opts.lockDir ?? defaultLockDir(), lockName(backendUrl, opts.stack), `stack ${opts.stack}`);
   try {
-    const [outputs, cfg] = await Promise.all([stack.outputs(), stack.getAllConfig() as Promise<StackConfig>]);
-    const last = outputs.release?.value as PromotedRelease | undefined;
+    const cfg = (await stack.getAllConfig()) as StackConfig;
     if (cfg["homelab:deployHomelab"]?.value === "false") {
       return await deployVpsOnly(engine, opts.stack);
     }
-    const target = await settleTarget(stack, cfg, opts.workDir, last);
-    say(`stack ${opts.stack}: deploying frontend ${target.tags.frontend}, backend ${target.tags.backend} (running: ${describeRunning(last)})`);
+    const invalid = configProblems(cfg);
+    if (invalid) {
+      throw new Refused(invalid);
+    }
+    let co: Checkout;
+    let release: Release;
+    try {
+      co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"));
+      release = readRelease(cfg, opts.workDir);
+    } catch (e) {
+      throw new Refused((e as Error).message);
+    }
+    const target = releaseTags(release);
+    const { current: last } = await lastPromoted(stack);
+    say(`stack ${opts.stack}: deploying frontend ${target.frontend}, backend ${target.backend} from ${co.branch} at ${git(co.root, ["rev-parse", "--short", "HEAD"]).trim()} (running: ${describeRunning(last)})`);
 
     const run = await engine();
     if (run.concurrent) {
@@ -101,10 +122,10 @@ export async function deploy(opts: DeployOptions): Promise<number> {
       return EXIT.refused;
     }
     if (run.ok) {
-      say(`PROMOTED in ${run.seconds}s: ${describeRunning(promotedRelease(run.events) ?? last)}`);
+      say(`PROMOTED in ${run.seconds}s: ${describeRunning(promotedRelease(run.events) ?? (await lastPromoted(stack)).current)}`);
       return EXIT.promoted;
     }
-    const reason = failureReason(run.events, run.error);
+    const reason = redact(failureReason(run.events, run.error), secretValues(cfg));
     if (onlyVpsFailed(run.events)) {
       // The homelab's stages did not fail: its release is not rolled back for the VPS's sake.
       return vpsFailure(run.events, reason, run.seconds);
@@ -117,30 +138,7 @@ export async function deploy(opts: DeployOptions): Promise<number> {
       say(`FAILED and there is no promoted release to roll back to:\n${reason}`);
       return EXIT.rollbackFailed;
     }
-    say(`FAILED after ${run.seconds}s:\n${reason}`);
-    say(`rolling back both to the last promoted pair: ${describeRunning(last)}`);
-    const good: TagPair = { frontend: last.frontend.tag, backend: last.backend.tag };
-    const pin = rollbackConfig(target.cfg, target.tags, good, reason, { up: run.seconds });
-    await stack.removeConfig("homelab:excludedTags").catch(() => undefined);
-    await stack.setAllConfig(pin.config, true);
-    const unfinished = await markUnfinishedRemoteRuns(stack, run.events);
-    if (unfinished.length > 0) {
-      say(`the rollback runs ${unfinished.join(", ")} again: its failed run may have changed the host`);
-    }
-    // Refreshed first: a failed rollout (an API server gone mid-update) can leave the cluster on
-    // the failed release while the stack records the previous one.
-    const back = await engine(true);
-    if (back.concurrent) {
-      say(`ROLLBACK NOT RUN: another update of stack ${opts.stack} started after the failed one; the release may have moved. Check \`pulumi stack history\`.`);
-      return EXIT.rollbackFailed;
-    }
-    if (!back.ok) {
-      say(`ROLLBACK FAILED after ${back.seconds}s:\n${failureReason(back.events, back.error)}\nCheck the frontend and the VM by hand; the stack still records ${describeRunning(last)} as the last good pair.`);
-      return EXIT.rollbackFailed;
-    }
-    say(`ROLLED BACK in ${back.seconds}s: running ${describeRunning(last)} again.`);
-    say(`image automation now skips ${pin.excluded.join(", ")}; remove a tag from homelab:excludedTags once it is fixed.`);
-    return EXIT.rolledBack;
+    return await rollBack({ stack, engine, co, cfg, run, reason, failed: target, last });
   } catch (e) {
     if (e instanceof Refused) {
       say(`REFUSED before any change: ${e.message}`);
@@ -152,34 +150,71 @@ export async function deploy(opts: DeployOptions): Promise<number> {
   }
 }
 
+interface RollbackContext {
+  readonly stack: Stack;
+  readonly engine: (refresh?: boolean) => Promise<EngineRun>;
+  readonly co: Checkout;
+  readonly cfg: StackConfig;
+  readonly run: EngineRun;
+  readonly reason: string;
+  readonly failed: TagPair;
+  readonly last: PromotedRelease;
+}
+
 /**
- * Checks the config (every bad key named) and the release file, and releases a rollback pin once
- * the release file names another pair than the one that failed. Throws Refused on bad input.
+ * Deploys the last promoted pair again and records the rollback in git: the commit is made on top
+ * of the branch and checked out first (so the deploy reads the restored release file), then pushed
+ * once the rollback ran, made again on top of any commit that raced it.
  */
-async function settleTarget(stack: Stack, cfg: StackConfig, workDir: string, last: PromotedRelease | undefined): Promise<{ cfg: StackConfig; tags: TagPair }> {
-  const invalid = configProblems(cfg);
-  if (invalid) {
-    throw new Refused(invalid);
-  }
-  const tags = (c: StackConfig, pinned: boolean): TagPair => {
-    try {
-      return targetTags(c, workDir, pinned);
-    } catch (e) {
-      throw new Refused((e as Error).message);
-    }
+async function rollBack(c: RollbackContext): Promise<number> {
+  const stage = failedStage(c.run.events);
+  say(`FAILED after ${c.run.seconds}s in the ${stage}:\n${c.reason}`);
+  const restored = pairOf(c.last);
+  say(`rolling back both to the last promoted pair: ${describeRunning(c.last)}`);
+  const record: RollbackRecord = {
+    event: { id: crypto.randomUUID(), at: new Date().toISOString(), failed: c.failed, restored, stage, reason: c.reason.slice(0, 2000), stages: { up: c.run.seconds } },
+    digests: { failed: plannedDigests(c.run.events), restored: { frontend: c.last.frontend.digest, backend: c.last.backend.digest } },
   };
-  const pin = activePin(cfg);
-  if (pin) {
-    const next = tags(cfg, false);
-    if (next.frontend !== pin.failed.frontend || next.backend !== pin.failed.backend) {
-      say(`the release file names a new release (frontend ${next.frontend}, backend ${next.backend}); releasing the rollback pin`);
-      await stack.removeAllConfig([...PIN_KEYS]);
-      const released = (await stack.getAllConfig()) as StackConfig;
-      return { cfg: released, tags: tags(released, true) };
-    }
-    say(`rolled back: still pinned to ${describeRunning(last)} until the release file names a release other than frontend ${pin.failed.frontend}, backend ${pin.failed.backend}`);
+  const change = rollbackChange(record);
+  const message = rollbackMessage(record);
+  const base = fetchUpstream(c.co);
+  const commit = commitFileChange(c.co, base, change, message);
+  moveCheckoutTo(c.co, commit);
+
+  const unfinished = await markUnfinishedRemoteRuns(c.stack, c.run.events);
+  if (unfinished.length > 0) {
+    say(`the rollback runs ${unfinished.join(", ")} again: its failed run may have changed the host`);
   }
-  return { cfg, tags: tags(cfg, true) };
+  // Refreshed first: a failed rollout (an API server gone mid-update) can leave the cluster on
+  // the failed release while the stack records the previous one.
+  const back = await c.engine(true);
+  let outcome: number;
+  if (back.concurrent) {
+    say(`ROLLBACK NOT RUN: another update of stack ${c.stack.name} started after the failed one; the release may have moved. Check \`pulumi stack history\`.`);
+    outcome = EXIT.rollbackFailed;
+  } else if (!back.ok) {
+    say(`ROLLBACK FAILED after ${back.seconds}s:\n${redact(failureReason(back.events, back.error), secretValues(c.cfg))}\nCheck the frontend and the VM by hand; the stack still records ${describeRunning(c.last)} as the last good pair.`);
+    outcome = EXIT.rollbackFailed;
+  } else {
+    say(`ROLLED BACK in ${back.seconds}s: running ${describeRunning(c.last)} again.`);
+    outcome = EXIT.rolledBack;
+  }
+  // The failed pair stays excluded whether or not the rollback deploy succeeded: it did fail.
+  try {
+    const pushed = pushFileChange(c.co, change, message, { base, sha: commit });
+    if (pushed.sha !== commit) {
+      moveCheckoutTo(c.co, pushed.sha);
+    }
+    const excluded = failedTags(c.failed, restored);
+    say(
+      `recorded in git: ${pushed.sha.slice(0, 12)} on ${c.co.branch}${pushed.retries > 0 ? ` (made again on top of ${pushed.retries} newer commit(s))` : ""}; ` +
+        (excluded.length > 0 ? `image automation now skips ${excluded.map((x) => `${x.image} ${x.tag}`).join(", ")}` : "nothing excluded"),
+    );
+  } catch (e) {
+    say(`NOT RECORDED: the rollback commit ${commit.slice(0, 12)} could not be pushed to ${c.co.branch}: ${(e as Error).message}\nIt is on the local branch; push it with \`git push origin ${c.co.branch}\` so the next deploy and image automation see it.`);
+    return outcome === EXIT.rolledBack ? EXIT.notRecorded : outcome;
+  }
+  return outcome;
 }
 
 /** Deploys a stack without the homelab part; the VPS's host restores itself on failure. */

@@ -1,6 +1,7 @@
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { composeDeployName } from "../components/compose-host";
 import { FRONTEND_APP_TYPE } from "../components/frontend-app";
+import { GATE_PROBE_TYPE, gateProbeName } from "../components/health-gate";
 import { VPS_APP_TYPE, vpsComposeName } from "../components/vps-app";
 import { DEPLOY_EXIT } from "../lib/remote-deploy";
 import { REMOTE_SCRIPT_TYPE, remoteExitCode } from "../providers/remote-script";
@@ -14,6 +15,8 @@ export const EXIT = {
   refused: 2,
   rolledBack: 3,
   rollbackFailed: 4,
+  /** Rolled back, but the rollback commit could not be pushed: git does not record it yet. */
+  notRecorded: 5,
 } as const;
 
 /** The parts of a resource's URN: `urn:pulumi:<stack>::<project>::<parent types$type>::<name>`. */
@@ -94,4 +97,40 @@ export function failureReason(events: readonly EngineEvent[], fallback: string |
     .map((p) => `policy ${p.policyPackName}/${p.policyName}${p.resourceUrn ? ` (${parseUrn(p.resourceUrn).name})` : ""}: ${p.message.trim().split("\n")[0]}`);
   const all = [...new Set([...policy, ...diags])];
   return all.length > 0 ? all.join("\n") : (fallback ?? "the engine failed without a message");
+}
+
+/** The stage of the release that failed, named for people, from the failed resources. */
+export function failedStage(events: readonly EngineEvent[]): string {
+  const failed = failedUrns(events).filter((u) => !isVps(u));
+  const names = failed.map((u) => parseUrn(u).name);
+  const types = failed.map((u) => parseUrn(u).types);
+  if (types.some((t) => t.includes(FRONTEND_APP_TYPE))) {
+    return "frontend rollout";
+  }
+  if (names.includes(gateProbeName(PART.frontendGate))) {
+    return "frontend gate";
+  }
+  if (names.includes(BACKEND_DEPLOY)) {
+    return "backend deploy";
+  }
+  if (names.includes(gateProbeName(PART.backendGate))) {
+    return "backend gate";
+  }
+  return "update";
+}
+
+/**
+ * The digests of the pair the run tried, read from the backend gate's planned inputs (which name
+ * both images by digest), where the preview got that far.
+ */
+export function plannedDigests(events: readonly EngineEvent[]): { frontend?: string; backend?: string } {
+  for (const e of events) {
+    const m = e.resourcePreEvent?.metadata;
+    const release = m?.new?.inputs?.release as unknown;
+    if (m?.type === GATE_PROBE_TYPE && parseUrn(m.urn).name === gateProbeName(PART.backendGate) && typeof release === "string") {
+      const [frontend, backend] = release.split(" ").map((r) => /@(sha256:[a-f0-9]{64})$/.exec(r)?.[1]);
+      return { frontend, backend };
+    }
+  }
+  return {};
 }

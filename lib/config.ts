@@ -1,6 +1,5 @@
 import { CaddyTls } from "./caddy";
 import { DEFAULT_TAG_PATTERN, ImageRef, checkTag, parseImageRef } from "./image-ref";
-import { RollbackEvent, parseRollbackEvent } from "./rollback";
 import {
   absolutePathProblem,
   domainProblem,
@@ -62,9 +61,8 @@ export const CONFIG_KEYS = {
   backendImage: { kind: "string", default: "backend", description: "Repository of the backend image in the registry." },
   tagPattern: { kind: "string", default: DEFAULT_TAG_PATTERN, description: "Regular expression every release tag must match." },
   releaseFile: { kind: "string", default: "flux/clusters/production/release.yaml", description: "Release file (relative to the project) carrying both image references." },
-  frontendTag: { kind: "string", default: "", description: "Pin the frontend tag instead of the release file's." },
-  backendTag: { kind: "string", default: "", description: "Pin the backend tag instead of the release file's." },
-  excludedTags: { kind: "array", default: [], description: "Tags image automation must not select (e.g. a release that was rolled back)." },
+  frontendTag: { kind: "string", default: "", description: "Override the release file's frontend tag in this stack only (the deploy never sets it; git stays the record)." },
+  backendTag: { kind: "string", default: "", description: "Override the release file's backend tag in this stack only (the deploy never sets it; git stays the record)." },
 
   frontendReplicas: { kind: "integer", default: 2, description: "Frontend pods." },
   frontendPort: { kind: "integer", default: 8080, description: "Port the frontend container listens on." },
@@ -101,8 +99,6 @@ export const CONFIG_KEYS = {
   imageScanInterval: { kind: "string", default: "1m", description: "How often Flux scans the registry for new tags." },
   commitAuthorName: { kind: "string", default: "fluxcdbot", description: "Author of image automation commits." },
   commitAuthorEmail: { kind: "string", default: "fluxcdbot@users.noreply.github.com", description: "Email of image automation commits." },
-
-  rollbackEvent: { kind: "string", default: "", description: "Set by `npm run deploy` while it redeploys the last good pair; leave unset." },
 
   gateDeadlineSeconds: { kind: "integer", default: 300, description: "How long a health gate waits before the release fails." },
   gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes (backs off to 10s)." },
@@ -154,7 +150,6 @@ export interface HomelabSettings {
   readonly tagPattern: string;
   readonly releaseFile: string;
   readonly pins: { readonly frontendTag?: string; readonly backendTag?: string };
-  readonly excludedTags: readonly string[];
   readonly frontend: {
     readonly replicas: number;
     readonly port: number;
@@ -194,7 +189,6 @@ export interface HomelabSettings {
     readonly author: { readonly name: string; readonly email: string };
   };
   readonly gates: { readonly deadlineSeconds: number; readonly intervalSeconds: number; readonly timeoutSeconds: number };
-  readonly rollback?: RollbackEvent;
 }
 
 export interface HomelabSecrets {
@@ -410,7 +404,6 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       tagPattern,
       releaseFile: str("releaseFile", true, (v) => (/^[A-Za-z0-9._/-]+$/.test(v) ? undefined : "is not a file path")) ?? "",
       pins: { frontendTag: str("frontendTag", false, tagCheck), backendTag: str("backendTag", false, tagCheck) },
-      excludedTags: list("excludedTags", tagCheck),
       frontend: {
         replicas: int("frontendReplicas", 1, 50),
         port: int("frontendPort", 1, 65535),
@@ -455,18 +448,6 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
           email: str("commitAuthorEmail", true, (v) => (/^[^\s@"'`$\\]+@[^\s@"'`$\\]+$/.test(v) ? undefined : "is not an email address")) ?? "",
         },
       },
-      rollback: (() => {
-        const text = str("rollbackEvent", false);
-        if (text === undefined) {
-          return undefined;
-        }
-        const event = parseRollbackEvent(text);
-        if (typeof event === "string") {
-          problems.push(`${full("rollbackEvent")}: ${show(text)} ${event}`);
-          return undefined;
-        }
-        return event;
-      })(),
       gates: {
         deadlineSeconds: int("gateDeadlineSeconds", 5, 3600),
         intervalSeconds: int("gateIntervalSeconds", 1, 60),

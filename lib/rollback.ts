@@ -5,6 +5,10 @@ export interface RollbackEvent {
   readonly at: string;
   /** The tags that failed. */
   readonly failed: { readonly frontend: string; readonly backend: string };
+  /** The pair deployed again. */
+  readonly restored?: { readonly frontend: string; readonly backend: string };
+  /** The stage that failed (e.g. "backend gate"). */
+  readonly stage?: string;
   readonly reason: string;
   /** Seconds each stage of the failed deploy took (preview, up). */
   readonly stages: Readonly<Record<string, number>>;

@@ -10,6 +10,7 @@ import { LedgerEntry, PromotedRelease, ReleaseRecord } from "../components/relea
 import { SshTarget } from "../components/ssh-target";
 import { composeToYaml, renderBackendCompose } from "../lib/compose";
 import { formatImageRef } from "../lib/image-ref";
+import { RELEASE_PARTS } from "../lib/release";
 import { ProbeOptions, ProbeTarget } from "../lib/probe";
 import { HomelabConfig } from "./config";
 import { PART } from "./names";
@@ -24,7 +25,7 @@ export interface HomelabOutputs {
   readonly promotedAt: pulumi.Output<string>;
   readonly ledger: pulumi.Output<LedgerEntry[]>;
   readonly gates: pulumi.Output<{ frontend: { checkedAt: string; elapsedMs: number }; backend: { checkedAt: string; elapsedMs: number } }>;
-  readonly imageAutomationExclusions: pulumi.Output<string[]>;
+  readonly imageAutomationExclusions: pulumi.Output<Record<string, string[]>>;
 }
 
 /** The manifest digests of the release's two images, resolved in the registry before anything changes. */
@@ -75,12 +76,13 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       insecure: s.registry.insecure,
       username: s.registry.username,
       password: secrets.registryPassword,
-      images: [
-        { name: "frontend", repository: s.images.frontend },
-        { name: "backend", repository: s.images.backend },
-      ],
+      // The release file's exclusions: image automation never selects a rolled-back tag again.
+      images: RELEASE_PARTS.map((part) => ({
+        name: part,
+        repository: s.images[part],
+        excludedTags: release.excluded.filter((e) => e.image === part).map((e) => e.tag),
+      })),
       tagPattern: s.tagPattern,
-      excludedTags: s.excludedTags,
       interval: s.flux.imageScanInterval,
       gitRepositoryName: flux.gitRepositoryName,
       branch: s.flux.branch,
@@ -123,7 +125,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
     attemptTimeoutMs: s.gates.timeoutSeconds * 1000,
   };
   const frontendGate = new HealthGate(
-    "frontend-gate",
+    PART.frontendGate,
     { targets: [{ url: `${s.frontend.publicUrl}${s.frontend.healthPath}` }], release: frontendImage, options: gateOptions },
     { dependsOn: [frontend] },
   );
@@ -160,7 +162,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
     { dependsOn: [frontendGate] },
   );
   const backendGate = new HealthGate(
-    "backend-gate",
+    PART.backendGate,
     {
       // The VM directly, then the same route through the ingress.
       targets: [backendHealth(`http://${s.vm.host}:${s.backend.port}`), backendHealth(s.frontend.publicUrl)],
@@ -176,7 +178,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       frontend: { image: frontendImage, tag: release.frontend.tag, digest: digests.frontend },
       backend: { image: backendImage, tag: release.backend.tag, digest: digests.backend },
       gates: { frontendMs: frontendGate.elapsedMs, backendMs: backendGate.elapsedMs },
-      rollback: s.rollback,
+      rollback: release.rollback,
     },
     { dependsOn: [backendGate] },
   );

@@ -9,4 +9,8 @@ export const PART = {
   backend: "backend",
   /** The VpsApp. */
   vps: "vps",
+  /** The HealthGate of the frontend, through the ingress. */
+  frontendGate: "frontend-gate",
+  /** The HealthGate of the backend, on the VM and through the ingress. */
+  backendGate: "backend-gate",
 } as const;

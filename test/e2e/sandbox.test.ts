@@ -9,6 +9,7 @@ import { EXIT } from "../../deploy/outcome";
 import { Sandbox, sandboxStack, startSandbox, writeRelease } from "../../sandbox/sandbox";
 import { kubeClient } from "../../sandbox/kube";
 import { runDeploy } from "../support/deploy-run";
+import { runDeployCli, userPulumiEnv } from "../support/user-env";
 import { linkProgram } from "../support/local-stack";
 import { tearDownSandboxStack } from "../support/sandbox-stack";
 import { freePort } from "../../sandbox/processes";
@@ -93,10 +94,15 @@ describe("sandbox end to end", { concurrency: false }, () => {
   const v1 = (): [string, string] => [sb.images.frontend[0], sb.images.backend.v1];
   const v2 = (): [string, string] => [sb.images.frontend[1], sb.images.backend.v2];
 
-  timed("1. a fresh up passes every gate and publishes URLs and tags", async () => {
+  timed("1. a fresh up, run as a user runs it, passes every gate and publishes URLs and tags", async () => {
     release(...v1());
-    const r = await run();
+    // `npm run deploy` in a process of its own with the user's pulumi on PATH, their PULUMI_HOME and
+    // a backend of the test's: none of the toolchain's environment.
+    const env = userPulumiEnv(path.join(dir, "user"), { url: sb.pulumiEnv.PULUMI_BACKEND_URL, passphraseFile: sb.pulumiEnv.PULUMI_CONFIG_PASSPHRASE_FILE });
+    const r = await runDeployCli(["--stack", STACK, "--cwd", projectDir], env);
     assert.equal(r.code, EXIT.promoted, r.log);
+    assert.match(r.log, /Policies:|homelab-guardrails/, "the policy pack ran");
+    assert.match(r.log, /PROMOTED in [\d.]+s: frontend \S+, backend \S+/);
     const out = await outputs();
     assert.equal(out.frontendUrl, `${sb.ingressUrl}/`);
     assert.equal(out.apiUrl, `${sb.ingressUrl}/api`);
@@ -158,7 +164,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
     });
   }
 
-  timed("5. a missing tag, a malformed tag and a bad config value are refused before any change", async () => {
+  timed("5. a missing tag, a malformed tag, a bad config value and a plan the policy pack rejects are refused before any change", async () => {
     const before = await outputs();
     release(sb.images.frontend[1], "main-1234567-1999999999");
     let r = await run();
@@ -174,6 +180,14 @@ describe("sandbox end to end", { concurrency: false }, () => {
     await stack.setConfig("homelab:vmPort", { value: String(sb.vm.port) });
     assert.equal(r.code, EXIT.refused, r.log);
     assert.match(r.log, /homelab:vmPort: "70000" is not an integer from 1 to 65535/);
+    // Valid config, but a plan the mandatory policy pack rejects: refused before anything changes.
+    release(...v1());
+    await stack.setConfig("homelab:vmSkipHostKeyCheck", { value: "true" });
+    r = await run();
+    await stack.removeConfig("homelab:vmSkipHostKeyCheck");
+    release(...v2());
+    assert.equal(r.code, EXIT.refused, r.log);
+    assert.match(r.log, /policy homelab-guardrails\/remote-host-key-pinned/);
     assert.deepEqual((await outputs()).release, before.release);
     assert.deepEqual(await health(), { status: 200, version: v2()[1] });
   });

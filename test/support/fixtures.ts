@@ -35,8 +35,8 @@ export function validConfig(overrides: Record<string, string> = {}): Record<stri
 
 export const SECRET_KEYS = ["homelab:registryPassword", "homelab:kubeconfig", "homelab:vmPrivateKey", "homelab:gitDeployKey", "homelab:backendEnv"];
 
-/** A release file for the loopback registry. */
-export function releaseText(frontendTag = TAG_A, backendTag = TAG_A, registry = "127.0.0.1:5000"): string {
+/** A release file for the loopback registry; `extra` is appended to its data section as it is. */
+export function releaseText(frontendTag = TAG_A, backendTag = TAG_A, registry = "127.0.0.1:5000", extra = ""): string {
   return `apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -45,7 +45,12 @@ metadata:
 data:
   frontend: ${registry}/frontend:${frontendTag} # {"$imagepolicy": "flux-system:frontend"}
   backend: ${registry}/backend:${backendTag} # {"$imagepolicy": "flux-system:backend"}
-`;
+${extra}`;
+}
+
+/** A release file's `excluded` entry, as the data section holds it. */
+export function excludedBlock(entries: readonly { image: string; tag: string; at?: string; reason?: string }[]): string {
+  return `  excluded: |\n${entries.map((e) => `    - image: ${e.image}\n      tag: ${JSON.stringify(e.tag)}\n      at: "${e.at ?? "2026-01-01T00:00:00Z"}"\n      reason: ${JSON.stringify(e.reason ?? "backend gate: unhealthy")}\n`).join("")}`;
 }
 
 /** Plain config values of a valid VPS-only stack. */

@@ -4,7 +4,7 @@ import { ConfigError, parseConfig } from "../../lib/config";
 import { renderEnvFile } from "../../lib/compose";
 import { envProblem } from "../../lib/validate";
 import { parseReleaseFile } from "../../lib/release";
-import { SECRET_KEYS, TAG_A, TAG_B, releaseText, validConfig } from "../support/fixtures";
+import { SECRET_KEYS, TAG_A, TAG_B, excludedBlock, releaseText, validConfig } from "../support/fixtures";
 import { PAYLOADS } from "../support/hostile";
 
 /*
@@ -53,10 +53,12 @@ describe("hostile config values are refused, naming the key and the value", () =
   }
 
   for (const [label, payload] of Object.entries(PAYLOADS)) {
-    it(`an excluded tag with ${label}`, () => {
-      const found = problems({ "homelab:excludedTags": JSON.stringify([`${TAG_A}${payload}`]) });
-      assert.equal(found.length, 1, found.join("\n"));
-      assert.match(found[0], /^homelab:excludedTags: item "/);
+    it(`an excluded tag with ${label} in the release file`, () => {
+      const text = releaseText(TAG_A, TAG_B, "127.0.0.1:5000", excludedBlock([{ image: "backend", tag: `${TAG_A}${payload}` }]));
+      assert.throws(
+        () => parseReleaseFile(text, "release.yaml", { registry: "127.0.0.1:5000", frontendRepository: "frontend", backendRepository: "backend", tagPattern: "^main-[a-f0-9]{7}-[0-9]{10}$" }),
+        (e: Error) => /^release\.yaml: data\.excluded(\[0\]\.tag "|: not valid YAML)/.test(e.message),
+      );
     });
   }
 

@@ -42,8 +42,7 @@ describe("config", () => {
     ["registry", { "homelab:registry": "127.0.0.1:99999" }, /^homelab:registry: "127.0.0.1:99999" is not a port/],
     ["tag pin", { "homelab:backendTag": "latest" }, /^homelab:backendTag: "latest" does not match the release pattern/],
     ["tag pattern", { "homelab:tagPattern": "([" }, /^homelab:tagPattern: "\(\[" is not a valid regular expression/],
-    ["excluded tag", { "homelab:excludedTags": '["main-zzz"]' }, /^homelab:excludedTags: item "main-zzz" does not match/],
-    ["list", { "homelab:excludedTags": "main-abc" }, /^homelab:excludedTags: "main-abc" is not a list of strings$/],
+    ["list", { "homelab:backendHealthcheck": "CMD" }, /^homelab:backendHealthcheck: "CMD" is not a list of strings$/],
     ["bool", { "homelab:registryInsecure": "yes" }, /^homelab:registryInsecure: "yes" is not true or false$/],
     ["namespace", { "homelab:namespace": "Web_Site" }, /^homelab:namespace: "Web_Site" is not a DNS-1123 label/],
     ["deploy dir", { "homelab:deployDir": "opt/backend" }, /^homelab:deployDir: "opt\/backend" is not an absolute path/],
@@ -157,11 +156,3 @@ describe("config", () => {
   });
 });
 
-describe("rollback event config", () => {
-  it("parses the event the deploy command sets and rejects a malformed one", () => {
-    const ev = { id: "rb-1", at: "t", reason: "r", failed: { frontend: "a", backend: "b" }, stages: { up: 1 } };
-    const cfg = parseConfig(validConfig({ "homelab:rollbackEvent": JSON.stringify(ev) }), isSecret);
-    assert.deepEqual(cfg.homelab!.settings.rollback, ev);
-    assert.throws(() => parseConfig(validConfig({ "homelab:rollbackEvent": '{"id":1}' }), isSecret), /homelab:rollbackEvent: "\{\\"id\\":1\}" is not a rollback record/);
-  });
-});

@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { DIGEST_A, DIGEST_B, SECRET_KEYS, TAG_A, TAG_B, releaseText, validConfig } from "../support/fixtures";
+import { DIGEST_A, DIGEST_B, SECRET_KEYS, TAG_A, TAG_B, releaseText, validConfig, excludedBlock } from "../support/fixtures";
 import { Recorder, installMocks, isSecret, settle, valueOf } from "../support/mocks";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-unit-"));
@@ -13,9 +13,12 @@ let outputs: import("../../stacks/homelab").HomelabOutputs;
 
 before(async () => {
   fs.mkdirSync(path.join(dir, "flux/clusters/production"), { recursive: true });
-  fs.writeFileSync(path.join(dir, "flux/clusters/production/release.yaml"), releaseText(TAG_A, TAG_B));
+  fs.writeFileSync(
+    path.join(dir, "flux/clusters/production/release.yaml"),
+    releaseText(TAG_A, TAG_B, "127.0.0.1:5000", excludedBlock([{ image: "backend", tag: "main-bad0bad-1707350000" }, { image: "frontend", tag: "main-bad0bad-1707360000" }])),
+  );
   rec = installMocks();
-  pulumi.runtime.setAllConfig(validConfig({ "homelab:excludedTags": JSON.stringify(["main-bad0bad-1707350000"]) }), SECRET_KEYS);
+  pulumi.runtime.setAllConfig(validConfig(), SECRET_KEYS);
   const { loadConfig } = await import("../../stacks/config");
   const { homelabStack } = await import("../../stacks/homelab");
   outputs = homelabStack(loadConfig(dir).homelab!, { frontend: DIGEST_A, backend: DIGEST_B });
@@ -108,6 +111,8 @@ describe("homelab stack", () => {
       insecure: true,
       exclusionList: ["^.*\\.sig$", "^main-bad0bad-1707350000$"],
     });
+    // Each image excludes only its own rolled-back tags.
+    assert.deepEqual((rec.byName("image-automation-frontend-repository").inputs.spec as { exclusionList: string[] }).exclusionList, ["^.*\\.sig$", "^main-bad0bad-1707360000$"]);
     const policy = rec.byName("image-automation-frontend-policy");
     assert.deepEqual(policy.inputs.spec, {
       imageRepositoryRef: { name: "frontend" },

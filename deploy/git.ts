@@ -1,0 +1,220 @@
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+/** A git command that failed, with what git said. */
+export class GitError extends Error {}
+
+/** Runs git in `cwd`; throws GitError with git's own message when it fails. */
+export function git(cwd: string, args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): string {
+  const r = spawnSync("git", args, {
+    cwd,
+    input: opts.input,
+    env: { ...process.env, GIT_TERMINAL_PROMPT: "0", ...opts.env },
+    encoding: "utf8",
+    timeout: opts.timeoutMs ?? 120_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.error) {
+    throw new GitError(`git ${args[0]}: ${r.error.message}`);
+  }
+  if (r.status !== 0) {
+    throw new GitError(`git ${args.join(" ")}: ${(r.stderr || r.stdout).trim().split("\n").slice(-4).join("\n")}`);
+  }
+  return r.stdout;
+}
+
+/**
+ * The repository a git URL names, without scheme, user, port or `.git`, so that
+ * `ssh://git@host/me/repo.git`, `git@host:me/repo` and `https://host/me/repo` compare equal.
+ */
+export function repositoryKey(url: string): string {
+  let rest = url.trim();
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(rest);
+  let host: string;
+  let repoPath: string;
+  if (scheme) {
+    rest = rest.slice(scheme[0].length);
+    const slash = rest.indexOf("/");
+    host = slash < 0 ? rest : rest.slice(0, slash);
+    repoPath = slash < 0 ? "" : rest.slice(slash + 1);
+    host = host.replace(/^[^@]*@/, "").replace(/:\d+$/, "");
+  } else {
+    // scp-like: [user@]host:path
+    const m = /^(?:[^@/]+@)?([^:/]+):(.*)$/.exec(rest);
+    if (!m) {
+      return path.resolve(rest).replace(/\/+$/, "").replace(/\.git$/, "");
+    }
+    host = m[1];
+    repoPath = m[2];
+  }
+  return `${host.toLowerCase()}/${repoPath.replace(/^\/+/, "").replace(/\/+$/, "").replace(/\.git$/, "")}`;
+}
+
+/** A checkout of the repository Flux watches, on the branch it watches. */
+export interface Checkout {
+  /** The top of the working tree. */
+  readonly root: string;
+  /** The release file, relative to root (as git names it). */
+  readonly file: string;
+  readonly branch: string;
+  /** The remote-tracking ref of the branch. */
+  readonly upstream: string;
+}
+
+/**
+ * Checks that `workDir` is a clone of `gitUrl` on `branch`, fetches the branch and fast-forwards
+ * to it, so the release file read next is the one in git. Refuses (throws) a checkout whose release
+ * file has changes not committed, or whose branch has commits the server does not have.
+ */
+export function syncCheckout(workDir: string, releaseFile: string, gitUrl: string, branch: string): Checkout {
+  let root: string;
+  try {
+    root = git(workDir, ["rev-parse", "--show-toplevel"]).trim();
+  } catch {
+    throw new GitError(`${workDir} is not a git checkout: the deploy runs from a clone of homelab:gitUrl (${gitUrl})`);
+  }
+  const origin = (() => {
+    try {
+      return git(root, ["remote", "get-url", "origin"]).trim();
+    } catch {
+      throw new GitError(`the checkout ${root} has no remote "origin": clone ${gitUrl}`);
+    }
+  })();
+  if (repositoryKey(origin) !== repositoryKey(gitUrl)) {
+    throw new GitError(`the checkout ${root} is a clone of ${origin}, not of homelab:gitUrl ${gitUrl}`);
+  }
+  const current = (() => {
+    try {
+      return git(root, ["symbolic-ref", "--short", "HEAD"]).trim();
+    } catch {
+      return "(detached HEAD)";
+    }
+  })();
+  if (current !== branch) {
+    throw new GitError(`the checkout ${root} is on ${current}, not on homelab:gitBranch ${branch}: git switch ${branch}`);
+  }
+  const file = path.relative(root, path.resolve(workDir, releaseFile));
+  if (file.startsWith("..")) {
+    throw new GitError(`homelab:releaseFile ${releaseFile} is outside the checkout ${root}`);
+  }
+  if (git(root, ["status", "--porcelain", "--", file]).trim()) {
+    throw new GitError(`${file} has changes that are not committed: a release is what git says; commit and push it, or git restore it`);
+  }
+  git(root, ["fetch", "--quiet", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+  const upstream = `refs/remotes/origin/${branch}`;
+  const ahead = git(root, ["rev-list", "--count", `${upstream}..HEAD`]).trim();
+  if (ahead !== "0") {
+    throw new GitError(`${branch} has ${ahead} commit(s) that origin does not: push them (git push) or drop them before deploying`);
+  }
+  git(root, ["merge", "--ff-only", "--quiet", upstream]);
+  return { root, file, branch, upstream };
+}
+
+/** Who commits: git's own configuration, else a name of the deploy's. */
+function identity(root: string): NodeJS.ProcessEnv {
+  const get = (key: string): string => {
+    try {
+      return git(root, ["config", key]).trim();
+    } catch {
+      return "";
+    }
+  };
+  const name = get("user.name") || "homelab-deploy";
+  const email = get("user.email") || `homelab-deploy@${os.hostname()}`;
+  return { GIT_AUTHOR_NAME: name, GIT_AUTHOR_EMAIL: email, GIT_COMMITTER_NAME: name, GIT_COMMITTER_EMAIL: email };
+}
+
+/**
+ * One commit of the release file on top of `base`, made without touching the working tree or the
+ * index: the file's text at `base` goes through `change`, and nothing else of the tree changes.
+ */
+export function commitFileChange(co: Checkout, base: string, change: (text: string) => string, message: string): string {
+  const entry = git(co.root, ["ls-tree", base, "--", co.file]).trim();
+  const mode = entry.split(/\s+/)[0] || "100644";
+  const text = git(co.root, ["show", `${base}:${co.file}`]);
+  const blob = git(co.root, ["hash-object", "-w", "--stdin"], { input: change(text) }).trim();
+  const index = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "homelab-git-")), "index");
+  try {
+    const env = { GIT_INDEX_FILE: index };
+    git(co.root, ["read-tree", base], { env });
+    git(co.root, ["update-index", "--cacheinfo", `${mode},${blob},${co.file}`], { env });
+    const tree = git(co.root, ["write-tree"], { env }).trim();
+    return git(co.root, ["commit-tree", tree, "-p", base, "-F", "-"], { input: message, env: identity(co.root) }).trim();
+  } finally {
+    fs.rmSync(path.dirname(index), { recursive: true, force: true });
+  }
+}
+
+/** The commit the branch's remote-tracking ref names, freshly fetched. */
+export function fetchUpstream(co: Checkout): string {
+  git(co.root, ["fetch", "--quiet", "origin", `+refs/heads/${co.branch}:${co.upstream}`]);
+  return git(co.root, ["rev-parse", co.upstream]).trim();
+}
+
+/** Moves the checkout's branch to `sha`, keeping any other local changes (refuses if they clash). */
+export function moveCheckoutTo(co: Checkout, sha: string): void {
+  git(co.root, ["reset", "--keep", "--quiet", sha]);
+}
+
+export interface PushResult {
+  readonly sha: string;
+  /** How many times the push raced another commit and was made again on top of it. */
+  readonly retries: number;
+}
+
+/**
+ * Pushes the change as a commit on the branch. When the server has moved (image automation pushed
+ * meanwhile), the change is made again on top of its commit and pushed again: never forced. Throws
+ * GitError after `attempts` races or on any other failure.
+ */
+export function pushFileChange(co: Checkout, change: (text: string) => string, message: string, first?: { base: string; sha: string }, attempts = 5): PushResult {
+  let base = first?.base ?? fetchUpstream(co);
+  let sha = first?.sha ?? commitFileChange(co, base, change, message);
+  for (let i = 0; ; i++) {
+    try {
+      git(co.root, ["push", "--quiet", "origin", `${sha}:refs/heads/${co.branch}`]);
+      git(co.root, ["update-ref", co.upstream, sha]);
+      return { sha, retries: i };
+    } catch (e) {
+      const latest = fetchUpstream(co);
+      if (latest === base || i + 1 >= attempts) {
+        throw new GitError(`could not push to ${co.branch} after ${i + 1} attempt(s): ${(e as Error).message}`);
+      }
+      base = latest;
+      sha = commitFileChange(co, base, change, message);
+    }
+  }
+}
+
+/** A commit of the release file's history. */
+export interface FileCommit {
+  readonly sha: string;
+  readonly at: string;
+  readonly author: string;
+  readonly subject: string;
+  readonly body: string;
+  /** The file's text at this commit. */
+  readonly text: string;
+}
+
+/** The commits that changed the file, newest first. */
+export function fileHistory(co: Pick<Checkout, "root" | "file">, ref = "HEAD", limit = 50): FileCommit[] {
+  const sep = "\x1e";
+  const out = git(co.root, ["log", `-n${limit}`, `--format=%H%x1f%aI%x1f%an <%ae>%x1f%s%x1f%b${sep}`, ref, "--", co.file]);
+  return out
+    .split(sep)
+    .map((r) => r.trim())
+    .filter(Boolean)
+    .map((r) => {
+      const [sha, at, author, subject, body] = r.split("\x1f");
+      let text = "";
+      try {
+        text = git(co.root, ["show", `${sha}:${co.file}`]);
+      } catch {
+        // deleted in that commit
+      }
+      return { sha, at, author, subject, body: body ?? "", text };
+    });
+}

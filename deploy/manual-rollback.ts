@@ -1,0 +1,77 @@
+import * as crypto from "crypto";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { RELEASE_PARTS, findExclusion, readReleaseState } from "../lib/release";
+import { DeployOptions, deploy } from "./guarded-deploy";
+import { Checkout, commitFileChange, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
+import { EXIT } from "./outcome";
+import { StackConfig, configProblems, lastPromoted, setting } from "./release-state";
+import { RollbackRecord, TagPair, failedTags, rollbackChange, rollbackMessage } from "./rollback-commit";
+
+export interface ManualRollbackOptions extends DeployOptions {
+  /** The pair to return to; the previous promoted pair when unset. */
+  readonly to?: TagPair;
+  /** Why, for the commit and the exclusions. */
+  readonly reason: string;
+}
+
+const say = (line: string): void => void process.stderr.write(`rollback: ${line}\n`);
+
+/**
+ * A rollback by hand, as the guarded deploy makes one after a failure: a commit to the branch Flux
+ * watches that moves the release file to the given pair (by default the previous promoted one) and
+ * excludes the tags it leaves, pushed; then the guarded deploy of it.
+ */
+export async function manualRollback(opts: ManualRollbackOptions): Promise<number> {
+  const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
+  const cfg = (await stack.getAllConfig()) as StackConfig;
+  const invalid = configProblems(cfg);
+  if (invalid) {
+    say(`REFUSED: ${invalid}`);
+    return EXIT.refused;
+  }
+  let co: Checkout;
+  try {
+    co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"));
+  } catch (e) {
+    say(`REFUSED: ${(e as Error).message}`);
+    return EXIT.refused;
+  }
+  const base = fetchUpstream(co);
+  // The file as it is on the branch: the release it names may itself be excluded already.
+  const { tags: from, excluded } = readReleaseState(git(co.root, ["show", `${base}:${co.file}`]), co.file);
+  let to = opts.to;
+  if (!to) {
+    const { previous } = await lastPromoted(stack);
+    if (!previous) {
+      say(`REFUSED: stack ${opts.stack} has no previous promoted release; name one with --to FRONTEND_TAG,BACKEND_TAG`);
+      return EXIT.refused;
+    }
+    to = { frontend: previous.frontend.tag, backend: previous.backend.tag };
+  }
+  for (const part of RELEASE_PARTS) {
+    const hit = findExclusion(excluded, part, to[part]);
+    if (hit) {
+      say(`REFUSED: ${part} ${to[part]} is excluded (rolled back at ${hit.at}: ${hit.reason}); a commit that removes it from data.excluded releases it`);
+      return EXIT.refused;
+    }
+  }
+  if (from.frontend === to.frontend && from.backend === to.backend) {
+    say(`the release file already names frontend ${to.frontend}, backend ${to.backend}; deploying it`);
+    return deploy(opts);
+  }
+  const record: RollbackRecord = {
+    event: { id: crypto.randomUUID(), at: new Date().toISOString(), failed: from, restored: to, stage: "manual rollback", reason: opts.reason, stages: {} },
+  };
+  const change = rollbackChange(record);
+  const message = rollbackMessage(record);
+  try {
+    const pushed = pushFileChange(co, change, message, { base, sha: commitFileChange(co, base, change, message) });
+    moveCheckoutTo(co, pushed.sha);
+    const dropped = failedTags(from, to);
+    say(`committed ${pushed.sha.slice(0, 12)} to ${co.branch}: frontend ${to.frontend}, backend ${to.backend}${dropped.length ? `; excluded ${dropped.map((d) => `${d.image} ${d.tag}`).join(", ")}` : ""}`);
+  } catch (e) {
+    say(`NOT RECORDED: ${(e as Error).message}; nothing was deployed`);
+    return EXIT.refused;
+  }
+  return deploy(opts);
+}

@@ -1,0 +1,67 @@
+import * as fs from "fs";
+import * as path from "path";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { PromotedRelease, RELEASE_RECORD_TYPE } from "../components/release-record";
+import { CONFIG_KEYS, ConfigError, parseConfig } from "../lib/config";
+import { Release, parseReleaseFile } from "../lib/release";
+
+/** A stack's config as the Automation API reads it. */
+export type StackConfig = Record<string, { value: string; secret: boolean }>;
+
+/** A config value, or its default. */
+export function setting(cfg: StackConfig, key: keyof typeof CONFIG_KEYS): string {
+  const fallback = (CONFIG_KEYS[key] as { default?: unknown }).default;
+  const value = cfg[`homelab:${key}`]?.value;
+  return value !== undefined && value !== "" ? value : typeof fallback === "string" ? fallback : JSON.stringify(fallback ?? "");
+}
+
+/** Every problem of the stack's config, each naming its key, or undefined. */
+export function configProblems(cfg: StackConfig): string | undefined {
+  try {
+    parseConfig(Object.fromEntries(Object.entries(cfg).map(([k, v]) => [k, v.value])), (k) => cfg[k]?.secret ?? false);
+    return undefined;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      return e.message;
+    }
+    throw e;
+  }
+}
+
+/** The release the next `up` deploys: the release file's, with the stack's own overrides. */
+export function readRelease(cfg: StackConfig, workDir: string): Release {
+  const file = path.resolve(workDir, setting(cfg, "releaseFile"));
+  return parseReleaseFile(
+    fs.readFileSync(file, "utf8"),
+    setting(cfg, "releaseFile"),
+    {
+      registry: setting(cfg, "registry"),
+      frontendRepository: setting(cfg, "frontendImage"),
+      backendRepository: setting(cfg, "backendImage"),
+      tagPattern: setting(cfg, "tagPattern"),
+    },
+    { frontendTag: cfg["homelab:frontendTag"]?.value || undefined, backendTag: cfg["homelab:backendTag"]?.value || undefined },
+  );
+}
+
+/** The secret values of the stack's config, for redaction. */
+export function secretValues(cfg: StackConfig): string[] {
+  return Object.values(cfg)
+    .filter((v) => v.secret && v.value)
+    .map((v) => v.value);
+}
+
+/**
+ * The last promoted pair, as the release record in the stack's state holds it: it is written as
+ * soon as the backend gate passes, even when a later part of the same update (the VPS) fails and
+ * the stack's outputs keep the value of the update before.
+ */
+export async function lastPromoted(stack: Stack): Promise<{ current?: PromotedRelease; previous?: PromotedRelease }> {
+  const state = await stack.exportStack();
+  const resources = (state.deployment as { resources?: { type: string; outputs?: Record<string, unknown> }[] }).resources ?? [];
+  const record = resources.find((r) => r.type === RELEASE_RECORD_TYPE);
+  return {
+    current: record?.outputs?.release as PromotedRelease | undefined,
+    previous: (record?.outputs?.previous as PromotedRelease | null | undefined) ?? undefined,
+  };
+}

@@ -1,0 +1,69 @@
+import { readReleaseState } from "../lib/release";
+import type { LedgerEntry } from "../components/release-record";
+import { FileCommit, fileHistory } from "./git";
+import { ROLLBACK_TRAILER, trailers } from "./rollback-commit";
+
+/** One release of the history: a commit of the release file, and what the stack recorded of it. */
+export interface ReleaseHistoryEntry {
+  readonly sha: string;
+  readonly at: string;
+  readonly author: string;
+  readonly kind: "release" | "rollback";
+  readonly frontend: string;
+  readonly backend: string;
+  /** For a rollback: the stage that failed and why. */
+  readonly reason?: string;
+  /** Gate timings of the promotion the stack recorded for this pair, if it was promoted. */
+  readonly gates?: { readonly frontendMs: number; readonly backendMs: number };
+  readonly promotedAt?: string;
+}
+
+function tagsOf(text: string): { frontend: string; backend: string } {
+  try {
+    return readReleaseState(text, "release file").tags;
+  } catch {
+    return { frontend: "?", backend: "?" };
+  }
+}
+
+/**
+ * The release history, newest first: each commit of the release file (image automation's and
+ * people's releases, the deploy's rollbacks with their reasons), with the gate timings the stack's
+ * ledger holds for the pairs it promoted.
+ */
+export function releaseHistory(commits: readonly FileCommit[], ledger: readonly LedgerEntry[]): ReleaseHistoryEntry[] {
+  return commits.map((c) => {
+    const tags = tagsOf(c.text);
+    const isRollback = ROLLBACK_TRAILER in trailers(c.body);
+    const promoted = [...ledger].reverse().find((l) => l.result === "promoted" && l.frontend.startsWith(`${tags.frontend}@`) && l.backend.startsWith(`${tags.backend}@`));
+    const reason = isRollback ? /^The (.*)$/m.exec(c.body)?.[1] : undefined;
+    return {
+      sha: c.sha,
+      at: c.at,
+      author: c.author,
+      kind: isRollback ? "rollback" : "release",
+      ...tags,
+      ...(reason ? { reason } : {}),
+      ...(promoted && !isRollback ? { gates: promoted.gates, promotedAt: promoted.at } : {}),
+    };
+  });
+}
+
+/** The history as a table for people. */
+export function formatHistory(entries: readonly ReleaseHistoryEntry[]): string {
+  const rows = entries.map((e) => [
+    e.at.replace("T", " ").slice(0, 19),
+    e.sha.slice(0, 10),
+    e.kind,
+    e.frontend,
+    e.backend,
+    e.gates ? `${(e.gates.frontendMs / 1000).toFixed(1)}s / ${(e.gates.backendMs / 1000).toFixed(1)}s` : e.kind === "release" ? "not promoted" : "",
+    e.kind === "rollback" ? (e.reason ?? "") : e.author,
+  ]);
+  const head = ["when (UTC)", "commit", "kind", "frontend", "backend", "gates", "by / why"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+export { fileHistory };

@@ -1,0 +1,99 @@
+import { RELEASE_PARTS, ReleasePart, updateReleaseFile } from "../lib/release";
+import { RollbackEvent } from "../lib/rollback";
+
+/** The trailer that marks the deploy's own rollback commits (and carries the rollback's id). */
+export const ROLLBACK_TRAILER = "Homelab-Rollback";
+
+/** A tag pair, by part. */
+export type TagPair = Readonly<Record<ReleasePart, string>>;
+
+/** A rollback as it is committed: the event, and the images' digests where they are known. */
+export interface RollbackRecord {
+  readonly event: RollbackEvent & { readonly restored: TagPair; readonly stage: string };
+  readonly digests?: { readonly failed?: Partial<TagPair>; readonly restored?: Partial<TagPair> };
+}
+
+/** The failed tags a rollback excludes: those that differ from the pair it restores. */
+export function failedTags(failed: TagPair, restored: TagPair): { image: ReleasePart; tag: string }[] {
+  return RELEASE_PARTS.filter((p) => failed[p] !== restored[p]).map((p) => ({ image: p, tag: failed[p] }));
+}
+
+/** The release file change of a rollback: back to the restored pair, the failed tags excluded, the event recorded. */
+export function rollbackChange(record: RollbackRecord): (text: string) => string {
+  const e = record.event;
+  return (text) =>
+    updateReleaseFile(text, {
+      tags: e.restored,
+      exclude: failedTags(e.failed, e.restored).map((f) => ({ ...f, at: e.at, reason: `${e.stage}: ${e.reason.split("\n")[0]}`.slice(0, 300) })),
+      rollback: e,
+    });
+}
+
+const pair = (tags: TagPair, digests?: Partial<TagPair>): string =>
+  RELEASE_PARTS.map((p) => `${p} ${tags[p]}${digests?.[p] ? `@${digests[p]}` : ""}`).join(", ");
+
+/** The commit message of a rollback: what failed, where, why, what runs again, when; trailers for tools. */
+export function rollbackMessage(record: RollbackRecord): string {
+  const e = record.event;
+  const excluded = failedTags(e.failed, e.restored);
+  return [
+    `Roll back to ${pair(e.restored)}`,
+    "",
+    `The ${e.stage} failed for ${pair(e.failed)}; both parts run the last promoted pair again.`,
+    "",
+    "Reason:",
+    ...e.reason.split("\n").map((l) => `  ${l}`),
+    "",
+    `Failed:   ${pair(e.failed, record.digests?.failed)}`,
+    `Restored: ${pair(e.restored, record.digests?.restored)}`,
+    `Excluded: ${excluded.length > 0 ? excluded.map((x) => `${x.image} ${x.tag}`).join(", ") : "nothing (the failed pair is the restored one)"}`,
+    `At:       ${e.at}`,
+    "",
+    `${ROLLBACK_TRAILER}: ${e.id}`,
+    "",
+  ].join("\n");
+}
+
+/** Git trailers (`Key: value` lines of the last paragraph) of a commit message. */
+export function trailers(message: string): Record<string, string> {
+  const paragraphs = message.trim().split(/\n\s*\n/);
+  const last = paragraphs[paragraphs.length - 1] ?? "";
+  const out: Record<string, string> = {};
+  for (const line of last.split("\n")) {
+    const m = /^([A-Za-z][A-Za-z0-9-]*): (.+)$/.exec(line.trim());
+    if (m) {
+      out[m[1]] = m[2];
+    }
+  }
+  return out;
+}
+
+/**
+ * Replaces every secret value (and each value inside a secret JSON object) in `text` with
+ * "[secret]", so no secret reaches a commit message, a log or the ledger.
+ */
+export function redact(text: string, secrets: readonly string[]): string {
+  const values = new Set<string>();
+  for (const s of secrets) {
+    values.add(s);
+    try {
+      const parsed: unknown = JSON.parse(s);
+      if (parsed && typeof parsed === "object") {
+        for (const v of Object.values(parsed as Record<string, unknown>)) {
+          values.add(String(v));
+        }
+      }
+    } catch {
+      // not JSON
+    }
+  }
+  let out = text;
+  for (const v of [...values].filter((v) => v.length >= 4).sort((a, b) => b.length - a.length)) {
+    out = out.split(v).join("[secret]");
+    // Multi-line secrets (keys) also leak line by line.
+    for (const line of v.split("\n").filter((l) => l.trim().length >= 16)) {
+      out = out.split(line).join("[secret]");
+    }
+  }
+  return out;
+}

@@ -1,0 +1,99 @@
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { DeployOptions, deploy } from "./guarded-deploy";
+import { git } from "./git";
+import { EXIT } from "./outcome";
+import { StackConfig, setting } from "./release-state";
+import { ROLLBACK_TRAILER, trailers } from "./rollback-commit";
+
+export interface WatchOptions extends DeployOptions {
+  /** Seconds between looks at the branch. @default 30 */
+  readonly intervalSeconds?: number;
+  /** Stops the watch (after the deploy in progress). */
+  readonly signal?: AbortSignal;
+  /** Called with each deploy's outcome. */
+  readonly onOutcome?: (code: number, head: string) => void;
+}
+
+const say = (line: string): void => void process.stderr.write(`watch: ${line}\n`);
+const OUTCOME: Record<number, string> = {
+  [EXIT.promoted]: "promoted",
+  [EXIT.unexpected]: "unexpected error",
+  [EXIT.refused]: "refused",
+  [EXIT.rolledBack]: "rolled back",
+  [EXIT.rollbackFailed]: "rollback failed",
+  [EXIT.notRecorded]: "rolled back, not recorded in git",
+};
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
+
+function isAncestor(root: string, a: string, b: string): boolean {
+  try {
+    git(root, ["merge-base", "--is-ancestor", a, b]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether every commit in `from..to` is one of the deploy's own rollback commits. */
+function onlyOwnRollbacks(root: string, from: string, to: string): boolean {
+  const bodies = git(root, ["log", "--format=%B%x1e", `${from}..${to}`]).split("\x1e").map((b) => b.trim()).filter(Boolean);
+  return bodies.length > 0 && bodies.every((b) => ROLLBACK_TRAILER in trailers(b));
+}
+
+/**
+ * Follows the branch Flux watches and runs the guarded deploy on each new commit, one at a time: a
+ * commit that arrives during a deploy is deployed next, and the deploy's own rollback commits are
+ * not deployed again. The first look deploys what the branch says now. Runs until stopped.
+ */
+export async function watch(opts: WatchOptions): Promise<void> {
+  const interval = (opts.intervalSeconds ?? 30) * 1000;
+  const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
+  const cfg = (await stack.getAllConfig()) as StackConfig;
+  const branch = setting(cfg, "gitBranch");
+  const root = git(opts.workDir, ["rev-parse", "--show-toplevel"]).trim();
+  say(`following ${branch} of ${setting(cfg, "gitUrl")} every ${interval / 1000}s for stack ${opts.stack}`);
+  let deployed: string | undefined;
+  while (!opts.signal?.aborted) {
+    let upstream: string;
+    try {
+      git(root, ["fetch", "--quiet", "origin", `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+      upstream = git(root, ["rev-parse", `refs/remotes/origin/${branch}`]).trim();
+    } catch (e) {
+      say(`cannot fetch ${branch}: ${(e as Error).message}; trying again in ${interval / 1000}s`);
+      await sleep(interval, opts.signal);
+      continue;
+    }
+    if (upstream !== deployed) {
+      if (deployed !== undefined && onlyOwnRollbacks(root, deployed, upstream)) {
+        deployed = upstream;
+      } else {
+        say(`deploying ${branch} at ${upstream.slice(0, 12)}`);
+        let code: number;
+        try {
+          code = await deploy(opts);
+        } catch (e) {
+          say(`unexpected error: ${(e as Error).message}`);
+          code = EXIT.unexpected;
+        }
+        // Deployed: the commit looked at, or the deploy's own rollback commit on top of it. A
+        // refused commit is not tried again until another one arrives.
+        const head = git(root, ["rev-parse", "HEAD"]).trim();
+        deployed = head !== upstream && isAncestor(root, upstream, head) ? head : upstream;
+        say(`${upstream.slice(0, 12)}: ${OUTCOME[code] ?? `exit ${code}`}`);
+        opts.onOutcome?.(code, upstream);
+        continue;
+      }
+    }
+    await sleep(interval, opts.signal);
+  }
+  say("stopped");
+}
