@@ -115,6 +115,10 @@ describe("GitHub Actions workflows", () => {
     assert.ok("workflow_dispatch" in w.on);
     assert.deepEqual(w.concurrency, { group: "deploy-production", "cancel-in-progress": false });
     const job = w.jobs.deploy;
+    // It pushes rollback commits, from a checkout of the branch itself.
+    assert.deepEqual(w.permissions, { contents: "write" });
+    const checkout = steps(w, "deploy").find((s) => s.uses?.startsWith("actions/checkout@"));
+    assert.deepEqual(checkout?.with, { ref: "master", "fetch-depth": 0 });
     assert.equal(job.if, "vars.HOMELAB_DEPLOY_ENABLED == 'true'");
     assert.equal(job.environment, "production");
     assert.deepEqual(job["runs-on"], ["self-hosted", "homelab"]);
