@@ -481,8 +481,40 @@ export async function ensureToolchain(opts: EnsureOptions = {}): Promise<EnsureR
       await buildGo(ctx, b);
     }
   }
-  fs.rmSync(path.join(paths.cache, "tmp"), { recursive: true, force: true });
+  removeOwnTmp(paths);
   return { source, missing, steps: ctx.steps };
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes the build directories under <cache>/tmp (`<name>-<pid>`, see freshTmp) of this
+ * process and of processes that no longer run, and the directory itself once empty:
+ * another `npm run toolchain` may be building into it at the same time.
+ */
+function removeOwnTmp(paths: ToolchainPaths): void {
+  const tmp = path.join(paths.cache, "tmp");
+  if (!fs.existsSync(tmp)) {
+    return;
+  }
+  for (const e of fs.readdirSync(tmp)) {
+    const pid = Number(/-(\d+)$/.exec(e)?.[1]);
+    if (!pid || pid === process.pid || !pidAlive(pid)) {
+      fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
+    }
+  }
+  try {
+    fs.rmdirSync(tmp);
+  } catch {
+    // not empty: in use by another run
+  }
 }
 
 function readStampKey(paths: ToolchainPaths, id: string): string {

@@ -7,7 +7,7 @@ import * as path from "path";
 /** Root of the repository (the directory holding package.json). */
 export const REPO_ROOT = path.resolve(__dirname, "..");
 
-export const PULUMI_VERSION = "3.248.0";
+export const PULUMI_VERSION = "3.276.0";
 
 export type Group = "engine" | "providers" | "sandbox";
 export const GROUPS: readonly Group[] = ["engine", "providers", "sandbox"];

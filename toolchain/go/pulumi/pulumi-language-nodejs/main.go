@@ -7,15 +7,18 @@
 // Node.js/TypeScript program need:
 //
 //   - Handshake, GetPluginInfo, Cancel
-//   - GetRequiredPackages / GetRequiredPlugins (scan node_modules for
-//     package.json files with a "pulumi.resource" section)
+//   - GetRequiredPackages (scan node_modules for package.json files with a
+//     "pulumi.resource" section); GetRequiredPlugins answers Unimplemented
 //   - Run (node @pulumi/pulumi/cmd/run, monitor address passed straight through)
-//   - RunPlugin (policy packs through @pulumi/pulumi/cmd/run-policy-pack,
-//     other plugins through @pulumi/pulumi/cmd/run-plugin)
-//   - InstallDependencies, GetProgramDependencies, About
+//   - RunPlugin (policy packs through @pulumi/pulumi/cmd/run-policy-pack behind
+//     sdk.PolicyProxy, other plugins through @pulumi/pulumi/cmd/run-plugin)
+//   - InstallDependencies, GetProgramDependencies, About, RuntimeOptionsPrompts
+//
+// Before starting node, Run and RunPlugin compare the node on PATH with the
+// "engines.node" minimum of the @pulumi/pulumi package the program resolves.
 //
 // Code generation RPCs (GenerateProject/Program/Package, Pack, Link,
-// Template) are unimplemented.
+// Template) and attaching a debugger are unimplemented.
 package main
 
 import (
@@ -198,10 +201,18 @@ func (o runtimeOptions) env() []string {
 	return env
 }
 
-// resolveModule asks node to resolve a module from the program directory.
-func resolveModule(nodeBin, dir, module string) (string, error) {
-	script := fmt.Sprintf("try { console.log(require.resolve(%q)); } catch (e) { "+
-		"console.error(e.code === 'MODULE_NOT_FOUND' ? "+
+// runner is a module of @pulumi/pulumi resolved by node from a program directory.
+type runner struct {
+	// path is the resolved file (e.g. …/@pulumi/pulumi/cmd/run/index.js).
+	path string
+	// nodeVersion is process.versions.node of the node that resolved it.
+	nodeVersion string
+}
+
+// resolveRunner asks node to resolve a module from dir and to report its own version.
+func resolveRunner(nodeBin, dir, module string) (runner, error) {
+	script := fmt.Sprintf("try { console.log(JSON.stringify({path: require.resolve(%q), node: process.versions.node})); } "+
+		"catch (e) { console.error(e.code === 'MODULE_NOT_FOUND' ? "+
 		"'It looks like the Pulumi SDK has not been installed. Have you run npm install?' : e.message); "+
 		"process.exit(1); }", module)
 	cmd := exec.Command(nodeBin, "-e", script)
@@ -210,11 +221,98 @@ func resolveModule(nodeBin, dir, module string) (string, error) {
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return "", errors.New(strings.TrimSpace(string(ee.Stderr)))
+			return runner{}, errors.New(strings.TrimSpace(string(ee.Stderr)))
 		}
-		return "", err
+		return runner{}, err
 	}
-	return strings.TrimSpace(string(out)), nil
+	var res struct {
+		Path string `json:"path"`
+		Node string `json:"node"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return runner{}, fmt.Errorf("resolving %s with %s: unexpected output %q", module, nodeBin, out)
+	}
+	return runner{path: res.Path, nodeVersion: res.Node}, nil
+}
+
+// parseVersion reads "X[.Y[.Z]]" (a leading "v" and a pre-release suffix are ignored).
+func parseVersion(s string) ([3]int, bool) {
+	var v [3]int
+	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
+	if i := strings.IndexAny(s, "-+"); i >= 0 {
+		s = s[:i]
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) == 0 || len(parts) > 3 {
+		return v, false
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return v, false
+		}
+		v[i] = n
+	}
+	return v, true
+}
+
+func versionLess(a, b [3]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// checkNode fails when the node that resolved r is older than the ">=X[.Y[.Z]]"
+// "engines.node" of the @pulumi/pulumi package r belongs to. Other range forms,
+// and runners outside @pulumi/pulumi, are not checked.
+func checkNode(nodeBin string, r runner) error {
+	for dir := filepath.Dir(r.path); dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+		b, err := os.ReadFile(filepath.Join(dir, "package.json"))
+		if err != nil {
+			continue
+		}
+		var pkg struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+			Engines struct {
+				Node string `json:"node"`
+			} `json:"engines"`
+		}
+		if json.Unmarshal(b, &pkg) != nil || pkg.Name != "@pulumi/pulumi" {
+			return nil
+		}
+		want := strings.TrimSpace(pkg.Engines.Node)
+		if !strings.HasPrefix(want, ">=") || strings.ContainsAny(want, " |<") {
+			return nil
+		}
+		minimum, ok := parseVersion(strings.TrimPrefix(want, ">="))
+		have, haveOK := parseVersion(r.nodeVersion)
+		if ok && haveOK && versionLess(have, minimum) {
+			return fmt.Errorf("@pulumi/pulumi %s requires Node.js %s, but %s is v%s: "+
+				"put a newer node first on PATH", pkg.Version, want, nodeBin, r.nodeVersion)
+		}
+		return nil
+	}
+	return nil
+}
+
+// prepareNode finds node on PATH, resolves module from dir and checks the node version.
+func prepareNode(dir, module string) (string, runner, error) {
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		return "", runner{}, fmt.Errorf("could not find node on the $PATH: %w", err)
+	}
+	r, err := resolveRunner(nodeBin, dir, module)
+	if err != nil {
+		return "", runner{}, err
+	}
+	if err := checkNode(nodeBin, r); err != nil {
+		return "", runner{}, err
+	}
+	return nodeBin, r, nil
 }
 
 // ---- required packages -----------------------------------------------------
@@ -355,9 +453,8 @@ func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pul
 	if info == nil {
 		return &pulumirpc.RunResponse{Error: "missing program info"}, nil
 	}
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		return &pulumirpc.RunResponse{Error: "could not find node on the $PATH: " + err.Error()}, nil
+	if req.GetAttachDebugger() {
+		return &pulumirpc.RunResponse{Error: "this Node.js language host cannot attach a debugger"}, nil
 	}
 	opts, err := parseRuntimeOptions(info)
 	if err != nil {
@@ -367,13 +464,14 @@ func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pul
 	if runModule == "" {
 		runModule = "@pulumi/pulumi/cmd/run"
 	}
-	runPath, err := resolveModule(nodeBin, info.GetProgramDirectory(), runModule)
+	nodeBin, run, err := prepareNode(info.GetProgramDirectory(), runModule)
 	if err != nil {
 		return &pulumirpc.RunResponse{Error: err.Error()}, nil
 	}
 
+	// node [nodeargs…] …/cmd/run/index.js --monitor … [entry point] [args…]
 	args := append([]string{}, opts.nodeargs...)
-	args = append(args, runPath)
+	args = append(args, run.path)
 	flagArg := func(name, value string) {
 		if value != "" {
 			args = append(args, "--"+name, value)
@@ -471,9 +569,8 @@ func (h *languageHost) RunPlugin(
 	if info == nil {
 		return errors.New("missing program info")
 	}
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		return fmt.Errorf("could not find node on the $PATH: %w", err)
+	if req.GetAttachDebugger() {
+		return errors.New("this Node.js language host cannot attach a debugger")
 	}
 	opts, err := parseRuntimeOptions(info)
 	if err != nil {
@@ -486,17 +583,20 @@ func (h *languageHost) RunPlugin(
 	} else if p := os.Getenv("PULUMI_LANGUAGE_NODEJS_RUN_PATH"); p != "" {
 		module = p
 	}
-	runPath, err := resolveModule(nodeBin, info.GetProgramDirectory(), module)
+	nodeBin, run, err := prepareNode(info.GetProgramDirectory(), module)
 	if err != nil {
 		return err
 	}
 
+	// Node options go before the script: node [nodeargs…] <runner> …
 	env := append(append([]string{}, req.GetEnv()...), opts.env()...)
-	args := append([]string{runPath}, opts.nodeargs...)
+	args := append(append([]string{}, opts.nodeargs...), run.path)
 	if isPolicy {
+		// run-policy-pack <engine address> <policy pack directory>
 		args = append(args, req.GetArgs()...)
 		args = append(args, info.GetProgramDirectory())
 	} else {
+		// run-plugin <plugin directory> <engine address> …
 		args = append(args, info.GetProgramDirectory())
 		args = append(args, req.GetArgs()...)
 	}
@@ -509,26 +609,16 @@ func (h *languageHost) RunPlugin(
 		}
 		stackCfg, err := proxy.AwaitConfiguration(ctx)
 		if err != nil {
+			proxy.Abort(err)
 			return fmt.Errorf("could not get stack configuration: %w", err)
 		}
-		if stackCfg != nil {
-			add := func(k, v string) {
-				if v != "" {
-					env = append(env, k+"="+v)
-				}
-			}
-			add("PULUMI_NODEJS_ORGANIZATION", stackCfg.GetOrganization())
-			add("PULUMI_NODEJS_PROJECT", stackCfg.GetProject())
-			add("PULUMI_NODEJS_STACK", stackCfg.GetStack())
-			add("PULUMI_NODEJS_DRY_RUN", strconv.FormatBool(stackCfg.GetDryRun()))
-			if stackCfg.GetConfig() != nil {
-				b, err := json.Marshal(stackCfg.GetConfig())
-				if err != nil {
-					return err
-				}
-				add("PULUMI_CONFIG", string(b))
-			}
+		stackEnv, err := policyStackEnv(stackCfg)
+		if err != nil {
+			// Unblocks engine calls waiting on the proxy for the policy pack.
+			proxy.Abort(err)
+			return err
 		}
+		env = append(env, stackEnv...)
 	}
 
 	cmd := exec.CommandContext(ctx, nodeBin, args...)
@@ -540,7 +630,11 @@ func (h *languageHost) RunPlugin(
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("could not run node: %w", err)
+		err = fmt.Errorf("could not run node: %w", err)
+		if proxy != nil {
+			proxy.Abort(err)
+		}
+		return err
 	}
 	if proxy != nil {
 		return proxy.Attach(ctx, cmd)
@@ -553,6 +647,39 @@ func (h *languageHost) RunPlugin(
 		return err
 	}
 	return nil
+}
+
+// policyStackEnv is the environment through which @pulumi/pulumi, loaded by a
+// policy pack, learns the stack it analyzes (what cmd/run sets for programs).
+func policyStackEnv(cfg *pulumirpc.AnalyzerStackConfigureRequest) ([]string, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	var env []string
+	add := func(k, v string) {
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	add("PULUMI_NODEJS_ORGANIZATION", cfg.GetOrganization())
+	add("PULUMI_NODEJS_PROJECT", cfg.GetProject())
+	add("PULUMI_NODEJS_STACK", cfg.GetStack())
+	add("PULUMI_NODEJS_DRY_RUN", strconv.FormatBool(cfg.GetDryRun()))
+	if cfg.GetConfig() != nil {
+		b, err := json.Marshal(cfg.GetConfig())
+		if err != nil {
+			return nil, err
+		}
+		add("PULUMI_CONFIG", string(b))
+	}
+	if keys := cfg.GetConfigSecretKeys(); len(keys) > 0 {
+		b, err := json.Marshal(keys)
+		if err != nil {
+			return nil, err
+		}
+		add("PULUMI_CONFIG_SECRET_KEYS", string(b))
+	}
+	return env, nil
 }
 
 // ---- dependencies / about --------------------------------------------------
