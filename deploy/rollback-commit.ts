@@ -1,4 +1,4 @@
-import { RELEASE_PARTS, ReleasePart, updateReleaseFile } from "../lib/release";
+import { RELEASE_PARTS, ReleasePart, readReleaseState, updateReleaseFile } from "../lib/release";
 import { RollbackEvent } from "../lib/rollback";
 
 /** The trailer that marks the deploy's own rollback commits (and carries the rollback's id). */
@@ -18,12 +18,16 @@ export function failedTags(failed: TagPair, restored: TagPair): { image: Release
   return RELEASE_PARTS.filter((p) => failed[p] !== restored[p]).map((p) => ({ image: p, tag: failed[p] }));
 }
 
-/** The release file change of a rollback: back to the restored pair, the failed tags excluded, the event recorded. */
+/**
+ * The release file change of a rollback: each part that still names its failed tag goes back to
+ * the restored one (a part image automation has meanwhile moved to a newer tag keeps it: that
+ * release is deployed next), the failed tags are excluded, and the event is recorded.
+ */
 export function rollbackChange(record: RollbackRecord): (text: string) => string {
   const e = record.event;
   return (text) =>
     updateReleaseFile(text, {
-      tags: e.restored,
+      tags: Object.fromEntries(RELEASE_PARTS.filter((p) => readReleaseState(text, "release file").tags[p] === e.failed[p]).map((p) => [p, e.restored[p]])),
       exclude: failedTags(e.failed, e.restored).map((f) => ({ ...f, at: e.at, reason: `${e.stage}: ${e.reason.split("\n")[0]}`.slice(0, 300) })),
       rollback: e,
     });

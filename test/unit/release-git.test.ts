@@ -100,7 +100,8 @@ describe("the release file in git", () => {
     assert.deepEqual(log.slice(0, 3), [`Roll back to frontend ${TAG_A}, backend ${TAG_A}`, "docs", "image automation: backend"], "never forced: the racing commits stay");
     assert.deepEqual(sh(server, "show", "--format=", "--name-only", "master").trim().split("\n"), [FILE], "the rollback commit touches only the release file");
     const state = readReleaseState(sh(server, "show", `master:${FILE}`), FILE);
-    assert.deepEqual(state.tags, { frontend: TAG_A, backend: TAG_A });
+    // The frontend goes back; the backend keeps image automation's newer tag, deployed next.
+    assert.deepEqual(state.tags, { frontend: TAG_A, backend: NEW });
     assert.deepEqual(state.excluded.map((e) => `${e.image} ${e.tag}`), [`frontend ${TAG_B}`, `backend ${BAD}`]);
     assert.equal(sh(server, "show", "master:docs.md"), "hello again\n");
     assert.equal(trailers(sh(server, "log", "-1", "--format=%B", "master"))[ROLLBACK_TRAILER], "rb-7");
