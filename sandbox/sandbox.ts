@@ -8,6 +8,7 @@ import { cacheDir, ensureToolchain, toolchainEnv } from "../toolchain/env";
 import { startCluster, stopCluster } from "./cluster";
 import { DockerEngine, ensureDockerEngine } from "./docker-engine";
 import { ensureFluxManifests } from "./flux-manifests";
+import { GitServer, startGitServer, stopGitServer } from "./git-server";
 import { DemoImages, backendHealthcheck, buildDemoImages } from "./images";
 import { freePort, runningProcess, startProcess, stopProcess, waitForPort } from "./processes";
 import { RunningRegistry, startRegistry } from "./registry";
@@ -16,10 +17,11 @@ import { VPS_API_KEY_FILE, VPS_APP_PORT, VPS_DATA_PATH, VpsImages, buildVpsImage
 
 /*
  * The local sandbox: every part of the homelab, for real, on loopback. A Docker engine, a
- * registry standing in for Harbor, an sshd "VM" whose deploy user runs compose, a Kubernetes
- * control plane with kwok nodes, and a stand-in ingress that routes by the cluster's real
- * Ingress objects; optionally a second sshd host as the VPS, whose app is served by a real Caddy
- * with its internal CA. The `local` stack's config points the program at them.
+ * registry standing in for Harbor, an sshd "VM" whose deploy user runs compose, a git host
+ * (sshd and git-shell) serving the repository Flux watches, a Kubernetes control plane with kwok
+ * nodes, and a stand-in ingress that routes by the cluster's real Ingress objects; optionally a
+ * second sshd host as the VPS, whose app is served by a real Caddy with its internal CA. The
+ * `local` stack's config points the program at them.
  */
 
 /** The test domain the sandbox's VPS serves (RFC 2606 reserves .test). */
@@ -43,6 +45,8 @@ export interface Sandbox {
   readonly docker: DockerEngine;
   readonly registry: RunningRegistry;
   readonly vm: Vm;
+  /** The git host: the repository Flux watches, over SSH with a deploy key. */
+  readonly git: GitServer;
   readonly kubeconfig: string;
   readonly images: DemoImages;
   readonly ingressUrl: string;
@@ -81,6 +85,8 @@ async function step<T>(log: Log, what: string, fn: () => Promise<T> | T): Promis
 export interface SandboxOptions {
   /** Deploy user on the VM; distinct sandboxes need distinct users. @default "homelab-deploy" */
   readonly vmUser?: string;
+  /** System user of the git server; distinct sandboxes need distinct users. @default "<vmUser>-git", or "homelab-git" */
+  readonly gitUser?: string;
   /** Docker networking of a dockerd started here; "isolated" lets two run side by side. @default "default" */
   readonly network?: "default" | "isolated";
   /** Host port of the demo backend (passed to it as PORT). @default 3001 */
@@ -100,6 +106,8 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   const docker = await step(log, "Docker engine", () => ensureDockerEngine(path.join(dir, "docker"), { network: opts.network }));
   const registry = await step(log, "registry (Harbor's stand-in)", () => startRegistry(path.join(dir, "registry")));
   const vm = await step(log, "backend VM (sshd + deploy user)", () => startVm(path.join(dir, "vm"), { docker, composePlugin: tc.dockerCompose, user: opts.vmUser }));
+  const gitUser = opts.gitUser ?? (opts.vmUser ? `${opts.vmUser}-git` : "homelab-git");
+  const git = await step(log, "git server (sshd + git-shell)", () => startGitServer(path.join(dir, "git"), { user: gitUser }));
   const cluster = await step(log, "Kubernetes (etcd, kube-apiserver, controller-manager, scheduler, kwok)", () => startCluster(path.join(dir, "cluster"), { log }));
   const images = await step(log, "demo images", () => buildDemoImages({ docker, registry, dir: path.join(dir, "images"), log }));
   await step(log, "Flux CRDs", () => ensureFluxManifests(log));
@@ -145,7 +153,7 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   }
   fs.mkdirSync(path.join(dir, "state"), { recursive: true });
   const pulumiEnv = sandboxPulumiEnv(dir);
-  return { dir, docker, registry, vm, kubeconfig: cluster.kubeconfig, images, ingressUrl: `http://127.0.0.1:${ingressPort}`, backendPort, releaseFile, pulumiEnv, vps };
+  return { dir, docker, registry, vm, git, kubeconfig: cluster.kubeconfig, images, ingressUrl: `http://127.0.0.1:${ingressPort}`, backendPort, releaseFile, pulumiEnv, vps };
 }
 
 async function startVps(
@@ -184,7 +192,6 @@ export function writeRelease(file: string, images: DemoImages, frontendTag: stri
 
 /** The `local` stack's configuration: the program pointed at the sandbox. */
 export function sandboxConfig(sb: Sandbox): ConfigMap {
-  const knownHost = `127.0.0.1 ${sb.vm.hostKey}`;
   return {
     "homelab:registry": { value: sb.registry.host },
     "homelab:registryInsecure": { value: "true" },
@@ -210,10 +217,12 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:backendEnv": { value: JSON.stringify({ GREETING: "hello from the sandbox", PORT: String(sb.backendPort) }), secret: true },
     "homelab:releaseFile": { value: sb.releaseFile },
     "homelab:fluxManifests": { value: ensureFluxManifests() },
-    // No git server runs in the sandbox: Flux's objects are created, its controllers do not run.
-    "homelab:gitUrl": { value: "ssh://git@127.0.0.1:22/homelab/website.git" },
-    "homelab:gitKnownHosts": { value: knownHost },
-    "homelab:gitDeployKey": { value: sb.vm.privateKey, secret: true },
+    // The sandbox's git host (sshd + git-shell, its deploy key). Flux's objects point at it;
+    // its controllers do not run on kwok.
+    "homelab:gitUrl": { value: sb.git.url },
+    "homelab:gitBranch": { value: sb.git.branch },
+    "homelab:gitKnownHosts": { value: sb.git.knownHosts },
+    "homelab:gitDeployKey": { value: sb.git.privateKey, secret: true },
     "homelab:gateDeadlineSeconds": { value: "120" },
     // The sandbox's stacks are thrown away with it.
     "homelab:protect": { value: "false" },
@@ -271,6 +280,7 @@ export async function stopSandbox(dir: string, log: Log = (l) => process.stderr.
   if (fs.existsSync(path.join(dir, "vps"))) {
     await step(log, "stopping the VPS", () => stopVm(path.join(dir, "vps")));
   }
+  await step(log, "stopping the git server", () => stopGitServer(path.join(dir, "git")));
   await step(log, "stopping the backend VM", () => stopVm(path.join(dir, "vm")));
   if (runningProcess(path.join(dir, "registry"), "registry")) {
     await step(log, "stopping the registry", async () => (await startRegistry(path.join(dir, "registry"))).stop({ keepData: false }));

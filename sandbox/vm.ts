@@ -70,7 +70,8 @@ function run(cmd: string, args: string[], what: string): string {
   return r.stdout;
 }
 
-function passwd(user: string): { uid: number; gid: number; home: string } | undefined {
+/** A user's passwd entry, or undefined when there is no such user. */
+export function passwd(user: string): { uid: number; gid: number; home: string } | undefined {
   const r = spawnSync("getent", ["passwd", user], { encoding: "utf8" });
   if (r.status !== 0) {
     return undefined;
@@ -80,7 +81,7 @@ function passwd(user: string): { uid: number; gid: number; home: string } | unde
 }
 
 /** Whether sshd's StrictModes would accept `file`: it and every parent owned by root or `uid`, none group/world-writable. */
-function strictModesOk(file: string, uid: number): boolean {
+export function strictModesOk(file: string, uid: number): boolean {
   for (let p = path.dirname(file); ; p = path.dirname(p)) {
     const st = fs.statSync(p);
     if ((st.uid !== 0 && st.uid !== uid) || (st.mode & 0o022) !== 0) {
@@ -92,13 +93,14 @@ function strictModesOk(file: string, uid: number): boolean {
   }
 }
 
-function publicKeyOf(pubFile: string): string {
+/** `type key` of an OpenSSH public key file, without its comment. */
+export function publicKeyOf(pubFile: string): string {
   const [type, key] = fs.readFileSync(pubFile, "utf8").trim().split(/\s+/);
   return `${type} ${key}`;
 }
 
 /** Makes every directory from `/` to `dir` traversable by others (a mkdtemp dir is 0700). */
-function makeTraversable(dir: string): void {
+export function makeTraversable(dir: string): void {
   for (let p = path.resolve(dir); p !== "/"; p = path.dirname(p)) {
     const st = fs.statSync(p);
     if ((st.mode & 0o001) === 0) {
