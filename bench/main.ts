@@ -1,4 +1,4 @@
-import { execFile } from "child_process";
+import { execFile, execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -7,7 +7,7 @@ import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { kubeClient } from "../sandbox/kube";
 import { freePort } from "../sandbox/processes";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../sandbox/sandbox";
-import { linkProgram } from "../test/support/local-stack";
+import { clearExclusions, cloneProject } from "../sandbox/checkout";
 import { npmDeploy } from "./deploy-run";
 import { prepareFloor, removeFloor, servesText, servesVersion } from "./floor";
 import { renderReport } from "./report";
@@ -124,8 +124,7 @@ async function main(): Promise<void> {
     sb = await startSandbox(sandboxDir, { vmUser: "homelab-bench", network: "isolated", backendPort: await freePort(), log: () => undefined });
     const s = sb;
     if (!fs.existsSync(projectDir)) {
-      fs.mkdirSync(projectDir, { recursive: true });
-      linkProgram(projectDir);
+      cloneProject(s.git, projectDir);
     }
     const stack = await sandboxStack(s, STACK, projectDir);
     stacks.push(stack);
@@ -138,7 +137,11 @@ async function main(): Promise<void> {
     const B: [string, string] = [s.images.frontend[1], s.images.backend.v2];
     const backendUrl = `http://127.0.0.1:${s.backendPort}/api/health`;
     const env = s.pulumiEnv;
-    const release = (p: [string, string]): void => writeRelease(s.releaseFile, s.images, p[0], p[1]);
+    // A release is a commit on the git host; a bare `pulumi up` reads the checkout, so it pulls first.
+    const release = async (p: [string, string]): Promise<void> => {
+      await writeRelease(s, p[0], p[1]);
+      execFileSync("git", ["pull", "--quiet", "--ff-only"], { cwd: projectDir, env: { ...process.env, ...env } });
+    };
 
     const results: BenchResults = { date: new Date().toISOString(), machine, runs: args.runs, seconds: 0 };
     // Written after every section, so an interrupted run still leaves what it measured.
@@ -151,12 +154,12 @@ async function main(): Promise<void> {
     // Warm-up: the stack is created on pair A, then a rollback so the exclusion list is set
     // before anything is measured.
     log("warm-up: first deploy, one rollback");
-    release(A);
+    await release(A);
     await npmDeploy(STACK, projectDir, env).then((r) => must(r.code === 0, `first deploy exited ${r.code}:\n${r.output}`));
-    release([B[0], s.images.backend.crash]);
+    await release([B[0], s.images.backend.crash]);
     await npmDeploy(STACK, projectDir, env).then((r) => must(r.code === 3, `warm-up rollback exited ${r.code}:\n${r.output}`));
-    await stack.removeAllConfig(["homelab:frontendTag", "homelab:backendTag", "homelab:rollbackEvent"]);
-    release(A);
+    await clearExclusions(s.git);
+    await release(A);
     await timed(stack, "up");
 
     const live = await kubeClient(s.kubeconfig).get<Record<string, unknown>>("/apis/apps/v1/namespaces/website/deployments/frontend");
@@ -184,13 +187,13 @@ async function main(): Promise<void> {
         const back = (await floor.frontend(A[0])) + (await floor.backend(A[1]));
 
         // Promotion with `pulumi up` to B, then with `npm run deploy` back to A.
-        release(B);
+        await release(B);
         const up = await countSessions(sshdLog, () => timed(stack, "up"));
         must(up.result.changes.update !== undefined, "promotion changed nothing");
         p.up.push(up.result.seconds);
         p.upSessions.push(up.sessions);
         p.timelines.push(up.result);
-        release(A);
+        await release(A);
         const dep = await countSessions(sshdLog, () => npmDeploy(STACK, projectDir, env));
         must(dep.result.code === 0, `deploy exited ${dep.result.code}:\n${dep.result.output}`);
         p.deploy.push(dep.result.seconds);
@@ -214,7 +217,7 @@ async function main(): Promise<void> {
 
         if (args.only.has("rollback")) {
           // A pair whose backend crashes: the frontend moves to B's, the backend fails, both return to A.
-          release([B[0], s.images.backend.crash]);
+          await release([B[0], s.images.backend.crash]);
           let verdict = 0;
           let healthy: Promise<number> | undefined;
           const bothOnA = async (): Promise<boolean> =>
@@ -233,9 +236,9 @@ async function main(): Promise<void> {
           rb.failedUp.push(failedUp ? Number(failedUp[1]) : NaN);
           rb.floor.push(back);
           log(`run ${i + 1}: rollback verdict → healthy ${rb.toHealthy[i].toFixed(1)}s, → exit ${rb.toExit[i].toFixed(1)}s`);
-          // What `npm run deploy` does when the release file moves on: release the pin.
-          await stack.removeAllConfig(["homelab:frontendTag", "homelab:backendTag", "homelab:rollbackEvent"]);
-          release(A);
+          // The crashing tag is excluded now; a person releases it again for the next run.
+          await clearExclusions(s.git);
+          await release(A);
           await timed(stack, "up");
         }
       }

@@ -55,7 +55,8 @@ export async function up(opts: UpOptions): Promise<EngineRun> {
   const onOutput = opts.onOutput ?? ((t: string) => void process.stdout.write(t));
   try {
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
-      const child = spawn(opts.pulumi ?? "pulumi", args, { stdio: ["ignore", "pipe", "pipe"] });
+      // --event-log is among the CLI's debug commands (the Automation API turns them on the same way).
+      const child = spawn(opts.pulumi ?? "pulumi", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" } });
       let errText = "";
       child.stdout.setEncoding("utf8").on("data", (t: string) => onOutput(t));
       child.stderr.setEncoding("utf8").on("data", (t: string) => {

@@ -205,7 +205,7 @@ async function rollBack(c: RollbackContext): Promise<number> {
     if (pushed.sha !== commit) {
       moveCheckoutTo(c.co, pushed.sha);
     }
-    const excluded = failedTags(c.failed, restored);
+    const excluded = failedTags(c.failed, restored, stage);
     say(
       `recorded in git: ${pushed.sha.slice(0, 12)} on ${c.co.branch}${pushed.retries > 0 ? ` (made again on top of ${pushed.retries} newer commit(s))` : ""}; ` +
         (excluded.length > 0 ? `image automation now skips ${excluded.map((x) => `${x.image} ${x.tag}`).join(", ")}` : "nothing excluded"),

@@ -5,7 +5,7 @@ import { DeployOptions, deploy } from "./guarded-deploy";
 import { Checkout, commitFileChange, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
 import { EXIT } from "./outcome";
 import { StackConfig, configProblems, lastPromoted, setting } from "./release-state";
-import { RollbackRecord, TagPair, failedTags, rollbackChange, rollbackMessage } from "./rollback-commit";
+import { MANUAL_STAGE, RollbackRecord, TagPair, failedTags, rollbackChange, rollbackMessage } from "./rollback-commit";
 
 export interface ManualRollbackOptions extends DeployOptions {
   /** The pair to return to; the previous promoted pair when unset. */
@@ -60,14 +60,14 @@ export async function manualRollback(opts: ManualRollbackOptions): Promise<numbe
     return deploy(opts);
   }
   const record: RollbackRecord = {
-    event: { id: crypto.randomUUID(), at: new Date().toISOString(), failed: from, restored: to, stage: "manual rollback", reason: opts.reason, stages: {} },
+    event: { id: crypto.randomUUID(), at: new Date().toISOString(), failed: from, restored: to, stage: MANUAL_STAGE, reason: opts.reason, stages: {} },
   };
   const change = rollbackChange(record);
   const message = rollbackMessage(record);
   try {
     const pushed = pushFileChange(co, change, message, { base, sha: commitFileChange(co, base, change, message) });
     moveCheckoutTo(co, pushed.sha);
-    const dropped = failedTags(from, to);
+    const dropped = failedTags(from, to, record.event.stage);
     say(`committed ${pushed.sha.slice(0, 12)} to ${co.branch}: frontend ${to.frontend}, backend ${to.backend}${dropped.length ? `; excluded ${dropped.map((d) => `${d.image} ${d.tag}`).join(", ")}` : ""}`);
   } catch (e) {
     say(`NOT RECORDED: ${(e as Error).message}; nothing was deployed`);

@@ -1,7 +1,7 @@
 import { readReleaseState } from "../lib/release";
 import type { LedgerEntry } from "../components/release-record";
 import { FileCommit, fileHistory } from "./git";
-import { ROLLBACK_TRAILER, trailers } from "./rollback-commit";
+import { ROLLBACK_TRAILER, STAGE_TRAILER, trailers } from "./rollback-commit";
 
 /** One release of the history: a commit of the release file, and what the stack recorded of it. */
 export interface ReleaseHistoryEntry {
@@ -34,9 +34,12 @@ function tagsOf(text: string): { frontend: string; backend: string } {
 export function releaseHistory(commits: readonly FileCommit[], ledger: readonly LedgerEntry[]): ReleaseHistoryEntry[] {
   return commits.map((c) => {
     const tags = tagsOf(c.text);
-    const isRollback = ROLLBACK_TRAILER in trailers(c.body);
+    const marks = trailers(c.body);
+    const isRollback = ROLLBACK_TRAILER in marks;
     const promoted = [...ledger].reverse().find((l) => l.result === "promoted" && l.frontend.startsWith(`${tags.frontend}@`) && l.backend.startsWith(`${tags.backend}@`));
-    const reason = isRollback ? /^The (.*)$/m.exec(c.body)?.[1] : undefined;
+    // The stage from its trailer, and the first line of the commit's Reason block.
+    const why = /^Reason:\n {2}(.*)$/m.exec(c.body)?.[1];
+    const reason = isRollback ? [marks[STAGE_TRAILER], why].filter(Boolean).join(": ") : undefined;
     return {
       sha: c.sha,
       at: c.at,

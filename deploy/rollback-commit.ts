@@ -1,6 +1,12 @@
 import { RELEASE_PARTS, ReleasePart, readReleaseState, updateReleaseFile } from "../lib/release";
 import { RollbackEvent } from "../lib/rollback";
 
+/** The trailer naming the stage that failed. */
+export const STAGE_TRAILER = "Homelab-Failed-Stage";
+
+/** The stage a rollback by hand names. */
+export const MANUAL_STAGE = "manual rollback";
+
 /** The trailer that marks the deploy's own rollback commits (and carries the rollback's id). */
 export const ROLLBACK_TRAILER = "Homelab-Rollback";
 
@@ -13,9 +19,25 @@ export interface RollbackRecord {
   readonly digests?: { readonly failed?: Partial<TagPair>; readonly restored?: Partial<TagPair> };
 }
 
-/** The failed tags a rollback excludes: those that differ from the pair it restores. */
-export function failedTags(failed: TagPair, restored: TagPair): { image: ReleasePart; tag: string }[] {
-  return RELEASE_PARTS.filter((p) => failed[p] !== restored[p]).map((p) => ({ image: p, tag: failed[p] }));
+/**
+ * The parts a failed stage blames: a frontend rollout or gate blames the frontend, a backend deploy
+ * or gate the backend; anything else (or a rollback by hand) blames both.
+ */
+export function partsAtFault(stage: string): readonly ReleasePart[] {
+  if (stage.startsWith("frontend")) {
+    return ["frontend"];
+  }
+  if (stage.startsWith("backend")) {
+    return ["backend"];
+  }
+  return RELEASE_PARTS;
+}
+
+/** The failed tags a rollback excludes: those of the parts at fault that differ from the pair it restores. */
+export function failedTags(failed: TagPair, restored: TagPair, stage = ""): { image: ReleasePart; tag: string }[] {
+  return partsAtFault(stage)
+    .filter((p) => failed[p] !== restored[p])
+    .map((p) => ({ image: p, tag: failed[p] }));
 }
 
 /**
@@ -28,7 +50,7 @@ export function rollbackChange(record: RollbackRecord): (text: string) => string
   return (text) =>
     updateReleaseFile(text, {
       tags: Object.fromEntries(RELEASE_PARTS.filter((p) => readReleaseState(text, "release file").tags[p] === e.failed[p]).map((p) => [p, e.restored[p]])),
-      exclude: failedTags(e.failed, e.restored).map((f) => ({ ...f, at: e.at, reason: `${e.stage}: ${e.reason.split("\n")[0]}`.slice(0, 300) })),
+      exclude: failedTags(e.failed, e.restored, e.stage).map((f) => ({ ...f, at: e.at, reason: `${e.stage}: ${e.reason.split("\n")[0]}`.slice(0, 300) })),
       rollback: e,
     });
 }
@@ -39,11 +61,13 @@ const pair = (tags: TagPair, digests?: Partial<TagPair>): string =>
 /** The commit message of a rollback: what failed, where, why, what runs again, when; trailers for tools. */
 export function rollbackMessage(record: RollbackRecord): string {
   const e = record.event;
-  const excluded = failedTags(e.failed, e.restored);
+  const excluded = failedTags(e.failed, e.restored, e.stage);
   return [
     `Roll back to ${pair(e.restored)}`,
     "",
-    `The ${e.stage} failed for ${pair(e.failed)}; both parts run the last promoted pair again.`,
+    e.stage === MANUAL_STAGE
+      ? `Rolled back by hand from ${pair(e.failed)}.`
+      : `The ${e.stage} failed for ${pair(e.failed)}; both parts run the last promoted pair again.`,
     "",
     "Reason:",
     ...e.reason.split("\n").map((l) => `  ${l}`),
@@ -54,6 +78,7 @@ export function rollbackMessage(record: RollbackRecord): string {
     `At:       ${e.at}`,
     "",
     `${ROLLBACK_TRAILER}: ${e.id}`,
+    `${STAGE_TRAILER}: ${e.stage}`,
     "",
   ].join("\n");
 }

@@ -7,7 +7,6 @@ import { EXIT } from "../deploy/outcome";
 import { cacheDir } from "../toolchain/env";
 import { LOCAL_STACK, Sandbox, sandboxDir, sandboxPulumiEnv, sandboxStack, startSandbox, stopSandbox } from "./sandbox";
 
-const REPO = path.resolve(__dirname, "..");
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 function shellQuote(v: string): string {
@@ -32,7 +31,8 @@ async function up(): Promise<number> {
   const sb = await startSandbox(sandboxDir(), { vps: true });
   const stack = await sandboxStack(sb);
   log(`sandbox: ready in ${((Date.now() - started) / 1000).toFixed(1)}s; deploying the local stack`);
-  const code = await deploy({ stack: LOCAL_STACK, workDir: REPO });
+  // As a user would: from a clone of the repository Flux watches, on its branch.
+  const code = await deploy({ stack: LOCAL_STACK, workDir: sb.checkout });
   const outputs = await stack.outputs();
   const caFile = sb.vps ? saveCaddyRoot(sb) : undefined;
   const show = (k: string): string => JSON.stringify(outputs[k]?.value ?? null);
@@ -47,13 +47,16 @@ async function up(): Promise<number> {
       `  VPS dashboard:  ${show("vpsDashboardUrl")} (Caddy, internal CA; resolve ${sb.vps?.domain ?? ""} to 127.0.0.1)`,
       `  VPS webhook:    ${show("vpsWebhookUrl")}`,
       `  VPS app image:  ${show("vpsImage")}`,
-      `  release file:   ${sb.releaseFile}`,
+      `  git repository: ${sb.git.url} (branch ${sb.git.branch}); checkout ${sb.checkout}`,
       `  demo tags:      frontend ${sb.images.frontend.join(", ")}; backend v1 ${sb.images.backend.v1}, v2 ${sb.images.backend.v2}, unhealthy ${sb.images.backend.unhealthy}, crash ${sb.images.backend.crash}`,
       "",
       "Use it:",
       `  curl ${String(outputs.apiUrl?.value ?? sb.ingressUrl + "/api")}/health`,
-      "  edit the release file to another demo tag, then: npm run deploy -- --stack local",
-      "  eval \"$(npm run -s sandbox -- --print-env)\" && pulumi stack output --stack local",
+      "  eval \"$(npm run -s sandbox -- --print-env)\"   (pulumi, the state, and git over SSH to the sandbox's git host)",
+      `  cd ${sb.checkout}, edit flux/clusters/production/release.yaml to another demo tag, git commit and git push`,
+      `  npm run deploy -- --stack local --cwd ${sb.checkout}     (or --watch, to deploy each push)`,
+      `  npm run releases -- --stack local --cwd ${sb.checkout}`,
+      "  pulumi stack output --stack local",
       `  curl --resolve ${sb.vps?.domain ?? ""}:${sb.vps?.httpsPort ?? 0}:127.0.0.1 --cacert ${caFile ?? "<Caddy's root>"} ${String(outputs.vpsDashboardUrl?.value ?? "")}api/health`,
       "  the VPS app's API key: pulumi stack output --stack local --show-secrets vpsApiKey",
       "Stop it and remove everything it created: npm run sandbox:down",
@@ -69,7 +72,7 @@ async function down(): Promise<number> {
     const env = sandboxPulumiEnv(dir);
     Object.assign(process.env, env);
     try {
-      const stack = await LocalWorkspace.selectStack({ stackName: LOCAL_STACK, workDir: REPO }, { envVars: env });
+      const stack = await LocalWorkspace.selectStack({ stackName: LOCAL_STACK, workDir: path.join(dir, "checkout") }, { envVars: env });
       log("sandbox: destroying the local stack");
       await stack.destroy({ onOutput: (o) => process.stdout.write(o), color: "never" });
       await stack.workspace.removeStack(LOCAL_STACK);
@@ -78,7 +81,6 @@ async function down(): Promise<number> {
     }
   }
   await stopSandbox(dir, log);
-  fs.rmSync(path.join(REPO, `Pulumi.${LOCAL_STACK}.yaml`), { force: true });
   log("sandbox: stopped; nothing it started is left running");
   return 0;
 }

@@ -2,12 +2,12 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
-import { renderReleaseFile } from "../lib/release";
 import { listConfig } from "../lib/stack-config";
 import { cacheDir, ensureToolchain, toolchainEnv } from "../toolchain/env";
 import { startCluster, stopCluster } from "./cluster";
 import { DockerEngine, ensureDockerEngine } from "./docker-engine";
 import { ensureFluxManifests } from "./flux-manifests";
+import { cloneProject, commitRelease, serverFile } from "./checkout";
 import { GitServer, startGitServer, stopGitServer } from "./git-server";
 import { DemoImages, backendHealthcheck, buildDemoImages } from "./images";
 import { freePort, runningProcess, startProcess, stopProcess, waitForPort } from "./processes";
@@ -52,7 +52,8 @@ export interface Sandbox {
   readonly ingressUrl: string;
   readonly backendPort: number;
   /** Absolute path of the release file the local stack reads. */
-  readonly releaseFile: string;
+  /** The main job's project checkout: a clone of the git host's repository with the program linked in. */
+  readonly checkout: string;
   /** Environment under which `pulumi` manages the local stack (toolchain, state backend, passphrase file). */
   readonly pulumiEnv: Record<string, string>;
   /** Present when the sandbox was started with a VPS. */
@@ -63,14 +64,26 @@ export function sandboxDir(name = "default"): string {
   return path.join(cacheDir(), "sandbox", name);
 }
 
-/** The environment under which `pulumi` manages the stacks of the sandbox in `dir`. */
+/**
+ * The environment under which `pulumi` and `git` manage the stacks of the sandbox in `dir`: the
+ * toolchain's engine, the sandbox's state and passphrase, and SSH to its git host with the deploy key.
+ */
 export function sandboxPulumiEnv(dir: string): Record<string, string> {
+  let gitEnv: Record<string, string> = {};
+  try {
+    gitEnv = JSON.parse(fs.readFileSync(path.join(dir, GIT_ENV_FILE), "utf8")) as Record<string, string>;
+  } catch {
+    // the git host has not started yet
+  }
   return {
     ...toolchainEnv().vars,
     PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
     PULUMI_CONFIG_PASSPHRASE_FILE: path.join(dir, "passphrase"),
+    ...gitEnv,
   };
 }
+
+const GIT_ENV_FILE = "git-env.json";
 
 type Log = (line: string) => void;
 
@@ -143,9 +156,15 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
 
   const vps = opts.vps ? await step(log, "VPS (sshd host, Caddy and app images)", () => startVps(dir, docker, registry, tc.dockerCompose, opts.vps === true ? {} : opts.vps || {}, log)) : undefined;
 
-  const releaseFile = path.join(dir, "release.yaml");
-  if (!fs.existsSync(releaseFile)) {
-    writeRelease(releaseFile, images, images.frontend[0], images.backend.v1);
+  fs.writeFileSync(path.join(dir, GIT_ENV_FILE), JSON.stringify(git.gitEnv()));
+  // The first release names the sandbox's v1 images (the seed names production's registry).
+  if (!serverFile(git).includes(`${images.registry}/frontend:`)) {
+    await commitRelease(git, images, images.frontend[0], images.backend.v1, "Sandbox: first release");
+  }
+  const checkout = path.join(dir, "checkout");
+  if (!fs.existsSync(path.join(checkout, ".git"))) {
+    fs.rmSync(checkout, { recursive: true, force: true });
+    cloneProject(git, checkout);
   }
   const passphraseFile = path.join(dir, "passphrase");
   if (!fs.existsSync(passphraseFile)) {
@@ -153,7 +172,7 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   }
   fs.mkdirSync(path.join(dir, "state"), { recursive: true });
   const pulumiEnv = sandboxPulumiEnv(dir);
-  return { dir, docker, registry, vm, git, kubeconfig: cluster.kubeconfig, images, ingressUrl: `http://127.0.0.1:${ingressPort}`, backendPort, releaseFile, pulumiEnv, vps };
+  return { dir, docker, registry, vm, git, kubeconfig: cluster.kubeconfig, images, ingressUrl: `http://127.0.0.1:${ingressPort}`, backendPort, checkout, pulumiEnv, vps };
 }
 
 async function startVps(
@@ -178,16 +197,9 @@ async function startVps(
   return { vm, images, domain: VPS_DOMAIN, httpPort: ports.http, httpsPort: ports.https };
 }
 
-/** Writes the sandbox's release file, the way Flux image automation would. */
-export function writeRelease(file: string, images: DemoImages, frontendTag: string, backendTag: string): void {
-  const [registry] = images.repositories.frontend.split("/");
-  fs.writeFileSync(
-    file,
-    renderReleaseFile({
-      frontend: { registry, repository: "frontend", tag: frontendTag },
-      backend: { registry, repository: "backend", tag: backendTag },
-    }),
-  );
+/** Commits a release to the sandbox's git host, the way Flux image automation would. */
+export function writeRelease(sb: Pick<Sandbox, "git" | "images">, frontendTag: string, backendTag: string): Promise<string> {
+  return commitRelease(sb.git, sb.images, frontendTag, backendTag);
 }
 
 /** The `local` stack's configuration: the program pointed at the sandbox. */
@@ -215,7 +227,6 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:backendContainerName": { value: "homelab-sandbox-backend" },
     "homelab:backendVersionField": { value: "version" },
     "homelab:backendEnv": { value: JSON.stringify({ GREETING: "hello from the sandbox", PORT: String(sb.backendPort) }), secret: true },
-    "homelab:releaseFile": { value: sb.releaseFile },
     "homelab:fluxManifests": { value: ensureFluxManifests() },
     // The sandbox's git host (sshd + git-shell, its deploy key). Flux's objects point at it;
     // its controllers do not run on kwok.
@@ -262,7 +273,7 @@ export function vpsConfig(sb: Sandbox, vps: SandboxVps, appTag: string = vps.ima
 }
 
 /** Creates or selects a stack of this program against the sandbox and sets its config. */
-export async function sandboxStack(sb: Sandbox, stackName = LOCAL_STACK, workDir = REPO): Promise<Stack> {
+export async function sandboxStack(sb: Sandbox, stackName = LOCAL_STACK, workDir = sb.checkout): Promise<Stack> {
   Object.assign(process.env, sb.pulumiEnv);
   const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir }, { envVars: sb.pulumiEnv });
   // List keys are set path by path; clear them first so a shorter list leaves nothing behind.

@@ -10,15 +10,22 @@ import { Sandbox, sandboxStack, startSandbox, writeRelease } from "../../sandbox
 import { kubeClient } from "../../sandbox/kube";
 import { runDeploy } from "../support/deploy-run";
 import { runDeployCli, userPulumiEnv } from "../support/user-env";
-import { linkProgram } from "../support/local-stack";
+import { RELEASE_PATH, cloneProject, clearExclusions, serverFile } from "../../sandbox/checkout";
+import { readReleaseState } from "../../lib/release";
+import { manualRollback } from "../../deploy/manual-rollback";
+import { watch } from "../../deploy/watch";
+import { ROLLBACK_TRAILER, trailers } from "../../deploy/rollback-commit";
 import { tearDownSandboxStack } from "../support/sandbox-stack";
 import { freePort } from "../../sandbox/processes";
 
 /*
- * End to end, for real: the sandbox (dockerd, registry, sshd VM, kwok cluster, ingress
- * stand-in), the real engine, and the guarded deploy, through the scenarios a release can take.
+ * End to end, for real: the sandbox (dockerd, registry, sshd VM, git host, kwok cluster, ingress
+ * stand-in), the real engine, and the guarded deploy run from a clone of the git host's repository,
+ * through the scenarios a release can take. Releases arrive as commits on the git host, the way
+ * image automation makes them.
  */
 const STACK = "e2e";
+const REPO = path.resolve(__dirname, "../..");
 
 let dir: string;
 let projectDir: string;
@@ -54,8 +61,23 @@ function docker(...args: string[]): string {
   return execFileSync("docker", args, { env: sb.docker.env(), encoding: "utf8" }).trim();
 }
 
-function release(frontendTag: string, backendTag: string): void {
-  writeRelease(sb.releaseFile, sb.images, frontendTag, backendTag);
+function release(frontendTag: string, backendTag: string): Promise<string> {
+  return writeRelease(sb, frontendTag, backendTag);
+}
+
+/** The git host's branch: its last commit's message and the release file it holds. */
+function server(): { message: string; state: ReturnType<typeof readReleaseState>; subjects: string[] } {
+  const git = (...args: string[]): string => execFileSync("git", ["--git-dir", sb.git.repository, ...args], { encoding: "utf8" });
+  return {
+    message: git("log", "-1", "--format=%B", sb.git.branch),
+    state: readReleaseState(serverFile(sb.git), RELEASE_PATH),
+    subjects: git("log", "--format=%s", sb.git.branch).trim().split("\n"),
+  };
+}
+
+async function imageRepositoryExclusions(name: string): Promise<string[]> {
+  const repo = await kubeClient(sb.kubeconfig).get<{ spec: { exclusionList: string[] } }>(`/apis/image.toolkit.fluxcd.io/v1/namespaces/flux-system/imagerepositories/${name}`);
+  return repo!.spec.exclusionList;
 }
 
 function run(): Promise<{ code: number; log: string }> {
@@ -72,10 +94,8 @@ function sshKey(): { privateKey: string; hostKey: string } {
 before(async () => {
   started = Date.now();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-e2e-"));
-  projectDir = path.join(dir, "project");
-  fs.mkdirSync(projectDir);
-  linkProgram(projectDir);
   sb = await startSandbox(path.join(dir, "sandbox"), { vmUser: "homelab-e2e", network: "isolated", backendPort: await freePort() });
+  projectDir = cloneProject(sb.git, path.join(dir, "project"));
   stack = await sandboxStack(sb, STACK, projectDir);
   await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "25" } });
   process.stderr.write(`e2e: sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
@@ -95,7 +115,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
   const v2 = (): [string, string] => [sb.images.frontend[1], sb.images.backend.v2];
 
   timed("1. a fresh up, run as a user runs it, passes every gate and publishes URLs and tags", async () => {
-    release(...v1());
+    await release(...v1());
     // `npm run deploy` in a process of its own with the user's pulumi on PATH, their PULUMI_HOME and
     // a backend of the test's: none of the toolchain's environment.
     const env = userPulumiEnv(path.join(dir, "user"), { url: sb.pulumiEnv.PULUMI_BACKEND_URL, passphraseFile: sb.pulumiEnv.PULUMI_CONFIG_PASSPHRASE_FILE });
@@ -126,10 +146,11 @@ describe("sandbox end to end", { concurrency: false }, () => {
     assert.ok(remote.every((e) => e.resOutputsEvent?.metadata.op === "same"));
   });
 
-  timed("3. a new tag pair is promoted and the previous pair recorded", async () => {
-    release(...v2());
+  timed("3. a new tag pair committed to git is promoted and the previous pair recorded", async () => {
+    const sha = await release(...v2());
     const r = await run();
     assert.equal(r.code, EXIT.promoted, r.log);
+    assert.match(r.log, new RegExp(`from master at ${sha.slice(0, 7)}`), "the deploy fast-forwarded its checkout to the commit");
     const out = await outputs();
     const current = out.release as { frontend: { tag: string }; backend: { tag: string } };
     const previous = out.previousRelease as { frontend: { tag: string }; backend: { tag: string } };
@@ -142,11 +163,22 @@ describe("sandbox end to end", { concurrency: false }, () => {
   });
 
   for (const bad of ["unhealthy", "crash"] as const) {
-    timed(`4. a backend that is ${bad} fails its gate and both roll back to the last good pair`, async () => {
-      release(sb.images.frontend[0], sb.images.backend[bad]);
-      const r = await run();
+    timed(`4. a backend that is ${bad} fails its gate; both roll back and the rollback is a commit in git`, async () => {
+      const before = server().subjects.length;
+      await release(sb.images.frontend[0], sb.images.backend[bad]);
+      let raced = "";
+      // The crashing release also races image automation: a bot commit lands while the rollback runs.
+      const r = await runDeploy(STACK, projectDir, bad === "crash" ? {
+        onLine: (line) => {
+          if (!raced && line.includes("rolling back both")) {
+            raced = "pending";
+            void release(sb.images.frontend[0], sb.images.backend[bad]).then((sha) => (raced = sha));
+          }
+        },
+      } : {});
       assert.equal(r.code, EXIT.rolledBack, r.log);
       assert.match(r.log, /ROLLED BACK/);
+      assert.match(r.log, /FAILED after [\d.]+s in the backend (gate|deploy)/);
       assert.deepEqual(await health(), { status: 200, version: v2()[1] });
       const out = await outputs();
       const current = out.release as { frontend: { tag: string }; backend: { tag: string } };
@@ -158,34 +190,67 @@ describe("sandbox end to end", { concurrency: false }, () => {
       const ledger = out.ledger as { result: string; failed?: { backend: string } }[];
       assert.equal(ledger[ledger.length - 1].result, "rolled-back");
       assert.equal(ledger[ledger.length - 1].failed?.backend, sb.images.backend[bad]);
-      assert.ok((out.imageAutomationExclusions as string[]).some((x) => x.includes(sb.images.backend[bad])));
-      // The next deploy of the release file's new pair releases the pin.
-      release(...v2());
+
+      // Git records it: a commit naming stage, reason, both pairs and the time, excluding the bad tag.
+      const git = server();
+      assert.equal(git.subjects[0], `Roll back to frontend ${v2()[0]}, backend ${v2()[1]}`);
+      assert.match(git.message, new RegExp(`The backend (gate|deploy) failed for frontend ${sb.images.frontend[0]}, backend ${sb.images.backend[bad]}`));
+      assert.match(git.message, new RegExp(`Restored: frontend ${v2()[0]}@sha256:[a-f0-9]{64}, backend ${v2()[1]}@sha256:`));
+      assert.match(git.message, /^Reason:\n {2}\S/m);
+      assert.match(git.message, /^At: +\d{4}-\d\d-\d\dT/m);
+      assert.ok(ROLLBACK_TRAILER in trailers(git.message));
+      assert.ok(!git.message.includes(sb.registry.password) && !git.message.includes("hello from the sandbox"), "no secret in the commit");
+      assert.ok(git.state.excluded.some((e) => e.image === "backend" && e.tag === sb.images.backend[bad]));
+      assert.ok(!git.state.excluded.some((e) => e.image === "frontend"), "the backend's failure does not blame the frontend");
+      assert.ok((await imageRepositoryExclusions("backend")).includes(`^${sb.images.backend[bad]}$`), "image automation skips the bad tag");
+      assert.deepEqual(git.state.tags.backend, v2()[1]);
+      if (bad === "unhealthy") {
+        assert.deepEqual(git.state.tags, { frontend: v2()[0], backend: v2()[1] });
+        assert.equal(git.subjects.length, before + 2);
+        // A deploy from a fresh clone on "another machine" changes nothing.
+        const fresh = cloneProject(sb.git, path.join(dir, `fresh-${Date.now()}`));
+        const ledgerBefore = ledger.length;
+        const again = await runDeploy(STACK, fresh);
+        assert.equal(again.code, EXIT.promoted, again.log);
+        assert.equal(((await outputs()).ledger as unknown[]).length, ledgerBefore, "nothing new recorded");
+        assert.equal(docker("exec", "homelab-sandbox-backend", "cat", "/data/first-boot.txt"), firstBoot);
+      } else {
+        // The push raced the bot's commit: the rollback was made again on top of it, never forced.
+        assert.match(raced, /^[0-9a-f]{40}$/);
+        assert.match(r.log, /made again on top of 1 newer commit\(s\)/);
+        assert.equal(git.subjects[1], `Update release: frontend ${sb.images.frontend[0]}, backend ${sb.images.backend[bad]}`);
+        assert.deepEqual(git.state.tags, { frontend: sb.images.frontend[0], backend: v2()[1] }, "the bot's frontend stays, to be deployed next");
+      }
     });
   }
 
   timed("5. a missing tag, a malformed tag, a bad config value and a plan the policy pack rejects are refused before any change", async () => {
     const before = await outputs();
-    release(sb.images.frontend[1], "main-1234567-1999999999");
+    await release(sb.images.frontend[1], "main-1234567-1999999999");
     let r = await run();
     assert.equal(r.code, EXIT.refused, r.log);
     assert.match(r.log, /backend:main-1234567-1999999999 is not in the registry/);
-    release(sb.images.frontend[1], "latest");
+    await release(sb.images.frontend[1], "latest");
     r = await run();
     assert.equal(r.code, EXIT.refused, r.log);
     assert.match(r.log, /tag "latest" does not match the release pattern/);
-    release(...v2());
+    // A person commits a rolled-back tag: refused, naming it.
+    await release(sb.images.frontend[1], sb.images.backend.unhealthy);
+    r = await run();
+    assert.equal(r.code, EXIT.refused, r.log);
+    assert.match(r.log, new RegExp(`data.backend: tag ${sb.images.backend.unhealthy} is excluded: it was rolled back at`));
+    await release(...v2());
     await stack.setConfig("homelab:vmPort", { value: "70000" });
     r = await run();
     await stack.setConfig("homelab:vmPort", { value: String(sb.vm.port) });
     assert.equal(r.code, EXIT.refused, r.log);
     assert.match(r.log, /homelab:vmPort: "70000" is not an integer from 1 to 65535/);
     // Valid config, but a plan the mandatory policy pack rejects: refused before anything changes.
-    release(...v1());
+    await release(...v1());
     await stack.setConfig("homelab:vmSkipHostKeyCheck", { value: "true" });
     r = await run();
     await stack.removeConfig("homelab:vmSkipHostKeyCheck");
-    release(...v2());
+    await release(...v2());
     assert.equal(r.code, EXIT.refused, r.log);
     assert.match(r.log, /policy homelab-guardrails\/remote-host-key-pinned/);
     assert.deepEqual((await outputs()).release, before.release);
@@ -201,7 +266,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
       ["ssh key", { "homelab:vmPrivateKey": { value: other.privateKey, secret: true } }, /refused the SSH key/],
     ];
     for (const [label, change, expected] of cases) {
-      release(...v1());
+      await release(...v1());
       await stack.setAllConfig(change);
       const r = await run();
       await stack.setAllConfig({
@@ -214,10 +279,52 @@ describe("sandbox end to end", { concurrency: false }, () => {
       assert.deepEqual((await outputs()).release, before.release, label);
       assert.deepEqual(await health(), { status: 200, version: v2()[1] }, label);
     }
-    release(...v2());
+    await release(...v2());
   });
 
-  timed("7. destroy removes what the stack created and keeps the data volume", async () => {
+  timed("7. npm run rollback makes the same kind of commit and deploys it; npm run releases shows the history", async () => {
+    const code = await manualRollback({ stack: STACK, workDir: projectDir, to: { frontend: v1()[0], backend: v1()[1] }, reason: "e2e: checkout page broken" });
+    assert.equal(code, EXIT.promoted);
+    assert.deepEqual(await health(), { status: 200, version: v1()[1] });
+    const git = server();
+    assert.equal(git.subjects[0], `Roll back to frontend ${v1()[0]}, backend ${v1()[1]}`);
+    assert.match(git.message, new RegExp(`Rolled back by hand from frontend ${v2()[0]}, backend ${v2()[1]}\\.`));
+    assert.match(git.message, /Reason:\n {2}e2e: checkout page broken/);
+    assert.deepEqual(git.state.tags, { frontend: v1()[0], backend: v1()[1] });
+    assert.ok(git.state.excluded.some((e) => e.image === "backend" && e.tag === v2()[1]), "the tags it left are excluded");
+    const history = execFileSync(path.join(REPO, "node_modules", ".bin", "tsx"), [path.join(REPO, "deploy", "cli.ts"), "releases", "--stack", STACK, "--cwd", projectDir, "--json"], { encoding: "utf8", env: process.env });
+    const entries = JSON.parse(history) as { kind: string; frontend: string; backend: string; reason?: string; gates?: { frontendMs: number } }[];
+    assert.equal(entries[0].kind, "rollback");
+    assert.deepEqual([entries[0].frontend, entries[0].backend], v1());
+    assert.match(entries[0].reason ?? "", /^manual rollback: e2e: checkout page broken$/);
+    assert.ok(entries.some((e) => e.kind === "rollback" && /^backend (gate|deploy): /.test(e.reason ?? "")), "the automatic rollbacks are listed with their reasons");
+    assert.ok(entries.some((e) => e.kind === "release" && e.backend === v2()[1] && typeof e.gates?.frontendMs === "number"), "promotions carry their gate timings");
+  });
+
+  timed("8. --watch deploys each new commit on the branch, one at a time", async () => {
+    await clearExclusions(sb.git);
+    const outcomes: { code: number; head: string }[] = [];
+    const stop = new AbortController();
+    const watching = watch({ stack: STACK, workDir: projectDir, intervalSeconds: 1, signal: stop.signal, onOutcome: (code, head) => outcomes.push({ code, head }) });
+    try {
+      const waitFor = async (n: number): Promise<void> => {
+        for (let i = 0; i < 300 && outcomes.length < n; i++) {
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      };
+      await waitFor(1);
+      const bot = await release(...v2());
+      await waitFor(2);
+      assert.equal(outcomes.length, 2, JSON.stringify(outcomes));
+      assert.deepEqual(outcomes[1], { code: EXIT.promoted, head: bot });
+      assert.deepEqual(await health(), { status: 200, version: v2()[1] });
+    } finally {
+      stop.abort();
+      await watching;
+    }
+  });
+
+  timed("9. destroy removes what the stack created and keeps the data volume", async () => {
     await stack.destroy({ color: "never" });
     assert.equal(docker("ps", "-aq", "--filter", "name=homelab-sandbox-backend"), "");
     assert.match(docker("volume", "ls", "--format", "{{.Name}}"), /backend-data/);

@@ -13,7 +13,7 @@ import { freePort } from "../../sandbox/processes";
 import { VPS_APP_PORT } from "../../sandbox/vps-images";
 import { EXIT } from "../../deploy/outcome";
 import { runDeploy } from "../support/deploy-run";
-import { linkProgram } from "../support/local-stack";
+import { linkProgram } from "../../sandbox/checkout";
 import { tearDownSandboxStack } from "../support/sandbox-stack";
 
 /*

@@ -13,7 +13,8 @@ import { kubeClient } from "../../sandbox/kube";
 import { freePort, stopPid, stopProcess } from "../../sandbox/processes";
 import { startRegistry } from "../../sandbox/registry";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../../sandbox/sandbox";
-import { linkProgram } from "../support/local-stack";
+import { RELEASE_PATH, clearExclusions, cloneProject, serverFile } from "../../sandbox/checkout";
+import { commitToServer } from "../../sandbox/git-server";
 import { PAYLOADS } from "../support/hostile";
 import {
   OUTCOMES,
@@ -22,7 +23,6 @@ import {
   childPids,
   commandName,
   docker,
-  failedPin,
   leaksSecret,
   markerIntact,
   recordedPair,
@@ -52,18 +52,19 @@ let stack: Stack;
 let sshdLog: string;
 
 const deploy = (onLine?: (l: string) => void): Promise<DeployRun> => npmDeploy(STACK, projectDir, sb.pulumiEnv, onLine);
-const release = (p: Pair): void => writeRelease(sb.releaseFile, sb.images, p[0], p[1]);
+const release = async (p: Pair): Promise<void> => void (await writeRelease(sb, p[0], p[1]));
 
 /**
- * A pair to deploy next: it moves `moves` (both parts when it can), differs from what runs, and is
- * not the failed pair a rollback pinned (the deploy would refuse to retry it).
+ * A pair to deploy next: it moves `moves` (both parts when it can) and differs from what runs. A
+ * fault can make a rollback exclude good tags; once the fault is gone the suite releases them, as
+ * a person would, with a commit.
  */
 async function target(moves: "frontend" | "backend" | "any"): Promise<{ from: Pair; to: Pair }> {
   const from = await recordedPair(stack);
-  const failed = await failedPin(stack);
+  await clearExclusions(sb.git);
   const pairs: Pair[] = sb.images.frontend.flatMap((f) => [sb.images.backend.v1, sb.images.backend.v2].map((b): Pair => [f, b]));
   const candidates = pairs
-    .filter((p) => (p[0] !== from[0] || p[1] !== from[1]) && !(failed && p[0] === failed[0] && p[1] === failed[1]))
+    .filter((p) => p[0] !== from[0] || p[1] !== from[1])
     .filter((p) => (moves !== "frontend" || p[0] !== from[0]) && (moves !== "backend" || p[1] !== from[1]))
     .sort((a, b) => Number(b[0] !== from[0] && b[1] !== from[1]) - Number(a[0] !== from[0] && a[1] !== from[1]));
   assert.ok(candidates.length > 0, `no pair moves the ${moves} from ${from.join(" ")}`);
@@ -150,14 +151,12 @@ async function scenario(name: string, kind: ScenarioResult["kind"], allowed: num
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-rel-"));
-  projectDir = path.join(dir, "project");
-  fs.mkdirSync(projectDir);
-  linkProgram(projectDir);
   sb = await startSandbox(path.join(dir, "sandbox"), { vmUser: "homelab-rel", network: "isolated", backendPort: await freePort(), log: () => undefined });
+  projectDir = cloneProject(sb.git, path.join(dir, "project"));
   sshdLog = path.join(dir, "sandbox", "vm", "sshd.log");
   stack = await sandboxStack(sb, STACK, projectDir);
   await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "20" } });
-  release([sb.images.frontend[0], sb.images.backend.v1]);
+  await release([sb.images.frontend[0], sb.images.backend.v1]);
   const first = await deploy();
   assert.equal(first.code, 0, first.output);
   writeMarker(sb, marker);
@@ -180,7 +179,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
   it("the SSH connection is cut while the backend deploys", async () => {
     await scenario("SSH connection cut mid-deploy", "fault", [0, 3], async () => {
       const { to } = await target("backend");
-      release(to);
+      await release(to);
       const base = acceptedSessions(sshdLog);
       const running = deploy();
       await sessionsReach(base, 2);
@@ -199,7 +198,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
   it("dockerd restarts while the backend deploys", async () => {
     await scenario("dockerd restarted mid-deploy", "fault", [0, 3], async () => {
       const { to } = await target("backend");
-      release(to);
+      await release(to);
       const base = acceptedSessions(sshdLog);
       const running = deploy();
       await sessionsReach(base, 2);
@@ -220,7 +219,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
   it("the registry is down when a deploy starts", async () => {
     await scenario("registry down", "fault", [2], async () => {
       const { to } = await target("any");
-      release(to);
+      await release(to);
       const registryDir = path.join(dir, "sandbox", "registry");
       await stopProcess(registryDir, "registry");
       try {
@@ -234,7 +233,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
   it("the API server stops during the frontend rollout", async () => {
     await scenario("API server stopped during the frontend rollout", "fault", [0, 3], async () => {
       const { to } = await target("frontend");
-      release(to);
+      await release(to);
       const kube = kubeClient(sb.kubeconfig);
       const running = deploy();
       const end = Date.now() + 120_000;
@@ -259,7 +258,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
     const codes: number[] = [];
     await scenario("two deploys started at once", "fault", [0], async () => {
       const { to } = await target("any");
-      release(to);
+      await release(to);
       const [a, b] = await Promise.all([deploy(), deploy()]);
       codes.push(a.code, b.code);
       const refused = [a, b].find((r) => r.code !== 0);
@@ -278,12 +277,13 @@ describe("hostile input", { concurrency: false }, () => {
     it(`a release file whose backend reference carries ${label}`, async () => {
       await scenario(`release file: backend tag with ${label}`, "bad input", [2], async () => {
         const from = await recordedPair(stack);
-        release(from);
-        const text = fs.readFileSync(sb.releaseFile, "utf8").replace(/^ {2}backend: .*$/m, `  backend: ${JSON.stringify(`${sb.registry.host}/backend:${from[1]}${payload}`)}`);
-        fs.writeFileSync(sb.releaseFile, text);
+        await clearExclusions(sb.git);
+        await release(from);
+        const text = serverFile(sb.git).replace(/^ {2}backend: .*$/m, `  backend: ${JSON.stringify(`${sb.registry.host}/backend:${from[1]}${payload}`)}`);
+        await commitToServer(sb.git, { [RELEASE_PATH]: text }, "hostile release");
         const r = await deploy();
         assert.match(r.output, /REFUSED before any change: .*data\.backend/);
-        release(from);
+        await release(from);
         return r;
       }, false);
     });

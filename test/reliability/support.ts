@@ -100,17 +100,6 @@ export async function recordedPair(stack: Stack): Promise<Pair> {
   return [release.frontend.tag, release.backend.tag];
 }
 
-/** The pair a rollback pinned and refuses until the release file names another one, if any. */
-export async function failedPin(stack: Stack): Promise<Pair | undefined> {
-  const cfg = await stack.getAllConfig();
-  const event = cfg["homelab:rollbackEvent"]?.value;
-  if (!event || !cfg["homelab:backendTag"]?.value) {
-    return undefined;
-  }
-  const failed = (JSON.parse(event) as { failed: { frontend: string; backend: string } }).failed;
-  return [failed.frontend, failed.backend];
-}
-
 /** Whether `text` shows the sandbox's registry password or any line of the VM's private key. */
 export function leaksSecret(sb: Sandbox, text: string): boolean {
   const keyLines = sb.vm.privateKey.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"));

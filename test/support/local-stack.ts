@@ -4,17 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import { ConfigMap, LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { toolchainEnv } from "../../toolchain/env";
-
-const REPO = path.resolve(__dirname, "../..");
-/** What a stack's program needs from the repository; linked, not copied. */
-const PROGRAM_ENTRIES = ["index.ts", "components", "crds", "lib", "providers", "stacks", "package.json", "tsconfig.json", "Pulumi.yaml", "node_modules"];
-
-/** Makes `projectDir` a project of this program by linking the repository's files into it. */
-export function linkProgram(projectDir: string): void {
-  for (const entry of PROGRAM_ENTRIES) {
-    fs.symlinkSync(path.join(REPO, entry), path.join(projectDir, entry));
-  }
-}
+import { linkProgram } from "../../sandbox/checkout";
 
 export interface LocalStack {
   readonly stack: Stack;

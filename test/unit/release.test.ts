@@ -113,10 +113,8 @@ describe("release state in the release file", () => {
     assert.deepEqual(state.tags, { frontend: TAG_A, backend: TAG_A });
     assert.deepEqual(
       state.excluded.map((e) => [e.image, e.tag, e.at, e.reason]),
-      [
-        ["frontend", TAG_B, record.event.at, "backend gate: backend-gate-probe: http://vm:3001/api/health answered 503"],
-        ["backend", BAD, record.event.at, "backend gate: backend-gate-probe: http://vm:3001/api/health answered 503"],
-      ],
+      // The backend gate blames the backend alone: the frontend moves back but is not excluded.
+      [["backend", BAD, record.event.at, "backend gate: backend-gate-probe: http://vm:3001/api/health answered 503"]],
     );
     assert.deepEqual(state.rollback, record.event);
     // The program reads it back, and refuses the failed pair from now on.
@@ -125,7 +123,7 @@ describe("release state in the release file", () => {
   });
 
   it("a commit that removes an exclusion releases the tag; an exclusion is listed once", () => {
-    let text = rollbackChange(record)(releaseText(TAG_B, BAD));
+    let text = rollbackChange({ event: { ...record.event, stage: "update" } })(releaseText(TAG_B, BAD));
     text = updateReleaseFile(text, { exclude: [{ image: "backend", tag: BAD, at: "later", reason: "again" }] });
     assert.equal(readReleaseState(text, "x").excluded.filter((e) => e.tag === BAD).length, 1);
     text = updateReleaseFile(text, { release: [{ image: "backend", tag: BAD }, { image: "frontend", tag: TAG_B }], tags: { backend: BAD } });
@@ -140,9 +138,10 @@ describe("release state in the release file", () => {
     assert.match(msg, new RegExp(`The backend gate failed for frontend ${TAG_B}, backend ${BAD}`));
     assert.match(msg, /Reason:\n {2}backend-gate-probe: http:\/\/vm:3001\/api\/health answered 503\n {2}second line/);
     assert.match(msg, new RegExp(`Restored: frontend ${TAG_A}@${DIGEST_A}, backend ${TAG_A}@${DIGEST_A}`));
-    assert.match(msg, new RegExp(`Excluded: frontend ${TAG_B}, backend ${BAD}`));
+    assert.match(msg, new RegExp(`Excluded: backend ${BAD}\n`));
+    assert.match(rollbackMessage({ event: { ...record.event, stage: "update" } }), new RegExp(`Excluded: frontend ${TAG_B}, backend ${BAD}\n`), "an unknown stage blames both");
     assert.match(msg, /At: {7}2026-11-30T12:00:00.000Z/);
-    assert.deepEqual(trailers(msg), { [ROLLBACK_TRAILER]: "rb-1" });
+    assert.deepEqual(trailers(msg), { [ROLLBACK_TRAILER]: "rb-1", "Homelab-Failed-Stage": "backend gate" });
   });
 
   it("redacts secret values, and the values inside a secret JSON object, from a reason", () => {
