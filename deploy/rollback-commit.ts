@@ -108,8 +108,12 @@ export function redact(text: string, secrets: readonly string[]): string {
     try {
       const parsed: unknown = JSON.parse(s);
       if (parsed && typeof parsed === "object") {
-        for (const v of Object.values(parsed as Record<string, unknown>)) {
-          values.add(String(v));
+        // Inside an environment object, plain numbers and booleans (ports, counts, flags) are not
+        // what is secret about it, and hiding them everywhere would garble every message.
+        for (const v of Object.values(parsed as Record<string, unknown>).map(String)) {
+          if (!/^(\d+|true|false)$/.test(v)) {
+            values.add(v);
+          }
         }
       }
     } catch {

@@ -148,6 +148,8 @@ describe("release state in the release file", () => {
     const env = JSON.stringify({ DATABASE_URL: "postgres://app:db-secret-456@db/app", TOKEN: "tok-987654" });
     const text = "compose failed: postgres://app:db-secret-456@db/app refused; TOKEN=tok-987654; password registry-pass-123";
     assert.equal(redact(text, [env, "registry-pass-123", "ab"]), "compose failed: [secret] refused; TOKEN=[secret]; password [secret]");
+    // Ports and flags inside the environment object are left readable.
+    assert.equal(redact("http://127.0.0.1:3001/api/health", [JSON.stringify({ PORT: "3001", DEBUG: "true", KEY: "k-123456" })]), "http://127.0.0.1:3001/api/health");
   });
 
   it("compares git URLs by the repository they name", () => {
