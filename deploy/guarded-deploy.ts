@@ -31,16 +31,18 @@ function describeRunning(release: PromotedRelease | undefined): string {
   return release ? `frontend ${release.frontend.tag}, backend ${release.backend.tag}` : "nothing promoted yet";
 }
 
-/** The stack outputs the update recorded, read from its events (no further call to the CLI). */
-function promotedRelease(events: readonly EngineEvent[]): PromotedRelease | undefined {
+/** A stack output the update recorded, read from its events (no further call to the CLI). */
+function stackOutput(events: readonly EngineEvent[], key: string): unknown {
   for (const e of [...events].reverse()) {
     const m = e.resOutputsEvent?.metadata;
     if (m && !e.resOutputsEvent?.planning && m.type === "pulumi:pulumi:Stack") {
-      return m.new?.outputs?.release as PromotedRelease | undefined;
+      return m.new?.outputs?.[key];
     }
   }
   return undefined;
 }
+
+const promotedRelease = (events: readonly EngineEvent[]): PromotedRelease | undefined => stackOutput(events, "release") as PromotedRelease | undefined;
 
 /**
  * A remote script whose run failed (an SSH connection cut, a timeout) may have changed its host
@@ -226,7 +228,8 @@ async function deployVpsOnly(engine: () => Promise<EngineRun>, name: string): Pr
     return EXIT.refused;
   }
   if (run.ok) {
-    say(`DEPLOYED in ${run.seconds}s`);
+    const image = stackOutput(run.events, "vpsImage");
+    say(`DEPLOYED in ${run.seconds}s${typeof image === "string" ? `: ${image}` : ""}`);
     return EXIT.promoted;
   }
   return vpsFailure(run.events, failureReason(run.events, run.error), run.seconds);
