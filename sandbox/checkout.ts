@@ -47,16 +47,28 @@ export function serverFile(server: GitServer, file: string = RELEASE_PATH): stri
 export async function commitRelease(server: GitServer, images: DemoImages, frontendTag: string, backendTag: string, message?: string): Promise<string> {
   const current = serverFile(server);
   const registry = images.registry;
-  const text = current.includes(`${registry}/frontend:`)
-    ? updateReleaseFile(current, { tags: { frontend: frontendTag, backend: backendTag } })
-    : renderReleaseFile({ frontend: { registry, repository: "frontend", tag: frontendTag }, backend: { registry, repository: "backend", tag: backendTag } });
+  const fresh = (): string =>
+    renderReleaseFile({ frontend: { registry, repository: "frontend", tag: frontendTag }, backend: { registry, repository: "backend", tag: backendTag } });
+  let text: string;
+  try {
+    text = current.includes(`${registry}/frontend:`) ? updateReleaseFile(current, { tags: { frontend: frontendTag, backend: backendTag } }) : fresh();
+  } catch {
+    // A file a test spoiled on purpose: image automation rewrites its lines whatever they held.
+    text = fresh();
+  }
   return commitToServer(server, { [RELEASE_PATH]: text }, message ?? `Update release: frontend ${frontendTag}, backend ${backendTag}`, BOT);
 }
 
 /** Commits a release file that excludes nothing: what a person does to release rolled-back tags. */
 export async function clearExclusions(server: GitServer): Promise<string> {
   const current = serverFile(server);
-  const state = readReleaseState(current, RELEASE_PATH);
+  let state: ReturnType<typeof readReleaseState>;
+  try {
+    state = readReleaseState(current, RELEASE_PATH);
+  } catch {
+    // A spoiled file excludes nothing that could be read; the next release commit rewrites it.
+    state = { tags: { frontend: "", backend: "" }, excluded: [] };
+  }
   if (state.excluded.length === 0) {
     return execFileSync("git", ["--git-dir", server.repository, "rev-parse", server.branch], { encoding: "utf8" }).trim();
   }
