@@ -255,6 +255,7 @@ async function main(): Promise<void> {
         upRatio: ratio(p.up, p.floor),
         deploy: figure(p.deploy),
         deployRatio: ratio(p.deploy, p.floor),
+        deployOverUp: ratio(p.deploy, p.up),
         stages: Object.fromEntries(Object.entries(stageRuns).map(([k, v]) => [k, figure(v)])),
         stageRatios: {
           frontend: ratio(stageRuns.frontend ?? [], p.floorFrontend),

@@ -36,7 +36,10 @@ export function renderReport(r: BenchResults): string {
     out.push(row(["floor: backend `compose up -d` to first 200", s(p.floor.backend), "", "", runs(p.floor.backend)]));
     out.push(row(["floor: both", s(p.floor.total), "", "", runs(p.floor.total)]));
     out.push(row(["`pulumi up` to a new pair", s(p.up), s(p.floor.total), x(p.upRatio), runs(p.up)]));
-    out.push(row(["`npm run deploy` to a new pair (preview + up)", s(p.deploy), s(p.floor.total), x(p.deployRatio), runs(p.deploy)]));
+    out.push(row(["`npm run deploy` to a new pair (git sync, one `pulumi up` previewing first, policy pack)", s(p.deploy), s(p.floor.total), x(p.deployRatio), runs(p.deploy)]));
+    if (p.deployOverUp) {
+      out.push(row(["`npm run deploy` ÷ bare `pulumi up` (Automation API, no preview) of the same change", "", "", x(p.deployOverUp), ""]));
+    }
     out.push(row(["stage: frontend (Deployment rollout)", s(p.stages.frontend), s(p.floor.frontend), x(p.stageRatios.frontend), runs(p.stages.frontend)]));
     out.push(row(["stage: backend (compose over SSH)", s(p.stages.backend), s(p.floor.backend), x(p.stageRatios.backend), runs(p.stages.backend)]));
     out.push("");

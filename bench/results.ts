@@ -34,6 +34,8 @@ export interface BenchResults {
     upRatio: Figure;
     deploy: Figure;
     deployRatio: Figure;
+    /** The guarded deploy against a bare `pulumi up` of the same change, per run. */
+    deployOverUp?: Figure;
     stages: Record<string, Figure>;
     stageRatios: { frontend: Figure; backend: Figure };
     sshSessions: { up: number[]; deploy: number[] };
