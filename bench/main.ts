@@ -173,7 +173,7 @@ async function main(): Promise<void> {
     await empty.up({ color: "never" });
 
     if (args.only.has("promotion") || args.only.has("noop") || args.only.has("rollback")) {
-      const p = { floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], up: [] as number[], deploy: [] as number[], upSessions: [] as number[], deploySessions: [] as number[], timelines: [] as Timeline[] };
+      const p = { cliUp: [] as number[], floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], up: [] as number[], deploy: [] as number[], upSessions: [] as number[], deploySessions: [] as number[], timelines: [] as Timeline[] };
       const n = { up: [] as number[], preview: [] as number[], previewChecked: [] as number[], empty: [] as number[], sessions: [] as number[], timelines: [] as Timeline[] };
       const rb = { toHealthy: [] as number[], toExit: [] as number[], failedUp: [] as number[], floor: [] as number[] };
       for (let i = 0; i < args.runs; i++) {
@@ -198,6 +198,13 @@ async function main(): Promise<void> {
         must(dep.result.code === 0, `deploy exited ${dep.result.code}:\n${dep.result.output}`);
         p.deploy.push(dep.result.seconds);
         p.deploySessions.push(dep.sessions);
+        // The same change with the CLI as a user runs it (`pulumi up --yes` previews first), to B and back to A.
+        await release(B);
+        const cliStarted = Date.now();
+        await run("pulumi", ["up", "--yes", "--non-interactive", "--stack", STACK, "--cwd", projectDir], { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
+        p.cliUp.push((Date.now() - cliStarted) / 1000);
+        await release(A);
+        await timed(stack, "up");
 
         // No-op: nothing changed since the deploy above.
         const pv = await timed(stack, "preview");
@@ -256,6 +263,8 @@ async function main(): Promise<void> {
         deploy: figure(p.deploy),
         deployRatio: ratio(p.deploy, p.floor),
         deployOverUp: ratio(p.deploy, p.up),
+        cliUp: figure(p.cliUp),
+        deployOverCliUp: ratio(p.deploy, p.cliUp),
         stages: Object.fromEntries(Object.entries(stageRuns).map(([k, v]) => [k, figure(v)])),
         stageRatios: {
           frontend: ratio(stageRuns.frontend ?? [], p.floorFrontend),

@@ -40,6 +40,10 @@ export function renderReport(r: BenchResults): string {
     if (p.deployOverUp) {
       out.push(row(["`npm run deploy` ÷ bare `pulumi up` (Automation API, no preview) of the same change", "", "", x(p.deployOverUp), ""]));
     }
+    if (p.cliUp && p.deployOverCliUp) {
+      out.push(row(["`pulumi up --yes` from the CLI (previews first, no policy pack) to a new pair", s(p.cliUp), s(p.floor.total), "", runs(p.cliUp)]));
+      out.push(row(["`npm run deploy` ÷ `pulumi up --yes` from the CLI of the same change", "", "", x(p.deployOverCliUp), ""]));
+    }
     out.push(row(["stage: frontend (Deployment rollout)", s(p.stages.frontend), s(p.floor.frontend), x(p.stageRatios.frontend), runs(p.stages.frontend)]));
     out.push(row(["stage: backend (compose over SSH)", s(p.stages.backend), s(p.floor.backend), x(p.stageRatios.backend), runs(p.stages.backend)]));
     out.push("");

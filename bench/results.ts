@@ -36,6 +36,9 @@ export interface BenchResults {
     deployRatio: Figure;
     /** The guarded deploy against a bare `pulumi up` of the same change, per run. */
     deployOverUp?: Figure;
+    /** `pulumi up --yes` from the CLI (previewing first, as a user runs it) of the same change. */
+    cliUp?: Figure;
+    deployOverCliUp?: Figure;
     stages: Record<string, Figure>;
     stageRatios: { frontend: Figure; backend: Figure };
     sshSessions: { up: number[]; deploy: number[] };

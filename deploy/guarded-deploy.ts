@@ -95,10 +95,11 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     }
     throw e;
   }
-  const backendUrl = (await stack.workspace.whoAmI()).url ?? "";
-  const lock = acquireDeployLock(opts.lockDir ?? defaultLockDir(), lockName(backendUrl, opts.stack), `stack ${opts.stack}`);
+  // Each of these is a run of the CLI: they go side by side.
+  const [who, config] = await Promise.all([stack.workspace.whoAmI(), stack.getAllConfig()]);
+  const lock = acquireDeployLock(opts.lockDir ?? defaultLockDir(), lockName(who.url ?? "", opts.stack), `stack ${opts.stack}`);
   try {
-    const cfg = (await stack.getAllConfig()) as StackConfig;
+    const cfg = config as StackConfig;
     if (cfg["homelab:deployHomelab"]?.value === "false") {
       return await deployVpsOnly(engine, opts.stack);
     }
@@ -106,6 +107,9 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     if (invalid) {
       throw new Refused(invalid);
     }
+    const promoted = lastPromoted(stack);
+    // Awaited below; a refusal before then must not leave it rejected unhandled.
+    promoted.catch(() => undefined);
     let co: Checkout;
     let release: Release;
     try {
@@ -115,7 +119,7 @@ export async function deploy(opts: DeployOptions): Promise<number> {
       throw new Refused((e as Error).message);
     }
     const target = releaseTags(release);
-    const { current: last } = await lastPromoted(stack);
+    const { current: last } = await promoted;
     say(`stack ${opts.stack}: deploying frontend ${target.frontend}, backend ${target.backend} from ${co.branch} at ${git(co.root, ["rev-parse", "--short", "HEAD"]).trim()} (running: ${describeRunning(last)})`);
 
     const run = await engine();
