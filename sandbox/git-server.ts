@@ -4,12 +4,12 @@
 // deploy reach it exactly as production reaches its git host: an ssh:// URL, the deploy key and
 // a known_hosts line pinning the server's host key.
 
-import { spawn, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { freePort, portOpen, readState, recordAlive, startProcess, stopProcess, updateState, waitFor } from "./processes";
-import { makeTraversable, passwd, publicKeyOf, strictModesOk } from "./vm";
+import { CommandRun, portOpen, readState, recordAlive, runCommand, stopProcess, updateState } from "./processes";
+import { ensureKeyPair, hostPort, makeTraversable, passwd, publicKeyOf, removeUser, run, startSshd, writeKnownHosts, writeSshdConfig } from "./sshd";
 
 const REPO = path.resolve(__dirname, "..");
 /** Name of the sshd process in the directory's state (distinct from the VM's `sshd`). */
@@ -74,13 +74,7 @@ interface GitServerResources {
   createdUser: boolean;
 }
 
-function run(cmd: string, args: string[], what: string): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) {
-    throw new Error(`git server: ${what} failed (${cmd} ${args.join(" ")}): ${(r.stderr || r.stdout || String(r.error)).trim()}`);
-  }
-  return r.stdout;
-}
+const LABEL = "git server";
 
 function shellQuote(v: string): string {
   return /^[A-Za-z0-9_./=:@%+,-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
@@ -95,38 +89,16 @@ function gitShellPath(): string {
   return p;
 }
 
-interface GitRun {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
+/** Git's environment without the machine's or the user's git config, so results do not depend on them. */
+export const ISOLATED_GIT_ENV = { GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", GIT_TERMINAL_PROMPT: "0" } as const;
 
-/** Runs git without the machine's or the user's git config, so results do not depend on them. */
-function git(cwd: string, args: string[], env: Record<string, string>, opts: { check?: boolean; timeoutMs?: number } = {}): Promise<GitRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("git", args, {
-      cwd,
-      env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", GIT_TERMINAL_PROMPT: "0", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (status) => {
-      clearTimeout(timer);
-      if (status !== 0 && (opts.check ?? true)) {
-        reject(new Error(`git server: git ${args.join(" ")} failed (exit ${status}): ${stderr.trim() || stdout.trim()}`));
-      } else {
-        resolve({ status, stdout, stderr });
-      }
-    });
-  });
+/** Runs git in isolation from local git config; fails on a non-zero exit unless `check` is false. */
+async function git(cwd: string, args: string[], env: Record<string, string>, opts: { check?: boolean; timeoutMs?: number } = {}): Promise<CommandRun> {
+  const r = await runCommand("git", args, { cwd, env: { ...process.env, ...ISOLATED_GIT_ENV, ...env }, timeoutMs: opts.timeoutMs });
+  if (r.status !== 0 && (opts.check ?? true)) {
+    throw new Error(`git server: git ${args.join(" ")} failed (exit ${r.status}): ${r.stderr.trim() || r.stdout.trim()}`);
+  }
+  return r;
 }
 
 function seedFiles(): Record<string, string> {
@@ -213,20 +185,16 @@ export async function startGitServer(dir: string, opts: GitServerOptions = {}): 
   // is /bin/sh because sshd runs the forced command with `$SHELL -c`; git-shell is that command.
   let pw = passwd(user);
   if (!pw) {
-    run("useradd", ["--system", "--create-home", "--home-dir", `/home/${user}`, "--shell", "/bin/sh", user], `creating user ${user}`);
+    run(LABEL, "useradd", ["--system", "--create-home", "--home-dir", `/home/${user}`, "--shell", "/bin/sh", user], `creating user ${user}`);
     resources.createdUser = true;
     save();
     pw = passwd(user)!;
   }
-  run("usermod", ["-p", "*", user], `unlocking ${user} for key login`);
+  run(LABEL, "usermod", ["-p", "*", user], `unlocking ${user} for key login`);
 
   // Keys: a host key for the server and the deploy key; generated once per dir.
-  if (!fs.existsSync(hostKeyFile)) {
-    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", hostKeyFile], "generating the host key");
-  }
-  if (!fs.existsSync(deployKeyFile)) {
-    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${user}-deploy@sandbox`, "-f", deployKeyFile], "generating the deploy key");
-  }
+  ensureKeyPair(LABEL, hostKeyFile, "", "generating the host key");
+  ensureKeyPair(LABEL, deployKeyFile, `${user}-deploy@sandbox`, "generating the deploy key");
   // The one authorized key may run git's own commands (upload-pack, receive-pack, upload-archive) and nothing else.
   const restrictions = `command="${gitShell} -c \\"$SSH_ORIGINAL_COMMAND\\"",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding`;
   fs.writeFileSync(authorizedKeys, `${restrictions} ${publicKeyOf(`${deployKeyFile}.pub`)} ${user}-deploy@sandbox\n`, { mode: 0o644 });
@@ -234,62 +202,27 @@ export async function startGitServer(dir: string, opts: GitServerOptions = {}): 
   // The bare repository, owned by the git user (again on every start: the user may be new).
   if (!fs.existsSync(repository)) {
     fs.mkdirSync(reposDir, { recursive: true, mode: 0o755 });
-    run("git", ["init", "--quiet", "--bare", `--initial-branch=${BRANCH}`, repository], "creating the bare repository");
+    run(LABEL, "git", ["init", "--quiet", "--bare", `--initial-branch=${BRANCH}`, repository], "creating the bare repository");
   }
   fs.chmodSync(reposDir, 0o755);
-  run("chown", ["-R", `${pw.uid}:${pw.gid}`, repository], "handing the repository to the git user");
+  run(LABEL, "chown", ["-R", `${pw.uid}:${pw.gid}`, repository], "handing the repository to the git user");
 
-  if (!fs.existsSync("/run/sshd")) {
-    fs.mkdirSync("/run/sshd", { mode: 0o755 });
-  }
-  let port = resources.port;
-  if (!port || (await portOpen("127.0.0.1", port))) {
-    port = await freePort();
-  }
+  const port = await hostPort(resources.port);
   resources.port = port;
   save();
-  fs.writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ${publicKeyOf(`${hostKeyFile}.pub`)}\n`);
-
-  const config = [
-    `Port ${port}`,
-    "ListenAddress 127.0.0.1",
-    `HostKey ${hostKeyFile}`,
-    `PidFile ${path.join(dir, `${PROCESS}.pid`)}`,
-    `AuthorizedKeysFile ${authorizedKeys}`,
-    "PubkeyAuthentication yes",
-    "PasswordAuthentication no",
-    "KbdInteractiveAuthentication no",
-    "HostbasedAuthentication no",
-    "PermitRootLogin no",
-    "PermitEmptyPasswords no",
-    "UsePAM no",
-    `AllowUsers ${user}`,
-    // StrictModes refuses keys below a group/world-writable directory such as /tmp.
-    `StrictModes ${strictModesOk(authorizedKeys, pw.uid) ? "yes" : "no"}`,
-    "DisableForwarding yes",
-    "PermitTTY no",
-    "PermitUserRC no",
-    "PermitTunnel no",
-    "PrintMotd no",
-    "LogLevel VERBOSE",
-    "",
-  ].join("\n");
-  fs.writeFileSync(configFile, config, { mode: 0o600 });
-  run("/usr/sbin/sshd", ["-t", "-f", configFile], "checking sshd_config");
-
-  const rec = startProcess(dir, {
-    name: PROCESS,
-    command: "/usr/sbin/sshd",
-    args: ["-D", "-f", configFile, "-E", logFile],
-    logFile: path.join(dir, `${PROCESS}.stderr.log`),
+  writeKnownHosts(knownHostsFile, port, hostKeyFile);
+  writeSshdConfig(LABEL, configFile, {
+    port,
+    hostKeyFile,
+    pidFile: path.join(dir, `${PROCESS}.pid`),
+    authorizedKeys,
+    user,
+    uid: pw.uid,
+    extra: ["DisableForwarding yes", "PermitTTY no", "PermitUserRC no", "PermitTunnel no"],
   });
+
   try {
-    await waitFor(() => portOpen("127.0.0.1", port), {
-      what: `git server's sshd on 127.0.0.1:${port}`,
-      timeoutMs: opts.timeoutMs ?? 15_000,
-      pid: rec.pid,
-      logFile,
-    });
+    const rec = await startSshd(dir, { name: PROCESS, configFile, logFile, port, what: "git server's sshd", timeoutMs: opts.timeoutMs ?? 15_000 });
     const server = handle(port, rec.pid);
     // Never empty: the branch gets a first commit, over SSH like every other push.
     const heads = await git(dir, ["ls-remote", "--heads", server.url, BRANCH], server.gitEnv());
@@ -311,11 +244,8 @@ export async function stopGitServer(dir: string): Promise<void> {
   }
   await stopProcess(dir, PROCESS);
   const res = readState(dir).resources.git as GitServerResources | undefined;
-  if (res?.createdUser && passwd(res.user)) {
-    const r = spawnSync("userdel", ["--remove", res.user], { encoding: "utf8" });
-    if (r.status !== 0 && !/mail spool/.test(r.stderr)) {
-      throw new Error(`git server: userdel ${res.user} failed: ${r.stderr.trim()}`);
-    }
+  if (res?.createdUser) {
+    removeUser(LABEL, res.user);
   }
   fs.rmSync(path.join(dir, "git-ssh"), { recursive: true, force: true });
   fs.rmSync(path.join(dir, "repos"), { recursive: true, force: true });

@@ -5,7 +5,8 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { freePort, portOpen, readState, recordAlive, startProcess, stopProcess, updateState, waitFor } from "./processes";
+import { portOpen, readState, recordAlive, stopProcess, updateState } from "./processes";
+import { ensureKeyPair, hostPort, makeTraversable, passwd, publicKeyOf, removeUser, run, startSshd, writeKnownHosts, writeSshdConfig } from "./sshd";
 
 export interface VmOptions {
   /** The engine sessions use (`ensureDockerEngine`): DOCKER_HOST and the socket's group. */
@@ -62,52 +63,7 @@ interface VmResources {
 
 const SYSTEM_PLUGIN = "/usr/local/lib/docker/cli-plugins/docker-compose";
 
-function run(cmd: string, args: string[], what: string): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) {
-    throw new Error(`vm: ${what} failed (${cmd} ${args.join(" ")}): ${(r.stderr || r.stdout || String(r.error)).trim()}`);
-  }
-  return r.stdout;
-}
-
-/** A user's passwd entry, or undefined when there is no such user. */
-export function passwd(user: string): { uid: number; gid: number; home: string } | undefined {
-  const r = spawnSync("getent", ["passwd", user], { encoding: "utf8" });
-  if (r.status !== 0) {
-    return undefined;
-  }
-  const f = r.stdout.trim().split(":");
-  return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] };
-}
-
-/** Whether sshd's StrictModes would accept `file`: it and every parent owned by root or `uid`, none group/world-writable. */
-export function strictModesOk(file: string, uid: number): boolean {
-  for (let p = path.dirname(file); ; p = path.dirname(p)) {
-    const st = fs.statSync(p);
-    if ((st.uid !== 0 && st.uid !== uid) || (st.mode & 0o022) !== 0) {
-      return false;
-    }
-    if (p === "/") {
-      return true;
-    }
-  }
-}
-
-/** `type key` of an OpenSSH public key file, without its comment. */
-export function publicKeyOf(pubFile: string): string {
-  const [type, key] = fs.readFileSync(pubFile, "utf8").trim().split(/\s+/);
-  return `${type} ${key}`;
-}
-
-/** Makes every directory from `/` to `dir` traversable by others (a mkdtemp dir is 0700). */
-export function makeTraversable(dir: string): void {
-  for (let p = path.resolve(dir); p !== "/"; p = path.dirname(p)) {
-    const st = fs.statSync(p);
-    if ((st.mode & 0o001) === 0) {
-      fs.chmodSync(p, (st.mode & 0o7777) | 0o011);
-    }
-  }
-}
+const LABEL = "vm";
 
 /**
  * Starts (or reuses, when a previous call in `dir` left it running) the sandbox VM: `sshd -D`
@@ -181,16 +137,16 @@ export async function startVm(dir: string, opts: VmOptions): Promise<Vm> {
   // The deploy user: no password (`*`, not locked `!`, which sshd refuses without PAM), /bin/sh.
   let pw = passwd(user);
   if (!pw) {
-    run("useradd", ["--system", "--create-home", "--home-dir", `/home/${user}`, "--shell", "/bin/sh", "--groups", opts.docker.group, user], `creating user ${user}`);
+    run(LABEL, "useradd", ["--system", "--create-home", "--home-dir", `/home/${user}`, "--shell", "/bin/sh", "--groups", opts.docker.group, user], `creating user ${user}`);
     resources.createdUser = true;
     save();
     pw = passwd(user)!;
-  } else if (!run("id", ["-nG", user], "id").split(/\s+/).includes(opts.docker.group)) {
-    run("usermod", ["-aG", opts.docker.group, user], `adding ${user} to ${opts.docker.group}`);
+  } else if (!run(LABEL, "id", ["-nG", user], "id").split(/\s+/).includes(opts.docker.group)) {
+    run(LABEL, "usermod", ["-aG", opts.docker.group, user], `adding ${user} to ${opts.docker.group}`);
     resources.addedToGroup = opts.docker.group;
     save();
   }
-  run("usermod", ["-p", "*", user], `unlocking ${user} for key login`);
+  run(LABEL, "usermod", ["-p", "*", user], `unlocking ${user} for key login`);
 
   // The compose plugin where a user install puts it, and (see systemPlugin) system-wide.
   const installPlugin = (target: string, owner?: { uid: number; gid: number }): void => {
@@ -222,64 +178,27 @@ export async function startVm(dir: string, opts: VmOptions): Promise<Vm> {
   fs.chmodSync(workDir, 0o750);
 
   // Keys: a host key for the server, a key pair for the deploy user; generated once per dir.
-  if (!fs.existsSync(hostKeyFile)) {
-    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", hostKeyFile], "generating the host key");
-  }
-  if (!fs.existsSync(userKeyFile)) {
-    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${user}@sandbox`, "-f", userKeyFile], "generating the deploy key");
-  }
+  ensureKeyPair(LABEL, hostKeyFile, "", "generating the host key");
+  ensureKeyPair(LABEL, userKeyFile, `${user}@sandbox`, "generating the deploy key");
   fs.writeFileSync(authorizedKeys, fs.readFileSync(`${userKeyFile}.pub`, "utf8"), { mode: 0o644 });
 
-  if (!fs.existsSync("/run/sshd")) {
-    fs.mkdirSync("/run/sshd", { mode: 0o755 });
-  }
-  let port = resources.port;
-  if (!port || (await portOpen("127.0.0.1", port))) {
-    port = await freePort();
-  }
+  const port = await hostPort(resources.port);
   resources.port = port;
   save();
-  fs.writeFileSync(`${knownHostsFile}`, `[127.0.0.1]:${port} ${publicKeyOf(`${hostKeyFile}.pub`)}\n`);
-
-  const config = [
-    `Port ${port}`,
-    "ListenAddress 127.0.0.1",
-    `HostKey ${hostKeyFile}`,
-    `PidFile ${path.join(dir, "sshd.pid")}`,
-    `AuthorizedKeysFile ${authorizedKeys}`,
-    "PubkeyAuthentication yes",
-    "PasswordAuthentication no",
-    "KbdInteractiveAuthentication no",
-    "HostbasedAuthentication no",
-    "PermitRootLogin no",
-    "PermitEmptyPasswords no",
-    "UsePAM no",
-    `AllowUsers ${user}`,
-    // StrictModes refuses keys below a group/world-writable directory such as /tmp.
-    `StrictModes ${strictModesOk(authorizedKeys, pw.uid) ? "yes" : "no"}`,
-    `SetEnv DOCKER_HOST=${opts.docker.host}`,
-    "AllowTcpForwarding no",
-    "X11Forwarding no",
-    "PrintMotd no",
-    "LogLevel VERBOSE",
-    "",
-  ].join("\n");
-  fs.writeFileSync(configFile, config, { mode: 0o600 });
-  run("/usr/sbin/sshd", ["-t", "-f", configFile], "checking sshd_config");
-
-  const rec = startProcess(dir, {
-    name: "sshd",
-    command: "/usr/sbin/sshd",
-    args: ["-D", "-f", configFile, "-E", logFile],
-    logFile: path.join(dir, "sshd.stderr.log"),
+  writeKnownHosts(knownHostsFile, port, hostKeyFile);
+  writeSshdConfig(LABEL, configFile, {
+    port,
+    hostKeyFile,
+    pidFile: path.join(dir, "sshd.pid"),
+    authorizedKeys,
+    user,
+    uid: pw.uid,
+    extra: [`SetEnv DOCKER_HOST=${opts.docker.host}`, "AllowTcpForwarding no", "X11Forwarding no"],
   });
+
+  let rec;
   try {
-    await waitFor(() => portOpen("127.0.0.1", port), {
-      what: `sshd on 127.0.0.1:${port}`,
-      timeoutMs: opts.timeoutMs ?? 15_000,
-      pid: rec.pid,
-      logFile,
-    });
+    rec = await startSshd(dir, { name: "sshd", configFile, logFile, port, what: "sshd", timeoutMs: opts.timeoutMs ?? 15_000 });
   } catch (e) {
     await stopVm(dir);
     throw e;
@@ -306,11 +225,8 @@ export async function stopVm(dir: string, opts: { keepWorkDir?: boolean } = {}):
     if (res.addedToGroup && passwd(res.user)) {
       spawnSync("gpasswd", ["-d", res.user, res.addedToGroup]);
     }
-    if (res.createdUser && passwd(res.user)) {
-      const r = spawnSync("userdel", ["--remove", res.user], { encoding: "utf8" });
-      if (r.status !== 0 && !/mail spool/.test(r.stderr)) {
-        throw new Error(`vm: userdel ${res.user} failed: ${r.stderr.trim()}`);
-      }
+    if (res.createdUser) {
+      removeUser(LABEL, res.user);
     }
   }
   fs.rmSync(path.join(dir, "ssh"), { recursive: true, force: true });

@@ -1,10 +1,12 @@
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawn, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { GitServer, SEED_FILES, commitToServer, startGitServer } from "../../sandbox/git-server";
-import { isAlive, readState } from "../../sandbox/processes";
+import { opensshArmour } from "../support/fixtures";
+import { processesMentioning } from "../support/leftovers";
+import { GitServer, ISOLATED_GIT_ENV, SEED_FILES, commitToServer, startGitServer } from "../../sandbox/git-server";
+import { CommandRun, isAlive, readState, runCommand } from "../../sandbox/processes";
 
 /*
  * The sandbox's git server for real: sshd on loopback, the deploy key forced through git-shell,
@@ -19,31 +21,9 @@ let dir: string;
 let server: GitServer;
 let userExisted = false;
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command asynchronously (so the test's own timers keep running). */
-function exec(cmd: string, args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd,
-      env: { ...process.env, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", GIT_TERMINAL_PROMPT: "0", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("error", reject);
-    child.on("close", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
+/** Runs a command asynchronously (so the test's own timers keep running), git isolated from local config. */
+function exec(cmd: string, args: string[], env: Record<string, string> = {}, cwd?: string): Promise<CommandRun> {
+  return runCommand(cmd, args, { cwd, env: { ...process.env, ...ISOLATED_GIT_ENV, ...env } });
 }
 
 let clones = 0;
@@ -92,7 +72,7 @@ describe("sandbox: git server over SSH (deploy key through git-shell)", { concur
     assert.match(server.hostKey, /^ssh-ed25519 [A-Za-z0-9+/=]+$/);
     assert.equal(server.knownHosts, `[127.0.0.1]:${server.port} ${server.hostKey}`);
     assert.equal(fs.readFileSync(server.knownHostsFile, "utf8"), `${server.knownHosts}\n`);
-    assert.match(server.privateKey, /^-----BEGIN OPENSSH PRIVATE KEY-----\n[\s\S]+\n-----END OPENSSH PRIVATE KEY-----\n$/);
+    assert.match(server.privateKey, new RegExp(`^${opensshArmour("BEGIN")}\\n[\\s\\S]+\\n${opensshArmour("END")}\\n$`));
     assert.equal(fs.readFileSync(server.privateKeyFile, "utf8"), server.privateKey);
     assert.equal(fs.statSync(server.privateKeyFile).mode & 0o777, 0o600);
     const sshCommand = server.gitEnv().GIT_SSH_COMMAND;
@@ -233,17 +213,7 @@ describe("sandbox: git server over SSH (deploy key through git-shell)", { concur
       assert.equal(fs.existsSync(`/home/${USER}`), false);
     }
     // Nothing started for the server (sshd or its sessions) is left.
-    const leftovers = fs
-      .readdirSync("/proc")
-      .filter((p) => /^\d+$/.test(p))
-      .filter((p) => {
-        try {
-          return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes(dir);
-        } catch {
-          return false;
-        }
-      });
-    assert.deepEqual(leftovers, []);
+    assert.deepEqual(processesMentioning(dir), []);
     // Stopping again is harmless.
     await server.stop();
   });

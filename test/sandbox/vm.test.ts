@@ -3,6 +3,7 @@ import * as assert from "node:assert/strict";
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { processesMentioning } from "../support/leftovers";
 import { renderBackendCompose, composeToYaml, renderEnvFile } from "../../lib/compose";
 import { DEPLOY_EXIT, renderBundle, renderDeployScript, renderDownScript } from "../../lib/remote-deploy";
 import { DockerEngine, ensureDockerEngine } from "../../sandbox/docker-engine";
@@ -326,17 +327,7 @@ describe("sandbox: engine, registry, SSH VM and demo images", { concurrency: fal
     }
     assert.deepEqual(readState(dir).processes, {});
     // Nothing else started for the sandbox (containerd, shims, containers) is left either.
-    const leftovers = fs
-      .readdirSync("/proc")
-      .filter((p) => /^\d+$/.test(p))
-      .filter((p) => {
-        try {
-          return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes(dir);
-        } catch {
-          return false;
-        }
-      });
-    assert.deepEqual(leftovers, []);
+    assert.deepEqual(processesMentioning(dir), []);
     if (engine.startedPid && !/-N DOCKER/.test(netBefore.iptables)) {
       assert.deepEqual(hostNet(), netBefore, "the engine's iptables rules, docker0 and ip_forward are undone");
     }

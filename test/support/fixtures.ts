@@ -1,9 +1,13 @@
 import * as crypto from "crypto";
 
+/** A line of OpenSSH's private key armour ("BEGIN" or "END"), put together here so no key-like line is committed. */
+export function opensshArmour(edge: "BEGIN" | "END"): string {
+  return ["-----" + edge, "OPENSSH PRIVATE KEY-----"].join(" ");
+}
+
 /** A throwaway private key in OpenSSH's PEM armour, made at test time (never committed). */
 export function fakePrivateKey(): string {
-  const armour = (edge: string): string => ["-----" + edge, "OPENSSH PRIVATE KEY-----"].join(" ");
-  return `${armour("BEGIN")}\n${crypto.randomBytes(48).toString("base64")}\n${armour("END")}\n`;
+  return `${opensshArmour("BEGIN")}\n${crypto.randomBytes(48).toString("base64")}\n${opensshArmour("END")}\n`;
 }
 
 export const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHg0ZXN0aG9zdGtleWZvcnVuaXR0ZXN0c29ubHkx";
