@@ -3,6 +3,11 @@ import { renderHostCheckScript } from "../lib/remote-deploy";
 import { RemoteScript } from "../providers/remote-script";
 import { SshTarget, connectionArgs } from "./ssh-target";
 
+/** Name of the check script a HostCheck named `host` runs. */
+export function hostCheckName(host: string): string {
+  return `${host}-check`;
+}
+
 export interface HostCheckArgs {
   readonly connection: SshTarget;
   /** Directory that must be writable for the deploy. */
@@ -26,7 +31,7 @@ export class HostCheck extends pulumi.ComponentResource {
   constructor(name: string, args: HostCheckArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:host:HostCheck", name, {}, opts);
     const check = new RemoteScript(
-      `${name}-check`,
+      hostCheckName(name),
       {
         connection: connectionArgs(args.connection),
         create: renderHostCheckScript({ deployDir: args.deployDir, installDocker: args.installDocker ?? false }),

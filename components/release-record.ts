@@ -19,7 +19,8 @@ export interface PromotedRelease {
 
 export interface LedgerEntry {
   readonly at: string;
-  readonly result: "promoted" | "rolled-back";
+  /** `interrupted`: the platform cut a release short; nothing was blamed or excluded. */
+  readonly result: "promoted" | "rolled-back" | "interrupted";
   /** What runs after this entry: `tag@digest`. */
   readonly frontend: string;
   readonly backend: string;

@@ -11,6 +11,9 @@ import { Checkout, commitFileChange, fetchUpstream, git, moveCheckoutTo, pushFil
 import { EXIT, failedStage, failureReason, onlyVpsFailed, plannedDigests, releaseMoved, vpsMoved, vpsRestored } from "./outcome";
 import { StackConfig, configProblems, lastPromoted, readRelease, secretValues, setting } from "./release-state";
 import { RollbackRecord, TagPair, failedTags, redact, rollbackChange, rollbackMessage } from "./rollback-commit";
+import { checkPlatform } from "./platform";
+import { Verdict, classify, describeVerdict } from "./verdict";
+import { Interruption, StateResource, addInterruption } from "./interruption";
 
 /** The policy pack of this program, enforced on every preview and update the deploy makes. */
 export const POLICY_PACK = path.resolve(__dirname, "..", "policy");
@@ -49,13 +52,13 @@ const promotedRelease = (events: readonly EngineEvent[]): PromotedRelease | unde
  * anyway, while the stack still records the inputs of the run before; with nothing to diff, the
  * rollback would not run it again. Marking its recorded state makes the next `up` run it.
  */
-async function markUnfinishedRemoteRuns(stack: Stack, events: readonly EngineEvent[]): Promise<string[]> {
+async function markUnfinishedRemoteRuns(stack: Stack, events: readonly EngineEvent[], interruption?: Interruption): Promise<string[]> {
   const failed = new Set(events.map((e) => e.resOpFailedEvent?.metadata).filter((m) => m?.type === REMOTE_SCRIPT_TYPE).map((m) => m!.urn));
-  if (failed.size === 0) {
+  if (failed.size === 0 && !interruption) {
     return [];
   }
   const state = await stack.exportStack();
-  const resources = (state.deployment as { resources?: { urn: string; outputs?: Record<string, unknown> }[] }).resources ?? [];
+  const resources = (state.deployment as { resources?: StateResource[] }).resources ?? [];
   const marked: string[] = [];
   for (const r of resources) {
     if (failed.has(r.urn) && r.outputs) {
@@ -63,7 +66,8 @@ async function markUnfinishedRemoteRuns(stack: Stack, events: readonly EngineEve
       marked.push(r.urn.split("::").pop() ?? r.urn);
     }
   }
-  if (marked.length > 0) {
+  const recorded = interruption ? addInterruption(resources, interruption) : false;
+  if (marked.length > 0 || recorded) {
     await stack.importStack(state);
   }
   return marked;
@@ -136,15 +140,23 @@ export async function deploy(opts: DeployOptions): Promise<number> {
       // The homelab's stages did not fail: its release is not rolled back for the VPS's sake.
       return vpsFailure(run.events, reason, run.seconds);
     }
+    const verdict = classify(run.events, run.error, await checkPlatform(cfg));
     if (!releaseMoved(run.events)) {
+      if (verdict.fault === "platform" && verdict.part !== "unknown") {
+        say(`PLATFORM FAILURE before any change (${run.seconds}s): ${redact(describeVerdict(verdict), secretValues(cfg))}\nNothing changed, nothing excluded. Deploy again once the ${verdict.part} answers.\nStill running: ${describeRunning(last)}`);
+        return EXIT.platform;
+      }
       say(`REFUSED before any change (${run.seconds}s):\n${reason}\nStill running: ${describeRunning(last)}`);
       return EXIT.refused;
     }
+    if (verdict.fault === "platform") {
+      return await platformFailure({ stack, cfg, run, verdict, target, last });
+    }
     if (!last) {
-      say(`FAILED and there is no promoted release to roll back to:\n${reason}`);
+      say(`FAILED and there is no promoted release to roll back to (${describeVerdict(verdict)}):\n${reason}`);
       return EXIT.rollbackFailed;
     }
-    return await rollBack({ stack, engine, co, cfg, run, reason, failed: target, last });
+    return await rollBack({ stack, engine, co, cfg, run, reason: `${describeVerdict(verdict)}\n${reason}`, failed: target, last });
   } catch (e) {
     if (e instanceof Refused) {
       say(`REFUSED before any change: ${e.message}`);
@@ -154,6 +166,35 @@ export async function deploy(opts: DeployOptions): Promise<number> {
   } finally {
     lock.release();
   }
+}
+
+interface PlatformContext {
+  readonly stack: Stack;
+  readonly cfg: StackConfig;
+  readonly run: EngineRun;
+  readonly verdict: Extract<Verdict, { fault: "platform" }>;
+  readonly target: TagPair;
+  readonly last: PromotedRelease | undefined;
+}
+
+/**
+ * The platform failed mid-release: the release is not blamed. Nothing is excluded or committed;
+ * the remote runs the failure cut short are marked to run again, the interruption goes into the
+ * stack's ledger, and the next deploy (the release file still names the target) resumes it.
+ */
+async function platformFailure(c: PlatformContext): Promise<number> {
+  const secrets = secretValues(c.cfg);
+  const evidence = redact(describeVerdict(c.verdict), secrets);
+  say(`PLATFORM FAILURE after ${c.run.seconds}s in the ${failedStage(c.run.events)}: ${evidence}`);
+  const interruption: Interruption = { at: new Date().toISOString(), target: c.target, stage: failedStage(c.run.events), part: c.verdict.part, evidence: evidence.slice(0, 2000) };
+  const unfinished = await markUnfinishedRemoteRuns(c.stack, c.run.events, interruption);
+  say(
+    `Nothing excluded and nothing committed: frontend ${c.target.frontend}, backend ${c.target.backend} stays the release in git. ` +
+      `Parts of it may already run beside the last promoted pair (${describeRunning(c.last)}), which the stack still records.` +
+      (unfinished.length > 0 ? ` The next deploy runs ${unfinished.join(", ")} again.` : "") +
+      ` Deploy again once the ${c.verdict.part} answers; it resumes the release.`,
+  );
+  return EXIT.platform;
 }
 
 interface RollbackContext {

@@ -17,6 +17,11 @@ export const EXIT = {
   rollbackFailed: 4,
   /** Rolled back, but the rollback commit could not be pushed: git does not record it yet. */
   notRecorded: 5,
+  /**
+   * The platform failed (the cluster's API, the VM's SSH or Docker engine, the registry, the
+   * network), not the release: nothing excluded, nothing committed; deploying again resumes it.
+   */
+  platform: 6,
 } as const;
 
 /** The parts of a resource's URN: `urn:pulumi:<stack>::<project>::<parent types$type>::<name>`. */
@@ -70,11 +75,15 @@ export function onlyVpsFailed(events: readonly EngineEvent[]): boolean {
   return failed.length > 0 && failed.every(isVps);
 }
 
-/** Whether the VPS's host restored its previous release, healthy, after its deploy failed (the remote deploy's exit code). */
+/**
+ * Whether the VPS's previous release serves after its deploy failed, by the remote deploy's exit
+ * code: restored healthy, or never touched because the pull failed.
+ */
 export function vpsRestored(events: readonly EngineEvent[]): boolean {
   return events.some((e) => {
     const d = e.diagnosticEvent;
-    return d?.severity === "error" && d.urn !== undefined && isVps(d.urn) && remoteExitCode(d.message) === DEPLOY_EXIT.restored;
+    const code = d?.severity === "error" && d.urn !== undefined && isVps(d.urn) ? remoteExitCode(d.message) : undefined;
+    return code === DEPLOY_EXIT.restored || code === DEPLOY_EXIT.pullFailed;
   });
 }
 

@@ -5,10 +5,12 @@ import { ROLLBACK_TRAILER, STAGE_TRAILER, trailers } from "./rollback-commit";
 
 /** One release of the history: a commit of the release file, and what the stack recorded of it. */
 export interface ReleaseHistoryEntry {
+  /** The commit; empty for an interruption, which has none. */
   readonly sha: string;
   readonly at: string;
   readonly author: string;
-  readonly kind: "release" | "rollback";
+  /** `interrupted`: the platform cut a release short (from the stack's ledger; no commit). */
+  readonly kind: "release" | "rollback" | "interrupted";
   readonly frontend: string;
   readonly backend: string;
   /** For a rollback: the stage that failed and why. */
@@ -32,7 +34,10 @@ function tagsOf(text: string): { frontend: string; backend: string } {
  * ledger holds for the pairs it promoted.
  */
 export function releaseHistory(commits: readonly FileCommit[], ledger: readonly LedgerEntry[]): ReleaseHistoryEntry[] {
-  return commits.map((c) => {
+  const interruptions = ledger
+    .filter((l) => l.result === "interrupted" && l.failed)
+    .map((l): ReleaseHistoryEntry => ({ sha: "", at: l.at, author: "", kind: "interrupted", frontend: l.failed!.frontend, backend: l.failed!.backend, reason: l.reason }));
+  const released = commits.map((c): ReleaseHistoryEntry => {
     const tags = tagsOf(c.text);
     const marks = trailers(c.body);
     const isRollback = ROLLBACK_TRAILER in marks;
@@ -50,18 +55,20 @@ export function releaseHistory(commits: readonly FileCommit[], ledger: readonly 
       ...(promoted && !isRollback ? { gates: promoted.gates, promotedAt: promoted.at } : {}),
     };
   });
+  // Newest first, as git log lists the commits.
+  return [...released, ...interruptions].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
 }
 
 /** The history as a table for people. */
 export function formatHistory(entries: readonly ReleaseHistoryEntry[]): string {
   const rows = entries.map((e) => [
     e.at.replace("T", " ").slice(0, 19),
-    e.sha.slice(0, 10),
+    e.sha ? e.sha.slice(0, 10) : "-",
     e.kind,
     e.frontend,
     e.backend,
     e.gates ? `${(e.gates.frontendMs / 1000).toFixed(1)}s / ${(e.gates.backendMs / 1000).toFixed(1)}s` : e.kind === "release" ? "not promoted" : "",
-    e.kind === "rollback" ? (e.reason ?? "") : e.author,
+    e.kind === "release" ? e.author : (e.reason ?? ""),
   ]);
   const head = ["when (UTC)", "commit", "kind", "frontend", "backend", "gates", "by / why"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

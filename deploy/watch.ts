@@ -22,7 +22,11 @@ const OUTCOME: Record<number, string> = {
   [EXIT.rolledBack]: "rolled back",
   [EXIT.rollbackFailed]: "rollback failed",
   [EXIT.notRecorded]: "rolled back, not recorded in git",
+  [EXIT.platform]: "the platform failed; resuming with back-off",
 };
+
+/** The longest wait between resumes while the platform stays down. */
+const MAX_BACKOFF_MS = 10 * 60 * 1000;
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -62,6 +66,8 @@ export async function watch(opts: WatchOptions): Promise<void> {
   const root = git(opts.workDir, ["rev-parse", "--show-toplevel"]).trim();
   say(`following ${branch} of ${setting(cfg, "gitUrl")} every ${interval / 1000}s for stack ${opts.stack}`);
   let deployed: string | undefined;
+  // Resumes of a release the platform interrupted: the same commit again, waiting longer each time.
+  let resumes = 0;
   while (!opts.signal?.aborted) {
     let upstream: string;
     try {
@@ -86,10 +92,19 @@ export async function watch(opts: WatchOptions): Promise<void> {
         }
         // Deployed: the commit looked at, or the deploy's own rollback commit on top of it. A
         // refused commit is not tried again until another one arrives.
-        const head = git(root, ["rev-parse", "HEAD"]).trim();
-        deployed = head !== upstream && isAncestor(root, upstream, head) ? head : upstream;
         say(`${upstream.slice(0, 12)}: ${OUTCOME[code] ?? `exit ${code}`}`);
         opts.onOutcome?.(code, upstream);
+        if (code === EXIT.platform) {
+          // Not deployed: the same commit is tried again once the platform may be back.
+          resumes++;
+          const wait = Math.min(MAX_BACKOFF_MS, interval * 2 ** Math.min(resumes, 10));
+          say(`resuming ${upstream.slice(0, 12)} in ${Math.round(wait / 1000)}s`);
+          await sleep(wait, opts.signal);
+          continue;
+        }
+        resumes = 0;
+        const head = git(root, ["rev-parse", "HEAD"]).trim();
+        deployed = head !== upstream && isAncestor(root, upstream, head) ? head : upstream;
         continue;
       }
     }

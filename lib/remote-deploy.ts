@@ -67,6 +67,10 @@ export const DEPLOY_EXIT = {
   restoreFailed: 11,
   /** The new release failed and there was no previous release to restore. */
   noPrevious: 12,
+  /** The host could not pull the release's images; the running release was not touched. */
+  pullFailed: 13,
+  /** The host's Docker engine did not answer; the release was not judged. */
+  engineUnreachable: 14,
 } as const;
 
 function checkAbsolute(field: string, dir: string): void {
@@ -115,6 +119,14 @@ START=$(date +%s)
 say() { echo "deploy: $*"; }
 warn() { echo "deploy: $*" >&2; }
 ${composeFunction(o)}
+# The staged release, for pulling before anything in the deploy directory changes.
+staged() { docker compose --project-name ${shq(o.project)} --project-directory "$REL/next" -f "$REL/next/docker-compose.yml" "$@"; }
+engine_down() { ! docker info >/dev/null 2>&1; }
+# A Docker engine recreates its socket when it starts: a changed socket means it restarted during
+# this deploy, and what its containers did meanwhile says nothing about the release.
+engine_mark() { s="\${DOCKER_HOST:-unix:///var/run/docker.sock}"; case "$s" in unix://*) stat -c '%i %Y %Z' "\${s#unix://}" 2>/dev/null || true ;; esac; }
+ENGINE_AT_START=$(engine_mark)
+engine_restarted() { [ -n "$ENGINE_AT_START" ] && [ "$(engine_mark)" != "$ENGINE_AT_START" ]; }
 # Registry credentials stay in the deploy directory, not the user's own Docker config; the
 # user's CLI plugins (compose) are linked in so docker still finds them.
 export DOCKER_CONFIG="$DIR/.docker"
@@ -130,7 +142,14 @@ while IFS=' ' read -r kind name mode data; do
     *) echo "deploy: unknown bundle entry '$kind'" >&2; exit 2 ;;
   esac
 done
-${login}changed=0
+${login}if engine_down; then warn "ENGINE: the Docker engine on $(hostname) does not answer"; exit ${DEPLOY_EXIT.engineUnreachable}; fi
+say "pulling images"
+if ! staged pull --quiet >&2; then
+  if engine_down; then warn "ENGINE: the Docker engine on $(hostname) stopped answering during the pull"; exit ${DEPLOY_EXIT.engineUnreachable}; fi
+  warn "PULL: the images of the release could not be pulled; the running release was not touched"
+  exit ${DEPLOY_EXIT.pullFailed}
+fi
+changed=0
 for f in $FILES; do cmp -s "$REL/next/$f" "$DIR/$f" || changed=1; done
 if [ "$changed" = 1 ] && [ -f "$DIR/docker-compose.yml" ]; then
   rm -rf "$REL/previous" && mkdir -p "$REL/previous"
@@ -172,6 +191,9 @@ wait_healthy() {
 }
 
 fail() {
+  # Without an engine nothing about the release can be judged (or restored): say so, apart.
+  if engine_down; then warn "ENGINE: the Docker engine on $(hostname) stopped answering ($1)"; exit ${DEPLOY_EXIT.engineUnreachable}; fi
+  if engine_restarted; then warn "ENGINE: the Docker engine on $(hostname) restarted during the deploy ($1); the release was not judged"; exit ${DEPLOY_EXIT.engineUnreachable}; fi
   echo "deploy: FAILED: $1" >&2
   echo "deploy: last $LOG_LINES log lines of the failed release:" >&2
   compose logs --no-color --tail "$LOG_LINES" >&2 || true
@@ -191,8 +213,6 @@ fail() {
   exit ${DEPLOY_EXIT.restoreFailed}
 }
 
-say "pulling images"
-compose pull --quiet || fail "pull failed"
 say "starting"
 # Compose's own last line says why it failed (e.g. a dependency that never turned healthy).
 if ! out=$(compose up -d --remove-orphans 2>&1); then

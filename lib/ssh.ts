@@ -30,6 +30,16 @@ export class SshConnectError extends Error {
   }
 }
 
+/** The SSH connection dropped while a script ran: the host may have been changed, and no verdict came back. */
+export class SshConnectionLost extends Error {
+  constructor(where: string) {
+    const message = `the SSH connection to ${where} was lost before the script finished (the host may have been changed)`;
+    super(message);
+    this.message = message;
+    this.name = "SshConnectionLost";
+  }
+}
+
 /** Host key algorithms to offer for a pinned key type, so the server presents that key. */
 function hostKeyAlgorithms(type: string): string[] {
   return type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type];
@@ -119,8 +129,17 @@ export async function runScript(ep: SshEndpoint, script: string, stdin = "", onL
         stream.stderr.on("data", (d: Buffer) => {
           stderr += d.toString();
         });
-        stream.on("close", (code: number | null, signal?: string) => {
-          resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+        stream.on("close", (code: number | null | undefined, signal?: string) => {
+          // No exit status and no signal: the connection went away, not the script.
+          if (code === null || code === undefined) {
+            if (signal) {
+              resolve({ code: 128, stdout, stderr });
+            } else {
+              reject(new SshConnectionLost(`${ep.user}@${ep.host}:${ep.port}`));
+            }
+            return;
+          }
+          resolve({ code, stdout, stderr });
         });
         stream.end(stdin);
       });

@@ -99,7 +99,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
     privateKey: secrets.vmPrivateKey,
     hostKey: s.vm.hostKey,
   };
-  const vmCheck = new HostCheck("backend-vm", { connection: vm, deployDir: s.backend.deployDir, trigger: releaseId });
+  const vmCheck = new HostCheck(PART.backendVm, { connection: vm, deployDir: s.backend.deployDir, trigger: releaseId });
 
   const frontend = new FrontendApp(
     PART.frontend,

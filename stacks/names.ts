@@ -7,6 +7,8 @@ export const PART = {
   frontend: "frontend",
   /** The ComposeHost of the backend on the VM. */
   backend: "backend",
+  /** The HostCheck of the backend VM. */
+  backendVm: "backend-vm",
   /** The VpsApp. */
   vps: "vps",
   /** The HealthGate of the frontend, through the ingress. */

@@ -30,13 +30,16 @@ if [ "$1" = compose ]; then
   case "$1" in
     version) echo "2.40.3"; exit 0 ;;
     pull) grep -q missing "$file" && exit 1; exit 0 ;;
-    up) sed -n 's/^ *image: //p' "$file" > "$FAKE_STATE/running"; exit 0 ;;
+    up) sed -n 's/^ *image: //p' "$file" > "$FAKE_STATE/running"
+      # An engine restart recreates its socket.
+      grep -q engine-restart "$file" && : > "$FAKE_STATE/docker.sock.new" && mv "$FAKE_STATE/docker.sock.new" "$FAKE_STATE/docker.sock"
+      exit 0 ;;
     ps) echo cid123; exit 0 ;;
     logs) echo "backend | boom"; exit 0 ;;
     down) rm -f "$FAKE_STATE/running"; exit 0 ;;
   esac
 fi
-if [ "$1" = info ]; then exit 0; fi
+if [ "$1" = info ]; then [ -e "$FAKE_STATE/engine-down" ] && exit 1; exit 0; fi
 exit 0
 `;
 const FAKE_CURL = `#!/bin/sh
@@ -59,6 +62,7 @@ before(() => {
   fs.mkdirSync(state);
   fs.writeFileSync(path.join(bin, "docker"), FAKE_DOCKER, { mode: 0o755 });
   fs.writeFileSync(path.join(bin, "curl"), FAKE_CURL, { mode: 0o755 });
+  fs.writeFileSync(path.join(state, "docker.sock"), "");
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -83,7 +87,7 @@ function deploy(image: string, env = "SECRET='s3cr3t-value'\n"): { code: number 
     ],
     { registryPassword: "pa$$ word" },
   );
-  const r = spawnSync("/bin/sh", ["-c", script], { input: bundle, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state }, encoding: "utf8" });
+  const r = spawnSync("/bin/sh", ["-c", script], { input: bundle, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}` }, encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -130,11 +134,36 @@ describe("deploy script", () => {
     assert.equal(fs.readFileSync(path.join(state, "running"), "utf8").trim(), "r/backend:good-1");
   });
 
-  it("restores when the image cannot be pulled", () => {
+  it("leaves the running release untouched when the images cannot be pulled, with its own exit code", () => {
+    const calls = path.join(state, "calls");
+    fs.rmSync(calls, { force: true });
     const r = deploy("r/backend:missing-4");
-    assert.equal(r.code, DEPLOY_EXIT.restored, r.stderr);
-    assert.match(r.stderr, /FAILED: pull failed/);
+    assert.equal(r.code, DEPLOY_EXIT.pullFailed, r.stderr);
+    assert.match(r.stderr, /PULL: the images of the release could not be pulled; the running release was not touched/);
     assert.equal(read("docker-compose.yml"), compose("r/backend:good-1"));
+    assert.equal(fs.readFileSync(path.join(state, "running"), "utf8").trim(), "r/backend:good-1");
+    assert.doesNotMatch(fs.readFileSync(calls, "utf8"), /compose up/, "nothing was recreated");
+  });
+
+  it("does not judge a release whose health check failed while the Docker engine restarted", () => {
+    const r = deploy("r/backend:unhealthy-engine-restart-7");
+    assert.equal(r.code, DEPLOY_EXIT.engineUnreachable, r.stderr);
+    assert.match(r.stderr, /ENGINE: the Docker engine on .* restarted during the deploy \(health check failed\); the release was not judged/);
+    assert.doesNotMatch(r.stderr, /restoring/);
+    // Put the last good release back for the tests after this one.
+    assert.equal(deploy("r/backend:good-1").code, 0);
+  });
+
+  it("stops before any change when the Docker engine does not answer, with its own exit code", () => {
+    fs.writeFileSync(path.join(state, "engine-down"), "");
+    try {
+      const r = deploy("r/backend:good-6");
+      assert.equal(r.code, DEPLOY_EXIT.engineUnreachable, r.stderr);
+      assert.match(r.stderr, /ENGINE: the Docker engine on .* does not answer/);
+      assert.equal(read("docker-compose.yml"), compose("r/backend:good-1"));
+    } finally {
+      fs.rmSync(path.join(state, "engine-down"));
+    }
   });
 
   it("keeps the last good release as previous across a new promotion", () => {
@@ -147,14 +176,14 @@ describe("deploy script", () => {
 
   it("stops the project on delete without removing volumes", () => {
     const script = renderDownScript({ deployDir, project: "backend" });
-    const r = spawnSync("/bin/sh", ["-c", script], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state }, encoding: "utf8" });
+    const r = spawnSync("/bin/sh", ["-c", script], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}` }, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     const calls = fs.readFileSync(path.join(state, "calls"), "utf8").trim().split("\n");
     assert.equal(calls[calls.length - 1], "compose down --remove-orphans");
   });
 
   it("checks the host and names what is missing", () => {
-    const ok = spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir })], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state }, encoding: "utf8" });
+    const ok = spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir })], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}` }, encoding: "utf8" });
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /host-check: ok: 2.40.3/);
     const none = spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir })], { env: { PATH: "/nonexistent" }, encoding: "utf8" });

@@ -1,0 +1,157 @@
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { composeDeployName } from "../components/compose-host";
+import { FRONTEND_APP_TYPE } from "../components/frontend-app";
+import { gateProbeName } from "../components/health-gate";
+import { hostCheckName } from "../components/host-check";
+import { VPS_APP_TYPE } from "../components/vps-app";
+import { DEPLOY_EXIT, HOST_CHECK_EXIT } from "../lib/remote-deploy";
+import { remoteExitCode } from "../providers/remote-script";
+import { PART } from "../stacks/names";
+import type { PlatformPart, Reach } from "./platform";
+
+/**
+ * Who a failed run is blamed on. A release is at fault only on evidence from its own workload
+ * while the platform answered; everything else, the unknown included, is the platform's, so a
+ * good release is never excluded for a platform's sake.
+ */
+export type Verdict =
+  | { readonly fault: "release"; readonly part: "frontend" | "backend"; readonly evidence: string }
+  | { readonly fault: "platform"; readonly part: PlatformPart; readonly evidence: string };
+
+/** Transport failures: the far side did not answer, whatever the release. */
+const TRANSPORT =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|connection refused|connection reset|no route to host|i\/o timeout|handshake timeout|context deadline exceeded|unexpected EOF|client connection lost|unreachable|cannot reach|was lost|currently unable to handle|Service Unavailable|TimeoutError|aborted/i;
+/** The Kubernetes provider's report of a pod of the rollout, e.g. `[Pod website/frontend-x]: containers with unready status`. */
+const POD_EVIDENCE = /\[Pod [^\]]+\]:[^\n]*/g;
+/** A pod whose image the node could not pull: the registry (or the way to it) failed, not the release. */
+const IMAGE_PULL = /ErrImagePull|ImagePullBackOff|pull access denied|failed to pull/i;
+
+interface Failure {
+  readonly name: string;
+  readonly types: string[];
+  readonly message: string;
+}
+
+function parseUrn(urn: string): { types: string[]; name: string } {
+  const parts = urn.split("::");
+  return { types: (parts[2] ?? "").split("$"), name: parts.slice(3).join("::") };
+}
+
+/** The errors of the homelab part and of the program, in the order the engine reported them. */
+function failures(events: readonly EngineEvent[]): Failure[] {
+  return events.flatMap((e) => {
+    const d = e.diagnosticEvent;
+    if (d?.severity !== "error" || !d.urn) {
+      return [];
+    }
+    const { types, name } = parseUrn(d.urn);
+    // The stack's own errors (the program's: a registry that does not answer) count; the VPS's do not.
+    if (types.includes(VPS_APP_TYPE)) {
+      return [];
+    }
+    return [{ name, types, message: d.message.trim() }];
+  });
+}
+
+const firstLine = (text: string): string => text.split("\n").find((l) => l.trim() !== "")?.trim() ?? text;
+/** The remote deploy's own verdict lines, which name what failed on the host. */
+const deployLines = (text: string): string =>
+  text
+    .split("\n")
+    .filter((l) => /^\s*deploy: /.test(l))
+    .map((l) => l.trim())
+    .slice(0, 4)
+    .join("; ");
+
+/** A platform part that did not answer when checked after the failure. */
+function silent(reach: readonly Reach[], parts: readonly PlatformPart[]): Reach | undefined {
+  return reach.find((r) => parts.includes(r.part) && !r.answered);
+}
+
+const platform = (part: PlatformPart, evidence: string): Verdict => ({ fault: "platform", part, evidence });
+
+function judgeFrontendRollout(f: Failure, reach: readonly Reach[]): Verdict {
+  const pods = [...f.message.matchAll(POD_EVIDENCE)].map((m) => m[0].trim());
+  if (pods.length > 0 && !pods.some((p) => IMAGE_PULL.test(p))) {
+    return { fault: "release", part: "frontend", evidence: pods.slice(0, 3).join("; ") };
+  }
+  if (pods.some((p) => IMAGE_PULL.test(p))) {
+    return platform("registry", `the cluster's node could not pull the image: ${pods.find((p) => IMAGE_PULL.test(p))}`);
+  }
+  const api = silent(reach, ["Kubernetes API"]);
+  if (api || TRANSPORT.test(f.message)) {
+    return platform("Kubernetes API", api ? `${api.address} does not answer; ${firstLine(f.message)}` : firstLine(f.message));
+  }
+  return platform("unknown", `the rollout failed without evidence from its pods: ${firstLine(f.message)}`);
+}
+
+function judgeGate(f: Failure, part: "frontend" | "backend", reach: readonly Reach[]): Verdict {
+  const last = /last result: (.*)$/m.exec(f.message)?.[1] ?? firstLine(f.message);
+  const down = silent(reach, part === "frontend" ? ["Kubernetes API", "ingress"] : ["Kubernetes API", "ingress", "backend VM (SSH)"]);
+  if (down) {
+    return platform(down.part, `${down.address} does not answer; the gate saw: ${last}`);
+  }
+  // An HTTP answer came back: the way to the release works, and the release answered wrong.
+  if (/^status \d+/.test(last)) {
+    return { fault: "release", part, evidence: `${gateProbeName(part === "frontend" ? PART.frontendGate : PART.backendGate)}: ${last}` };
+  }
+  return platform(TRANSPORT.test(last) ? "ingress" : "unknown", `the gate got no HTTP answer: ${last}`);
+}
+
+function judgeRemote(f: Failure, reach: readonly Reach[]): Verdict {
+  const code = remoteExitCode(f.message);
+  const vm = silent(reach, ["backend VM (SSH)"]);
+  if (code === DEPLOY_EXIT.restored || code === DEPLOY_EXIT.restoreFailed || code === DEPLOY_EXIT.noPrevious) {
+    return { fault: "release", part: "backend", evidence: deployLines(f.message) || firstLine(f.message) };
+  }
+  if (code === DEPLOY_EXIT.pullFailed) {
+    return platform("registry", `the VM could not pull the release's images: ${deployLines(f.message)}`);
+  }
+  if (code === DEPLOY_EXIT.engineUnreachable || code === HOST_CHECK_EXIT.noEngine) {
+    return platform("backend VM's Docker engine", firstLine(f.message.split("\n").slice(1).join("\n")) || firstLine(f.message));
+  }
+  if (code === undefined && (vm || TRANSPORT.test(f.message))) {
+    return platform("backend VM (SSH)", firstLine(f.message));
+  }
+  return platform("unknown", firstLine(f.message));
+}
+
+/**
+ * Classifies a failed run of the homelab part from the engine's errors and what of the platform
+ * answered just after. The first failing stage decides; a failure outside the release's stages
+ * (the cluster or the registry before the rollout) is the platform's.
+ */
+export function classify(events: readonly EngineEvent[], fallback: string | undefined, reach: readonly Reach[]): Verdict {
+  const all = failures(events);
+  const by = (name: string): Failure | undefined => all.find((f) => f.name === name);
+  const frontend = all.find((f) => f.types.includes(FRONTEND_APP_TYPE));
+  if (frontend) {
+    return judgeFrontendRollout(frontend, reach);
+  }
+  const frontendGate = by(gateProbeName(PART.frontendGate));
+  if (frontendGate) {
+    return judgeGate(frontendGate, "frontend", reach);
+  }
+  const remote = by(composeDeployName(PART.backend)) ?? by(hostCheckName(PART.backendVm));
+  if (remote) {
+    return judgeRemote(remote, reach);
+  }
+  const backendGate = by(gateProbeName(PART.backendGate));
+  if (backendGate) {
+    return judgeGate(backendGate, "backend", reach);
+  }
+  const text = [...all.map((f) => f.message), fallback ?? ""].join("\n");
+  if (/cannot reach the registry/.test(text)) {
+    return platform("registry", firstLine(/cannot reach the registry.*$/m.exec(text)?.[0] ?? text));
+  }
+  if (TRANSPORT.test(text)) {
+    const down = reach.find((r) => !r.answered);
+    return platform(down?.part ?? "network", `${down ? `${down.address} does not answer; ` : ""}${firstLine(text)}`);
+  }
+  return platform("unknown", firstLine(text));
+}
+
+/** One line for people: who is at fault and on what evidence. */
+export function describeVerdict(v: Verdict): string {
+  return v.fault === "release" ? `the ${v.part} release is at fault: ${v.evidence}` : `the platform failed (${v.part}), not the release: ${v.evidence}`;
+}
