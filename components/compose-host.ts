@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { BundleFile, renderBundle, renderDeployScript, renderDownScript } from "../lib/remote-deploy";
+import { renderBundle, renderDeployScript, renderDownScript } from "../lib/remote-deploy";
 import { renderEnvFile } from "../lib/compose";
 import { RemoteScript } from "../providers/remote-script";
 import { SshTarget, connectionArgs } from "./ssh-target";
@@ -38,7 +38,8 @@ export interface ComposeHostArgs {
 
 /**
  * A compose project on a Docker host reached over SSH. One remote command receives the compose
- * file, `.env` and registry password on stdin, keeps the current release as the previous one, pulls
+ * file and other plain files (inputs a preview shows line by line), `.env` and the registry
+ * password (secret) on stdin, keeps the current release as the previous one, pulls
  * and starts the new one and waits for health; on failure it prints the last 30 log lines, restores
  * and restarts the previous release and fails the update. It runs again only when the rendered
  * files (which pin images by digest) change. Deleting stops the project and keeps its volumes.
@@ -65,18 +66,21 @@ export class ComposeHost extends pulumi.ComponentResource {
         deadlineSeconds,
       }),
     );
-    const bundle = pulumi
-      .all([args.compose, files, env, args.registry?.password])
-      .apply(([compose, extra, environment, password]) => {
-        const entries: BundleFile[] = [
-          { name: "docker-compose.yml", content: compose, mode: "0644" },
-          { name: ".env", content: renderEnvFile(environment), mode: "0600" },
-          ...Object.keys(extra)
-            .sort()
-            .map((n): BundleFile => ({ name: n, content: extra[n], mode: "0644" })),
-        ];
-        return renderBundle(entries, { registryPassword: password });
-      });
+    // The compose file and the other plain files are inputs of their own, so a preview shows
+    // their changed lines; only `.env` and the registry password travel in the secret stdin.
+    const plainFiles = pulumi.all([args.compose, files]).apply(([compose, extra]) => {
+      for (const reserved of ["docker-compose.yml", ".env"]) {
+        if (reserved in extra) {
+          throw new pulumi.ResourceError(`files: ${reserved} is written by the component itself`, this);
+        }
+      }
+      return { ...extra, "docker-compose.yml": compose };
+    });
+    const secretBundle = pulumi
+      .all([env, args.registry?.password])
+      .apply(([environment, password]) => renderBundle([{ name: ".env", content: renderEnvFile(environment), mode: "0600" }], { registryPassword: password }));
+    // Variable names are not secret; showing them tells a reviewer which ones a change adds or drops.
+    const envKeys = pulumi.unsecret(pulumi.output(env).apply((e) => Object.keys(e).sort()));
 
     const deploy = new RemoteScript(
       composeDeployName(name),
@@ -84,7 +88,9 @@ export class ComposeHost extends pulumi.ComponentResource {
         connection: connectionArgs({ ...args.connection, attempts: args.connection.attempts ?? 5 }),
         create: script,
         delete: renderDownScript({ deployDir: args.deployDir, project: args.project }),
-        stdin: pulumi.secret(bundle),
+        files: plainFiles,
+        envKeys,
+        stdin: pulumi.secret(secretBundle),
       },
       { parent: this, protect: args.protect ?? false },
     );

@@ -60,6 +60,8 @@ export interface BackendComposeOptions {
   readonly dataPath?: string;
   /** Health probe run inside the container. @default a Node.js one-liner (the backend is a Node app) */
   readonly healthcheckTest?: string[];
+  /** Most CPU and memory the container may use. @default { cpus: "2", memory: "512M" } */
+  readonly limits?: { readonly cpus?: string; readonly memory?: string };
 }
 
 /** Renders the backend compose file: one service, pinned image, `.env`, health check, bounded logs and resources. */
@@ -85,7 +87,7 @@ export function renderBackendCompose(opts: BackendComposeOptions): ComposeFile {
         logging: { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } },
         deploy: {
           resources: {
-            limits: { cpus: "2", memory: "512M" },
+            limits: { cpus: opts.limits?.cpus ?? "2", memory: opts.limits?.memory ?? "512M" },
             reservations: { cpus: "0.5", memory: "256M" },
           },
         },

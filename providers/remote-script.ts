@@ -1,4 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
+import { joinBundle, parseBundle } from "../lib/bundle";
+import { ServicePlan, planServices } from "../lib/compose-changes";
 import { SshEndpoint, runScript } from "../lib/ssh";
 
 /** Inputs of a script run on a host over SSH. */
@@ -18,6 +20,14 @@ export interface RemoteScriptArgs {
   readonly delete?: pulumi.Input<string>;
   /** Standard input of every run; where secrets travel. */
   readonly stdin?: pulumi.Input<string>;
+  /**
+   * Non-secret files sent on stdin ahead of `stdin`, as bundle entries of mode 0644 (see
+   * lib/remote-deploy.ts renderBundle), by name. Plain inputs, so a preview shows their changed
+   * lines. @default {}
+   */
+  readonly files?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Names of the variables the secret `.env` holds, shown in previews (never their values). */
+  readonly envKeys?: pulumi.Input<pulumi.Input<string>[]>;
   /** Any change re-runs the script. */
   readonly triggers?: pulumi.Input<unknown[]>;
   /** The script prints a secret: keep stdout encrypted in state and masked in output. @default false */
@@ -30,13 +40,55 @@ interface State {
   update?: string;
   delete?: string;
   stdin?: string;
+  files?: Record<string, string>;
+  envKeys?: string[];
   triggers?: unknown[];
+  /** Planned by check from the old and new files, for the preview to show (see planServices). */
+  services?: ServicePlan;
   stdout?: string;
 }
 
-/** The parts whose change means the script must run again (credentials alone do not). */
+/** Everything the script reads on stdin. */
+function fullStdin(s: Partial<State>): string {
+  if (s.files !== undefined && (typeof s.files !== "object" || s.files === null)) {
+    // Files not known yet (a preview): not a bundle, so it compares as changed.
+    return `files ${String(s.files)}\n${s.stdin ?? ""}`;
+  }
+  return joinBundle(s.files, s.stdin);
+}
+
+/**
+ * The parts whose change means the script must run again (credentials alone do not). A bundle
+ * counts by what it writes, not by which input carried each file, so state written when every
+ * file travelled in the secret stdin matches the same files sent as plain ones.
+ */
 function runKey(s: State): string {
-  return JSON.stringify([s.create, s.update, s.stdin, s.triggers, s.connection.host, s.connection.port, s.connection.user]);
+  const stdin = fullStdin(s);
+  return JSON.stringify([s.create, s.update, parseBundle(stdin)?.canonical ?? stdin, s.triggers, s.connection.host, s.connection.port, s.connection.user]);
+}
+
+/** The files a run writes, by name; a secret part not known yet (a preview) counts as changed. */
+function writtenFiles(s: Partial<State>): Record<string, string> | undefined {
+  const plain = parseBundle(fullStdin({ files: s.files }));
+  if (!plain) {
+    return undefined;
+  }
+  const secret = parseBundle(s.stdin ?? "");
+  return { ...plain.files, ...(secret ? secret.files : { ".env": "(not known yet)" }) };
+}
+
+/**
+ * What the run will do to each compose service, for the preview to show. A run that will not
+ * happen keeps the plan it had, so nothing changes; undefined for scripts that deploy no compose
+ * file, and while the files are not known yet.
+ */
+function planRun(olds: Partial<State>, news: State): ServicePlan | undefined {
+  const isNew = olds.create === undefined;
+  if (!isNew && runKey(olds as State) === runKey(news)) {
+    return olds.services;
+  }
+  const after = writtenFiles(news);
+  return after ? planServices((isNew ? undefined : writtenFiles(olds)) ?? {}, after) : undefined;
 }
 
 function tail(text: string, lines = 40): string {
@@ -59,7 +111,7 @@ export function remoteExitCode(message: string): number | undefined {
 }
 
 async function exec(label: string, state: State, script: string): Promise<string> {
-  const r = await runScript(state.connection, script, state.stdin ?? "");
+  const r = await runScript(state.connection, script, fullStdin(state));
   if (r.code !== 0) {
     throw failure(label, state.connection.host, r.code, r.stderr || r.stdout);
   }
@@ -70,7 +122,19 @@ async function exec(label: string, state: State, script: string): Promise<string
  * Runs scripts over SSH with the host key pinned. Create and update run only on `up`; a preview
  * connects to nothing.
  */
-const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
+export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
+  check(olds: Partial<State>, news: State) {
+    const inputs = { ...news };
+    delete inputs.services;
+    let services: ServicePlan | undefined;
+    try {
+      services = planRun(olds, inputs);
+    } catch {
+      // A plan is for reading only: one that cannot be made is left out and never blocks a run.
+      services = undefined;
+    }
+    return Promise.resolve({ inputs: services ? { ...inputs, services } : inputs });
+  },
   async create(inputs: State) {
     const stdout = await exec("create", inputs, inputs.create);
     return { id: `${inputs.connection.host}:${inputs.connection.port}:${Date.now()}`, outs: { ...inputs, stdout } };
@@ -93,7 +157,12 @@ const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
-/** A script run on a host over SSH: the project's remote command, with secrets on stdin only. */
+/**
+ * A script run on a host over SSH: the project's remote command, with secrets on stdin only.
+ * In a preview of a compose deploy, its `services` input says what the run will do to each
+ * service (kept, created, recreated and why, removed), planned by the provider from the old and
+ * new files.
+ */
 export class RemoteScript extends pulumi.dynamic.Resource {
   /** What the last create or update printed on stdout. */
   declare public readonly stdout: pulumi.Output<string>;

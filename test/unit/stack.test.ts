@@ -6,6 +6,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { DIGEST_A, DIGEST_B, SECRET_KEYS, TAG_A, TAG_B, releaseText, validConfig, excludedBlock } from "../support/fixtures";
 import { Recorder, installMocks, isSecret, settle, valueOf } from "../support/mocks";
+import { parseBundle } from "../../lib/bundle";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-unit-"));
 let rec: Recorder;
@@ -144,7 +145,7 @@ describe("homelab stack", () => {
     assert.ok(!deps("backend-deploy").includes(urn("backend-gate-probe")));
   });
 
-  it("runs the backend deploy over SSH with the pinned host key and everything secret on stdin", () => {
+  it("runs the backend deploy over SSH with the pinned host key, the compose file plain and the secrets on stdin", () => {
     const cmd = rec.byName("backend-deploy");
     assert.equal(cmd.type, "pulumi-nodejs:dynamic/homelab:RemoteScript");
     const conn = cmd.inputs.connection as any;
@@ -153,22 +154,23 @@ describe("homelab stack", () => {
     assert.equal(conn.user, "deploy");
     assert.match(conn.hostKey, /^ssh-ed25519 /);
     assert.ok(cmd.secretInputs.includes("connection"), "the private key must be secret");
-    assert.ok(cmd.secretInputs.includes("stdin"), "the bundle must be secret");
+    assert.ok(cmd.secretInputs.includes("stdin"), "the secret part of the bundle must be secret");
     const create = cmd.inputs.create as string;
     assert.doesNotMatch(create, /registry-pass-123|db-secret-456/);
     assert.match(create, /DIR='\/opt\/backend'/);
     assert.match(cmd.inputs.delete as string, /compose down --remove-orphans/);
     assert.doesNotMatch(cmd.inputs.delete as string, /-v\b|--volumes/);
-    const bundle = String(cmd.inputs.stdin);
-    const files = Object.fromEntries(
-      bundle.trim().split("\n").map((l) => {
-        const [kind, name, , data] = l.split(" ");
-        return [`${kind}:${name}`, Buffer.from(data, "base64").toString()];
-      }),
-    );
-    assert.match(files["file:docker-compose.yml"], new RegExp(`image: 127.0.0.1:5000/backend:${TAG_B}@${DIGEST_B}`));
-    assert.match(files["file:.env"], /DATABASE_URL='postgres:\/\/app:db-secret-456@db\/app'/);
-    assert.equal(files["secret:registry-password"], "registry-pass-123");
+    // The compose file is a plain input a preview shows; the .env and the password are not.
+    assert.ok(!cmd.secretInputs.includes("files") && !cmd.secretInputs.includes("envKeys"));
+    const files = cmd.inputs.files as Record<string, string>;
+    assert.deepEqual(Object.keys(files), ["docker-compose.yml"]);
+    assert.match(files["docker-compose.yml"], new RegExp(`image: 127.0.0.1:5000/backend:${TAG_B}@${DIGEST_B}`));
+    assert.deepEqual(cmd.inputs.envKeys, ["DATABASE_URL", "NODE_ENV"]);
+    assert.doesNotMatch(JSON.stringify([files, cmd.inputs.envKeys]), /registry-pass-123|db-secret-456|production/);
+    const bundle = parseBundle(String(cmd.inputs.stdin))!;
+    assert.deepEqual(Object.keys(bundle.files), [".env"]);
+    assert.match(bundle.files[".env"], /DATABASE_URL='postgres:\/\/app:db-secret-456@db\/app'/);
+    assert.equal(bundle.secrets["registry-password"], "registry-pass-123");
   });
 
   it("gates on the public frontend URL, then the VM and the ingress route", () => {

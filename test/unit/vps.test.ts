@@ -10,6 +10,7 @@ import { caddyfileToText, renderVpsCaddyfile } from "../../lib/caddy";
 import { composeToYaml, renderVpsCompose } from "../../lib/compose";
 import { ConfigError, parseConfig } from "../../lib/config";
 import { HOST_CHECK_EXIT, renderHostCheckScript, renderReadSecretScript } from "../../lib/remote-deploy";
+import { parseBundle } from "../../lib/bundle";
 import { DIGEST_A, VPS_SECRET_KEYS, validVpsConfig } from "../support/fixtures";
 import { Recorder, installMocks, isSecret, settle, valueOf } from "../support/mocks";
 
@@ -248,11 +249,17 @@ describe("VPS stack", () => {
     assert.ok(deploy.secretInputs.includes("stdin"));
     // The token and the env travel in the bundle on stdin, never in the script.
     assert.ok(!String(deploy.inputs.create).includes("ghp_token-789"));
-    assert.match(String(deploy.inputs.stdin), /^secret registry-password - /m);
-    const compose = YAML.parse(Buffer.from(/^file docker-compose\.yml 0644 (\S+)$/m.exec(String(deploy.inputs.stdin))![1], "base64").toString());
-    assert.equal(compose.services.app.ports, undefined);
+    const secret = parseBundle(String(deploy.inputs.stdin))!;
+    assert.deepEqual(Object.keys(secret.files), [".env"]);
+    assert.deepEqual(Object.keys(secret.secrets), ["registry-password"]);
     assert.match(String(deploy.inputs.stdin), /^file \.env 0600 /m);
-    assert.match(String(deploy.inputs.stdin), /^file Caddyfile 0644 /m);
+    // The compose file and the Caddyfile are plain inputs, which a preview shows line by line.
+    assert.ok(!deploy.secretInputs.includes("files"));
+    const files = deploy.inputs.files as Record<string, string>;
+    assert.deepEqual(Object.keys(files).sort(), ["Caddyfile", "docker-compose.yml"]);
+    assert.equal(YAML.parse(files["docker-compose.yml"]).services.app.ports, undefined);
+    assert.match(files.Caddyfile, /^app\.homelab\.test(:\d+)? \{$/m);
+    assert.deepEqual(deploy.inputs.envKeys, ["GITHUB_WEBHOOK_SECRET", "LOG_LEVEL"]);
   });
 
   it("generates the webhook secret once, rotated only by its version", () => {
