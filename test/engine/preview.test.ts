@@ -179,6 +179,12 @@ describe("pulumi preview of the local stack (real engine)", () => {
     assert.match(stdout, new RegExp(`vpsImage\\s*: "${registry.host}/vps-app:1\\.0\\.0@${vpsDigest}"`));
   });
 
+  it("shows what each host will get: the backend's compose file, the VPS's Caddyfile, the .env's variable names", () => {
+    assert.match(stdout, new RegExp(`docker-compose\\.yml: \\(yaml\\) \\{[^]*image\\s*: "${registry.host}/backend:${TAG_B}@${digests.backend}"`));
+    assert.match(stdout, /Caddyfile\s*: "app\.homelab\.test \{\\n\\treverse_proxy app:8000/);
+    assert.match(stdout, /envKeys\s*: \[\s*\[0\]: "API_SECRET"\s*\]/);
+  });
+
   it("contacts neither the VM, the VPS nor the health URLs during preview", () => {
     assert.equal(sshConnections, 0);
     assert.equal(httpHits, 0);
