@@ -172,7 +172,9 @@ export class RemoteScript extends pulumi.dynamic.Resource {
     super(
       remoteScriptProvider,
       name,
-      { ...inputs, stdout: undefined },
+      // The plan check adds is read from the files: this placeholder makes the engine keep it as
+      // secret as they are (it re-marks what the program passed secret), never plainer.
+      { ...inputs, services: pulumi.output(inputs.files).apply(() => ""), stdout: undefined },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["connection", "stdin", ...(secretStdout ? ["stdout"] : [])] }),
       MODULE,
       TYPE,
