@@ -153,10 +153,10 @@ export async function deploy(opts: DeployOptions): Promise<number> {
       return await platformFailure({ stack, cfg, run, verdict, target, last });
     }
     if (!last) {
-      say(`FAILED and there is no promoted release to roll back to (${describeVerdict(verdict)}):\n${reason}`);
+      say(`FAILED and there is no promoted release to roll back to (${redact(describeVerdict(verdict), secretValues(cfg))}):\n${reason}`);
       return EXIT.rollbackFailed;
     }
-    return await rollBack({ stack, engine, co, cfg, run, reason: `${describeVerdict(verdict)}\n${reason}`, failed: target, last });
+    return await rollBack({ stack, engine, co, cfg, run, reason: `${redact(describeVerdict(verdict), secretValues(cfg))}\n${reason}`, failed: target, last });
   } catch (e) {
     if (e instanceof Refused) {
       say(`REFUSED before any change: ${e.message}`);

@@ -41,10 +41,11 @@ function parseUrn(urn: string): { types: string[]; name: string } {
 function failures(events: readonly EngineEvent[]): Failure[] {
   return events.flatMap((e) => {
     const d = e.diagnosticEvent;
-    if (d?.severity !== "error" || !d.urn) {
+    if (d?.severity !== "error") {
       return [];
     }
-    const { types, name } = parseUrn(d.urn);
+    // The program's own errors come without a resource.
+    const { types, name } = d.urn ? parseUrn(d.urn) : { types: [], name: "" };
     // The stack's own errors (the program's: a registry that does not answer) count; the VPS's do not.
     if (types.includes(VPS_APP_TYPE)) {
       return [];

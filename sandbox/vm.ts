@@ -238,3 +238,15 @@ export async function stopVm(dir: string, opts: { keepWorkDir?: boolean } = {}):
     delete s.resources.vm;
   });
 }
+
+/** Stops the VM's sshd alone, as a host whose SSH service went down; `restartVmSshd` brings it back. */
+export async function stopVmSshd(dir: string): Promise<void> {
+  await stopProcess(path.resolve(dir), "sshd");
+}
+
+/** Starts the VM's sshd again on its port with its config and keys; returns its PID. */
+export async function restartVmSshd(dir: string, port: number): Promise<number> {
+  dir = path.resolve(dir);
+  const rec = await startSshd(dir, { name: "sshd", configFile: path.join(dir, "ssh", "sshd_config"), logFile: path.join(dir, "sshd.log"), port, what: "sshd", timeoutMs: 15_000 });
+  return rec.pid;
+}

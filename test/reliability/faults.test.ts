@@ -13,6 +13,11 @@ import { kubeClient } from "../../sandbox/kube";
 import { freePort, stopPid, stopProcess } from "../../sandbox/processes";
 import { startRegistry } from "../../sandbox/registry";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../../sandbox/sandbox";
+import { restartVmSshd, stopVmSshd } from "../../sandbox/vm";
+import { EXIT } from "../../deploy/outcome";
+import { ROLLBACK_TRAILER, trailers } from "../../deploy/rollback-commit";
+import { readReleaseState } from "../../lib/release";
+import { execFileSync } from "child_process";
 import { RELEASE_PATH, clearExclusions, cloneProject, serverFile } from "../../sandbox/checkout";
 import { commitToServer } from "../../sandbox/git-server";
 import { PAYLOADS } from "../support/hostile";
@@ -101,7 +106,37 @@ async function remoteDockerRunning(timeoutMs = 60_000): Promise<number[]> {
   throw new Error("no session on the VM ran docker");
 }
 
-/** The next deploy without the fault, then a preview: converged when it exits 0 and the preview changes nothing. */
+/** Waits until the frontend's Deployment names `tag`: its rollout has started. */
+async function rolloutStarts(tag: string, timeoutMs = 120_000): Promise<void> {
+  const kube = kubeClient(sb.kubeconfig);
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const d = await kube.get<{ spec: { template: { spec: { containers: { image: string }[] } } } }>("/apis/apps/v1/namespaces/website/deployments/frontend").catch(() => undefined);
+    if (d?.spec.template.spec.containers[0].image.includes(`:${tag}@`)) {
+      return;
+    }
+    assert.ok(Date.now() < end, "the frontend rollout did not start");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The newest commit on the git server's branch is one of the deploy's rollback commits. */
+function rollbackCommitOnTop(): boolean {
+  const body = execFileSync("git", ["--git-dir", sb.git.repository, "log", "-1", "--format=%B", sb.git.branch], { encoding: "utf8" });
+  return ROLLBACK_TRAILER in trailers(body);
+}
+
+/** The pair the release file on the git server names. */
+function releaseInGit(): Pair {
+  const { tags } = readReleaseState(serverFile(sb.git, RELEASE_PATH), "release file");
+  return [tags.frontend, tags.backend];
+}
+
+/**
+ * The next deploy without the fault, then a preview: converged when it exits 0, the preview
+ * changes nothing and the release in git is what the stack records and what serves (a release a
+ * fault interrupted is resumed, not abandoned).
+ */
 async function converges(): Promise<{ ok: boolean; log: string }> {
   const r = await deploy();
   if (r.code !== 0) {
@@ -109,8 +144,11 @@ async function converges(): Promise<{ ok: boolean; log: string }> {
   }
   const pv = await stack.preview({ color: "never" });
   const changes = Object.entries(pv.changeSummary).filter(([op, n]) => op !== "same" && (n ?? 0) > 0);
-  const serving = await waitServing(sb, await recordedPair(stack));
-  return { ok: changes.length === 0 && serving, log: `${r.output}\nchanges: ${JSON.stringify(changes)}, serving recorded pair: ${serving}` };
+  const recorded = await recordedPair(stack);
+  const inGit = releaseInGit();
+  const resumed = recorded[0] === inGit[0] && recorded[1] === inGit[1];
+  const serving = await waitServing(sb, recorded);
+  return { ok: changes.length === 0 && serving && resumed, log: `${r.output}\nchanges: ${JSON.stringify(changes)}, serving recorded pair: ${serving}, recorded ${recorded.join(" ")} = release in git ${inGit.join(" ")}: ${resumed}` };
 }
 
 /**
@@ -122,7 +160,10 @@ async function scenario(name: string, kind: ScenarioResult["kind"], allowed: num
   const before = await recordedPair(stack);
   const r = await act();
   const after = await recordedPair(stack);
-  const releaseServing = (r.code === 0 || (after[0] === before[0] && after[1] === before[1])) && (await waitServing(sb, after));
+  const blamedRelease = rollbackCommitOnTop();
+  // A platform failure leaves parts of the release as far as they got; the next run resumes it,
+  // and \`converges\` checks that what serves then is the recorded release.
+  const releaseServing = r.code === EXIT.platform || ((r.code === 0 || (after[0] === before[0] && after[1] === before[1])) && (await waitServing(sb, after)));
   // Input refused before the engine ran changes nothing, so one clean run after a batch of them stands for each.
   const next = converge ? await converges() : { ok: true, log: "" };
   const row: ScenarioResult = {
@@ -134,8 +175,9 @@ async function scenario(name: string, kind: ScenarioResult["kind"], allowed: num
     releaseServing,
     noSecretInLogs: !leaksSecret(sb, r.output) && !leaksSecret(sb, next.log),
     convergedOnNextRun: next.ok,
+    blamedRelease,
     seconds: Math.round((Date.now() - t0) / 100) / 10,
-    detail: r.output.split("\n").filter((l) => /^deploy: (REFUSED|FAILED|ROLLED BACK|PROMOTED|ROLLBACK FAILED|the rollback runs)|^ {2}- homelab:|^deploy: .*another|env\.EXTRA/.test(l)).slice(0, 4).join(" / ").slice(0, 400),
+    detail: r.output.split("\n").filter((l) => /^deploy: (REFUSED|FAILED|ROLLED BACK|PROMOTED|ROLLBACK FAILED|PLATFORM FAILURE|the rollback runs)|^ {2}- homelab:|^deploy: .*another|env\.EXTRA/.test(l)).slice(0, 4).join(" / ").slice(0, 400),
   };
   results.push(row);
   if (!converge) {
@@ -147,6 +189,9 @@ async function scenario(name: string, kind: ScenarioResult["kind"], allowed: num
   assert.ok(row.releaseServing, `${name}: the recorded release (${after.join(" ")}) is not what serves (${String(await servingPair(sb))})`);
   assert.ok(row.noSecretInLogs, `${name}: a secret was printed`);
   assert.ok(row.convergedOnNextRun, `${name}: the next deploy did not converge:\n${next.log.slice(-3000)}`);
+  if (kind === "fault") {
+    assert.ok(!blamedRelease, `${name}: a rollback commit blamed a healthy release for a fault of the platform:\n${r.output.slice(-3000)}`);
+  }
 }
 
 before(async () => {
@@ -177,7 +222,7 @@ after(async () => {
 
 describe("faults during a deploy", { concurrency: false }, () => {
   it("the SSH connection is cut while the backend deploys", async () => {
-    await scenario("SSH connection cut mid-deploy", "fault", [0, 3], async () => {
+    await scenario("SSH connection cut mid-deploy", "fault", [EXIT.platform], async () => {
       const { to } = await target("backend");
       await release(to);
       const base = acceptedSessions(sshdLog);
@@ -196,7 +241,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
   });
 
   it("dockerd restarts while the backend deploys", async () => {
-    await scenario("dockerd restarted mid-deploy", "fault", [0, 3], async () => {
+    await scenario("dockerd restarted mid-deploy", "fault", [EXIT.promoted, EXIT.platform], async () => {
       const { to } = await target("backend");
       await release(to);
       const base = acceptedSessions(sshdLog);
@@ -217,7 +262,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
   });
 
   it("the registry is down when a deploy starts", async () => {
-    await scenario("registry down", "fault", [2], async () => {
+    await scenario("registry down", "fault", [EXIT.platform], async () => {
       const { to } = await target("any");
       await release(to);
       const registryDir = path.join(dir, "sandbox", "registry");
@@ -231,26 +276,34 @@ describe("faults during a deploy", { concurrency: false }, () => {
   });
 
   it("the API server stops during the frontend rollout", async () => {
-    await scenario("API server stopped during the frontend rollout", "fault", [0, 3], async () => {
+    await scenario("API server stopped during the frontend rollout", "fault", [EXIT.promoted, EXIT.platform], async () => {
       const { to } = await target("frontend");
       await release(to);
-      const kube = kubeClient(sb.kubeconfig);
       const running = deploy();
-      const end = Date.now() + 120_000;
-      for (;;) {
-        const d = await kube.get<{ spec: { template: { spec: { containers: { image: string }[] } } } }>("/apis/apps/v1/namespaces/website/deployments/frontend").catch(() => undefined);
-        if (d?.spec.template.spec.containers[0].image.includes(`:${to[0]}@`)) {
-          break;
-        }
-        assert.ok(Date.now() < end, "the frontend rollout did not start");
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await rolloutStarts(to[0]);
       const clusterDir = path.join(dir, "sandbox", "cluster");
       const pidFile = path.join(clusterDir, "kwok", "clusters", "homelab", "pids", "kube-apiserver.pid");
       await stopPid(Number(fs.readFileSync(pidFile, "utf8").trim()));
       await new Promise((r) => setTimeout(r, 5000));
       await startCluster(clusterDir, { log: () => undefined });
       return running;
+    });
+  });
+
+  it("the VM's sshd stops before the backend deploys", async () => {
+    await scenario("VM's sshd stopped during the release", "fault", [EXIT.platform], async () => {
+      const { to } = await target("frontend");
+      await release(to);
+      const running = deploy();
+      // The host check has passed once the frontend rolls out; the backend deploy comes next.
+      await rolloutStarts(to[0]);
+      const vmDir = path.join(dir, "sandbox", "vm");
+      await stopVmSshd(vmDir);
+      try {
+        return await running;
+      } finally {
+        await restartVmSshd(vmDir, sb.vm.port);
+      }
     });
   });
 

@@ -23,11 +23,21 @@ export interface ScenarioResult {
   noSecretInLogs: boolean;
   /** The next deploy without the fault exits 0 and a preview after it shows no change. */
   convergedOnNextRun: boolean;
+  /** A rollback commit blamed the release (only a bad release may be blamed; every fault row's target is healthy). */
+  blamedRelease: boolean;
   seconds: number;
   detail: string;
 }
 
-export const OUTCOMES: Record<number, string> = { 0: "promoted", 1: "unexpected error", 2: "refused before any change", 3: "rolled back", 4: "rollback failed" };
+export const OUTCOMES: Record<number, string> = {
+  0: "promoted",
+  1: "unexpected error",
+  2: "refused before any change",
+  3: "rolled back",
+  4: "rollback failed",
+  5: "rolled back, not recorded in git",
+  6: "platform failure, nothing blamed",
+};
 
 export const DATA_VOLUME = "backend_backend-data";
 const MARKER = "reliability-marker";

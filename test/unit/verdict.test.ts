@@ -14,7 +14,7 @@ import { REMOTE_SCRIPT_TYPE } from "../../providers/remote-script";
 
 const STACK = "urn:pulumi:production::homelab::pulumi:pulumi:Stack";
 const urn = (types: string[], name: string): string => `urn:pulumi:production::homelab::${types.join("$")}::${name}`;
-const error = (u: string, message: string): EngineEvent => ({ sequence: 0, timestamp: 0, diagnosticEvent: { urn: u, message, color: "never", severity: "error" } });
+const error = (u: string | undefined, message: string): EngineEvent => ({ sequence: 0, timestamp: 0, diagnosticEvent: { urn: u, message, color: "never", severity: "error" } });
 
 const FRONTEND_DEPLOYMENT = urn([FRONTEND_APP_TYPE, "kubernetes:apps/v1:Deployment"], "frontend");
 const FRONTEND_GATE = urn(["homelab:release:HealthGate", GATE_PROBE_TYPE], "frontend-gate-probe");
@@ -97,7 +97,7 @@ describe("who is at fault when a release fails", () => {
   });
 
   it("names a registry that cannot be reached before any change, and leaves other refusals unknown", () => {
-    const reg = classify([error(STACK, "Error: cannot reach the registry for 127.0.0.1:5000/backend:v2: ECONNREFUSED")], undefined, down("registry"));
+    const reg = classify([error(undefined, "cannot reach the registry for 127.0.0.1:5000/backend:v2: ECONNREFUSED")], undefined, down("registry"));
     assert.deepEqual([reg.fault, reg.part], ["platform", "registry"]);
     const missing = classify([error(STACK, "Error: image 127.0.0.1:5000/backend:v9 is not in the registry (no such tag)")], undefined, ALL_UP);
     assert.deepEqual([missing.fault, missing.part], ["platform", "unknown"]);
