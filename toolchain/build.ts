@@ -360,8 +360,11 @@ async function installPlugin(ctx: Ctx, p: ProviderSpec, requested: string, binar
 async function buildGo(ctx: Ctx, b: GoBuildSpec): Promise<void> {
   const dest = path.join(ctx.paths.cache, "bin", b.binSubdir);
   const outputs = b.outputs.map((o) => path.join(dest, o.out));
-  const key = sha256([b.id, b.ldflags, b.tags ?? "", hashFiles(wrapperInputs(b.wrapperDir))]);
+  const main = b.mainModule;
+  const key = sha256([b.id, b.ldflags, b.tags ?? "", hashFiles(wrapperInputs(b.wrapperDir)),
+    main ? `${main.path}@${main.version} ${main.sum}` : ""]);
   await step(ctx, b.title, ctx.stamps.ok(b.id, key, outputs), async () => {
+    const cwd = main ? await copyMainModule(ctx, b, main) : goWrapperDir(b.wrapperDir);
     const tmp = freshTmp(ctx, b.id);
     const tagArgs = b.tags ? ["-tags", b.tags] : [];
     // Binaries whose package base name is their output name go in one
@@ -382,12 +385,54 @@ async function buildGo(ctx: Ctx, b: GoBuildSpec): Promise<void> {
         step: b.title, what: `building ${names.join(", ")}`,
         logName: `${b.id}-${i}`, module: b.moduleLabel, hint: BUILD_HINT(ctx),
         cmd: "go", args: ["build", "-trimpath", ...tagArgs, "-ldflags", b.ldflags, ...inv],
-        cwd: goWrapperDir(b.wrapperDir),
+        cwd,
       });
     }
     installDir(tmp, dest);
     ctx.stamps.write(b.id, key, { modules: b.moduleLabel });
   });
+}
+
+/** The module cache is read-only; a copy must be writable (and removable) again. */
+function makeWritable(dir: string): void {
+  fs.chmodSync(dir, 0o755);
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      makeWritable(p);
+    } else if (e.isFile()) {
+      fs.chmodSync(p, 0o644);
+    }
+  }
+}
+
+/**
+ * Copies `main` from the module cache (downloading it if needed, checking its hash against the
+ * manifest) into <cache>/src/<id>-<version>/ with the wrapper's go.mod and go.sum in place of
+ * its own, and returns that directory.
+ */
+async function copyMainModule(ctx: Ctx, b: GoBuildSpec, main: NonNullable<GoBuildSpec["mainModule"]>): Promise<string> {
+  const module = `${main.path}@${main.version}`;
+  fs.mkdirSync(ctx.paths.srcDir, { recursive: true });
+  // Outside any module (the wrapper's go.mod names the module itself).
+  const dl = await runLogged(ctx, {
+    step: b.title, what: `downloading ${main.path}`, logName: `${b.id}-download`, module, hint: BUILD_HINT(ctx),
+    cmd: "go", args: ["mod", "download", "-json", module], cwd: ctx.paths.srcDir,
+  });
+  const info: unknown = JSON.parse(dl);
+  if (typeof info !== "object" || info === null || !("Dir" in info) || typeof info.Dir !== "string" ||
+    !("Sum" in info) || info.Sum !== main.sum) {
+    throw new ToolchainError(b.title, module, dl.slice(-2000),
+      `the module's hash is not ${main.sum} (toolchain/manifest.ts): the proxy served other content`);
+  }
+  const src = path.join(ctx.paths.srcDir, `${b.id}-${main.version}`);
+  fs.rmSync(src, { recursive: true, force: true });
+  fs.cpSync(info.Dir, src, { recursive: true });
+  makeWritable(src);
+  for (const f of ["go.mod", "go.sum"]) {
+    fs.copyFileSync(path.join(goWrapperDir(b.wrapperDir), f), path.join(src, f));
+  }
+  return src;
 }
 
 // ---- ambient ---------------------------------------------------------------

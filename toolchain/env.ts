@@ -31,12 +31,23 @@ export interface ToolchainPaths {
   readonly stampDir: string;
   readonly logDir: string;
   readonly srcDir: string;
-  /** kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, kwokctl. */
+  /** kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, etcd, kwok, kwokctl. */
   readonly sandboxBinDir: string;
   /** The docker compose v2 CLI plugin binary (named docker-compose). */
   readonly dockerCompose: string;
+  /** The node's pause program (sandbox/node.ts packs it as the pod sandbox image). */
+  readonly pause: string;
   /** Where the record of an ambient (pre-installed) toolchain is kept. */
   readonly resolvedFile: string;
+}
+
+/** The one binary the sandbox build `id` makes, under <cache>/bin/. */
+function sandboxBinary(cache: string, id: string): string {
+  const b = SANDBOX_BUILDS.find((s) => s.id === id);
+  if (!b || b.outputs.length !== 1) {
+    throw new Error(`toolchain: no single-binary sandbox build ${id}`);
+  }
+  return path.join(cache, "bin", b.binSubdir, b.outputs[0].out);
 }
 
 export function toolchainPaths(env: NodeJS.ProcessEnv = process.env): ToolchainPaths {
@@ -54,6 +65,7 @@ export function toolchainPaths(env: NodeJS.ProcessEnv = process.env): ToolchainP
     srcDir: path.join(cache, "src"),
     sandboxBinDir: path.join(cache, "bin", k8s.binSubdir),
     dockerCompose: path.join(cache, "bin", compose.binSubdir, "docker-compose"),
+    pause: sandboxBinary(cache, "sandbox-pause"),
     resolvedFile: path.join(cache, "resolved.json"),
   };
 }

@@ -101,6 +101,12 @@ export interface GoBuildSpec {
   readonly ldflags: string;
   /** Module and version named in failure messages. */
   readonly moduleLabel: string;
+  /**
+   * Build inside this module instead of the wrapper: it is copied from the module cache (its
+   * `Sum` checked) and its go.mod and go.sum are replaced by the wrapper's; `outputs` name
+   * packages relative to it. For modules whose own replace directives a dependent would lose.
+   */
+  readonly mainModule?: { readonly path: string; readonly version: string; readonly sum: string };
 }
 
 const K8S_VERSION = "v1.36.3";
@@ -120,12 +126,13 @@ export const SANDBOX_VERSIONS = {
   etcd: "v3.6.8",
   kwok: "v0.8.0",
   compose: "v2.40.3",
+  pause: "v1",
 } as const;
 
 export const SANDBOX_BUILDS: readonly GoBuildSpec[] = [
   {
     id: "sandbox-k8s",
-    title: `kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ${K8S_VERSION}, etcd ${SANDBOX_VERSIONS.etcd}, kwok/kwokctl ${SANDBOX_VERSIONS.kwok}`,
+    title: `kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet ${K8S_VERSION}, etcd ${SANDBOX_VERSIONS.etcd}, kwok/kwokctl ${SANDBOX_VERSIONS.kwok}`,
     group: "sandbox",
     wrapperDir: "sandbox",
     binSubdir: `sandbox-k8s-${K8S_VERSION}`,
@@ -134,6 +141,7 @@ export const SANDBOX_BUILDS: readonly GoBuildSpec[] = [
       { pkg: "k8s.io/kubernetes/cmd/kube-controller-manager", out: "kube-controller-manager" },
       { pkg: "k8s.io/kubernetes/cmd/kube-scheduler", out: "kube-scheduler" },
       { pkg: "k8s.io/kubernetes/cmd/kubectl", out: "kubectl" },
+      { pkg: "k8s.io/kubernetes/cmd/kubelet", out: "kubelet" },
       { pkg: "go.etcd.io/etcd/server/v3", out: "etcd" },
       { pkg: "sigs.k8s.io/kwok/cmd/kwok", out: "kwok" },
       { pkg: "sigs.k8s.io/kwok/cmd/kwokctl", out: "kwokctl" },
@@ -151,5 +159,15 @@ export const SANDBOX_BUILDS: readonly GoBuildSpec[] = [
     outputs: [{ pkg: "github.com/docker/compose/v2/cmd", out: "docker-compose" }],
     ldflags: `-s -w -X github.com/docker/compose/v2/internal.Version=${SANDBOX_VERSIONS.compose}`,
     moduleLabel: `github.com/docker/compose/v2@${SANDBOX_VERSIONS.compose}`,
+  },
+  {
+    id: "sandbox-pause",
+    title: `pause ${SANDBOX_VERSIONS.pause} (the node's pod sandbox process)`,
+    group: "sandbox",
+    wrapperDir: "pause",
+    binSubdir: `pause-${SANDBOX_VERSIONS.pause}`,
+    outputs: [{ pkg: ".", out: "pause" }],
+    ldflags: "-s -w",
+    moduleLabel: "toolchain/go/pause",
   },
 ];

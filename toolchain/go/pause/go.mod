@@ -1,0 +1,3 @@
+module homelab-stack/toolchain/pause
+
+go 1.26.0
