@@ -12,14 +12,17 @@ export interface SandboxCluster {
   readonly name: string;
   readonly kubeconfig: string;
   readonly server: string;
+  /** The cluster's CA (ca.crt, ca.key) and admin credentials, which a real node's certificate is signed by. */
+  readonly pkiDir: string;
   stop(): Promise<void>;
 }
 
 /**
  * A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager and
  * kube-scheduler, with kwok simulating nodes and pods, all run as local binaries by kwokctl (which
- * records and stops its processes by PID). Idempotent: an existing cluster of the same name in
- * `dir` is reused.
+ * records and stops its processes by PID). With `nodes: 0` kwok does not run at all and pods wait
+ * for a real node (sandbox/node.ts). Idempotent: an existing cluster of the same name in `dir` is
+ * reused.
  */
 export async function startCluster(dir: string, opts: { name?: string; nodes?: number; log?: (l: string) => void } = {}): Promise<SandboxCluster> {
   const name = opts.name ?? "homelab";
@@ -39,7 +42,7 @@ export async function startCluster(dir: string, opts: { name?: string; nodes?: n
   const existing = (await run(kwokctl, ["get", "clusters"], { env })).stdout.split("\n").map((l) => l.trim());
   if (!existing.includes(name)) {
     const port = await freePort();
-    log(`cluster: starting etcd, kube-apiserver (127.0.0.1:${port}), controller-manager, scheduler and kwok`);
+    log(`cluster: starting etcd, kube-apiserver (127.0.0.1:${port}), controller-manager, scheduler${opts.nodes === 0 ? "" : " and kwok"}`);
     await kwok(
       "create", "cluster",
       "--runtime", "binary",
@@ -50,9 +53,13 @@ export async function startCluster(dir: string, opts: { name?: string; nodes?: n
       "--kwok-controller-binary", path.join(bin, "kwok"),
       "--etcd-binary", path.join(bin, "etcd"),
       "--kubeconfig", kubeconfig,
+      // Without kwok nodes the pods are a real node's: kwok, which manages every node, stays off.
+      ...(opts.nodes === 0 ? ["--disable", "kwok-controller"] : []),
       "--wait", "2m",
     );
-    await kwok("scale", "node", "--replicas", String(opts.nodes ?? 2));
+    if ((opts.nodes ?? 2) > 0) {
+      await kwok("scale", "node", "--replicas", String(opts.nodes ?? 2));
+    }
   } else {
     await kwok("start", "cluster").catch(() => undefined);
   }
@@ -63,7 +70,7 @@ export async function startCluster(dir: string, opts: { name?: string; nodes?: n
   await waitFor(
     async () => {
       const nodes = await client.get<{ items: unknown[] }>("/api/v1/nodes").catch(() => undefined);
-      return (nodes?.items.length ?? 0) > 0;
+      return nodes !== undefined && (opts.nodes === 0 || nodes.items.length > 0);
     },
     { what: `kwok nodes in cluster ${name}`, timeoutMs: 120_000 },
   );
@@ -72,6 +79,7 @@ export async function startCluster(dir: string, opts: { name?: string; nodes?: n
     name,
     kubeconfig,
     server,
+    pkiDir: path.join(workdir, "clusters", name, "pki"),
     async stop() {
       await kwok("delete", "cluster").catch((e: unknown) => log(`cluster: delete failed: ${(e as Error).message}`));
     },
