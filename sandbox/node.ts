@@ -396,7 +396,6 @@ export async function startNode(dir: string, opts: NodeOptions): Promise<Sandbox
 
   const containerdDir = path.join(dir, "containerd");
   const socket = path.join(containerdDir, "containerd.sock");
-  const client = kubeClient(opts.cluster.kubeconfig);
   const state = readState(dir);
   const existing = state.resources[STATE_KEY] as NodeResources | undefined;
   const running = existing && recordAlive(state.processes.containerd) && recordAlive(state.processes.kubelet);
@@ -407,6 +406,20 @@ export async function startNode(dir: string, opts: NodeOptions): Promise<Sandbox
     await stopNode(dir, { log });
   }
 
+  try {
+    return await startFresh(dir, name, opts, socket, containerdDir, kubelet, log, timeoutMs);
+  } catch (e) {
+    // Leave nothing half made: the next start begins from scratch.
+    await stopNode(dir, { log }).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function startFresh(
+  dir: string, name: string, opts: NodeOptions, socket: string, containerdDir: string, kubelet: string,
+  log: (l: string) => void, timeoutMs: number,
+): Promise<SandboxNode> {
+  const client = kubeClient(opts.cluster.kubeconfig);
   const net = pickNetwork(dir);
   const res: NodeResources = {
     name, ...net, chainsBefore: chains(), kubeconfig: opts.cluster.kubeconfig,
@@ -552,9 +565,16 @@ async function deleteNodeObject(res: NodeResources): Promise<void> {
   }
 }
 
-/** Deletes the node's pods at once and waits until containerd runs no task for them. */
+/**
+ * Cordons the node (so that controllers' replacement pods stay pending), deletes its pods at once
+ * and waits until containerd runs no task for them.
+ */
 async function drainThroughApi(res: NodeResources, socket: string): Promise<void> {
   const kubectl = path.join(toolchainEnv().sandboxBinDir, "kubectl");
+  const cordon = await runCommand(kubectl, ["--kubeconfig", res.kubeconfig, "cordon", res.name, "--request-timeout=10s"], { timeoutMs: 20_000 });
+  if (cordon.status !== 0) {
+    throw new Error(cordon.stderr.trim());
+  }
   const r = await runCommand(kubectl, [
     "--kubeconfig", res.kubeconfig, "delete", "pods", "--all-namespaces", "--field-selector", `spec.nodeName=${res.name}`,
     "--grace-period", "0", "--force", "--wait=false", "--request-timeout=10s",

@@ -6,10 +6,11 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { processesMentioning } from "../support/leftovers";
+import { BUSYBOX, HTTPD, PROBE_GREETING, PROBE_PORT as PORT, probeImage } from "../support/probe-image";
 import { toolchainEnv } from "../../toolchain/env";
 import { SandboxCluster, startCluster } from "../../sandbox/cluster";
 import { PAUSE_IMAGE, SandboxNode, startNode } from "../../sandbox/node";
-import { buildImage, pushImage } from "../../sandbox/oci";
+import { pushImage } from "../../sandbox/oci";
 import { CommandRun, runCommand, waitFor } from "../../sandbox/processes";
 import { RunningRegistry, startRegistry } from "../../sandbox/registry";
 
@@ -19,8 +20,6 @@ import { RunningRegistry, startRegistry } from "../../sandbox/registry";
  * Needs root, the Debian packages of `npm run setup` and `npm run toolchain -- --only sandbox`.
  */
 
-const BUSYBOX = "/bin/busybox";
-const PORT = 8080;
 
 let dir: string;
 let cluster: SandboxCluster;
@@ -78,7 +77,6 @@ async function runPod(name: string, o: { command: string[]; probePath?: string }
   await kubectl("apply", "-f", file);
 }
 
-const HTTPD = [BUSYBOX, "httpd", "-f", "-p", String(PORT), "-h", "/www"];
 
 const out = (cmd: string, args: string[]): string => spawnSync(cmd, args, { encoding: "utf8" }).stdout ?? "";
 
@@ -113,18 +111,7 @@ before(async () => {
   before0 = hostState();
   cluster = await startCluster(path.join(dir, "cluster"), { name: "node-test", nodes: 0 });
   registry = await startRegistry(path.join(dir, "registry"));
-  const probe = buildImage({
-    entries: [
-      { path: "bin", type: "dir" },
-      { path: "bin/busybox", type: "file", mode: 0o755, from: BUSYBOX },
-      { path: "bin/sh", type: "symlink", target: "busybox" },
-      { path: "www", type: "dir" },
-      { path: "www/index.html", type: "file", content: "hello from a real pod\n" },
-      { path: "www/healthz", type: "file", content: "ok\n" },
-    ],
-    cmd: HTTPD,
-    user: "10001",
-  });
+  const probe = probeImage();
   await pushImage(registry, "probe", "v1", probe);
   image = `${registry.host}/probe:v1`;
   node = await startNode(path.join(dir, "node"), { cluster, insecureRegistries: [registry.host] });
@@ -140,13 +127,15 @@ after(async () => {
 });
 
 describe("sandbox node", () => {
-  it("registers with the API server as a Ready node with the bridge's address", async () => {
+  it("registers with the API server as a Ready node with the bridge's address, and is reused while it runs", async () => {
     const n = JSON.parse(await kubectl("get", "node", node.name, "-o", "json")) as {
       status: { addresses: { type: string; address: string }[]; nodeInfo: { kubeletVersion: string; containerRuntimeVersion: string } };
     };
     assert.deepEqual(n.status.addresses.find((a) => a.type === "InternalIP")?.address, node.address);
     assert.equal(n.status.nodeInfo.kubeletVersion, "v1.36.3");
     assert.match(n.status.nodeInfo.containerRuntimeVersion, /^containerd:\/\//);
+    const again = await startNode(path.join(dir, "node"), { cluster, insecureRegistries: [registry.host] });
+    assert.deepEqual([again.kubeletPid, again.containerdPid], [node.kubeletPid, node.containerdPid]);
   });
 
   it("runs a pod from the sandbox registry, Ready through its HTTP readiness probe and reachable from the host", async () => {
@@ -156,7 +145,7 @@ describe("sandbox node", () => {
     assert.ok(ip.startsWith(node.podSubnet.replace(/0\/24$/, "")), `pod IP ${ip} in ${node.podSubnet}`);
     const res = await fetch(`http://${ip}:${PORT}/`, { signal: AbortSignal.timeout(5000) });
     assert.equal(res.status, 200);
-    assert.equal(await res.text(), "hello from a real pod\n");
+    assert.equal(await res.text(), PROBE_GREETING);
   });
 
   it("never marks a pod Ready whose readiness probe fails", async () => {
