@@ -22,6 +22,11 @@ export interface EnsureOptions {
   readonly heartbeatMs?: number;
   /** Ignore an already installed pulumi/plugins on PATH / in ~/.pulumi. */
   readonly noAmbient?: boolean;
+  /**
+   * How many independent steps (the engine with its providers, each sandbox build) run at once.
+   * @default HOMELAB_STACK_TOOLCHAIN_JOBS, else 2
+   */
+  readonly jobs?: number;
 }
 
 export interface EnsureResult {
@@ -494,6 +499,10 @@ export async function ensureToolchain(opts: EnsureOptions = {}): Promise<EnsureR
   const missing: { name: string; version: string; reason: string }[] = [];
   let source: "cache" | "ambient" = "cache";
 
+  // Independent chains of steps: the engine and its providers (the CLI installs the plugins) and
+  // each sandbox build. `jobs` of them run at once; one go build rarely keeps both cores busy
+  // through its links and its last, largest packages.
+  const chains: (() => Promise<void>)[] = [];
   const wantsEngine = only.has("engine") || only.has("providers");
   if (wantsEngine) {
     const ownStampsOk = ctx.stamps.ok("engine", readStampKey(paths, "engine"), [paths.pulumi]);
@@ -506,28 +515,57 @@ export async function ensureToolchain(opts: EnsureOptions = {}): Promise<EnsureR
       source = "ambient";
     } else {
       fs.rmSync(paths.resolvedFile, { force: true });
-      // The CLI is needed by everything else (plugin install), so it goes first.
-      await buildEngine(ctx);
-      if (only.has("providers")) {
-        for (const { spec, version } of providers) {
-          if (spec.unavailable) {
-            ctx.log(`✗ provider ${spec.name} v${version}: not built: ${spec.unavailable}`);
-            missing.push({ name: spec.name, version, reason: spec.unavailable });
-            continue;
+      chains.push(async () => {
+        // The CLI is needed by everything else (plugin install), so it goes first.
+        await buildEngine(ctx);
+        if (only.has("providers")) {
+          for (const { spec, version } of providers) {
+            if (spec.unavailable) {
+              ctx.log(`✗ provider ${spec.name} v${version}: not built: ${spec.unavailable}`);
+              missing.push({ name: spec.name, version, reason: spec.unavailable });
+              continue;
+            }
+            const binary = await buildProvider(ctx, spec, version);
+            await installPlugin(ctx, spec, version, binary);
           }
-          const binary = await buildProvider(ctx, spec, version);
-          await installPlugin(ctx, spec, version, binary);
         }
-      }
+      });
     }
   }
   if (only.has("sandbox")) {
-    for (const b of SANDBOX_BUILDS) {
-      await buildGo(ctx, b);
-    }
+    chains.push(...SANDBOX_BUILDS.map((b) => () => buildGo(ctx, b)));
   }
+  await runChains(chains, opts.jobs ?? defaultJobs());
   removeOwnTmp(paths);
   return { source, missing, steps: ctx.steps };
+}
+
+function defaultJobs(): number {
+  const n = Number(process.env.HOMELAB_STACK_TOOLCHAIN_JOBS);
+  return Number.isInteger(n) && n > 0 ? n : 2;
+}
+
+/**
+ * Runs the chains, `jobs` at a time, in order. After a failure no further chain starts; the
+ * running ones finish (their go builds are not left behind) and the first error is thrown.
+ */
+async function runChains(chains: readonly (() => Promise<void>)[], jobs: number): Promise<void> {
+  let next = 0;
+  let failure: Error | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < chains.length) {
+      const chain = chains[next++];
+      try {
+        await chain();
+      } catch (e) {
+        failure ??= e instanceof Error ? e : new Error(String(e));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, chains.length)) }, worker));
+  if (failure !== undefined) {
+    throw failure;
+  }
 }
 
 function pidAlive(pid: number): boolean {

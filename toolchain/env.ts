@@ -35,25 +35,28 @@ export interface ToolchainPaths {
   readonly sandboxBinDir: string;
   /** The docker compose v2 CLI plugin binary (named docker-compose). */
   readonly dockerCompose: string;
-  /** The node's pause program (sandbox/node.ts packs it as the pod sandbox image). */
+  /** The sandbox's other binaries: the node's pause, Traefik, Flux's controllers. */
   readonly pause: string;
+  readonly traefik: string;
+  readonly sourceController: string;
+  readonly kustomizeController: string;
   /** Where the record of an ambient (pre-installed) toolchain is kept. */
   readonly resolvedFile: string;
 }
 
-/** The one binary the sandbox build `id` makes, under <cache>/bin/. */
-function sandboxBinary(cache: string, id: string): string {
+/** The binary `out` (by default the only one) the sandbox build `id` makes, under <cache>/bin/. */
+function sandboxBinary(cache: string, id: string, out?: string): string {
   const b = SANDBOX_BUILDS.find((s) => s.id === id);
-  if (!b || b.outputs.length !== 1) {
-    throw new Error(`toolchain: no single-binary sandbox build ${id}`);
+  const o = b?.outputs.find((x) => x.out === out) ?? (out === undefined && b?.outputs.length === 1 ? b.outputs[0] : undefined);
+  if (!b || !o) {
+    throw new Error(`toolchain: the sandbox build ${id} makes no ${out ?? "single"} binary`);
   }
-  return path.join(cache, "bin", b.binSubdir, b.outputs[0].out);
+  return path.join(cache, "bin", b.binSubdir, o.out);
 }
 
 export function toolchainPaths(env: NodeJS.ProcessEnv = process.env): ToolchainPaths {
   const cache = cacheDir(env);
   const binDir = path.join(cache, "bin", `pulumi-v${PULUMI_VERSION}`);
-  const [k8s, compose] = SANDBOX_BUILDS;
   return {
     cache,
     binDir,
@@ -63,9 +66,12 @@ export function toolchainPaths(env: NodeJS.ProcessEnv = process.env): ToolchainP
     stampDir: path.join(cache, "stamps"),
     logDir: path.join(cache, "logs"),
     srcDir: path.join(cache, "src"),
-    sandboxBinDir: path.join(cache, "bin", k8s.binSubdir),
-    dockerCompose: path.join(cache, "bin", compose.binSubdir, "docker-compose"),
+    sandboxBinDir: path.dirname(sandboxBinary(cache, "sandbox-k8s", "kube-apiserver")),
+    dockerCompose: sandboxBinary(cache, "sandbox-compose"),
     pause: sandboxBinary(cache, "sandbox-pause"),
+    traefik: sandboxBinary(cache, "sandbox-traefik"),
+    sourceController: sandboxBinary(cache, "sandbox-source-controller"),
+    kustomizeController: sandboxBinary(cache, "sandbox-kustomize-controller"),
     resolvedFile: path.join(cache, "resolved.json"),
   };
 }

@@ -9,8 +9,8 @@ function usage(): string {
     "usage: npm run toolchain -- [--only GROUP[,GROUP]] [--print-env] [--no-ambient]",
     `  GROUP: ${GROUPS.join(", ")} (default: all). "engine" is the pulumi CLI + Node.js language host;`,
     '  "providers" also builds the resource provider plugins and installs them into the toolchain PULUMI_HOME;',
-    '  "sandbox" builds kube-apiserver/controller-manager/scheduler, kubelet, etcd, kwok, kwokctl, docker-compose',
-    '  and the node\'s pause program.',
+    '  "sandbox" builds kube-apiserver/controller-manager/scheduler, kubelet, etcd, kwok, kwokctl, docker-compose,',
+    '  the node\'s pause, Traefik and Flux\'s source- and kustomize-controller.',
     "  --print-env   print shell export lines for the built toolchain (builds nothing)",
     "  --no-ambient  do not reuse a pulumi/plugins already installed on PATH / in ~/.pulumi",
   ].join("\n");

@@ -126,9 +126,12 @@ export const SANDBOX_VERSIONS = {
   etcd: "v3.6.8",
   kwok: "v0.8.0",
   compose: "v2.40.3",
+  traefik: "v3.6.12",
+  flux: "v1.9.6",
   pause: "v1",
 } as const;
 
+/** In the order they start (two at a time by default): the longest builds first. */
 export const SANDBOX_BUILDS: readonly GoBuildSpec[] = [
   {
     id: "sandbox-k8s",
@@ -149,6 +152,56 @@ export const SANDBOX_BUILDS: readonly GoBuildSpec[] = [
     tags: "selinux,notest,grpcnotrace",
     ldflags: `-s -w ${k8sLdflags}`,
     moduleLabel: `k8s.io/kubernetes@${K8S_VERSION}, go.etcd.io/etcd/server/v3@${SANDBOX_VERSIONS.etcd}, sigs.k8s.io/kwok@${SANDBOX_VERSIONS.kwok}`,
+  },
+  {
+    id: "sandbox-traefik",
+    title: `traefik ${SANDBOX_VERSIONS.traefik}`,
+    group: "sandbox",
+    wrapperDir: "traefik",
+    binSubdir: `traefik-${SANDBOX_VERSIONS.traefik}`,
+    outputs: [{ pkg: "./cmd/traefik", out: "traefik" }],
+    ldflags: `-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${SANDBOX_VERSIONS.traefik}`,
+    moduleLabel: `github.com/traefik/traefik/v3@${SANDBOX_VERSIONS.traefik}`,
+    mainModule: {
+      path: "github.com/traefik/traefik/v3",
+      version: SANDBOX_VERSIONS.traefik,
+      sum: "h1:6pe4s7aaDTQs+AsF7KP3sM/xnq7zOVvibRQe5tw9eFo=",
+    },
+  },
+  // Flux's controllers replace their ./api module with the folder, which the module zip lacks;
+  // the wrappers drop that replace (the published api module of the same release is used), and
+  // source-controller takes github.com/fluxcd/pkg/artifact v0.18.0 (v0.18.3 answers 403).
+  {
+    id: "sandbox-source-controller",
+    title: `Flux source-controller ${SANDBOX_VERSIONS.flux}`,
+    group: "sandbox",
+    wrapperDir: "source-controller",
+    binSubdir: `source-controller-${SANDBOX_VERSIONS.flux}`,
+    outputs: [{ pkg: ".", out: "source-controller" }],
+    ldflags: "-s -w",
+    tags: "netgo,osusergo,static_build",
+    moduleLabel: `github.com/fluxcd/source-controller@${SANDBOX_VERSIONS.flux}`,
+    mainModule: {
+      path: "github.com/fluxcd/source-controller",
+      version: SANDBOX_VERSIONS.flux,
+      sum: "h1:nG534/bI6nVpyHra7ONAk6xDB3xPsVT+EOLHZHXPrrc=",
+    },
+  },
+  {
+    id: "sandbox-kustomize-controller",
+    title: `Flux kustomize-controller ${SANDBOX_VERSIONS.flux}`,
+    group: "sandbox",
+    wrapperDir: "kustomize-controller",
+    binSubdir: `kustomize-controller-${SANDBOX_VERSIONS.flux}`,
+    outputs: [{ pkg: ".", out: "kustomize-controller" }],
+    ldflags: "-s -w",
+    tags: "netgo,osusergo,static_build",
+    moduleLabel: `github.com/fluxcd/kustomize-controller@${SANDBOX_VERSIONS.flux}`,
+    mainModule: {
+      path: "github.com/fluxcd/kustomize-controller",
+      version: SANDBOX_VERSIONS.flux,
+      sum: "h1:XB+G3A0mky0j5uVHZWv4oSlS2RvZBoNIUhstIvY0JKE=",
+    },
   },
   {
     id: "sandbox-compose",
