@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { renderBundle, renderDeployScript, renderDownScript } from "../lib/remote-deploy";
+import { renderBundle, renderDeployScript, renderDownScript, renderInspectScript } from "../lib/remote-deploy";
 import { renderEnvFile } from "../lib/compose";
 import { RemoteScript } from "../providers/remote-script";
 import { SshTarget, connectionArgs } from "./ssh-target";
@@ -42,11 +42,15 @@ export interface ComposeHostArgs {
  * password (secret) on stdin, keeps the current release as the previous one, pulls
  * and starts the new one and waits for health; on failure it prints the last 30 log lines, restores
  * and restarts the previous release and fails the update. It runs again only when the rendered
- * files (which pin images by digest) change. Deleting stops the project and keeps its volumes.
+ * files (which pin images by digest) change, or when a refresh found the host no longer running
+ * them (a stopped or missing container, another image, an edited file): then it deploys the
+ * same release again. Deleting stops the project and keeps its volumes.
  */
 export class ComposeHost extends pulumi.ComponentResource {
   /** The deploy's report (progress lines; never secrets). */
   public readonly report: pulumi.Output<string>;
+  /** When the deploy last ran on the host; what must be checked after each run depends on it. */
+  public readonly deployedAt: pulumi.Output<string>;
 
   constructor(name: string, args: ComposeHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super(COMPOSE_HOST_TYPE, name, {}, opts);
@@ -55,6 +59,7 @@ export class ComposeHost extends pulumi.ComponentResource {
     const deadlineSeconds = args.deadlineSeconds ?? 300;
 
     const extraNames = pulumi.output(files).apply((f) => Object.keys(f).sort());
+    const inspect = extraNames.apply((names) => renderInspectScript({ deployDir: args.deployDir, project: args.project, files: ["docker-compose.yml", ".env", ...names] }));
     const script = extraNames.apply((names) =>
       renderDeployScript({
         deployDir: args.deployDir,
@@ -90,11 +95,13 @@ export class ComposeHost extends pulumi.ComponentResource {
         delete: renderDownScript({ deployDir: args.deployDir, project: args.project }),
         files: plainFiles,
         envKeys,
+        inspect,
         stdin: pulumi.secret(secretBundle),
       },
       { parent: this, protect: args.protect ?? false },
     );
     this.report = deploy.stdout;
-    this.registerOutputs({ report: this.report });
+    this.deployedAt = deploy.ranAt;
+    this.registerOutputs({ report: this.report, deployedAt: this.deployedAt });
   }
 }

@@ -60,6 +60,8 @@ export class FrontendApp extends pulumi.ComponentResource {
   public readonly deploymentName: pulumi.Output<string>;
   public readonly serviceName: pulumi.Output<string>;
   public readonly image: pulumi.Output<string>;
+  /** The Deployment's generation: it moves with every change to its spec, a repair included. */
+  public readonly generation: pulumi.Output<string>;
 
   constructor(name: string, args: FrontendAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super(FRONTEND_APP_TYPE, name, {}, opts);
@@ -117,7 +119,9 @@ export class FrontendApp extends pulumi.ComponentResource {
           namespace,
           labels,
           // The provider fails the update when the rollout is not done in time (e.g. a crash loop).
-          annotations: { "pulumi.com/timeoutSeconds": String(timeout) },
+          // The program owns the Deployment's spec: a hand change (`kubectl scale`) is taken back
+          // by the next deploy instead of failing it with a field conflict.
+          annotations: { "pulumi.com/timeoutSeconds": String(timeout), "pulumi.com/patchForce": "true" },
         },
         spec: {
           replicas,
@@ -209,6 +213,7 @@ export class FrontendApp extends pulumi.ComponentResource {
     this.deploymentName = deployment.metadata.name;
     this.serviceName = service.metadata.name;
     this.image = pulumi.output(args.image);
-    this.registerOutputs({ namespace: this.namespace, deploymentName: this.deploymentName, serviceName: this.serviceName, image: this.image });
+    this.generation = deployment.metadata.generation.apply((g) => String(g ?? ""));
+    this.registerOutputs({ namespace: this.namespace, deploymentName: this.deploymentName, serviceName: this.serviceName, image: this.image, generation: this.generation });
   }
 }

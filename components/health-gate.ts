@@ -1,11 +1,17 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ProbeOptions, ProbeResult, ProbeTarget, probeUntilHealthy, realProbeIo } from "../lib/probe";
+import { ProbeOptions, ProbeResult, ProbeTarget, judge, probeUntilHealthy, realProbeIo } from "../lib/probe";
 
 export interface HealthGateArgs {
   /** URLs probed in order; all must be healthy. */
   readonly targets: pulumi.Input<pulumi.Input<ProbeTarget>[]>;
   /** The gate runs again whenever this changes; pass the release it guards. */
   readonly release: pulumi.Input<string>;
+  /**
+   * The gate also runs again whenever this changes: pass what changes each time the guarded part
+   * is deployed again (a remote deploy's run time, a Deployment's generation), so a repair is
+   * gated like a release. @default ""
+   */
+  readonly after?: pulumi.Input<string>;
   /** Timing; the deadline defaults to 5 minutes. */
   readonly options?: ProbeOptions;
 }
@@ -13,6 +19,7 @@ export interface HealthGateArgs {
 interface GateInputs {
   targets: ProbeTarget[];
   release: string;
+  after: string;
   options: ProbeOptions;
 }
 
@@ -20,12 +27,35 @@ interface GateOutputs extends GateInputs {
   checkedAt: string;
   elapsedMs: number;
   result: ProbeResult;
+  /** What the last refresh found failing (empty after a passing check). */
+  drift?: string[];
+}
+
+const inputKey = (g: GateInputs): string => JSON.stringify([g.targets, g.release, g.after ?? "", g.options]);
+
+/** One attempt at each target, as a refresh reads the gate: the failures, by URL. */
+async function probeOnce(inputs: GateInputs): Promise<string[]> {
+  const io = realProbeIo();
+  const timeout = inputs.options.attemptTimeoutMs ?? 5000;
+  const failures: string[] = [];
+  for (const target of inputs.targets) {
+    try {
+      const res = await io.fetch(target.url, timeout);
+      const problem = judge(target, res.status, res.body);
+      if (problem) {
+        failures.push(`${target.url}: ${problem}`);
+      }
+    } catch (e) {
+      failures.push(`${target.url}: ${(e as Error).message}`);
+    }
+  }
+  return failures;
 }
 
 async function check(inputs: GateInputs): Promise<GateOutputs> {
   try {
     const result = await probeUntilHealthy(inputs.targets, inputs.options, realProbeIo());
-    return { ...inputs, checkedAt: new Date().toISOString(), elapsedMs: result.elapsedMs, result };
+    return { ...inputs, checkedAt: new Date().toISOString(), elapsedMs: result.elapsedMs, result, drift: [] };
   } catch (e) {
     // A plain Error carries its message across the dynamic provider's RPC boundary.
     throw new Error((e as Error).message, { cause: e });
@@ -42,8 +72,15 @@ const gateProvider: pulumi.dynamic.ResourceProvider = {
     const outs = await check(inputs);
     return { id: `gate-${Date.now()}`, outs };
   },
+  diff(_id: string, olds: GateOutputs, news: GateInputs) {
+    return Promise.resolve({ changes: inputKey(olds) !== inputKey(news) || (olds.drift?.length ?? 0) > 0 });
+  },
   async update(_id: string, _olds: GateOutputs, news: GateInputs) {
     return { outs: await check(news) };
+  },
+  /** A refresh probes each URL once: a gate that no longer passes is drift, checked again by the next `up`. */
+  async read(id: string, props: GateOutputs) {
+    return { id, props: { ...props, drift: await probeOnce(props) } };
   },
 };
 
@@ -52,8 +89,12 @@ class GateResource extends pulumi.dynamic.Resource {
   declare public readonly elapsedMs: pulumi.Output<number>;
   declare public readonly result: pulumi.Output<ProbeResult>;
 
-  constructor(name: string, inputs: { targets: HealthGateArgs["targets"]; release: pulumi.Input<string>; options: ProbeOptions }, opts?: pulumi.CustomResourceOptions) {
-    super(gateProvider, name, { ...inputs, checkedAt: undefined, elapsedMs: undefined, result: undefined }, opts, GATE_MODULE, GATE_TYPE);
+  constructor(
+    name: string,
+    inputs: { targets: HealthGateArgs["targets"]; release: pulumi.Input<string>; after: pulumi.Input<string>; options: ProbeOptions },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(gateProvider, name, { ...inputs, checkedAt: undefined, elapsedMs: undefined, result: undefined, drift: undefined }, opts, GATE_MODULE, GATE_TYPE);
   }
 }
 
@@ -81,7 +122,7 @@ export class HealthGate extends pulumi.ComponentResource {
   constructor(name: string, args: HealthGateArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:release:HealthGate", name, {}, opts);
     const options: ProbeOptions = { deadlineMs: 300_000, ...args.options };
-    const gate = new GateResource(gateProbeName(name), { targets: args.targets, release: args.release, options }, { parent: this });
+    const gate = new GateResource(gateProbeName(name), { targets: args.targets, release: args.release, after: args.after ?? "", options }, { parent: this });
     this.checkedAt = gate.checkedAt;
     this.elapsedMs = gate.elapsedMs;
     this.registerOutputs({ checkedAt: this.checkedAt, elapsedMs: this.elapsedMs });

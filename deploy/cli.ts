@@ -1,6 +1,7 @@
 // npm run deploy   -- --stack NAME [--cwd DIR] [--policy-pack DIR]... [--watch [--interval SECONDS]]
 // npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd DIR]
 // npm run releases -- --stack NAME [--json] [--cwd DIR]
+// npm run status   -- --stack NAME [--json] [--cwd DIR]
 import * as path from "path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import type { LedgerEntry } from "../components/release-record";
@@ -10,20 +11,24 @@ import { manualRollback } from "./manual-rollback";
 import { EXIT } from "./outcome";
 import { formatHistory, releaseHistory } from "./releases";
 import { StackConfig, setting } from "./release-state";
+import { STATUS_EXIT, formatStatus } from "./status";
+import { liveStatus } from "./live-status";
 import { watch } from "./watch";
 
-export type Command = "deploy" | "rollback" | "releases";
+export type Command = "deploy" | "rollback" | "releases" | "status";
 
 const USAGE: Record<Command, string> = {
-  deploy: "usage: npm run deploy -- --stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]... [--watch [--interval SECONDS]]",
+  deploy: "usage: npm run deploy -- --stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]... [--watch [--interval SECONDS] [--check-every SECONDS]]",
   rollback: "usage: npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd PROJECT_DIR]",
   releases: "usage: npm run releases -- --stack NAME [--json] [--cwd PROJECT_DIR]",
+  status: "usage: npm run status -- --stack NAME [--json] [--cwd PROJECT_DIR]",
 };
 
 export interface CliOptions extends DeployOptions {
   readonly command: Command;
   readonly watch: boolean;
   readonly intervalSeconds: number;
+  readonly checkEverySeconds: number;
   readonly reason?: string;
   readonly to?: { frontend: string; backend: string };
   readonly json: boolean;
@@ -33,7 +38,7 @@ export interface CliOptions extends DeployOptions {
 export function parseArgs(argv: readonly string[], repo: string): CliOptions {
   let command: Command = "deploy";
   let rest = argv;
-  if (argv[0] === "rollback" || argv[0] === "releases") {
+  if (argv[0] === "rollback" || argv[0] === "releases" || argv[0] === "status") {
     command = argv[0];
     rest = argv.slice(1);
   }
@@ -43,6 +48,7 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
   const packs: string[] = [];
   let watchBranch = false;
   let intervalSeconds = 30;
+  let checkEverySeconds = 300;
   let reason: string | undefined;
   let to: CliOptions["to"];
   let json = false;
@@ -63,11 +69,16 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
       packs.push(path.resolve(value()));
     } else if (a === "--watch" && command === "deploy") {
       watchBranch = true;
-    } else if (a === "--interval" && command === "deploy") {
+    } else if ((a === "--interval" || a === "--check-every") && command === "deploy") {
       const v = value();
-      intervalSeconds = Number(v);
-      if (!Number.isInteger(intervalSeconds) || intervalSeconds < 1 || intervalSeconds > 86400) {
-        throw new Error(`--interval: ${JSON.stringify(v)} is not a number of seconds from 1 to 86400`);
+      const seconds = Number(v);
+      if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86400) {
+        throw new Error(`${a}: ${JSON.stringify(v)} is not a number of seconds from 1 to 86400`);
+      }
+      if (a === "--interval") {
+        intervalSeconds = seconds;
+      } else {
+        checkEverySeconds = seconds;
       }
     } else if (a === "--reason" && command === "rollback") {
       reason = value();
@@ -78,7 +89,7 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
         throw new Error(`--to: ${JSON.stringify(v)} is not FRONTEND_TAG,BACKEND_TAG`);
       }
       to = { frontend, backend };
-    } else if (a === "--json" && command === "releases") {
+    } else if (a === "--json" && (command === "releases" || command === "status")) {
       json = true;
     } else {
       throw new Error(`unknown argument ${JSON.stringify(a)} (${usage})`);
@@ -104,6 +115,7 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
     policyPacks: packs.length > 0 ? [POLICY_PACK, ...packs] : undefined,
     watch: watchBranch,
     intervalSeconds,
+    checkEverySeconds,
     reason,
     to,
     json,
@@ -129,12 +141,22 @@ async function releases(opts: CliOptions): Promise<number> {
   return 0;
 }
 
+/** What each part runs against what the stack records; the exit code says whether they agree. */
+async function status(opts: CliOptions): Promise<number> {
+  const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
+  const result = await liveStatus(stack, opts.workDir, (t) => void process.stderr.write(t));
+  process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatStatus(result)}\n`);
+  return result.agree ? STATUS_EXIT.agree : STATUS_EXIT.disagree;
+}
+
 const say = (line: string): void => void process.stderr.write(`deploy: ${line}\n`);
 
 async function main(opts: CliOptions): Promise<number> {
   switch (opts.command) {
     case "releases":
       return releases(opts);
+    case "status":
+      return status(opts);
     case "rollback":
       return manualRollback({ ...opts, reason: opts.reason ?? "" });
     case "deploy":

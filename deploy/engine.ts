@@ -38,17 +38,30 @@ const CONCURRENT = ["[409] Conflict: Another update is currently in progress", "
  * and changes nothing when the preview fails; then it updates, enforcing them again. One engine
  * invocation does both, so the preview costs no second start of the CLI and its plugins.
  */
-export async function up(opts: UpOptions): Promise<EngineRun> {
-  const started = Date.now();
-  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-deploy-"));
-  const eventLog = path.join(logDir, "events.jsonl");
-  const args = ["up", "--yes", "--stack", opts.stack, "--cwd", opts.workDir, "--event-log", eventLog, "--color", "never"];
+export function up(opts: UpOptions): Promise<EngineRun> {
+  const args = ["up", "--yes"];
   for (const pack of opts.policyPacks) {
     args.push("--policy-pack", pack);
   }
   if (opts.refresh) {
     args.push("--refresh");
   }
+  return runCli(args, opts);
+}
+
+/**
+ * `pulumi refresh --preview-only`: every resource is read (the hosts, the gates, the cluster) and
+ * nothing is written, not even the state.
+ */
+export function readLive(opts: Pick<UpOptions, "stack" | "workDir" | "onOutput" | "pulumi">): Promise<EngineRun> {
+  return runCli(["refresh", "--preview-only"], opts);
+}
+
+async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDir" | "onOutput" | "pulumi">): Promise<EngineRun> {
+  const started = Date.now();
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-deploy-"));
+  const eventLog = path.join(logDir, "events.jsonl");
+  const args = [...command, "--stack", opts.stack, "--cwd", opts.workDir, "--event-log", eventLog, "--color", "never"];
   if (!process.stdout.isTTY) {
     args.push("--non-interactive");
   }

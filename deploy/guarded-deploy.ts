@@ -8,7 +8,7 @@ import { EngineRun, up } from "./engine";
 import { acquireDeployLock, defaultLockDir, lockName } from "./lock";
 import { Release, releaseTags } from "../lib/release";
 import { Checkout, commitFileChange, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
-import { EXIT, failedStage, failureReason, onlyVpsFailed, plannedDigests, releaseMoved, vpsMoved, vpsRestored } from "./outcome";
+import { EXIT, driftFound, failedStage, failureReason, onlyVpsFailed, plannedDigests, releaseMoved, vpsMoved, vpsRestored } from "./outcome";
 import { StackConfig, configProblems, lastPromoted, readRelease, secretValues, setting } from "./release-state";
 import { RollbackRecord, TagPair, failedTags, redact, rollbackChange, rollbackMessage } from "./rollback-commit";
 import { checkPlatform } from "./platform";
@@ -126,13 +126,21 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     const { current: last } = await promoted;
     say(`stack ${opts.stack}: deploying frontend ${target.frontend}, backend ${target.backend} from ${co.branch} at ${git(co.root, ["rev-parse", "--short", "HEAD"]).trim()} (running: ${describeRunning(last)})`);
 
-    const run = await engine();
+    // Refreshed every time: each part is read (hosts, gates, the cluster) and whatever no longer
+    // runs the recorded release is deployed and gated again in the same update.
+    const run = await engine(true);
     if (run.concurrent) {
       say(`REFUSED: another update of stack ${opts.stack} is in progress; wait for it to finish`);
       return EXIT.refused;
     }
+    const drift = driftFound(run.events).map((d) => redact(d, secretValues(cfg)));
+    if (drift.length > 0) {
+      say(`found what no longer runs the recorded release; deploying it again:\n  ${drift.join("\n  ")}`);
+    }
     if (run.ok) {
-      say(`PROMOTED in ${run.seconds}s: ${describeRunning(promotedRelease(run.events) ?? (await lastPromoted(stack)).current)}`);
+      const running = describeRunning(promotedRelease(run.events) ?? (await lastPromoted(stack)).current);
+      const moved = releaseMoved(run.events) && !(last && last.frontend.tag === target.frontend && last.backend.tag === target.backend);
+      say(drift.length > 0 && !moved ? `REPAIRED in ${run.seconds}s, every gate passing: ${running}` : `PROMOTED in ${run.seconds}s: ${running}${drift.length > 0 ? " (and repaired)" : ""}`);
       return EXIT.promoted;
     }
     const reason = redact(failureReason(run.events, run.error), secretValues(cfg));
@@ -265,16 +273,21 @@ async function rollBack(c: RollbackContext): Promise<number> {
 }
 
 /** Deploys a stack without the homelab part; the VPS's host restores itself on failure. */
-async function deployVpsOnly(engine: () => Promise<EngineRun>, name: string): Promise<number> {
+async function deployVpsOnly(engine: (refresh?: boolean) => Promise<EngineRun>, name: string): Promise<number> {
   say(`stack ${name}: deploying the VPS app (the stack has no homelab part)`);
-  const run = await engine();
+  // Refreshed: a VPS app that no longer runs as recorded is deployed again.
+  const run = await engine(true);
   if (run.concurrent) {
     say(`REFUSED: another update of stack ${name} is in progress; wait for it to finish`);
     return EXIT.refused;
   }
+  const drift = driftFound(run.events);
+  if (drift.length > 0) {
+    say(`found what no longer runs the recorded release; deploying it again:\n  ${drift.join("\n  ")}`);
+  }
   if (run.ok) {
     const image = stackOutput(run.events, "vpsImage");
-    say(`DEPLOYED in ${run.seconds}s${typeof image === "string" ? `: ${image}` : ""}`);
+    say(`${drift.length > 0 ? "REPAIRED" : "DEPLOYED"} in ${run.seconds}s${typeof image === "string" ? `: ${image}` : ""}`);
     return EXIT.promoted;
   }
   return vpsFailure(run.events, failureReason(run.events, run.error), run.seconds);

@@ -60,6 +60,30 @@ export function vpsMoved(events: readonly EngineEvent[]): boolean {
   return appliedSteps(events).some(({ urn, type }) => isVps(urn) && isRemoteDeploy(urn, type, VPS_DEPLOY));
 }
 
+/**
+ * What the run's refresh found differing from the recorded release: a host's drift (a stopped
+ * container, another image, an edited file), a gate that no longer passes, a Kubernetes object
+ * changed on the cluster. One line a finding, named by resource.
+ */
+export function driftFound(events: readonly EngineEvent[]): string[] {
+  const found = events.flatMap((e) => {
+    // A refresh reports its reads as `refresh` steps, a preview of one as `same` or `update`
+    // steps; an update's own outputs carry no drift, so any step's outputs will do.
+    const m = e.resOutputsEvent?.metadata;
+    if (!m) {
+      return [];
+    }
+    const name = parseUrn(m.urn).name;
+    const drift = m.new?.outputs?.drift as unknown;
+    if (Array.isArray(drift) && drift.length > 0) {
+      return drift.map((d) => `${name}: ${String(d)}`);
+    }
+    const diffs = (m.diffs ?? []).filter((d) => !d.startsWith("__") && d !== "drift");
+    return m.op === "refresh" && m.type.startsWith("kubernetes:") && diffs.length > 0 ? [`${name}: changed on the cluster (${diffs.join(", ")})`] : [];
+  });
+  return [...new Set(found)];
+}
+
 /** URNs of the resources whose step failed. */
 export function failedUrns(events: readonly EngineEvent[]): string[] {
   return events.flatMap((e) => {

@@ -1,6 +1,7 @@
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { DeployOptions, deploy } from "./guarded-deploy";
 import { git } from "./git";
+import { liveStatus } from "./live-status";
 import { EXIT } from "./outcome";
 import { StackConfig, setting } from "./release-state";
 import { ROLLBACK_TRAILER, trailers } from "./rollback-commit";
@@ -8,6 +9,8 @@ import { ROLLBACK_TRAILER, trailers } from "./rollback-commit";
 export interface WatchOptions extends DeployOptions {
   /** Seconds between looks at the branch. @default 30 */
   readonly intervalSeconds?: number;
+  /** Seconds between checks of what runs, between release commits; a part that differs is repaired. @default 300 */
+  readonly checkEverySeconds?: number;
   /** Stops the watch (after the deploy in progress). */
   readonly signal?: AbortSignal;
   /** Called with each deploy's outcome. */
@@ -53,10 +56,40 @@ function onlyOwnRollbacks(root: string, from: string, to: string): boolean {
   return bodies.length > 0 && bodies.every((b) => ROLLBACK_TRAILER in trailers(b));
 }
 
+/** Reads what runs; when a part differs from the recorded release, the guarded deploy repairs it with the same gates. */
+async function checkAndRepair(opts: WatchOptions, stack: Awaited<ReturnType<typeof LocalWorkspace.selectStack>>): Promise<void> {
+  let agree: boolean;
+  try {
+    const status = await liveStatus(stack, opts.workDir);
+    agree = status.agree;
+    for (const p of status.parts.filter((x) => x.findings.length > 0)) {
+      say(`${p.part}: ${p.findings.join("; ")}`);
+    }
+  } catch (e) {
+    say(`cannot read what runs: ${(e as Error).message}`);
+    return;
+  }
+  if (agree) {
+    say("every part runs the recorded release");
+    return;
+  }
+  say("repairing: deploying the recorded release again");
+  let code: number;
+  try {
+    code = await deploy(opts);
+  } catch (e) {
+    say(`unexpected error: ${(e as Error).message}`);
+    code = EXIT.unexpected;
+  }
+  say(`repair: ${OUTCOME[code] ?? `exit ${code}`}`);
+  opts.onOutcome?.(code, "repair");
+}
+
 /**
  * Follows the branch Flux watches and runs the guarded deploy on each new commit, one at a time: a
  * commit that arrives during a deploy is deployed next, and the deploy's own rollback commits are
- * not deployed again. The first look deploys what the branch says now. Runs until stopped.
+ * not deployed again. The first look deploys what the branch says now. Between commits it checks
+ * what runs every `checkEverySeconds` and repairs a part that differs. Runs until stopped.
  */
 export async function watch(opts: WatchOptions): Promise<void> {
   const interval = (opts.intervalSeconds ?? 30) * 1000;
@@ -65,6 +98,8 @@ export async function watch(opts: WatchOptions): Promise<void> {
   const branch = setting(cfg, "gitBranch");
   const root = git(opts.workDir, ["rev-parse", "--show-toplevel"]).trim();
   say(`following ${branch} of ${setting(cfg, "gitUrl")} every ${interval / 1000}s for stack ${opts.stack}`);
+  const checkEvery = (opts.checkEverySeconds ?? 300) * 1000;
+  let lastCheck = Date.now();
   let deployed: string | undefined;
   // Resumes of a release the platform interrupted: the same commit again, waiting longer each time.
   let resumes = 0;
@@ -103,12 +138,18 @@ export async function watch(opts: WatchOptions): Promise<void> {
           continue;
         }
         resumes = 0;
+        lastCheck = Date.now();
         const head = git(root, ["rev-parse", "HEAD"]).trim();
         deployed = head !== upstream && isAncestor(root, upstream, head) ? head : upstream;
         continue;
       }
     }
-    await sleep(interval, opts.signal);
+    if (Date.now() - lastCheck >= checkEvery) {
+      lastCheck = Date.now();
+      await checkAndRepair(opts, stack);
+      continue;
+    }
+    await sleep(Math.min(interval, Math.max(1000, checkEvery - (Date.now() - lastCheck))), opts.signal);
   }
   say("stopped");
 }

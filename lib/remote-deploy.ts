@@ -310,3 +310,39 @@ while :; do
 done
 `;
 }
+
+/** How to read what a compose project runs on a host, for `pulumi refresh` and `npm run status`. */
+export interface InspectScriptOptions {
+  readonly deployDir: string;
+  readonly project: string;
+  /** Names of the files a release consists of. */
+  readonly files: readonly string[];
+}
+
+/**
+ * Renders a read-only script that prints, one per line, each release file's SHA-256 (`file NAME
+ * HASH`, or `missing`), whether the Docker engine answers (`engine down`), and each of the
+ * project's containers: `container SERVICE STATUS HEALTH RESTARTS IMAGE`. It prints no file's
+ * content, so nothing secret leaves the host.
+ */
+export function renderInspectScript(o: InspectScriptOptions): string {
+  checkAbsolute("deployDir", o.deployDir);
+  for (const f of o.files) {
+    if (!FILE_NAME.test(f)) {
+      throw new Error(`files: ${JSON.stringify(f)} must be a plain file name`);
+    }
+  }
+  return `set -u
+DIR=${shq(o.deployDir)}
+FILES=${shq(o.files.join(" "))}
+${composeFunction(o)}
+for f in $FILES; do
+  if [ -f "$DIR/$f" ]; then echo "file $f $(sha256sum < "$DIR/$f" | cut -d ' ' -f 1)"; else echo "file $f missing"; fi
+done
+if ! docker info >/dev/null 2>&1; then echo "engine down"; exit 0; fi
+[ -f "$DIR/docker-compose.yml" ] || exit 0
+ids=$(compose ps -a -q 2>/dev/null || true)
+[ -n "$ids" ] || exit 0
+docker inspect -f 'container {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.Config.Image}}' $ids
+`;
+}

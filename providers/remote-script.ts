@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { joinBundle, parseBundle } from "../lib/bundle";
 import { ServicePlan, planServices } from "../lib/compose-changes";
+import { findDrift, parseInspect } from "../lib/live";
 import { SshEndpoint, runScript } from "../lib/ssh";
 
 /** Inputs of a script run on a host over SSH. */
@@ -30,6 +31,12 @@ export interface RemoteScriptArgs {
   readonly envKeys?: pulumi.Input<pulumi.Input<string>[]>;
   /** Any change re-runs the script. */
   readonly triggers?: pulumi.Input<unknown[]>;
+  /**
+   * A read-only script that reports what the host runs (lib/remote-deploy.ts renderInspectScript).
+   * With it, `pulumi refresh` reads the host: a file, container or image that differs from the
+   * recorded run is drift, and the next `up` runs the script again.
+   */
+  readonly inspect?: pulumi.Input<string>;
   /** The script prints a secret: keep stdout encrypted in state and masked in output. @default false */
   readonly secretStdout?: boolean;
 }
@@ -43,6 +50,11 @@ interface State {
   files?: Record<string, string>;
   envKeys?: string[];
   triggers?: unknown[];
+  inspect?: string;
+  /** What the last refresh found on the host that differs from the recorded run; empty after a run. */
+  drift?: string[];
+  /** When the script last ran (each run sets it, so what depends on a run runs after it again). */
+  ranAt?: string;
   /** Planned by check from the old and new files, for the preview to show (see planServices). */
   services?: ServicePlan;
   stdout?: string;
@@ -137,18 +149,36 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   },
   async create(inputs: State) {
     const stdout = await exec("create", inputs, inputs.create);
-    return { id: `${inputs.connection.host}:${inputs.connection.port}:${Date.now()}`, outs: { ...inputs, stdout } };
+    return { id: `${inputs.connection.host}:${inputs.connection.port}:${Date.now()}`, outs: { ...inputs, stdout, drift: [], ranAt: new Date().toISOString() } };
   },
   diff(_id: string, olds: State, news: State) {
-    const changed = runKey(olds) !== runKey(news) || JSON.stringify(olds.connection) !== JSON.stringify(news.connection) || olds.delete !== news.delete;
+    const drifted = (olds.drift?.length ?? 0) > 0;
+    const changed = drifted || runKey(olds) !== runKey(news) || JSON.stringify(olds.connection) !== JSON.stringify(news.connection) || olds.delete !== news.delete || olds.inspect !== news.inspect;
     return Promise.resolve({ changes: changed });
   },
   async update(_id: string, olds: State, news: State) {
-    if (runKey(olds) === runKey(news)) {
-      return { outs: { ...news, stdout: olds.stdout ?? "" } };
+    // Drift found by a refresh is repaired by running the recorded release again.
+    if (runKey(olds) === runKey(news) && (olds.drift?.length ?? 0) === 0) {
+      return { outs: { ...news, stdout: olds.stdout ?? "", drift: [], ranAt: olds.ranAt ?? "" } };
     }
     const stdout = await exec("update", news, news.update ?? news.create);
-    return { outs: { ...news, stdout } };
+    return { outs: { ...news, stdout, drift: [], ranAt: new Date().toISOString() } };
+  },
+  /**
+   * A refresh: with an inspect script, reads the host and records what differs from the last
+   * run as `drift` (file and service names only); without one, keeps the recorded state.
+   */
+  async read(id: string, props: State) {
+    if (!props.inspect || !props.connection) {
+      return { id, props };
+    }
+    // A read changes nothing: one retry is enough before the refresh reports the host unreachable.
+    const r = await runScript({ ...props.connection, attempts: Math.min(2, props.connection.attempts ?? 3) }, props.inspect, "");
+    if (r.code !== 0) {
+      throw failure("read", props.connection.host, r.code, r.stderr || r.stdout);
+    }
+    const recorded = writtenFiles(props) ?? {};
+    return { id, props: { ...props, drift: findDrift(recorded, parseInspect(r.stdout)) } };
   },
   async delete(_id: string, props: State) {
     if (props.delete) {
@@ -166,6 +196,10 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
 export class RemoteScript extends pulumi.dynamic.Resource {
   /** What the last create or update printed on stdout. */
   declare public readonly stdout: pulumi.Output<string>;
+  /** When the script last ran. */
+  declare public readonly ranAt: pulumi.Output<string>;
+  /** What the last refresh found differing on the host (empty after a run). */
+  declare public readonly drift: pulumi.Output<string[]>;
 
   constructor(name: string, args: RemoteScriptArgs, opts?: pulumi.CustomResourceOptions) {
     const { secretStdout, ...inputs } = args;
@@ -174,7 +208,7 @@ export class RemoteScript extends pulumi.dynamic.Resource {
       name,
       // The plan check adds is read from the files: this placeholder makes the engine keep it as
       // secret as they are (it re-marks what the program passed secret), never plainer.
-      { ...inputs, services: pulumi.output(inputs.files).apply(() => ""), stdout: undefined },
+      { ...inputs, services: pulumi.output(inputs.files).apply(() => ""), stdout: undefined, ranAt: undefined, drift: undefined },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["connection", "stdin", ...(secretStdout ? ["stdout"] : [])] }),
       MODULE,
       TYPE,

@@ -42,6 +42,7 @@ interface SliceObject {
 interface DeploymentObject {
   metadata: { name: string };
   spec: {
+    replicas?: number;
     selector: { matchLabels?: Record<string, string> };
     template: { spec: { containers: { image: string; ports?: { containerPort: number }[] }[] } };
   };
@@ -78,7 +79,7 @@ export function matchRoute(routes: readonly Route[], urlPath: string): Route | u
 
 class StandIn {
   private routes: Route[] = [];
-  private readonly targets = new Map<string, Target>();
+  private readonly targets = new Map<string, Target | null>();
   private readonly pods = new Map<string, { image: string; port: number }>();
   private nextPort: number;
 
@@ -111,7 +112,11 @@ class StandIn {
       if (svc.spec.selector) {
         const selector = svc.spec.selector;
         const d = deployments.find((x) => Object.entries(x.spec.selector.matchLabels ?? {}).every(([k, v]) => selector[k] === v));
-        if (d) {
+        if (d && d.spec.replicas === 0) {
+          // Scaled to zero: no pod, so the route has no server, as Traefik answers then.
+          await this.removePod(d);
+          this.targets.set(route.service, null);
+        } else if (d) {
           this.targets.set(route.service, await this.ensurePod(d));
         }
       } else {
@@ -127,10 +132,22 @@ class StandIn {
     }
   }
 
+  private podName(d: DeploymentObject): string {
+    return `homelab-sandbox-${this.opts.namespace}-${d.metadata.name}`;
+  }
+
+  private async removePod(d: DeploymentObject): Promise<void> {
+    const name = this.podName(d);
+    if (this.pods.delete(name)) {
+      await run("docker", ["rm", "-f", name], { env: this.opts.dockerEnv }).catch(() => undefined);
+      log(`pod ${d.metadata.name} removed (scaled to zero)`);
+    }
+  }
+
   /** Runs the Deployment's image in Docker, replacing the container when the image changes. */
   private async ensurePod(d: DeploymentObject): Promise<Target> {
     const c = d.spec.template.spec.containers[0];
-    const name = `homelab-sandbox-${this.opts.namespace}-${d.metadata.name}`;
+    const name = this.podName(d);
     const known = this.pods.get(name);
     if (known && known.image === c.image) {
       return { host: "127.0.0.1", port: known.port };
@@ -142,7 +159,7 @@ class StandIn {
     await run("docker", ["network", "create", "homelab-sandbox-pods"], { env: this.opts.dockerEnv }).catch(() => undefined);
     await run(
       "docker",
-      ["run", "-d", "--name", name, "--label", "homelab-sandbox=1", "--network", "homelab-sandbox-pods", "-p", `127.0.0.1:${port}:${containerPort}`, c.image],
+      ["run", "-d", "--restart", "unless-stopped", "--name", name, "--label", "homelab-sandbox=1", "--network", "homelab-sandbox-pods", "-p", `127.0.0.1:${port}:${containerPort}`, c.image],
       { env: this.opts.dockerEnv },
     );
     this.pods.set(name, { image: c.image, port });
@@ -153,6 +170,10 @@ class StandIn {
   handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const route = matchRoute(this.routes, new URL(req.url ?? "/", "http://x").pathname);
     const target = route ? this.targets.get(route.service) : undefined;
+    if (route && target === null) {
+      res.writeHead(503).end("no available server\n");
+      return;
+    }
     if (!route || !target) {
       res.writeHead(404).end("no route\n");
       return;

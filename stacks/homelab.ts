@@ -126,7 +126,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
   };
   const frontendGate = new HealthGate(
     PART.frontendGate,
-    { targets: [{ url: `${s.frontend.publicUrl}${s.frontend.healthPath}` }], release: frontendImage, options: gateOptions },
+    { targets: [{ url: `${s.frontend.publicUrl}${s.frontend.healthPath}` }], release: frontendImage, after: frontend.generation, options: gateOptions },
     { dependsOn: [frontend] },
   );
 
@@ -167,6 +167,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       // The VM directly, then the same route through the ingress.
       targets: [backendHealth(`http://${s.vm.host}:${s.backend.port}`), backendHealth(s.frontend.publicUrl)],
       release: releaseId,
+      after: backend.deployedAt,
       options: gateOptions,
     },
     { dependsOn: [backend] },

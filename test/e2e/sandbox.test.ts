@@ -16,7 +16,11 @@ import { manualRollback } from "../../deploy/manual-rollback";
 import { watch } from "../../deploy/watch";
 import { ROLLBACK_TRAILER, trailers } from "../../deploy/rollback-commit";
 import { tearDownSandboxStack } from "../support/sandbox-stack";
-import { freePort } from "../../sandbox/processes";
+import { freePort, stopProcess } from "../../sandbox/processes";
+import { ensureDockerEngine } from "../../sandbox/docker-engine";
+import { liveStatus } from "../../deploy/live-status";
+import { driftFound } from "../../deploy/outcome";
+import { markerIntact, writeMarker } from "../reliability/support";
 
 /*
  * End to end, for real: the sandbox (dockerd, registry, sshd VM, git host, kwok cluster, ingress
@@ -261,15 +265,15 @@ describe("sandbox end to end", { concurrency: false }, () => {
     assert.deepEqual(await health(), { status: 200, version: v2()[1] });
   });
 
-  timed("6. an unreachable VM, a wrong host key and a wrong SSH key are refused with nothing changed", async () => {
+  timed("6. an unreachable VM stops the deploy as the platform's failure; a wrong host key and a wrong SSH key are refused; nothing changes", async () => {
     const before = await outputs();
     const other = sshKey();
-    const cases: [string, Record<string, { value: string; secret?: boolean }>, RegExp][] = [
-      ["unreachable", { "homelab:vmPort": { value: String(await freePort()) } }, /cannot reach homelab-e2e@127\.0\.0\.1/],
-      ["host key", { "homelab:vmHostKey": { value: other.hostKey } }, /not the pinned ssh-ed25519 .*refusing to connect/],
-      ["ssh key", { "homelab:vmPrivateKey": { value: other.privateKey, secret: true } }, /refused the SSH key/],
+    const cases: [string, Record<string, { value: string; secret?: boolean }>, RegExp, number][] = [
+      ["unreachable", { "homelab:vmPort": { value: String(await freePort()) } }, /PLATFORM FAILURE before any change .*\(backend VM \(SSH\)\).*cannot reach homelab-e2e@127\.0\.0\.1/, EXIT.platform],
+      ["host key", { "homelab:vmHostKey": { value: other.hostKey } }, /not the pinned ssh-ed25519 .*refusing to connect/, EXIT.refused],
+      ["ssh key", { "homelab:vmPrivateKey": { value: other.privateKey, secret: true } }, /refused the SSH key/, EXIT.refused],
     ];
-    for (const [label, change, expected] of cases) {
+    for (const [label, change, expected, exit] of cases) {
       await release(...v1());
       await stack.setAllConfig(change);
       const r = await run();
@@ -278,7 +282,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
         "homelab:vmHostKey": { value: sb.vm.hostKey },
         "homelab:vmPrivateKey": { value: sb.vm.privateKey, secret: true },
       });
-      assert.equal(r.code, EXIT.refused, `${label}: ${r.log}`);
+      assert.equal(r.code, exit, `${label}: ${r.log}`);
       assert.match(r.log, expected, label);
       assert.deepEqual((await outputs()).release, before.release, label);
       assert.deepEqual(await health(), { status: 200, version: v2()[1] }, label);
@@ -326,6 +330,90 @@ describe("sandbox end to end", { concurrency: false }, () => {
       stop.abort();
       await watching;
     }
+  });
+
+  describe("8b. every run checks what is live", { concurrency: false }, () => {
+    const marker = `live-${Date.now()}`;
+    const deployDir = (): string => path.join(sb.vm.workDir, "backend");
+    const kube = (): ReturnType<typeof kubeClient> => kubeClient(sb.kubeconfig);
+
+    /** The fault is found by `status` and by a refresh, then repaired by the next deploy with every gate passing. */
+    async function foundAndRepaired(finding: RegExp): Promise<void> {
+      const status = await liveStatus(stack, projectDir);
+      assert.equal(status.agree, false, JSON.stringify(status, null, 2));
+      assert.ok(
+        status.parts.some((p) => p.findings.some((f) => finding.test(f))),
+        `status names the fault: ${JSON.stringify(status.parts.map((p) => p.findings))}`,
+      );
+      const events: EngineEvent[] = [];
+      await stack.previewRefresh({ onEvent: (e) => events.push(e), color: "never" });
+      const drift = driftFound(events);
+      assert.ok(drift.some((d) => finding.test(d)), `refresh shows the drift: ${JSON.stringify(drift)}`);
+      const r = await run();
+      assert.equal(r.code, EXIT.promoted, r.log);
+      assert.match(r.log, /REPAIRED in [\d.]+s, every gate passing/);
+      assert.deepEqual(await health(), { status: 200, version: v2()[1] });
+      assert.ok(markerIntact(sb, marker), "the data volume kept its marker");
+      const after = await liveStatus(stack, projectDir);
+      assert.equal(after.agree, true, JSON.stringify(after, null, 2));
+    }
+
+    timed("a healthy no-op deploy runs no remote deploy and status agrees", async () => {
+      writeMarker(sb, marker);
+      const r = await run();
+      assert.equal(r.code, EXIT.promoted, r.log);
+      assert.doesNotMatch(r.log, /REPAIRED|no longer runs/);
+      assert.doesNotMatch(r.log, /backend-deploy\s+(updating|updated)|vps-compose-deploy\s+(updating|updated)/, "no remote deploy ran");
+      const cli = spawnSync(path.join(REPO, "node_modules", ".bin", "tsx"), [path.join(REPO, "deploy", "cli.ts"), "status", "--stack", STACK, "--cwd", projectDir, "--json"], {
+        env: { ...process.env, ...sb.pulumiEnv },
+        encoding: "utf8",
+      });
+      assert.equal(cli.status, 0, cli.stderr.slice(-3000));
+      const parsed = JSON.parse(cli.stdout) as { agree: boolean; parts: { part: string }[] };
+      assert.equal(parsed.agree, true);
+      assert.deepEqual(parsed.parts.map((p) => p.part), ["frontend", "frontend-gate", "backend", "backend-gate"]);
+    });
+
+    timed("the backend container stopped by hand", async () => {
+      docker("stop", "homelab-sandbox-backend");
+      await foundAndRepaired(/service backend is exited/);
+    });
+
+    timed("the frontend Deployment scaled to zero by hand", async () => {
+      await kube().patch("/apis/apps/v1/namespaces/website/deployments/frontend", { spec: { replicas: 0 } });
+      // The ingress has no server for `/` once it sees no pod (as Traefik answers then).
+      for (let i = 0; i < 60; i++) {
+        const res = await fetch(`${sb.ingressUrl}/`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+        if (res?.status === 503) {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      await foundAndRepaired(/scaled to 0|frontend-gate-probe: .*status 503/);
+    });
+
+    timed("the backend's compose file edited on the VM", async () => {
+      fs.appendFileSync(path.join(deployDir(), "docker-compose.yml"), "# edited by hand\n");
+      await foundAndRepaired(/docker-compose\.yml on the host differs from the recorded release/);
+      assert.doesNotMatch(fs.readFileSync(path.join(deployDir(), "docker-compose.yml"), "utf8"), /edited by hand/);
+    });
+
+    timed("the VM's Docker engine restarted: status tells what runs as it is, and a deploy leaves it healthy", async () => {
+      const dockerDir = path.join(dir, "sandbox", "docker");
+      await stopProcess(dockerDir, "dockerd", 30_000);
+      await ensureDockerEngine(dockerDir, { network: "isolated" });
+      // What really runs, read apart from the program: the backend's container and its health.
+      await new Promise((r) => setTimeout(r, 3000));
+      const state = docker("inspect", "-f", "{{.State.Status}}", "homelab-sandbox-backend");
+      const status = await liveStatus(stack, projectDir);
+      const backend = status.parts.find((p) => p.part === "backend")!;
+      assert.equal(backend.findings.length === 0, state === "running", `status says ${JSON.stringify(backend)} while the container is ${state}`);
+      const r = await run();
+      assert.equal(r.code, EXIT.promoted, r.log);
+      assert.deepEqual(await health(), { status: 200, version: v2()[1] });
+      assert.ok(markerIntact(sb, marker), "the data volume kept its marker");
+      assert.equal((await liveStatus(stack, projectDir)).agree, true);
+    });
   });
 
   timed("9. destroy removes what the stack created and keeps the data volume", async () => {

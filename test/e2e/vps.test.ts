@@ -7,11 +7,12 @@ import * as https from "https";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { Stack, UpResult } from "@pulumi/pulumi/automation";
+import { EngineEvent, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { Sandbox, sandboxStack, startSandbox, vpsConfig } from "../../sandbox/sandbox";
 import { freePort } from "../../sandbox/processes";
 import { VPS_APP_PORT } from "../../sandbox/vps-images";
-import { EXIT } from "../../deploy/outcome";
+import { EXIT, driftFound } from "../../deploy/outcome";
+import { liveStatus } from "../../deploy/live-status";
 import { runDeploy } from "../support/deploy-run";
 import { linkProgram } from "../../sandbox/checkout";
 import { tearDownSandboxStack } from "../support/sandbox-stack";
@@ -264,6 +265,23 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
     const out = await outputs();
     assert.equal(out.vpsApiKey.value, apiKey);
     assert.equal(out.vpsWebhookSecret.value, webhookSecret);
+  });
+
+  timed("7b. the app's container removed by hand is found by status and by refresh, and the next deploy brings it back with its data", async () => {
+    docker("rm", "-f", container("app"));
+    const status = await liveStatus(stack, projectDir);
+    assert.equal(status.agree, false);
+    assert.deepEqual(status.parts.find((p) => p.part === "vps")?.findings, ["service app has no container"]);
+    const events: EngineEvent[] = [];
+    await stack.previewRefresh({ onEvent: (e) => events.push(e), color: "never" });
+    assert.ok(driftFound(events).includes("vps-compose-deploy: service app has no container"), JSON.stringify(driftFound(events)));
+    const r = await guardedDeploy();
+    assert.equal(r.code, EXIT.promoted, r.log);
+    assert.match(r.log, /REPAIRED in [\d.]+s: .*\/vps-app:/);
+    const res = await get("/api/health", caddyRoot());
+    assert.equal((JSON.parse(res.body) as { version: string }).version, vps().images.app.v2);
+    assert.equal(docker("exec", container("app"), "cat", "/data/api_key.txt"), apiKey, "the new container has the app's data (the same API key)");
+    assert.equal((await liveStatus(stack, projectDir)).agree, true);
   });
 
   timed("8. bumping the version rotates the webhook secret, and the app gets the new one", async () => {

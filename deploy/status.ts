@@ -1,0 +1,146 @@
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { composeDeployName } from "../components/compose-host";
+import { FRONTEND_APP_TYPE } from "../components/frontend-app";
+import { gateProbeName } from "../components/health-gate";
+import type { PromotedRelease } from "../components/release-record";
+import { vpsComposeName } from "../components/vps-app";
+import { composeImages } from "../lib/live";
+import { PART } from "../stacks/names";
+
+/** One part of the stack: what the stack records and what runs, and whether they agree. */
+export interface PartStatus {
+  readonly part: string;
+  readonly recorded: string;
+  readonly running: string;
+  /** What differs; empty when the part runs what is recorded. */
+  readonly findings: string[];
+}
+
+export interface StackStatus {
+  readonly stack: string;
+  readonly agree: boolean;
+  readonly parts: PartStatus[];
+}
+
+/** Exit codes of `npm run status`. */
+export const STATUS_EXIT = { agree: 0, disagree: 1, unreadable: 2 } as const;
+
+interface Read {
+  readonly name: string;
+  readonly types: string[];
+  readonly type: string;
+  readonly outputs: Record<string, unknown>;
+}
+
+function parseUrn(urn: string): { types: string[]; name: string } {
+  const parts = urn.split("::");
+  return { types: (parts[2] ?? "").split("$"), name: parts.slice(3).join("::") };
+}
+
+/** What a refresh read of each resource: the outputs event (after the read), else the step's announcement. */
+function reads(events: readonly EngineEvent[]): Read[] {
+  const byUrn = new Map<string, Read>();
+  for (const e of events) {
+    const outputs = e.resOutputsEvent?.metadata;
+    const m = outputs ?? e.resourcePreEvent?.metadata;
+    // The outputs event carries what the read found (a preview of a refresh reports it as `same`).
+    if (!m || (!outputs && m.op !== "refresh") || (!outputs && byUrn.has(m.urn))) {
+      continue;
+    }
+    const { types, name } = parseUrn(m.urn);
+    byUrn.set(m.urn, { name, types, type: m.type, outputs: (m.new?.outputs ?? m.old?.outputs ?? {}) as Record<string, unknown> });
+  }
+  return [...byUrn.values()];
+}
+
+/** The errors of resources a refresh could not read, by name. */
+function unreadable(events: readonly EngineEvent[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of events) {
+    const d = e.diagnosticEvent;
+    if (d?.severity === "error" && d.urn) {
+      out.set(parseUrn(d.urn).name, d.message.trim().split("\n")[0]);
+    }
+  }
+  return out;
+}
+
+const driftOf = (r: Read | undefined): string[] => (Array.isArray(r?.outputs.drift) ? (r.outputs.drift as unknown[]).map(String) : []);
+
+function hostPart(part: string, recorded: string, r: Read | undefined, error: string | undefined): PartStatus {
+  if (error || !r) {
+    return { part, recorded, running: "unknown", findings: [`cannot read: ${error ?? "not in the stack"}`] };
+  }
+  const findings = driftOf(r);
+  return { part, recorded, running: findings.length === 0 ? "as recorded, healthy" : "differs", findings };
+}
+
+function gatePart(part: string, r: Read | undefined, error: string | undefined): PartStatus {
+  const targets = Array.isArray(r?.outputs.targets) ? (r.outputs.targets as { url: string }[]).map((t) => t.url).join(", ") : "";
+  if (error || !r) {
+    return { part, recorded: targets, running: "unknown", findings: [`cannot read: ${error ?? "not in the stack"}`] };
+  }
+  const findings = driftOf(r);
+  return { part, recorded: targets, running: findings.length === 0 ? "answering as expected" : "failing", findings };
+}
+
+interface DeploymentOutputs {
+  spec?: { replicas?: number; template?: { spec?: { containers?: { image?: string }[] } } };
+  status?: { readyReplicas?: number; updatedReplicas?: number };
+}
+
+function frontendPart(release: PromotedRelease | undefined, r: Read | undefined, error: string | undefined): PartStatus {
+  const recorded = release ? `${release.frontend.tag}@${release.frontend.digest}` : "nothing promoted";
+  if (error || !r) {
+    return { part: PART.frontend, recorded, running: "unknown", findings: [`cannot read: ${error ?? "not in the stack"}`] };
+  }
+  const d = r.outputs as DeploymentOutputs;
+  const image = d.spec?.template?.spec?.containers?.[0]?.image ?? "";
+  const want = d.spec?.replicas ?? 1;
+  const ready = d.status?.readyReplicas ?? 0;
+  const findings: string[] = [];
+  if (release && !image.endsWith(`:${release.frontend.tag}@${release.frontend.digest}`)) {
+    findings.push(`the Deployment runs ${image}, not the recorded ${recorded}`);
+  }
+  if (want < 1) {
+    findings.push(`the Deployment is scaled to ${want}`);
+  } else if (ready < want) {
+    findings.push(`${ready} of ${want} pods Ready`);
+  }
+  return { part: PART.frontend, recorded, running: `${ready}/${want} Ready on ${image.split("/").pop() ?? image}`, findings };
+}
+
+/** The status of every part from a refresh's reads (`pulumi refresh --preview-only`) and the recorded release. */
+export function stackStatus(stack: string, events: readonly EngineEvent[], release: PromotedRelease | undefined): StackStatus {
+  const all = reads(events);
+  const errors = unreadable(events);
+  const byName = (name: string): Read | undefined => all.find((r) => r.name === name);
+  const parts: PartStatus[] = [];
+  const deployment = all.find((r) => r.type === "kubernetes:apps/v1:Deployment" && r.types.includes(FRONTEND_APP_TYPE));
+  if (deployment || release) {
+    const name = deployment?.name ?? PART.frontend;
+    parts.push(frontendPart(release, deployment, errors.get(name)));
+    parts.push(gatePart(PART.frontendGate, byName(gateProbeName(PART.frontendGate)), errors.get(gateProbeName(PART.frontendGate))));
+    const backendName = composeDeployName(PART.backend);
+    parts.push(hostPart(PART.backend, release ? `${release.backend.tag}@${release.backend.digest}` : "nothing promoted", byName(backendName), errors.get(backendName)));
+    parts.push(gatePart(PART.backendGate, byName(gateProbeName(PART.backendGate)), errors.get(gateProbeName(PART.backendGate))));
+  }
+  const vpsName = composeDeployName(vpsComposeName(PART.vps));
+  const vps = byName(vpsName);
+  if (vps || errors.has(vpsName)) {
+    const compose = typeof vps?.outputs.files === "object" && vps.outputs.files !== null ? (vps.outputs.files as Record<string, string>)["docker-compose.yml"] : undefined;
+    const images = compose ? composeImages(compose) : {};
+    const recorded = images.app ?? Object.values(images)[0] ?? "the recorded compose project";
+    parts.push(hostPart(PART.vps, recorded, vps, errors.get(vpsName)));
+  }
+  return { stack, agree: parts.every((p) => p.findings.length === 0), parts };
+}
+
+/** The status as a table for people. */
+export function formatStatus(s: StackStatus): string {
+  const rows = s.parts.map((p) => [p.part, p.recorded, p.running, p.findings.length === 0 ? "yes" : p.findings.join("; ")]);
+  const head = ["part", "recorded", "running", "agree"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => Math.min(r[i].length, 72))));
+  const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
+  return [`stack ${s.stack}: ${s.agree ? "every part runs the recorded release" : "some parts differ from the recorded release"}`, line(head), ...rows.map(line)].join("\n");
+}

@@ -1,0 +1,150 @@
+import { describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { parseArgs } from "../../deploy/cli";
+import { driftFound } from "../../deploy/outcome";
+import { formatStatus, stackStatus } from "../../deploy/status";
+import { COMPOSE_HOST_TYPE } from "../../components/compose-host";
+import { FRONTEND_APP_TYPE } from "../../components/frontend-app";
+import { GATE_PROBE_TYPE } from "../../components/health-gate";
+import type { PromotedRelease } from "../../components/release-record";
+import { composeImages, findDrift, parseInspect, sha256 } from "../../lib/live";
+import { renderInspectScript } from "../../lib/remote-deploy";
+import { REMOTE_SCRIPT_TYPE } from "../../providers/remote-script";
+
+const COMPOSE = "services:\n  backend:\n    image: r/backend:v2@sha256:bb\n  cache:\n    image: r/cache:1@sha256:cc\n";
+const ENV = "SECRET='s3cr3t-value'\n";
+const recorded = { "docker-compose.yml": COMPOSE, ".env": ENV };
+const healthy = (): string =>
+  [
+    `file docker-compose.yml ${sha256(COMPOSE)}`,
+    `file .env ${sha256(ENV)}`,
+    "container backend running healthy 0 r/backend:v2@sha256:bb",
+    "container cache running none 2 r/cache:1@sha256:cc",
+  ].join("\n");
+
+describe("what a host runs against the recorded release", () => {
+  it("reads the inspect script's lines", () => {
+    assert.deepEqual(parseInspect(healthy() + "\n"), {
+      files: { "docker-compose.yml": sha256(COMPOSE), ".env": sha256(ENV) },
+      engineUp: true,
+      containers: [
+        { service: "backend", status: "running", health: "healthy", restarts: 0, image: "r/backend:v2@sha256:bb" },
+        { service: "cache", status: "running", health: "none", restarts: 2, image: "r/cache:1@sha256:cc" },
+      ],
+    });
+    assert.deepEqual(composeImages(COMPOSE), { backend: "r/backend:v2@sha256:bb", cache: "r/cache:1@sha256:cc" });
+  });
+
+  it("finds nothing on a host that runs the recorded release", () => {
+    assert.deepEqual(findDrift(recorded, parseInspect(healthy())), []);
+  });
+
+  it("names a stopped, unhealthy, missing or re-imaged service and an edited or missing file, never their content", () => {
+    const live = healthy()
+      .replace(`file .env ${sha256(ENV)}`, `file .env ${sha256("SECRET=other\n")}`)
+      .replace("container backend running healthy 0 r/backend:v2@sha256:bb", "container backend exited none 0 r/backend:v1@sha256:aa")
+      .replace(/\ncontainer cache .*/, "");
+    assert.deepEqual(findDrift(recorded, parseInspect(live)), [
+      ".env on the host differs from the recorded release",
+      "service backend is exited",
+      "service backend runs r/backend:v1@sha256:aa, not the recorded r/backend:v2@sha256:bb",
+      "service cache has no container",
+    ]);
+    const missing = parseInspect(`file docker-compose.yml missing\nfile .env ${sha256(ENV)}\ncontainer backend running unhealthy 0 r/backend:v2@sha256:bb\ncontainer cache running none 0 r/cache:1@sha256:cc`);
+    assert.deepEqual(findDrift(recorded, missing), ["docker-compose.yml is missing on the host", "service backend is unhealthy"]);
+    assert.deepEqual(findDrift(recorded, parseInspect(`file docker-compose.yml ${sha256(COMPOSE)}\nfile .env ${sha256(ENV)}\nengine down`)), ["the Docker engine does not answer"]);
+    assert.ok(!JSON.stringify(findDrift(recorded, parseInspect(live))).includes("s3cr3t"));
+  });
+
+  it("runs as a read-only script that prints hashes and container states, not file contents", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "inspect-"));
+    try {
+      const bin = path.join(root, "bin");
+      const dir = path.join(root, "opt", "backend");
+      fs.mkdirSync(bin);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, "docker-compose.yml"), COMPOSE);
+      fs.writeFileSync(path.join(dir, ".env"), ENV, { mode: 0o600 });
+      fs.writeFileSync(
+        path.join(bin, "docker"),
+        `#!/bin/sh
+case "$1" in
+  info) exit 0 ;;
+  compose) echo c1; echo c2 ;;
+  inspect) echo "container backend running healthy 0 r/backend:v2@sha256:bb"; echo "container cache running none 0 r/cache:1@sha256:cc" ;;
+esac
+`,
+        { mode: 0o755 },
+      );
+      const script = renderInspectScript({ deployDir: dir, project: "backend", files: ["docker-compose.yml", ".env", "Caddyfile"] });
+      const r = spawnSync("/bin/sh", ["-c", script], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stdout, /s3cr3t|image:/);
+      const live = parseInspect(r.stdout);
+      assert.equal(live.files.Caddyfile, "missing");
+      assert.deepEqual(findDrift(recorded, live), []);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+const urn = (types: string[], name: string): string => `urn:pulumi:e2e::homelab::${types.join("$")}::${name}`;
+const refreshed = (u: string, type: string, outputs: Record<string, unknown>, diffs: string[] = []): EngineEvent =>
+  ({ sequence: 0, timestamp: 0, resOutputsEvent: { metadata: { op: "refresh", urn: u, type, old: null, new: { type, urn: u, outputs }, diffs, provider: "" } } }) as unknown as EngineEvent;
+
+const RELEASE: PromotedRelease = {
+  frontend: { image: "r/frontend", tag: "f2", digest: "sha256:ff" },
+  backend: { image: "r/backend", tag: "b2", digest: "sha256:bb" },
+  gates: { frontendMs: 1, backendMs: 1 },
+};
+
+function events(opts: { replicas?: number; ready?: number; backendDrift?: string[]; gateDrift?: string[] } = {}): EngineEvent[] {
+  return [
+    refreshed(urn([FRONTEND_APP_TYPE, "kubernetes:apps/v1:Deployment"], "frontend"), "kubernetes:apps/v1:Deployment", {
+      spec: { replicas: opts.replicas ?? 1, template: { spec: { containers: [{ image: "r/frontend:f2@sha256:ff" }] } } },
+      status: { readyReplicas: opts.ready ?? 1 },
+    }, opts.replicas === 0 ? ["spec"] : []),
+    refreshed(urn(["homelab:release:HealthGate", GATE_PROBE_TYPE], "frontend-gate-probe"), GATE_PROBE_TYPE, { targets: [{ url: "http://i/" }], drift: opts.gateDrift ?? [] }),
+    refreshed(urn([COMPOSE_HOST_TYPE, REMOTE_SCRIPT_TYPE], "backend-deploy"), REMOTE_SCRIPT_TYPE, { drift: opts.backendDrift ?? [] }),
+    refreshed(urn(["homelab:release:HealthGate", GATE_PROBE_TYPE], "backend-gate-probe"), GATE_PROBE_TYPE, { targets: [{ url: "http://vm/api/health" }], drift: [] }),
+  ];
+}
+
+describe("npm run status", () => {
+  it("agrees when every part runs the recorded release", () => {
+    const s = stackStatus("e2e", events(), RELEASE);
+    assert.equal(s.agree, true);
+    assert.deepEqual(s.parts.map((p) => [p.part, p.findings.length]), [["frontend", 0], ["frontend-gate", 0], ["backend", 0], ["backend-gate", 0]]);
+    assert.match(formatStatus(s), /every part runs the recorded release/);
+  });
+
+  it("names each part that differs, and a refresh's drift says the same", () => {
+    const ev = events({ replicas: 0, ready: 0, backendDrift: ["service backend is exited"], gateDrift: ["http://i/: status 503 (expected 200)"] });
+    const s = stackStatus("e2e", ev, RELEASE);
+    assert.equal(s.agree, false);
+    assert.deepEqual(s.parts.find((p) => p.part === "frontend")?.findings, ["the Deployment is scaled to 0"]);
+    assert.deepEqual(s.parts.find((p) => p.part === "backend")?.findings, ["service backend is exited"]);
+    assert.match(formatStatus(s), /some parts differ/);
+    assert.deepEqual(driftFound(ev), ["frontend: changed on the cluster (spec)", "frontend-gate-probe: http://i/: status 503 (expected 200)", "backend-deploy: service backend is exited"]);
+  });
+
+  it("says which part could not be read", () => {
+    const ev = events().filter((e) => !e.resOutputsEvent?.metadata.urn.endsWith("backend-deploy"));
+    ev.push({ sequence: 0, timestamp: 0, diagnosticEvent: { urn: urn([COMPOSE_HOST_TYPE, REMOTE_SCRIPT_TYPE], "backend-deploy"), message: "cannot reach deploy@127.0.0.1:22: ECONNREFUSED\n", color: "never", severity: "error" } });
+    const s = stackStatus("e2e", ev, RELEASE);
+    assert.deepEqual(s.parts.find((p) => p.part === "backend")?.findings, ["cannot read: cannot reach deploy@127.0.0.1:22: ECONNREFUSED"]);
+  });
+
+  it("takes --json, and --check-every for the watch, checking their values", () => {
+    const o = parseArgs(["status", "--stack", "production", "--json"], "/repo");
+    assert.deepEqual([o.command, o.stack, o.json], ["status", "production", true]);
+    assert.equal(parseArgs(["--stack", "p", "--watch", "--check-every", "60"], "/repo").checkEverySeconds, 60);
+    assert.throws(() => parseArgs(["--stack", "p", "--check-every", "0"], "/repo"), /--check-every: "0" is not a number of seconds/);
+  });
+});
