@@ -70,9 +70,11 @@ export async function startCluster(dir: string, opts: { name?: string; nodes?: n
   await waitFor(
     async () => {
       const nodes = await client.get<{ items: unknown[] }>("/api/v1/nodes").catch(() => undefined);
-      return nodes !== undefined && (opts.nodes === 0 || nodes.items.length > 0);
+      // Pods are refused until the controller-manager made the namespace's default service account.
+      const account = await client.get<unknown>("/api/v1/namespaces/default/serviceaccounts/default").catch(() => undefined);
+      return nodes !== undefined && (opts.nodes === 0 || nodes.items.length > 0) && account !== undefined;
     },
-    { what: `kwok nodes in cluster ${name}`, timeoutMs: 120_000 },
+    { what: `cluster ${name} ready for pods (${opts.nodes === 0 ? "" : "kwok nodes, "}default service account)`, timeoutMs: 120_000 },
   );
   const server = (/server: (\S+)/.exec(fs.readFileSync(kubeconfig, "utf8")) ?? [])[1] ?? "";
   return {
