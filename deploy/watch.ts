@@ -56,6 +56,16 @@ function onlyOwnRollbacks(root: string, from: string, to: string): boolean {
   return bodies.length > 0 && bodies.every((b) => ROLLBACK_TRAILER in trailers(b));
 }
 
+/** One guarded deploy; an error it throws is reported and counts as unexpected, and the watch goes on. */
+async function deployOnce(opts: WatchOptions): Promise<number> {
+  try {
+    return await deploy(opts);
+  } catch (e) {
+    say(`unexpected error: ${(e as Error).message}`);
+    return EXIT.unexpected;
+  }
+}
+
 /** Reads what runs; when a part differs from the recorded release, the guarded deploy repairs it with the same gates. */
 async function checkAndRepair(opts: WatchOptions, stack: Awaited<ReturnType<typeof LocalWorkspace.selectStack>>): Promise<void> {
   let agree: boolean;
@@ -74,13 +84,7 @@ async function checkAndRepair(opts: WatchOptions, stack: Awaited<ReturnType<type
     return;
   }
   say("repairing: deploying the recorded release again");
-  let code: number;
-  try {
-    code = await deploy(opts);
-  } catch (e) {
-    say(`unexpected error: ${(e as Error).message}`);
-    code = EXIT.unexpected;
-  }
+  const code = await deployOnce(opts);
   say(`repair: ${OUTCOME[code] ?? `exit ${code}`}`);
   opts.onOutcome?.(code, "repair");
 }
@@ -118,13 +122,7 @@ export async function watch(opts: WatchOptions): Promise<void> {
         deployed = upstream;
       } else {
         say(`deploying ${branch} at ${upstream.slice(0, 12)}`);
-        let code: number;
-        try {
-          code = await deploy(opts);
-        } catch (e) {
-          say(`unexpected error: ${(e as Error).message}`);
-          code = EXIT.unexpected;
-        }
+        const code = await deployOnce(opts);
         // Deployed: the commit looked at, or the deploy's own rollback commit on top of it. A
         // refused commit is not tried again until another one arrives.
         say(`${upstream.slice(0, 12)}: ${OUTCOME[code] ?? `exit ${code}`}`);
