@@ -549,7 +549,7 @@ function defaultJobs(): number {
  * Runs the chains, `jobs` at a time, in order. After a failure no further chain starts; the
  * running ones finish (their go builds are not left behind) and the first error is thrown.
  */
-async function runChains(chains: readonly (() => Promise<void>)[], jobs: number): Promise<void> {
+export async function runChains(chains: readonly (() => Promise<void>)[], jobs: number): Promise<void> {
   let next = 0;
   let failure: Error | undefined;
   const worker = async (): Promise<void> => {
