@@ -73,6 +73,15 @@ async function markUnfinishedRemoteRuns(stack: Stack, events: readonly EngineEve
   return marked;
 }
 
+/** Says what the run's refresh found no longer running the recorded release (the run deploys it again); returns the findings. */
+function reportDrift(events: readonly EngineEvent[], secrets: readonly string[]): string[] {
+  const drift = driftFound(events).map((d) => redact(d, secrets));
+  if (drift.length > 0) {
+    say(`found what no longer runs the recorded release; deploying it again:\n  ${drift.join("\n  ")}`);
+  }
+  return drift;
+}
+
 class Refused extends Error {}
 
 const pairOf = (r: PromotedRelease): TagPair => ({ frontend: r.frontend.tag, backend: r.backend.tag });
@@ -133,10 +142,7 @@ export async function deploy(opts: DeployOptions): Promise<number> {
       say(`REFUSED: another update of stack ${opts.stack} is in progress; wait for it to finish`);
       return EXIT.refused;
     }
-    const drift = driftFound(run.events).map((d) => redact(d, secretValues(cfg)));
-    if (drift.length > 0) {
-      say(`found what no longer runs the recorded release; deploying it again:\n  ${drift.join("\n  ")}`);
-    }
+    const drift = reportDrift(run.events, secretValues(cfg));
     if (run.ok) {
       const running = describeRunning(promotedRelease(run.events) ?? (await lastPromoted(stack)).current);
       const moved = releaseMoved(run.events) && !(last && last.frontend.tag === target.frontend && last.backend.tag === target.backend);
@@ -281,10 +287,7 @@ async function deployVpsOnly(engine: (refresh?: boolean) => Promise<EngineRun>, 
     say(`REFUSED: another update of stack ${name} is in progress; wait for it to finish`);
     return EXIT.refused;
   }
-  const drift = driftFound(run.events);
-  if (drift.length > 0) {
-    say(`found what no longer runs the recorded release; deploying it again:\n  ${drift.join("\n  ")}`);
-  }
+  const drift = reportDrift(run.events, []);
   if (run.ok) {
     const image = stackOutput(run.events, "vpsImage");
     say(`${drift.length > 0 ? "REPAIRED" : "DEPLOYED"} in ${run.seconds}s${typeof image === "string" ? `: ${image}` : ""}`);

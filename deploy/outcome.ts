@@ -25,7 +25,7 @@ export const EXIT = {
 } as const;
 
 /** The parts of a resource's URN: `urn:pulumi:<stack>::<project>::<parent types$type>::<name>`. */
-function parseUrn(urn: string): { types: string[]; name: string } {
+export function parseUrn(urn: string): { types: string[]; name: string } {
   const parts = urn.split("::");
   return { types: (parts[2] ?? "").split("$"), name: parts.slice(3).join("::") };
 }

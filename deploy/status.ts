@@ -6,6 +6,7 @@ import type { PromotedRelease } from "../components/release-record";
 import { vpsComposeName } from "../components/vps-app";
 import { composeImages } from "../lib/live";
 import { PART } from "../stacks/names";
+import { parseUrn } from "./outcome";
 
 /** One part of the stack: what the stack records and what runs, and whether they agree. */
 export interface PartStatus {
@@ -30,11 +31,6 @@ interface Read {
   readonly types: string[];
   readonly type: string;
   readonly outputs: Record<string, unknown>;
-}
-
-function parseUrn(urn: string): { types: string[]; name: string } {
-  const parts = urn.split("::");
-  return { types: (parts[2] ?? "").split("$"), name: parts.slice(3).join("::") };
 }
 
 /** What a refresh read of each resource: the outputs event (after the read), else the step's announcement. */

@@ -7,6 +7,7 @@ import { VPS_APP_TYPE } from "../components/vps-app";
 import { DEPLOY_EXIT, HOST_CHECK_EXIT } from "../lib/remote-deploy";
 import { remoteExitCode } from "../providers/remote-script";
 import { PART } from "../stacks/names";
+import { parseUrn } from "./outcome";
 import type { PlatformPart, Reach } from "./platform";
 
 /**
@@ -30,11 +31,6 @@ interface Failure {
   readonly name: string;
   readonly types: string[];
   readonly message: string;
-}
-
-function parseUrn(urn: string): { types: string[]; name: string } {
-  const parts = urn.split("::");
-  return { types: (parts[2] ?? "").split("$"), name: parts.slice(3).join("::") };
 }
 
 /** The errors of the homelab part and of the program, in the order the engine reported them. */
