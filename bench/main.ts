@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     }
     const A: [string, string] = [s.images.frontend[0], s.images.backend.v1];
     const B: [string, string] = [s.images.frontend[1], s.images.backend.v2];
-    const backendUrl = `http://127.0.0.1:${s.backendPort}/api/health`;
+    const backendUrl = `http://${s.backendHost}:${s.backendPort}/api/health`;
     const env = s.pulumiEnv;
     // A release is a commit on the git host; a bare `pulumi up` reads the checkout, so it pulls first.
     const release = async (p: [string, string]): Promise<void> => {

@@ -32,6 +32,8 @@ export interface DemoImages {
   /** Frontend tags, v1 then v2. */
   readonly frontend: readonly [string, string];
   readonly backend: { readonly v1: string; readonly v2: string; readonly unhealthy: string; readonly crash: string };
+  /** Frontends that fail on a real node: one never passes its readiness probe, one exits at start. */
+  readonly frontendFaults: { readonly unready: string; readonly crash: string };
   /** Manifest digest (`sha256:…`) of every tag above. */
   readonly digests: Readonly<Record<string, string>>;
   /** The unix time the tags' timestamps start from (tags are base, base+1, … in the order above). */
@@ -55,9 +57,13 @@ export interface BuildDemoImagesOptions {
   readonly log?: (line: string) => void;
 }
 
-type ImageName = "frontend-v1" | "frontend-v2" | "backend-v1" | "backend-v2" | "backend-unhealthy" | "backend-crash";
+type ImageName =
+  | "frontend-v1" | "frontend-v2" | "backend-v1" | "backend-v2" | "backend-unhealthy" | "backend-crash"
+  | "frontend-unready" | "frontend-crash";
 /** The images, in tag-timestamp order. */
-const ORDER: readonly ImageName[] = ["frontend-v1", "frontend-v2", "backend-v1", "backend-v2", "backend-unhealthy", "backend-crash"];
+const ORDER: readonly ImageName[] = [
+  "frontend-v1", "frontend-v2", "backend-v1", "backend-v2", "backend-unhealthy", "backend-crash", "frontend-unready", "frontend-crash",
+];
 
 interface ImageSpec {
   readonly repository: "frontend" | "backend";
@@ -83,12 +89,16 @@ trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT
 wait "$pid"
 `;
 
-function frontend(variant: string): ImageSpec {
+function frontend(variant: string, ready = true): ImageSpec {
+  // Without an index page `/`, the readiness probe's path, answers 404 while the server runs.
+  const page: Record<string, string> = ready
+    ? { "www/index.html": `<!doctype html>\n<html><head><title>website @TAG@</title></head>\n<body><h1>website frontend ${variant}</h1><p id="version">@TAG@</p></body></html>\n` }
+    : { "www/version.txt": "@TAG@\n" };
   return {
     repository: "frontend",
     files: {
       "app/serve": SERVE,
-      "www/index.html": `<!doctype html>\n<html><head><title>website @TAG@</title></head>\n<body><h1>website frontend ${variant}</h1><p id="version">@TAG@</p></body></html>\n`,
+      ...page,
       "www/healthz": "ok\n",
     },
     dockerfile: `${HEADER}COPY app /app
@@ -145,6 +155,15 @@ const SPECS: Record<ImageName, ImageSpec> = {
   "backend-v1": backend("v1", true),
   "backend-v2": backend("v2", true),
   "backend-unhealthy": backend("unhealthy", false),
+  "frontend-unready": frontend("unready", false),
+  "frontend-crash": {
+    repository: "frontend",
+    files: {},
+    dockerfile: `${HEADER}ENV APP_VERSION=@TAG@
+USER ${DEMO_UID}:${DEMO_UID}
+CMD ["/bin/busybox","sh","-c","echo 'frontend @TAG@: fatal: cannot start' >&2; exit 1"]
+`,
+  },
   "backend-crash": {
     repository: "backend",
     files: {},
@@ -270,7 +289,7 @@ export class ImagePusher {
  * tag the registry already holds. Tags are `main-<sha7>-<ts>`: sha7 from the image's content,
  * ts from a base time that is kept (in `<dir>/images.json`) while the contents stay the same, so
  * a second call reuses the tags; timestamps increase in the order frontend v1, v2, backend v1,
- * v2, unhealthy, crash. Writes the result to `<dir>/images.json`.
+ * v2, unhealthy, crash, frontend unready, crash. Writes the result to `<dir>/images.json`.
  */
 export async function buildDemoImages(o: BuildDemoImagesOptions): Promise<DemoImages> {
   const log = o.log ?? (() => undefined);
@@ -338,6 +357,7 @@ export async function buildDemoImages(o: BuildDemoImagesOptions): Promise<DemoIm
     repositories: { frontend: `${o.registry.host}/${repos.frontend}`, backend: `${o.registry.host}/${repos.backend}` },
     frontend: [tags["frontend-v1"], tags["frontend-v2"]],
     backend: { v1: tags["backend-v1"], v2: tags["backend-v2"], unhealthy: tags["backend-unhealthy"], crash: tags["backend-crash"] },
+    frontendFaults: { unready: tags["frontend-unready"], crash: tags["frontend-crash"] },
     digests,
     base,
     contentHashes: hashes,

@@ -39,7 +39,7 @@ async function up(): Promise<number> {
   process.stdout.write(
     [
       "",
-      "The sandbox is running (all on 127.0.0.1):",
+      `The sandbox is running (on 127.0.0.1; the backend VM on ${sb.backendHost}):`,
       `  frontend URL:   ${show("frontendUrl")}`,
       `  API URL:        ${show("apiUrl")}`,
       `  frontend image: ${show("frontendImage")}`,
@@ -48,7 +48,8 @@ async function up(): Promise<number> {
       `  VPS webhook:    ${show("vpsWebhookUrl")}`,
       `  VPS app image:  ${show("vpsImage")}`,
       `  git repository: ${sb.git.url} (branch ${sb.git.branch}); checkout ${sb.checkout}`,
-      `  demo tags:      frontend ${sb.images.frontend.join(", ")}; backend v1 ${sb.images.backend.v1}, v2 ${sb.images.backend.v2}, unhealthy ${sb.images.backend.unhealthy}, crash ${sb.images.backend.crash}`,
+      `  demo tags:      frontend ${sb.images.frontend.join(", ")} (never ready ${sb.images.frontendFaults.unready}, crash ${sb.images.frontendFaults.crash}); ` +
+        `backend v1 ${sb.images.backend.v1}, v2 ${sb.images.backend.v2}, unhealthy ${sb.images.backend.unhealthy}, crash ${sb.images.backend.crash}`,
       "",
       "Use it:",
       `  curl ${String(outputs.apiUrl?.value ?? sb.ingressUrl + "/api")}/health`,

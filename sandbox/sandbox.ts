@@ -5,23 +5,26 @@ import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { listConfig } from "../lib/stack-config";
 import { cacheDir, ensureToolchain, toolchainEnv } from "../toolchain/env";
 import { startCluster, stopCluster } from "./cluster";
+import { SandboxNode, startNode, stopNode } from "./node";
+import { SandboxTraefik, startTraefik, stopTraefik } from "./traefik";
+import { ensureVmAddress, removeVmAddress } from "./vm-address";
 import { DockerEngine, ensureDockerEngine } from "./docker-engine";
 import { ensureFluxManifests } from "./flux-manifests";
 import { cloneProject, commitRelease, serverFile } from "./checkout";
 import { GitServer, startGitServer, stopGitServer } from "./git-server";
 import { DemoImages, backendHealthcheck, buildDemoImages } from "./images";
-import { freePort, runningProcess, startProcess, stopProcess, waitForPort } from "./processes";
+import { freePort, runningProcess } from "./processes";
 import { RunningRegistry, startRegistry } from "./registry";
 import { Vm, startVm, stopVm } from "./vm";
 import { VPS_API_KEY_FILE, VPS_APP_PORT, VPS_DATA_PATH, VpsImages, buildVpsImages, vpsAppHealthcheck } from "./vps-images";
 
 /*
- * The local sandbox: every part of the homelab, for real, on loopback. A Docker engine, a
+ * The local sandbox: every part of the homelab, for real, on this machine. A Docker engine, a
  * registry standing in for Harbor, an sshd "VM" whose deploy user runs compose, a git host
- * (sshd and git-shell) serving the repository Flux watches, a Kubernetes control plane with kwok
- * nodes, and a stand-in ingress that routes by the cluster's real Ingress objects; optionally a
- * second sshd host as the VPS, whose app is served by a real Caddy with its internal CA. The
- * `local` stack's config points the program at them.
+ * (sshd and git-shell) serving the repository Flux watches, a Kubernetes control plane with a
+ * real node (kubelet and containerd) running the pods, and Traefik serving the cluster's
+ * Ingresses as on k3s; optionally a second sshd host as the VPS, whose app is served by a real
+ * Caddy with its internal CA. The `local` stack's config points the program at them.
  */
 
 /** The test domain the sandbox's VPS serves (RFC 2606 reserves .test). */
@@ -37,7 +40,6 @@ export interface SandboxVps {
   readonly httpsPort: number;
 }
 
-const REPO = path.resolve(__dirname, "..");
 export const LOCAL_STACK = "local";
 
 export interface Sandbox {
@@ -48,10 +50,16 @@ export interface Sandbox {
   /** The git host: the repository Flux watches, over SSH with a deploy key. */
   readonly git: GitServer;
   readonly kubeconfig: string;
+  /** The cluster's node: the frontend's pods run on it for real. */
+  readonly node: SandboxNode;
+  /** Traefik, serving the program's Ingresses. */
+  readonly traefik: SandboxTraefik;
   readonly images: DemoImages;
+  /** Traefik's web entry point, the stack's publicUrl. */
   readonly ingressUrl: string;
+  /** The backend VM's address: its sshd, the backend's port and the cluster's EndpointSlice use it. */
+  readonly backendHost: string;
   readonly backendPort: number;
-  /** Absolute path of the release file the local stack reads. */
   /** The main job's project checkout: a clone of the git host's repository with the program linked in. */
   readonly checkout: string;
   /** Environment under which `pulumi` manages the local stack (toolchain, state backend, passphrase file). */
@@ -118,41 +126,20 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   const tc = toolchainEnv();
   const docker = await step(log, "Docker engine", () => ensureDockerEngine(path.join(dir, "docker"), { network: opts.network }));
   const registry = await step(log, "registry (Harbor's stand-in)", () => startRegistry(path.join(dir, "registry")));
-  const vm = await step(log, "backend VM (sshd + deploy user)", () => startVm(path.join(dir, "vm"), { docker, composePlugin: tc.dockerCompose, user: opts.vmUser }));
+  const vmAddress = await step(log, "the VM's address", () => ensureVmAddress(path.join(dir, "vm-address")));
+  const vm = await step(log, `backend VM (sshd + deploy user) on ${vmAddress}`, () =>
+    startVm(path.join(dir, "vm"), { docker, composePlugin: tc.dockerCompose, user: opts.vmUser, address: vmAddress }));
   const gitUser = opts.gitUser ?? (opts.vmUser ? `${opts.vmUser}-git` : "homelab-git");
   const git = await step(log, "git server (sshd + git-shell)", () => startGitServer(path.join(dir, "git"), { user: gitUser }));
-  const cluster = await step(log, "Kubernetes (etcd, kube-apiserver, controller-manager, scheduler, kwok)", () => startCluster(path.join(dir, "cluster"), { log }));
+  const cluster = await step(log, "Kubernetes (etcd, kube-apiserver, controller-manager, scheduler)", () =>
+    startCluster(path.join(dir, "cluster"), { nodes: 0, log }));
+  const node = await step(log, "node (kubelet + containerd)", () =>
+    startNode(path.join(dir, "node"), { cluster, insecureRegistries: [registry.host], log }));
+  const traefik = await step(log, "Traefik", () => startTraefik(path.join(dir, "traefik"), { kubeconfig: cluster.kubeconfig }));
   const images = await step(log, "demo images", () => buildDemoImages({ docker, registry, dir: path.join(dir, "images"), log }));
   await step(log, "Flux CRDs", () => ensureFluxManifests(log));
 
   const backendPort = opts.backendPort ?? 3001;
-  const ingressState = path.join(dir, "ingress");
-  let ingressPort: number;
-  const running = runningProcess(ingressState, "ingress");
-  const optionsFile = path.join(ingressState, "options.json");
-  if (running) {
-    ingressPort = (JSON.parse(fs.readFileSync(optionsFile, "utf8")) as { port: number }).port;
-  } else {
-    ingressPort = await freePort();
-    await step(log, `ingress stand-in on 127.0.0.1:${ingressPort}`, async () => {
-      const opts = {
-        kubeconfig: cluster.kubeconfig,
-        namespace: "website",
-        port: ingressPort,
-        dockerEnv: { PATH: process.env.PATH ?? "", DOCKER_HOST: docker.host, DOCKER_CONFIG: path.join(dir, "images", "docker-config") },
-        podPortBase: await freePort(),
-      };
-      fs.mkdirSync(ingressState, { recursive: true });
-      fs.writeFileSync(optionsFile, JSON.stringify(opts), { mode: 0o600 });
-      const rec = startProcess(ingressState, {
-        name: "ingress",
-        command: process.execPath,
-        args: ["--import", "tsx", path.join(__dirname, "ingress.ts"), optionsFile],
-        cwd: REPO,
-      });
-      await waitForPort("127.0.0.1", ingressPort, { what: "ingress stand-in", logFile: rec.logFile, pid: rec.pid, timeoutMs: 30_000 });
-    });
-  }
 
   const vps = opts.vps ? await step(log, "VPS (sshd host, Caddy and app images)", () => startVps(dir, docker, registry, tc.dockerCompose, opts.vps === true ? {} : opts.vps || {}, log)) : undefined;
 
@@ -172,7 +159,10 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   }
   fs.mkdirSync(path.join(dir, "state"), { recursive: true });
   const pulumiEnv = sandboxPulumiEnv(dir);
-  return { dir, docker, registry, vm, git, kubeconfig: cluster.kubeconfig, images, ingressUrl: `http://127.0.0.1:${ingressPort}`, backendPort, checkout, pulumiEnv, vps };
+  return {
+    dir, docker, registry, vm, git, kubeconfig: cluster.kubeconfig, node, traefik, images,
+    ingressUrl: traefik.url, backendHost: vm.host, backendPort, checkout, pulumiEnv, vps,
+  };
 }
 
 async function startVps(
@@ -213,17 +203,15 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:publicUrl": { value: sb.ingressUrl },
     "homelab:frontendReplicas": { value: "2" },
     "homelab:frontendPort": { value: "8080" },
-    "homelab:vmHost": { value: "127.0.0.1" },
-    // Kubernetes refuses loopback addresses in EndpointSlices; names under .localhost mean
-    // loopback (RFC 6761), which the stand-in ingress honours.
-    "homelab:backendAddress": { value: "vm.localhost" },
+    // One address for SSH, the gate and the cluster's EndpointSlice, as on the homelab's LAN.
+    "homelab:vmHost": { value: sb.vm.host },
     "homelab:vmPort": { value: String(sb.vm.port) },
     "homelab:vmUser": { value: sb.vm.user },
     "homelab:vmHostKey": { value: sb.vm.hostKey },
     "homelab:vmPrivateKey": { value: sb.vm.privateKey, secret: true },
     "homelab:deployDir": { value: path.join(sb.vm.workDir, "backend") },
     "homelab:backendPort": { value: String(sb.backendPort) },
-    "homelab:backendBindAddress": { value: "127.0.0.1" },
+    "homelab:backendBindAddress": { value: sb.vm.host },
     "homelab:backendContainerName": { value: "homelab-sandbox-backend" },
     "homelab:backendVersionField": { value: "version" },
     "homelab:backendEnv": { value: JSON.stringify({ GREETING: "hello from the sandbox", PORT: String(sb.backendPort) }), secret: true },
@@ -279,13 +267,17 @@ export async function sandboxStack(sb: Sandbox, stackName = LOCAL_STACK, workDir
   // List keys are set path by path; clear them first so a shorter list leaves nothing behind.
   await stack.removeConfig("homelab:backendHealthcheck").catch(() => undefined);
   await stack.removeConfig("homelab:vpsHealthcheck").catch(() => undefined);
+  // Set by sandboxes before the VM had an address of its own: the VM's host is the default now.
+  await stack.removeConfig("homelab:backendAddress").catch(() => undefined);
   await stack.setAllConfig(sandboxConfig(sb), true);
   return stack;
 }
 
 /** Stops what startSandbox started in `dir`, by PID, and removes what it created. */
 export async function stopSandbox(dir: string, log: Log = (l) => process.stderr.write(`${l}\n`)): Promise<void> {
-  await step(log, "stopping the ingress stand-in", () => stopProcess(path.join(dir, "ingress"), "ingress"));
+  await step(log, "stopping Traefik", () => stopTraefik(path.join(dir, "traefik")));
+  // The node first: it drains its pods through the API server while that still answers.
+  await step(log, "stopping the node", () => stopNode(path.join(dir, "node"), { log }));
   await step(log, "stopping Kubernetes", () => stopCluster(path.join(dir, "cluster")));
   // The VPS started after the VM, so it stops first (the VM may own the shared compose plugin).
   if (fs.existsSync(path.join(dir, "vps"))) {
@@ -293,6 +285,7 @@ export async function stopSandbox(dir: string, log: Log = (l) => process.stderr.
   }
   await step(log, "stopping the git server", () => stopGitServer(path.join(dir, "git")));
   await step(log, "stopping the backend VM", () => stopVm(path.join(dir, "vm")));
+  removeVmAddress(path.join(dir, "vm-address"));
   if (runningProcess(path.join(dir, "registry"), "registry")) {
     await step(log, "stopping the registry", async () => (await startRegistry(path.join(dir, "registry"))).stop({ keepData: false }));
   }

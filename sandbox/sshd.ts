@@ -66,13 +66,15 @@ export async function hostPort(previous: number): Promise<number> {
   return previous && !(await portOpen("127.0.0.1", previous)) ? previous : freePort();
 }
 
-/** Writes the known_hosts line pinning the host key for `[127.0.0.1]:port`. */
-export function writeKnownHosts(file: string, port: number, hostKeyFile: string): void {
-  fs.writeFileSync(file, `[127.0.0.1]:${port} ${publicKeyOf(`${hostKeyFile}.pub`)}\n`);
+/** Writes the known_hosts line pinning the host key for `[address]:port`. */
+export function writeKnownHosts(file: string, port: number, hostKeyFile: string, address = "127.0.0.1"): void {
+  fs.writeFileSync(file, `[${address}]:${port} ${publicKeyOf(`${hostKeyFile}.pub`)}\n`);
 }
 
 export interface SshdConfig {
   readonly port: number;
+  /** The one local address sshd listens on. @default "127.0.0.1" */
+  readonly address?: string;
   readonly hostKeyFile: string;
   readonly pidFile: string;
   readonly authorizedKeys: string;
@@ -87,7 +89,7 @@ export interface SshdConfig {
 export function writeSshdConfig(label: string, file: string, c: SshdConfig): void {
   const config = [
     `Port ${c.port}`,
-    "ListenAddress 127.0.0.1",
+    `ListenAddress ${c.address ?? "127.0.0.1"}`,
     `HostKey ${c.hostKeyFile}`,
     `PidFile ${c.pidFile}`,
     `AuthorizedKeysFile ${c.authorizedKeys}`,
@@ -111,7 +113,11 @@ export function writeSshdConfig(label: string, file: string, c: SshdConfig): voi
 }
 
 /** Starts `sshd -D` with the config, recorded in `dir`'s state as `name`, and waits for its port. */
-export async function startSshd(dir: string, o: { name: string; configFile: string; logFile: string; port: number; what: string; timeoutMs: number }): Promise<ProcessRecord> {
+export async function startSshd(
+  dir: string,
+  o: { name: string; configFile: string; logFile: string; port: number; address?: string; what: string; timeoutMs: number },
+): Promise<ProcessRecord> {
+  const address = o.address ?? "127.0.0.1";
   if (!fs.existsSync("/run/sshd")) {
     fs.mkdirSync("/run/sshd", { mode: 0o755 });
   }
@@ -121,7 +127,7 @@ export async function startSshd(dir: string, o: { name: string; configFile: stri
     args: ["-D", "-f", o.configFile, "-E", o.logFile],
     logFile: path.join(dir, `${o.name}.stderr.log`),
   });
-  await waitFor(() => portOpen("127.0.0.1", o.port), { what: `${o.what} on 127.0.0.1:${o.port}`, timeoutMs: o.timeoutMs, pid: rec.pid, logFile: o.logFile });
+  await waitFor(() => portOpen(address, o.port), { what: `${o.what} on ${address}:${o.port}`, timeoutMs: o.timeoutMs, pid: rec.pid, logFile: o.logFile });
   return rec;
 }
 

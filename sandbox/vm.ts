@@ -23,12 +23,17 @@ export interface VmOptions {
    * @default true
    */
   readonly systemPlugin?: boolean;
+  /**
+   * The local address sshd listens on, and the VM's address for whoever reaches it (an address
+   * of sandbox/vm-address.ts when the cluster must reach it too). @default "127.0.0.1"
+   */
+  readonly address?: string;
   /** @default 15000 */
   readonly timeoutMs?: number;
 }
 
 export interface Vm {
-  readonly host: "127.0.0.1";
+  readonly host: string;
   readonly port: number;
   readonly user: string;
   /** The deploy user's private key (OpenSSH PEM armour). */
@@ -37,7 +42,7 @@ export interface Vm {
   readonly privateKeyFile: string;
   /** The server's host key, `ssh-ed25519 AAAA…` (no comment). */
   readonly hostKey: string;
-  /** A known_hosts file pinning `hostKey` for `[127.0.0.1]:port`. */
+  /** A known_hosts file pinning `hostKey` for `[host]:port`. */
   readonly knownHostsFile: string;
   /** A directory under the sandbox the deploy user owns, for deploy directories. */
   readonly workDir: string;
@@ -54,6 +59,7 @@ export interface Vm {
 
 interface VmResources {
   port: number;
+  address?: string;
   user: string;
   createdUser: boolean;
   addedToGroup?: string;
@@ -67,12 +73,13 @@ const LABEL = "vm";
 
 /**
  * Starts (or reuses, when a previous call in `dir` left it running) the sandbox VM: `sshd -D`
- * on 127.0.0.1 and a free port, with its own host key and config in `dir`, accepting only the
+ * on its address (127.0.0.1 unless given) and a free port, with its own host key and config in `dir`, accepting only the
  * deploy user's fresh key.
  */
 export async function startVm(dir: string, opts: VmOptions): Promise<Vm> {
   dir = path.resolve(dir);
   const user = opts.user ?? "homelab-deploy";
+  const address = opts.address ?? "127.0.0.1";
   const sshDir = path.join(dir, "ssh");
   const hostKeyFile = path.join(sshDir, "ssh_host_ed25519_key");
   const userKeyFile = path.join(sshDir, "deploy_ed25519");
@@ -85,7 +92,7 @@ export async function startVm(dir: string, opts: VmOptions): Promise<Vm> {
   const handle = (port: number, pid: number): Vm => {
     const hostKey = publicKeyOf(`${hostKeyFile}.pub`);
     return {
-      host: "127.0.0.1",
+      host: address,
       port,
       user,
       privateKey: fs.readFileSync(userKeyFile, "utf8"),
@@ -103,7 +110,7 @@ export async function startVm(dir: string, opts: VmOptions): Promise<Vm> {
         "-o", `UserKnownHostsFile=${knownHostsFile}`,
         "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", "ConnectTimeout=10",
-        `${user}@127.0.0.1`,
+        `${user}@${address}`,
       ],
       stop: (o) => stopVm(dir, o),
     };
@@ -112,7 +119,7 @@ export async function startVm(dir: string, opts: VmOptions): Promise<Vm> {
   const state = readState(dir);
   const res = state.resources.vm as VmResources | undefined;
   const existing = state.processes.sshd;
-  if (res && recordAlive(existing) && fs.existsSync(userKeyFile) && (await portOpen("127.0.0.1", res.port))) {
+  if (res && (res.address ?? "127.0.0.1") === address && recordAlive(existing) && fs.existsSync(userKeyFile) && (await portOpen(address, res.port))) {
     return handle(res.port, existing.pid);
   }
   if (existing) {
@@ -184,10 +191,12 @@ export async function startVm(dir: string, opts: VmOptions): Promise<Vm> {
 
   const port = await hostPort(resources.port);
   resources.port = port;
+  resources.address = address;
   save();
-  writeKnownHosts(knownHostsFile, port, hostKeyFile);
+  writeKnownHosts(knownHostsFile, port, hostKeyFile, address);
   writeSshdConfig(LABEL, configFile, {
     port,
+    address,
     hostKeyFile,
     pidFile: path.join(dir, "sshd.pid"),
     authorizedKeys,
@@ -198,7 +207,7 @@ export async function startVm(dir: string, opts: VmOptions): Promise<Vm> {
 
   let rec;
   try {
-    rec = await startSshd(dir, { name: "sshd", configFile, logFile, port, what: "sshd", timeoutMs: opts.timeoutMs ?? 15_000 });
+    rec = await startSshd(dir, { name: "sshd", configFile, logFile, port, address, what: "sshd", timeoutMs: opts.timeoutMs ?? 15_000 });
   } catch (e) {
     await stopVm(dir);
     throw e;
@@ -247,6 +256,7 @@ export async function stopVmSshd(dir: string): Promise<void> {
 /** Starts the VM's sshd again on its port with its config and keys; returns its PID. */
 export async function restartVmSshd(dir: string, port: number): Promise<number> {
   dir = path.resolve(dir);
-  const rec = await startSshd(dir, { name: "sshd", configFile: path.join(dir, "ssh", "sshd_config"), logFile: path.join(dir, "sshd.log"), port, what: "sshd", timeoutMs: 15_000 });
+  const address = (readState(dir).resources.vm as VmResources | undefined)?.address;
+  const rec = await startSshd(dir, { name: "sshd", configFile: path.join(dir, "ssh", "sshd_config"), logFile: path.join(dir, "sshd.log"), port, address, what: "sshd", timeoutMs: 15_000 });
   return rec.pid;
 }

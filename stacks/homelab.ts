@@ -59,6 +59,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
     {
       manifests: s.flux.manifests,
       install: s.flux.install,
+      controllers: s.flux.controllers,
       gitUrl: s.flux.gitUrl,
       branch: s.flux.branch,
       path: s.flux.path,
@@ -155,7 +156,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       env: secrets.backendEnv,
       registry: { server: s.registry.host, username: s.registry.username, password: secrets.registryPassword },
       healthServices: ["backend"],
-      healthUrl: `http://127.0.0.1:${s.backend.port}${s.backend.healthPath}`,
+      healthUrl: `http://${hostProbeAddress(s.backend.bindAddress)}:${s.backend.port}${s.backend.healthPath}`,
       deadlineSeconds: s.gates.deadlineSeconds,
       protect: s.protect,
     },
@@ -199,4 +200,9 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
     })),
     imageAutomationExclusions: automation.exclusionList,
   };
+}
+
+/** Where the VM reaches its own backend: the address the port is published on, loopback for all of them. */
+export function hostProbeAddress(bindAddress: string): string {
+  return bindAddress === "" || bindAddress === "0.0.0.0" ? "127.0.0.1" : bindAddress;
 }

@@ -84,7 +84,7 @@ export async function servingPair(sb: Sandbox): Promise<Pair | undefined> {
       return undefined;
     }
   };
-  const direct = version(await get(`http://127.0.0.1:${sb.backendPort}/api/health`));
+  const direct = version(await get(`http://${sb.backendHost}:${sb.backendPort}/api/health`));
   const routed = version(await get(`${sb.ingressUrl}/api/health`));
   return frontend && direct && direct === routed ? [frontend, direct] : undefined;
 }
