@@ -6,7 +6,8 @@ import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { EXIT } from "../../deploy/outcome";
-import { Sandbox, sandboxStack, startSandbox, writeRelease } from "../../sandbox/sandbox";
+import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../../sandbox/sandbox";
+import { HostSnapshot, hostSnapshot, leftoversSince } from "../support/leftovers";
 import { kubeClient } from "../../sandbox/kube";
 import { runDeploy } from "../support/deploy-run";
 import { runDeployCli, userPulumiEnv } from "../support/user-env";
@@ -23,12 +24,13 @@ import { driftFound } from "../../deploy/outcome";
 import { markerIntact, writeMarker } from "../reliability/support";
 
 /*
- * End to end, for real: the sandbox (dockerd, registry, sshd VM, git host, kwok cluster, ingress
- * stand-in), the real engine, and the guarded deploy run from a clone of the git host's repository,
+ * End to end, for real: the sandbox (dockerd, registry, sshd VM, git host, a Kubernetes control
+ * plane with a real kubelet node, Traefik), the real engine, and the guarded deploy run from a clone of the git host's repository,
  * through the scenarios a release can take. Releases arrive as commits on the git host, the way
  * image automation makes them.
  */
 const STACK = "e2e";
+const GATE_DEADLINE_SECONDS = 40;
 const REPO = path.resolve(__dirname, "../..");
 
 let dir: string;
@@ -36,6 +38,8 @@ let projectDir: string;
 let sb: Sandbox;
 let stack: Stack;
 let started = 0;
+let hostBefore: HostSnapshot;
+let torn = false;
 
 function timed(name: string, fn: () => Promise<void>): void {
   it(name, async () => {
@@ -53,7 +57,7 @@ async function outputs(): Promise<Record<string, unknown>> {
 }
 
 async function health(): Promise<{ status: number; version?: string }> {
-  const res = await fetch(`http://127.0.0.1:${sb.backendPort}/api/health`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+  const res = await fetch(`http://${sb.backendHost}:${sb.backendPort}/api/health`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
   if (!res) {
     return { status: 0 };
   }
@@ -98,16 +102,18 @@ function sshKey(): { privateKey: string; hostKey: string } {
 before(async () => {
   started = Date.now();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-e2e-"));
+  hostBefore = hostSnapshot();
   sb = await startSandbox(path.join(dir, "sandbox"), { vmUser: "homelab-e2e", network: "isolated", backendPort: await freePort() });
   projectDir = cloneProject(sb.git, path.join(dir, "project"));
   stack = await sandboxStack(sb, STACK, projectDir);
-  await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "25" } });
+  // One replica: each healthy rollout waits for one readiness probe (10 s initial delay), not two.
+  await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: String(GATE_DEADLINE_SECONDS) }, "homelab:frontendReplicas": { value: "1" } });
   process.stderr.write(`e2e: sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
 });
 
 after(async () => {
   try {
-    await tearDownSandboxStack(stack, STACK, sb, dir);
+    await tearDownSandboxStack(torn ? undefined : stack, STACK, sb, dir);
   } finally {
     process.stderr.write(`e2e: total ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
   }
@@ -230,6 +236,35 @@ describe("sandbox end to end", { concurrency: false }, () => {
     });
   }
 
+  for (const bad of ["unready", "crash"] as const) {
+    const what = bad === "unready" ? "never passes its readiness probe" : "crash-loops";
+    timed(`4${bad === "unready" ? "c" : "d"}. a frontend that ${what} on the node fails its rollout within the deadline; both roll back`, async () => {
+      const good = v2();
+      const faulty = sb.images.frontendFaults[bad];
+      await release(faulty, v1()[1]);
+      const r = await run();
+      assert.equal(r.code, EXIT.rolledBack, r.log);
+      const failed = /FAILED after ([\d.]+)s in the frontend/.exec(r.log);
+      assert.ok(failed, r.log);
+      // The rollout's deadline is the gate deadline; the verdict comes with it, not minutes later.
+      assert.ok(Number(failed[1]) <= GATE_DEADLINE_SECONDS + 30, `failed after ${failed[1]}s`);
+      assert.match(r.log, /\[Pod website\/frontend-/, "the evidence names the failing pods");
+      assert.match(r.log, bad === "unready" ? /unready|not ready|Readiness/i : /CrashLoopBackOff|back-off|restarting failed container|Error/i);
+      const deployment = await kubeClient(sb.kubeconfig).get<{ spec: { template: { spec: { containers: { image: string }[] } } } }>("/apis/apps/v1/namespaces/website/deployments/frontend");
+      assert.match(deployment!.spec.template.spec.containers[0].image, new RegExp(`/frontend:${good[0]}@`), "the frontend is back on the last good tag");
+      assert.match(await (await fetch(`${sb.ingressUrl}/`)).text(), new RegExp(good[0]), "Traefik serves the last good frontend");
+      assert.deepEqual(await health(), { status: 200, version: good[1] }, "the backend never left the last good release");
+      // No pod of the failed release is left running on the node.
+      const pods = await kubeClient(sb.kubeconfig).get<{ items: { spec: { containers: { image: string }[] }; metadata: { deletionTimestamp?: string } }[] }>("/api/v1/namespaces/website/pods");
+      assert.ok(!pods!.items.some((p) => !p.metadata.deletionTimestamp && p.spec.containers[0].image.includes(faulty)), "the failed pods are gone");
+      const git = server();
+      assert.equal(git.subjects[0], `Roll back to frontend ${good[0]}, backend ${good[1]}`);
+      assert.match(git.message, new RegExp(`The frontend (rollout|deploy|gate)? ?failed for frontend ${faulty}`));
+      assert.ok(git.state.excluded.some((e) => e.image === "frontend" && e.tag === faulty), "the failed frontend tag is excluded");
+      assert.ok(!git.state.excluded.some((e) => e.image === "backend" && e.tag === v1()[1]), "the frontend's failure does not blame the backend");
+    });
+  }
+
   timed("5. a missing tag, a malformed tag, a bad config value and a plan the policy pack rejects are refused before any change", async () => {
     const before = await outputs();
     await release(sb.images.frontend[1], "main-1234567-1999999999");
@@ -269,7 +304,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
     const before = await outputs();
     const other = sshKey();
     const cases: [string, Record<string, { value: string; secret?: boolean }>, RegExp, number][] = [
-      ["unreachable", { "homelab:vmPort": { value: String(await freePort()) } }, /PLATFORM FAILURE before any change .*\(backend VM \(SSH\)\).*cannot reach homelab-e2e@127\.0\.0\.1/, EXIT.platform],
+      ["unreachable", { "homelab:vmPort": { value: String(await freePort()) } }, new RegExp(`PLATFORM FAILURE before any change .*\\(backend VM \\(SSH\\)\\).*cannot reach homelab-e2e@${sb.vm.host.replace(/\./g, "\\.")}`), EXIT.platform],
       ["host key", { "homelab:vmHostKey": { value: other.hostKey } }, /not the pinned ssh-ed25519 .*refusing to connect/, EXIT.refused],
       ["ssh key", { "homelab:vmPrivateKey": { value: other.privateKey, secret: true } }, /refused the SSH key/, EXIT.refused],
     ];
@@ -381,15 +416,15 @@ describe("sandbox end to end", { concurrency: false }, () => {
 
     timed("the frontend Deployment scaled to zero by hand", async () => {
       await kube().patch("/apis/apps/v1/namespaces/website/deployments/frontend", { spec: { replicas: 0 } });
-      // The ingress has no server for `/` once it sees no pod (as Traefik answers then).
+      // Traefik drops a Service without endpoints: `/` has no route once no pod is ready.
       for (let i = 0; i < 60; i++) {
         const res = await fetch(`${sb.ingressUrl}/`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
-        if (res?.status === 503) {
+        if (res?.status === 404 || res?.status === 503) {
           break;
         }
         await new Promise((r) => setTimeout(r, 500));
       }
-      await foundAndRepaired(/scaled to 0|frontend-gate-probe: .*status 503/);
+      await foundAndRepaired(/scaled to 0|frontend-gate-probe: .*status (404|503)/);
     });
 
     timed("the backend's compose file edited on the VM", async () => {
@@ -421,5 +456,16 @@ describe("sandbox end to end", { concurrency: false }, () => {
     assert.equal(docker("ps", "-aq", "--filter", "name=homelab-sandbox-backend"), "");
     assert.match(docker("volume", "ls", "--format", "{{.Name}}"), /backend-data/);
     assert.equal((await health()).status, 0);
+  });
+
+  timed("10. stopping the sandbox leaves no process, mount, network interface, address, iptables chain or container", async () => {
+    const sandboxDir = path.join(dir, "sandbox");
+    const pods = await kubeClient(sb.kubeconfig).get<{ items: unknown[] }>("/api/v1/pods");
+    await tearDownSandboxStack(stack, STACK, sb, undefined);
+    torn = true;
+    await stopSandbox(sandboxDir, () => undefined);
+    assert.ok(pods !== undefined);
+    assert.deepEqual(leftoversSince(hostBefore, hostSnapshot(), sandboxDir), []);
+    assert.equal(fs.existsSync(sandboxDir), false);
   });
 });
