@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { GitRepository, Kustomization } from "../crds/flux";
+import { FLUX_SYNC_NAME, FluxControllers, fluxGitAuthData, fluxInstallObjects, fluxSyncObjects, readFluxManifests } from "../lib/flux-install";
 
 /** Where Flux's install manifests (CRDs and controllers) come from. */
 export type FluxManifestSource =
@@ -13,6 +14,11 @@ export interface FluxBootstrapArgs {
   readonly manifests: FluxManifestSource;
   /** Install the controllers and CRDs; false when Flux is already installed. @default true */
   readonly install?: boolean;
+  /**
+   * Where Flux's controllers run: "external" installs the CRDs and namespace only, for controllers
+   * run outside the cluster (see fluxInstallObjects). @default "in-cluster"
+   */
+  readonly controllers?: FluxControllers;
   /** Refuse to delete Flux's installation (it is never deleted with the stack either way). @default false */
   readonly protect?: boolean;
   /** @default "flux-system" */
@@ -57,56 +63,39 @@ export class FluxBootstrap extends pulumi.ComponentResource {
       throw new pulumi.ResourceError("FluxBootstrap: knownHosts is required with a deployKey, so Flux can verify the git server", this);
     }
 
+    const controllers = args.controllers ?? "in-cluster";
     const installed: pulumi.Resource[] = [];
     if (install) {
-      const files = args.manifests.kind === "url" ? [args.manifests.url] : [`${args.manifests.path.replace(/\/+$/, "")}/*.yaml`];
+      const manifests = args.manifests;
+      // In-cluster, the provider reads the manifests itself; external controllers need them read
+      // here to leave the controllers out.
+      const source =
+        controllers === "in-cluster"
+          ? { files: [manifests.kind === "url" ? manifests.url : `${manifests.path.replace(/\/+$/, "")}/*.yaml`] }
+          : { objs: pulumi.output(readFluxManifests(manifests).then((objs) => fluxInstallObjects(objs, controllers))) };
       // Deleting Flux's CRDs deletes every Flux object in the cluster, so the stack never does.
-      installed.push(new k8s.yaml.v2.ConfigGroup(`${name}-install`, { files }, { parent: this, protect: args.protect ?? false, retainOnDelete: true }));
+      installed.push(new k8s.yaml.v2.ConfigGroup(`${name}-install`, source, { parent: this, protect: args.protect ?? false, retainOnDelete: true }));
     }
 
     let secretName: string | undefined;
     if (args.deployKey !== undefined) {
-      secretName = "flux-system";
+      secretName = FLUX_SYNC_NAME;
       installed.push(
         new k8s.core.v1.Secret(
           `${name}-git-auth`,
           {
             metadata: { name: secretName, namespace: ns },
             type: "Opaque",
-            stringData: {
-              identity: pulumi.secret(args.deployKey),
-              known_hosts: pulumi.output(args.knownHosts!),
-            },
+            stringData: fluxGitAuthData(pulumi.secret(args.deployKey), pulumi.output(args.knownHosts!)),
           },
           { parent: this, dependsOn: installed.slice() },
         ),
       );
     }
 
-    const repo = new GitRepository(
-      `${name}-source`,
-      {
-        metadata: { name: "flux-system", namespace: ns },
-        spec: { url: args.gitUrl, ref: { branch }, interval, secretRef: secretName ? { name: secretName } : undefined },
-      },
-      { parent: this, dependsOn: installed },
-    );
-
-    new Kustomization(
-      `${name}-sync`,
-      {
-        metadata: { name: "flux-system", namespace: ns },
-        spec: {
-          interval: "10m",
-          path,
-          prune: true,
-          wait: true,
-          timeout,
-          sourceRef: { kind: "GitRepository", name: "flux-system" },
-        },
-      },
-      { parent: this, dependsOn: [repo] },
-    );
+    const sync = fluxSyncObjects({ gitUrl: args.gitUrl, namespace: ns, branch, path, interval, timeout, secretName });
+    const repo = new GitRepository(`${name}-source`, sync.gitRepository, { parent: this, dependsOn: installed });
+    new Kustomization(`${name}-sync`, sync.kustomization, { parent: this, dependsOn: [repo] });
 
     this.namespace = pulumi.output(ns);
     this.gitRepositoryName = repo.metadata.name;

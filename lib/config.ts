@@ -1,4 +1,5 @@
 import { CaddyTls } from "./caddy";
+import { FLUX_CONTROLLERS, FluxControllers } from "./flux-install";
 import { DEFAULT_TAG_PATTERN, ImageRef, checkTag, parseImageRef } from "./image-ref";
 import {
   absolutePathProblem,
@@ -88,6 +89,11 @@ export const CONFIG_KEYS = {
   backendEnv: { kind: "secret", default: "", description: "JSON object of the backend's environment, written to .env (mode 0600)." },
 
   fluxInstall: { kind: "boolean", default: true, description: "Install Flux's controllers and CRDs." },
+  fluxControllers: {
+    kind: "string",
+    default: "in-cluster",
+    description: "Where Flux's controllers run: 'in-cluster' installs them with the CRDs; 'external' installs only the CRDs, the namespace and the aggregated view/edit roles, for controllers run outside the cluster.",
+  },
   fluxVersion: { kind: "string", default: FLUX_VERSION, description: "Flux release to install." },
   fluxManifests: { kind: "string", default: "", description: "Flux install manifests: an https URL or a local directory; the release's install.yaml when unset." },
   gitUrl: { kind: "string", default: "", description: "Git repository Flux syncs and image automation pushes to (ssh:// or https://)." },
@@ -178,6 +184,7 @@ export interface HomelabSettings {
   };
   readonly flux: {
     readonly install: boolean;
+    readonly controllers: FluxControllers;
     readonly version: string;
     readonly manifests: { readonly kind: "url"; readonly url: string } | { readonly kind: "directory"; readonly path: string };
     readonly gitUrl: string;
@@ -430,6 +437,8 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       },
       flux: {
         install: bool("fluxInstall"),
+        controllers: (str("fluxControllers", true, (v) => (FLUX_CONTROLLERS.includes(v as FluxControllers) ? undefined : "is not 'in-cluster' or 'external'")) ??
+          "in-cluster") as FluxControllers,
         version: fluxVersion,
         manifests:
           manifestsRaw === undefined

@@ -60,6 +60,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       manifests: s.flux.manifests,
       install: s.flux.install,
       controllers: s.flux.controllers,
+      controllers: s.flux.controllers,
       gitUrl: s.flux.gitUrl,
       branch: s.flux.branch,
       path: s.flux.path,

@@ -104,6 +104,12 @@ describe("config", () => {
     assert.equal(cfg.homelab!.settings.vm.hostKey, undefined);
   });
 
+  it("runs Flux's controllers in the cluster unless told they run elsewhere", () => {
+    assert.equal(parseConfig(validConfig(), isSecret).homelab!.settings.flux.controllers, "in-cluster");
+    assert.equal(parseConfig(validConfig({ "homelab:fluxControllers": "external" }), isSecret).homelab!.settings.flux.controllers, "external");
+    assert.deepEqual(problems({ "homelab:fluxControllers": "outside" }), ["homelab:fluxControllers: \"outside\" is not 'in-cluster' or 'external'"]);
+  });
+
   it("takes a local directory of Flux manifests", () => {
     const cfg = parseConfig(validConfig({ "homelab:fluxManifests": "vendor/flux" }), isSecret);
     assert.deepEqual(cfg.homelab!.settings.flux.manifests, { kind: "directory", path: "vendor/flux" });
