@@ -38,6 +38,8 @@ export = async () => {
     vpsWebhookUrl: vps?.webhookUrl,
     vpsApiKey: vps?.apiKey,
     vpsWebhookSecret: vps?.webhookSecret,
+    vpsVersionOwner: vps?.versionOwner,
     vpsImage: vps?.image,
+    vpsRunningImage: vps?.runningImage,
   };
 };

@@ -2,9 +2,12 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { CaddyTls, caddyfileToText, renderVpsCaddyfile } from "../lib/caddy";
 import { composeToYaml, renderVpsCompose } from "../lib/compose";
+import { VersionOwner } from "../lib/config";
 import { renderReadSecretScript } from "../lib/remote-deploy";
+import { renderRunningImageScript } from "../lib/self-update";
 import { RandomSecret } from "../providers/random-secret";
 import { RemoteScript } from "../providers/remote-script";
+import { RunningImage } from "../providers/running-image";
 import { ComposeHost } from "./compose-host";
 import { HostCheck } from "./host-check";
 import { SshTarget, connectionArgs } from "./ssh-target";
@@ -17,14 +20,29 @@ export function vpsComposeName(app: string): string {
   return `${app}-compose`;
 }
 
+/** Name of the RunningImage that records what a self-updating VpsApp named `app` runs. */
+export function vpsRunningImageName(app: string): string {
+  return `${app}-running-image`;
+}
+
 export interface VpsAppArgs {
   readonly connection: SshTarget;
   /** Absolute directory on the host for the compose file, Caddyfile, `.env` and release history. @default "/opt/app" */
   readonly deployDir?: string;
   /** Compose project and service name of the app. @default "app" */
   readonly appName?: string;
-  /** Pinned image of the app (`registry/repo:tag@sha256:…`). */
+  /**
+   * Image of the app: pinned (`registry/repo:tag@sha256:…`) when the program owns the version,
+   * the tag it follows (`registry/repo:tag`) when the app does.
+   */
   readonly image: string;
+  /**
+   * Who owns the app's version. `program`: the image as given, no webhook secret. `app`: the app
+   * updates itself through its webhook (the Docker socket and the deploy directory mounted, the
+   * generated secret in `.env`); the program records the digest it deployed and never reverts a
+   * newer one. @default "program"
+   */
+  readonly versionOwner?: VersionOwner;
   /** Port the app listens on inside the compose network. @default 8000 */
   readonly appPort?: number;
   /** The domain Caddy serves over HTTPS. */
@@ -39,7 +57,7 @@ export interface VpsAppArgs {
   readonly registry?: { readonly server: string; readonly username: string; readonly token: pulumi.Input<string> };
   /** Further environment of the app, written to `.env` (mode 0600). @default {} */
   readonly env?: pulumi.Input<Record<string, string>>;
-  /** The generated webhook secret: its variable in `.env`, and its version (bump to rotate). */
+  /** The generated webhook secret (`app` mode): its variable in `.env`, and its version (bump to rotate). */
   readonly webhookSecret?: { readonly envName?: string; readonly version?: number };
   /** Path of the app's webhook endpoint. @default "/api/self-update" */
   readonly webhookPath?: string;
@@ -47,8 +65,10 @@ export interface VpsAppArgs {
   readonly dataPath?: string;
   /** Mount `<deployDir>/ssh` read-only at this path in the app's container; none when unset. */
   readonly sshKeysMountPath?: string;
-  /** Give the app the Docker socket so it can update itself. @default false */
+  /** Give the app the Docker socket (always given in `app` mode). @default false */
   readonly dockerSocket?: boolean;
+  /** Where the engine's socket is on the host. @default "/var/run/docker.sock" */
+  readonly dockerSocketPath?: string;
   /** Install Docker and compose v2 where missing (needs root or passwordless sudo). @default false */
   readonly installDocker?: boolean;
   /** @default "/api/health" */
@@ -78,15 +98,23 @@ export function httpsBase(domain: string, httpsPort: number): string {
  * (0600, with a generated webhook secret that stays the same across runs), starts the stack and
  * waits for the app to turn healthy, restoring the previous release on failure (ComposeHost).
  * Finally the app's API key is read from its container into a secret output.
+ *
+ * When the app owns its version (`versionOwner: "app"`), the compose file names the tag it
+ * follows, the app gets the socket and the deploy directory at the host's paths, and the digest
+ * it runs after each deploy is recorded; a newer digest the app pulled itself changes nothing.
  */
 export class VpsApp extends pulumi.ComponentResource {
   public readonly dashboardUrl: pulumi.Output<string>;
-  public readonly webhookUrl: pulumi.Output<string>;
+  /** Where the git host sends push events (`app` mode only). */
+  public readonly webhookUrl: pulumi.Output<string> | undefined;
   /** The app's API key, read from its container (a secret); empty when no `apiKeyFile` is set. */
   public readonly apiKey: pulumi.Output<string>;
-  /** The webhook secret to enter in the git host's webhook settings (a secret). */
-  public readonly webhookSecret: pulumi.Output<string>;
+  /** The webhook secret to enter in the git host's webhook settings (a secret; `app` mode only). */
+  public readonly webhookSecret: pulumi.Output<string> | undefined;
+  /** The image deployed: pinned as given, or in `app` mode the tag with the digest running when the program last deployed. */
   public readonly image: pulumi.Output<string>;
+  /** `app` mode: the tag with the digest running as of the last read (a deploy or a refresh). */
+  public readonly runningImage: pulumi.Output<string> | undefined;
   /** The deploy's report (progress lines; never secrets). */
   public readonly report: pulumi.Output<string>;
 
@@ -98,6 +126,10 @@ export class VpsApp extends pulumi.ComponentResource {
     const httpsPort = args.ports?.https ?? 443;
     const webhookEnv = args.webhookSecret?.envName ?? DEFAULT_WEBHOOK_ENV;
     const base = httpsBase(args.domain, httpsPort);
+    const selfUpdate = (args.versionOwner ?? "program") === "app";
+    if (selfUpdate && args.image.includes("@")) {
+      throw new pulumi.ResourceError(`image: ${JSON.stringify(args.image)} names a digest, but an app that owns its version follows a tag`, this);
+    }
 
     const check = new HostCheck(
       `${name}-host`,
@@ -105,11 +137,10 @@ export class VpsApp extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const secret = new RandomSecret(
-      `${name}-webhook-secret`,
-      { bytes: 32, version: args.webhookSecret?.version ?? 1 },
-      { parent: this, protect: args.protect ?? false },
-    );
+    // Only an app that updates itself has a webhook to sign for.
+    const secret = selfUpdate
+      ? new RandomSecret(`${name}-webhook-secret`, { bytes: 32, version: args.webhookSecret?.version ?? 1 }, { parent: this, protect: args.protect ?? false })
+      : undefined;
 
     const caddyfile = caddyfileToText(
       renderVpsCaddyfile({ domain: args.domain, upstreamHost: appName, upstreamPort: appPort, tls: args.tls ?? { kind: "acme" } }),
@@ -127,12 +158,13 @@ export class VpsApp extends pulumi.ComponentResource {
         httpsPort,
         dataPath: args.dataPath,
         sshKeys: args.sshKeysMountPath ? { hostDir: `${deployDir}/ssh`, mountPath: args.sshKeysMountPath } : undefined,
-        dockerSocket: args.dockerSocket,
+        dockerSocket: args.dockerSocket || selfUpdate ? { hostPath: args.dockerSocketPath ?? "/var/run/docker.sock" } : undefined,
+        selfUpdate: selfUpdate ? { deployDir } : undefined,
         healthPath: args.healthPath,
         healthcheckTest: args.healthcheck,
       }),
     );
-    const env = pulumi.all([args.env ?? {}, secret.value]).apply(([extra, value]) => ({ ...extra, [webhookEnv]: value }));
+    const env = secret ? pulumi.all([args.env ?? {}, secret.value]).apply(([extra, value]) => ({ ...extra, [webhookEnv]: value })) : pulumi.output(args.env ?? {});
 
     const host = new ComposeHost(
       vpsComposeName(name),
@@ -167,11 +199,31 @@ export class VpsApp extends pulumi.ComponentResource {
       apiKey = pulumi.secret(read.stdout);
     }
 
+    let image = pulumi.output(args.image);
+    let runningImage: pulumi.Output<string> | undefined;
+    if (selfUpdate) {
+      const running = new RunningImage(
+        vpsRunningImageName(name),
+        {
+          connection: connectionArgs(args.connection),
+          script: renderRunningImageScript({ project: appName, service: appName }),
+          repository: args.image.slice(0, args.image.lastIndexOf(":")),
+          // Recorded again only when the deploy ran, so an update the app made changes nothing.
+          trigger: host.deployedAt,
+        },
+        { parent: this, dependsOn: [host] },
+      );
+      const withDigest = (digest: string): string => (digest ? `${args.image}@${digest}` : args.image);
+      image = running.recorded.apply(withDigest);
+      runningImage = running.running.apply(withDigest);
+    }
+
     this.dashboardUrl = pulumi.output(`${base}/`);
-    this.webhookUrl = pulumi.output(`${base}${args.webhookPath ?? "/api/self-update"}`);
+    this.webhookUrl = selfUpdate ? pulumi.output(`${base}${args.webhookPath ?? "/api/self-update"}`) : undefined;
     this.apiKey = apiKey;
-    this.webhookSecret = pulumi.secret(secret.value);
-    this.image = pulumi.output(args.image);
+    this.webhookSecret = secret ? pulumi.secret(secret.value) : undefined;
+    this.image = image;
+    this.runningImage = runningImage;
     this.report = host.report;
     this.registerOutputs({
       dashboardUrl: this.dashboardUrl,
@@ -179,6 +231,7 @@ export class VpsApp extends pulumi.ComponentResource {
       apiKey: this.apiKey,
       webhookSecret: this.webhookSecret,
       image: this.image,
+      runningImage: this.runningImage,
       report: this.report,
     });
   }

@@ -103,7 +103,7 @@ export interface VpsComposeOptions {
   readonly project: string;
   /** Service name of the app; Caddy reaches it by this name. */
   readonly appName: string;
-  /** Pinned image of the app (`registry/repo:tag@sha256:…`). */
+  /** Image of the app: pinned (`registry/repo:tag@sha256:…`), or the tag it follows when it updates itself. */
   readonly image: string;
   /** Port the app listens on inside the compose network; never published on the host. */
   readonly appPort: number;
@@ -122,18 +122,33 @@ export interface VpsComposeOptions {
   /** Host directory of SSH keys the app uses, and where it is mounted read-only; none when unset. */
   readonly sshKeys?: { readonly hostDir: string; readonly mountPath: string };
   /**
-   * Give the app the host's Docker socket and its own compose file (read-only) so it can update
-   * itself. Anything holding the socket is root on the host. @default false
+   * Give the app the host's Docker socket, mounted where the docker CLI looks for it
+   * (`/var/run/docker.sock`). Anything holding the socket is root on the host. None when unset.
    */
-  readonly dockerSocket?: boolean;
+  readonly dockerSocket?: { readonly hostPath: string };
+  /**
+   * The app updates itself (it owns its version): the deploy directory is mounted read-only at
+   * the same path, and COMPOSE_FILE, COMPOSE_PROJECT_NAME and DOCKER_CONFIG name the project, its
+   * files and the registry login as the host has them, so compose inside the container manages
+   * the very containers the program deploys. Needs `dockerSocket`. None when unset.
+   */
+  readonly selfUpdate?: { readonly deployDir: string };
   /** @default "/api/health" */
   readonly healthPath?: string;
   /** Health probe run inside the app's container. @default a Python one-liner (the app is a Python service) */
   readonly healthcheckTest?: string[];
 }
 
-/** Where the compose file is mounted in the app's container when it may update itself. */
-export const SELF_UPDATE_COMPOSE_PATH = "/opt/deploy/docker-compose.yml";
+/** Where the docker CLI in the app's container finds the engine. */
+export const CONTAINER_DOCKER_SOCKET = "/var/run/docker.sock";
+
+/**
+ * The app's environment for updating itself with compose: the same project, files and registry
+ * login as the host's deploy (lib/remote-deploy.ts writes them under the deploy directory).
+ */
+export function selfUpdateEnvironment(project: string, deployDir: string): Record<string, string> {
+  return { COMPOSE_FILE: `${deployDir}/docker-compose.yml`, COMPOSE_PROJECT_NAME: project, DOCKER_CONFIG: `${deployDir}/.docker` };
+}
 
 /**
  * Renders the VPS compose file: Caddy publishes 80 and 443 and starts only once the app is
@@ -155,8 +170,16 @@ export function renderVpsCompose(o: VpsComposeOptions): ComposeFile {
   if (o.sshKeys) {
     appVolumes.push(`${o.sshKeys.hostDir}:${o.sshKeys.mountPath}:ro`);
   }
+  if (o.selfUpdate && !o.dockerSocket) {
+    throw new Error("selfUpdate: the app needs dockerSocket to update itself");
+  }
   if (o.dockerSocket) {
-    appVolumes.push("/var/run/docker.sock:/var/run/docker.sock", `./docker-compose.yml:${SELF_UPDATE_COMPOSE_PATH}:ro`);
+    appVolumes.push(`${o.dockerSocket.hostPath}:${CONTAINER_DOCKER_SOCKET}`);
+  }
+  if (o.selfUpdate) {
+    // The same absolute path inside as on the host: compose resolves the project's relative
+    // paths (./Caddyfile, .env) against it, and the engine reads bind sources on the host.
+    appVolumes.push(`${o.selfUpdate.deployDir}:${o.selfUpdate.deployDir}:ro`);
   }
   const logging = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
   return {
@@ -176,7 +199,7 @@ export function renderVpsCompose(o: VpsComposeOptions): ComposeFile {
         restart: "unless-stopped",
         expose: [String(o.appPort)],
         env_file: [".env"],
-        ...(o.dockerSocket ? { environment: { COMPOSE_FILE: SELF_UPDATE_COMPOSE_PATH } } : {}),
+        ...(o.selfUpdate ? { environment: selfUpdateEnvironment(o.project, o.selfUpdate.deployDir) } : {}),
         volumes: appVolumes,
         healthcheck: { test, interval: "5s", timeout: "5s", retries: 3, start_period: "15s" },
         logging,

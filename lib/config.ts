@@ -120,7 +120,13 @@ export const CONFIG_KEYS = {
   vpsDomain: { kind: "string", default: "", description: "Domain the app is served on over HTTPS; its DNS must point at the VPS." },
   vpsTls: { kind: "string", default: "acme", description: "Where Caddy gets the certificate: 'acme' (Let's Encrypt) or 'internal' (Caddy's own CA, for test domains)." },
   vpsAcmeEmail: { kind: "string", default: "", description: "Email the ACME CA may write to about the certificate." },
-  vpsImage: { kind: "string", default: "", description: "The app's image, registry/repository:tag (pinned by digest at deploy)." },
+  vpsImage: { kind: "string", default: "", description: "The app's image, registry/repository:tag (pinned by digest at deploy unless vpsVersionOwner is 'app')." },
+  vpsVersionOwner: {
+    kind: "string",
+    default: "program",
+    description:
+      "Who owns the app's version: 'program' (pinned by digest, a new tag or digest and pulumi up roll it; no webhook) or 'app' (the app follows vpsImage's tag and updates itself through its webhook; the program never reverts it).",
+  },
   vpsRegistryUsername: { kind: "string", default: "_token", description: "User of the app's registry (GHCR accepts any name with a token)." },
   vpsRegistryToken: { kind: "secret", default: "", description: "Token of the app's private registry (a GitHub PAT with read:packages for GHCR); anonymous pulls when unset." },
   vpsRegistryInsecure: { kind: "boolean", default: false, description: "The app's registry speaks plain HTTP." },
@@ -130,13 +136,14 @@ export const CONFIG_KEYS = {
   vpsDataPath: { kind: "string", default: "/data", description: "Where the app's data volume is mounted in its container." },
   vpsApiKeyFile: { kind: "string", default: "/data/api_key.txt", description: "File in the app's container holding the API key it generates; read into the vpsApiKey output. Empty: not read." },
   vpsSshKeysMount: { kind: "string", default: "", description: "Mount <vpsDeployDir>/ssh read-only at this path in the app's container. Empty: no mount." },
-  vpsDockerSocket: { kind: "boolean", default: false, description: "Give the app the host's Docker socket and its compose file so it can update itself (root-equivalent)." },
+  vpsDockerSocket: { kind: "boolean", default: false, description: "Give the app the host's Docker socket (root-equivalent); always given when vpsVersionOwner is 'app'." },
+  vpsDockerSocketPath: { kind: "string", default: "/var/run/docker.sock", description: "Path of the Docker engine's socket on the VPS (e.g. /run/user/1000/docker.sock for rootless Docker)." },
   vpsHealthPath: { kind: "string", default: "/api/health", description: "Health endpoint of the app." },
   vpsHealthcheck: { kind: "array", default: [], description: "Container health check of the app (compose 'test' form); a Python probe of vpsHealthPath when empty." },
   vpsDeadlineSeconds: { kind: "integer", default: 120, description: "How long a deploy waits for the app to turn healthy before restoring the previous release." },
-  vpsWebhookPath: { kind: "string", default: "/api/self-update", description: "Path of the app's webhook endpoint, for the vpsWebhookUrl output." },
-  vpsWebhookSecretEnv: { kind: "string", default: "GITHUB_WEBHOOK_SECRET", description: "Variable in .env carrying the generated webhook secret." },
-  vpsWebhookSecretVersion: { kind: "integer", default: 1, description: "Bump to rotate the webhook secret; it stays the same across runs otherwise." },
+  vpsWebhookPath: { kind: "string", default: "/api/self-update", description: "Path of the app's webhook endpoint, for the vpsWebhookUrl output (vpsVersionOwner 'app')." },
+  vpsWebhookSecretEnv: { kind: "string", default: "GITHUB_WEBHOOK_SECRET", description: "Variable in .env carrying the generated webhook secret (vpsVersionOwner 'app')." },
+  vpsWebhookSecretVersion: { kind: "integer", default: 1, description: "Bump to rotate the webhook secret (vpsVersionOwner 'app'); it stays the same across runs otherwise." },
   vpsEnv: { kind: "secret", default: "", description: "JSON object of further environment of the app, written to .env (mode 0600)." },
   vpsBindAddress: { kind: "string", default: "0.0.0.0", description: "Address on the VPS Caddy's ports bind to." },
   vpsHttpPort: { kind: "integer", default: 80, description: "Host port of Caddy's HTTP listener (ACME challenges, redirects to HTTPS)." },
@@ -206,6 +213,9 @@ export interface HomelabSecrets {
   readonly backendEnv: Record<string, string>;
 }
 
+/** Who owns the VPS app's version (homelab:vpsVersionOwner). */
+export type VersionOwner = "program" | "app";
+
 /** Validated settings of the VPS app. */
 export interface VpsSettings {
   readonly host: string;
@@ -218,8 +228,13 @@ export interface VpsSettings {
   readonly deployDir: string;
   readonly domain: string;
   readonly tls: CaddyTls;
-  /** The app's image as configured; the program pins it by digest before deploying. */
+  /** The app's image as configured; in program mode the program pins it by digest before deploying. */
   readonly image: ImageRef;
+  /**
+   * Who owns the app's version: `program` pins the image by digest and offers no webhook; `app`
+   * names the tag in the compose file, and the app updates itself through its webhook.
+   */
+  readonly versionOwner: VersionOwner;
   readonly registry: { readonly username: string; readonly insecure: boolean };
   readonly caddyImage: string;
   readonly appName: string;
@@ -227,7 +242,10 @@ export interface VpsSettings {
   readonly dataPath: string;
   readonly apiKeyFile?: string;
   readonly sshKeysMount?: string;
+  /** The app gets the Docker socket (always in `app` mode). */
   readonly dockerSocket: boolean;
+  /** Where the engine's socket is on the host. */
+  readonly dockerSocketPath: string;
   readonly healthPath: string;
   /** Empty: the compose renderer's default probe. */
   readonly healthcheck: readonly string[];
@@ -487,10 +505,19 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     const appName = str("vpsAppName", true, (v) =>
       /^[a-z0-9][a-z0-9_-]{0,62}$/.test(v) && v !== "caddy" ? undefined : "is not a compose service name (lowercase letters, digits, '_', '-'; not 'caddy')",
     );
+    const owner = str("vpsVersionOwner", true, (v) => (v === "program" || v === "app" ? undefined : "is not 'program' or 'app'"));
+    const versionOwner: VersionOwner = owner === "app" ? "app" : "program";
+    if (versionOwner === "app" && image !== undefined && parseImageRef(image).digest) {
+      // A digest would stop the app from ever moving: it follows the tag.
+      problems.push(`${full("vpsImage")}: ${show(image)} names a digest, but with ${full("vpsVersionOwner")} 'app' the app follows a tag (registry/repository:tag)`);
+    }
+    if (versionOwner === "app" && rawValue("vpsDockerSocket") === "false") {
+      problems.push(`${full("vpsDockerSocket")}: "false", but with ${full("vpsVersionOwner")} 'app' the app needs the Docker socket to update itself`);
+    }
     const webhookEnv = str("vpsWebhookSecretEnv", true, (v) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(v) ? undefined : "is not an environment variable name"));
     const envText = secret("vpsEnv", false, envProblem);
     const env = envText ? (JSON.parse(envText) as Record<string, string>) : {};
-    if (webhookEnv !== undefined && webhookEnv in env) {
+    if (versionOwner === "app" && webhookEnv !== undefined && webhookEnv in env) {
       problems.push(`${full("vpsEnv")}: sets ${webhookEnv}, which holds the generated webhook secret (see ${full("vpsWebhookSecretEnv")})`);
     }
     const urlPath = (v: string): string | undefined => (/^\/[A-Za-z0-9._~/-]*$/.test(v) ? undefined : "is not a URL path");
@@ -519,7 +546,9 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       dataPath: str("vpsDataPath", true, containerPath) ?? "",
       apiKeyFile: str("vpsApiKeyFile", false, containerPath),
       sshKeysMount: str("vpsSshKeysMount", false, containerPath),
-      dockerSocket: bool("vpsDockerSocket"),
+      versionOwner,
+      dockerSocket: bool("vpsDockerSocket") || versionOwner === "app",
+      dockerSocketPath: str("vpsDockerSocketPath", true, absolutePathProblem) ?? "",
       healthPath: str("vpsHealthPath", true, urlPath) ?? "",
       healthcheck: list("vpsHealthcheck", (v) => (v.includes("\n") ? "contains a line break" : undefined)),
       deadlineSeconds: int("vpsDeadlineSeconds", 5, 3600),

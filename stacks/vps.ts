@@ -5,21 +5,29 @@ import { VpsConfig } from "./config";
 import { PART } from "./names";
 
 export interface VpsOutputs {
+  readonly versionOwner: string;
   readonly dashboardUrl: pulumi.Output<string>;
-  readonly webhookUrl: pulumi.Output<string>;
+  readonly webhookUrl?: pulumi.Output<string>;
   readonly apiKey: pulumi.Output<string>;
-  readonly webhookSecret: pulumi.Output<string>;
+  readonly webhookSecret?: pulumi.Output<string>;
   readonly image: pulumi.Output<string>;
+  readonly runningImage?: pulumi.Output<string>;
 }
 
-/** The VPS app behind its Caddy sidecar, its image pinned to the digest resolved before anything changed. */
+/**
+ * The VPS app behind its Caddy sidecar. When the program owns the version, the image is pinned to
+ * the digest resolved before anything changed; when the app does, the compose file names the tag
+ * (the digest was only checked to exist) and the app moves it through its webhook.
+ */
 export function vpsStack(cfg: VpsConfig, digest: string): VpsOutputs {
   const s = cfg.settings;
+  const appOwned = s.versionOwner === "app";
   const app = new VpsApp(PART.vps, {
     connection: { host: s.host, port: s.port, user: s.user, privateKey: cfg.secrets.privateKey, hostKey: s.hostKey },
     deployDir: s.deployDir,
     appName: s.appName,
-    image: formatImageRef({ ...s.image, digest }),
+    image: formatImageRef({ ...s.image, digest: appOwned ? undefined : digest }),
+    versionOwner: s.versionOwner,
     appPort: s.appPort,
     domain: s.domain,
     tls: s.tls,
@@ -32,6 +40,7 @@ export function vpsStack(cfg: VpsConfig, digest: string): VpsOutputs {
     dataPath: s.dataPath,
     sshKeysMountPath: s.sshKeysMount,
     dockerSocket: s.dockerSocket,
+    dockerSocketPath: s.dockerSocketPath,
     installDocker: s.installDocker,
     healthPath: s.healthPath,
     healthcheck: s.healthcheck.length > 0 ? [...s.healthcheck] : undefined,
@@ -39,5 +48,13 @@ export function vpsStack(cfg: VpsConfig, digest: string): VpsOutputs {
     deadlineSeconds: s.deadlineSeconds,
     protect: s.protect,
   });
-  return { dashboardUrl: app.dashboardUrl, webhookUrl: app.webhookUrl, apiKey: app.apiKey, webhookSecret: app.webhookSecret, image: app.image };
+  return {
+    versionOwner: s.versionOwner,
+    dashboardUrl: app.dashboardUrl,
+    webhookUrl: app.webhookUrl,
+    apiKey: app.apiKey,
+    webhookSecret: app.webhookSecret,
+    image: app.image,
+    runningImage: app.runningImage,
+  };
 }

@@ -11,6 +11,7 @@ import { composeToYaml, renderVpsCompose } from "../../lib/compose";
 import { ConfigError, parseConfig } from "../../lib/config";
 import { HOST_CHECK_EXIT, renderHostCheckScript, renderReadSecretScript } from "../../lib/remote-deploy";
 import { parseBundle } from "../../lib/bundle";
+import { parseRunningImage, renderRunningImageScript } from "../../lib/self-update";
 import { DIGEST_A, VPS_SECRET_KEYS, validVpsConfig } from "../support/fixtures";
 import { Recorder, installMocks, isSecret, settle, valueOf } from "../support/mocks";
 
@@ -85,14 +86,31 @@ describe("VPS compose file", () => {
     });
   });
 
-  it("mounts the Docker socket and the compose file only where self-update is enabled", () => {
+  it("mounts the Docker socket only where asked, from where the host has it", () => {
     const off = renderVpsCompose(base).services.infrakt;
     assert.ok(!off.volumes!.some((v) => v.includes("docker.sock")));
     assert.equal(off.environment, undefined);
-    const on = renderVpsCompose({ ...base, dockerSocket: true }).services.infrakt;
-    assert.ok(on.volumes!.includes("/var/run/docker.sock:/var/run/docker.sock"));
-    assert.ok(on.volumes!.includes("./docker-compose.yml:/opt/deploy/docker-compose.yml:ro"));
-    assert.deepEqual(on.environment, { COMPOSE_FILE: "/opt/deploy/docker-compose.yml" });
+    const socket = renderVpsCompose({ ...base, dockerSocket: { hostPath: "/run/user/1000/docker.sock" } }).services.infrakt;
+    assert.deepEqual(socket.volumes, ["infrakt-data:/data", "/run/user/1000/docker.sock:/var/run/docker.sock"]);
+    assert.equal(socket.environment, undefined, "the socket alone does not make the app manage its project");
+  });
+
+  it("gives a self-updating app its project at the host's paths, so compose inside manages the same containers", () => {
+    const tagged = { ...base, image: "ghcr.io/e4dev-solutions/e4dev-infrakt:latest" };
+    const app = renderVpsCompose({ ...tagged, dockerSocket: { hostPath: "/var/run/docker.sock" }, selfUpdate: { deployDir: "/opt/infrakt" } }).services.infrakt;
+    assert.equal(app.image, "ghcr.io/e4dev-solutions/e4dev-infrakt:latest");
+    assert.deepEqual(app.volumes, ["infrakt-data:/data", "/var/run/docker.sock:/var/run/docker.sock", "/opt/infrakt:/opt/infrakt:ro"]);
+    assert.deepEqual(app.environment, {
+      COMPOSE_FILE: "/opt/infrakt/docker-compose.yml",
+      COMPOSE_PROJECT_NAME: "infrakt",
+      DOCKER_CONFIG: "/opt/infrakt/.docker",
+    });
+    // The project's own name and its relative paths, which compose resolves against the deploy directory.
+    const file = renderVpsCompose({ ...tagged, dockerSocket: { hostPath: "/var/run/docker.sock" }, selfUpdate: { deployDir: "/opt/infrakt" } });
+    assert.equal(file.name, "infrakt");
+    assert.deepEqual(app.env_file, [".env"]);
+    assert.ok(file.services.caddy.volumes!.includes("./Caddyfile:/etc/caddy/Caddyfile:ro"));
+    assert.throws(() => renderVpsCompose({ ...tagged, selfUpdate: { deployDir: "/opt/infrakt" } }), /selfUpdate: the app needs dockerSocket/);
   });
 
   it("binds Caddy's ports where told (the sandbox: loopback, high ports)", () => {
@@ -114,8 +132,29 @@ describe("VPS config", () => {
     assert.deepEqual(s.webhook, { path: "/api/self-update", envName: "GITHUB_WEBHOOK_SECRET", version: 1 });
     assert.equal(s.registry.username, "_token");
     assert.equal(s.installDocker, false);
+    assert.equal(s.versionOwner, "program");
     assert.equal(s.dockerSocket, false);
+    assert.equal(s.dockerSocketPath, "/var/run/docker.sock");
     assert.equal(cfg.vps!.secrets.registryToken, "ghp_token-789");
+  });
+
+  it("lets the app own its version: it follows a tag and always has the socket", () => {
+    const s = parse({ "homelab:vpsVersionOwner": "app", "homelab:vpsDockerSocketPath": "/run/user/1000/docker.sock" }).vps!.settings;
+    assert.equal(s.versionOwner, "app");
+    assert.equal(s.dockerSocket, true);
+    assert.equal(s.dockerSocketPath, "/run/user/1000/docker.sock");
+  });
+
+  it("refuses an owner it does not know, a pinned digest or no socket for a self-updating app, naming key and value", () => {
+    assert.throws(() => parse({ "homelab:vpsVersionOwner": "flux" }), /homelab:vpsVersionOwner: "flux" is not 'program' or 'app'/);
+    assert.throws(
+      () => parse({ "homelab:vpsVersionOwner": "app", "homelab:vpsImage": `127.0.0.1:5000/infrakt:1.4.0@sha256:${"b".repeat(64)}` }),
+      /homelab:vpsImage: "127\.0\.0\.1:5000\/infrakt:1\.4\.0@sha256:b+\.\.\." names a digest, but with homelab:vpsVersionOwner 'app' the app follows a tag/,
+    );
+    assert.throws(() => parse({ "homelab:vpsVersionOwner": "app", "homelab:vpsDockerSocket": "false" }), /homelab:vpsDockerSocket: "false", but with homelab:vpsVersionOwner 'app'/);
+    assert.throws(() => parse({ "homelab:vpsDockerSocketPath": "docker.sock" }), /homelab:vpsDockerSocketPath: "docker.sock"/);
+    // The webhook's variable is only reserved where there is a webhook.
+    assert.doesNotThrow(() => parse({ "homelab:vpsEnv": JSON.stringify({ GITHUB_WEBHOOK_SECRET: "theirs" }) }));
   });
 
   it("names every missing or bad key with its value, and never echoes a secret", () => {
@@ -125,6 +164,7 @@ describe("VPS config", () => {
       "homelab:vpsTls": "self-signed",
       "homelab:vpsAppName": "caddy",
       "homelab:vpsEnv": JSON.stringify({ GITHUB_WEBHOOK_SECRET: "mine" }),
+      "homelab:vpsVersionOwner": "app",
       "homelab:vpsHttpsPort": "80",
     });
     delete raw["homelab:vpsHost"];
@@ -176,6 +216,7 @@ describe("VPS config", () => {
     assert.equal(s.domain, "infrakt.e4dev.app");
     assert.equal(s.appName, "infrakt");
     assert.equal(s.apiKeyFile, "/home/infrakt/.infrakt/api_key.txt");
+    assert.equal(s.versionOwner, "app");
     assert.equal(s.dockerSocket, true);
   });
 
@@ -230,16 +271,25 @@ describe("VPS stack", () => {
     await settle(rec);
   });
 
-  it("keeps the API key and the webhook secret secret", async () => {
+  it("keeps the API key secret", async () => {
     assert.equal(await isSecret(outputs.apiKey), true);
-    assert.equal(await isSecret(outputs.webhookSecret), true);
     assert.equal(await isSecret(outputs.dashboardUrl), false);
   });
 
-  it("outputs the dashboard and webhook URLs and the pinned image", async () => {
+  it("owns the version by default: the pinned image, and no webhook, secret or socket offered", async () => {
+    assert.equal(outputs.versionOwner, "program");
     assert.equal(await valueOf(outputs.dashboardUrl), "https://app.homelab.test:18443/");
-    assert.equal(await valueOf(outputs.webhookUrl), "https://app.homelab.test:18443/api/self-update");
     assert.equal(await valueOf(outputs.image), `127.0.0.1:5000/infrakt:1.4.0@${DIGEST_A}`);
+    assert.equal(outputs.webhookUrl, undefined);
+    assert.equal(outputs.webhookSecret, undefined);
+    assert.equal(outputs.runningImage, undefined);
+    assert.equal(rec.ofType("pulumi-nodejs:dynamic/homelab:RandomSecret").length, 0);
+    assert.equal(rec.ofType("pulumi-nodejs:dynamic/homelab:RunningImage").length, 0);
+    const files = rec.byName("vps-compose-deploy").inputs.files as Record<string, string>;
+    const app = YAML.parse(files["docker-compose.yml"]).services.app;
+    assert.equal(app.image, `127.0.0.1:5000/infrakt:1.4.0@${DIGEST_A}`);
+    assert.ok(!JSON.stringify(app.volumes).includes("docker.sock"));
+    assert.equal(app.environment, undefined);
   });
 
   it("checks the host, deploys once over one remote script, then reads the API key", () => {
@@ -259,14 +309,86 @@ describe("VPS stack", () => {
     assert.deepEqual(Object.keys(files).sort(), ["Caddyfile", "docker-compose.yml"]);
     assert.equal(YAML.parse(files["docker-compose.yml"]).services.app.ports, undefined);
     assert.match(files.Caddyfile, /^app\.homelab\.test(:\d+)? \{$/m);
-    assert.deepEqual(deploy.inputs.envKeys, ["GITHUB_WEBHOOK_SECRET", "LOG_LEVEL"]);
+    assert.deepEqual(deploy.inputs.envKeys, ["LOG_LEVEL"]);
+  });
+});
+
+describe("VPS app that owns its version", () => {
+  let rec: Recorder;
+  let app: import("../../components/vps-app").VpsApp;
+
+  before(async () => {
+    rec = installMocks();
+    const { VpsApp } = await import("../../components/vps-app");
+    app = new VpsApp("self", {
+      connection: { host: "203.0.113.10", user: "root", privateKey: "key" },
+      deployDir: "/opt/infrakt",
+      appName: "infrakt",
+      image: "ghcr.io/e4dev-solutions/e4dev-infrakt:latest",
+      domain: "infrakt.e4dev.app",
+      versionOwner: "app",
+      dockerSocketPath: "/run/docker.sock",
+      webhookSecret: { version: 3 },
+    });
+    await valueOf(app.dashboardUrl);
+    await settle(rec);
   });
 
-  it("generates the webhook secret once, rotated only by its version", () => {
-    const r = rec.byName("vps-webhook-secret");
+  it("names the tag it follows in the compose file, with the project at the host's paths", () => {
+    const files = rec.byName("self-compose-deploy").inputs.files as Record<string, string>;
+    const svc = YAML.parse(files["docker-compose.yml"]).services.infrakt;
+    assert.equal(svc.image, "ghcr.io/e4dev-solutions/e4dev-infrakt:latest");
+    assert.ok(svc.volumes.includes("/run/docker.sock:/var/run/docker.sock"));
+    assert.ok(svc.volumes.includes("/opt/infrakt:/opt/infrakt:ro"));
+    assert.equal(svc.environment.COMPOSE_PROJECT_NAME, "infrakt");
+    assert.deepEqual(rec.byName("self-compose-deploy").inputs.envKeys, ["GITHUB_WEBHOOK_SECRET"]);
+  });
+
+  it("offers the webhook with a generated secret, rotated only by its version", async () => {
+    const r = rec.byName("self-webhook-secret");
     assert.equal(r.type, "pulumi-nodejs:dynamic/homelab:RandomSecret");
     assert.equal(r.inputs.bytes, 32);
-    assert.equal(r.inputs.version, 1);
+    assert.equal(r.inputs.version, 3);
+    assert.equal(await valueOf(app.webhookUrl!), "https://infrakt.e4dev.app/api/self-update");
+    assert.equal(await isSecret(app.webhookSecret!), true);
+  });
+
+  it("records the digest it runs after each deploy of the program, and only then", () => {
+    const r = rec.byName("self-running-image");
+    assert.equal(r.type, "pulumi-nodejs:dynamic/homelab:RunningImage");
+    assert.equal(r.inputs.repository, "ghcr.io/e4dev-solutions/e4dev-infrakt");
+    assert.match(String(r.inputs.script), /label=com\.docker\.compose\.project=infrakt/);
+    assert.ok(r.dependencies.some((d) => d.endsWith("::self-compose-deploy")), r.dependencies.join(", "));
+    assert.ok(r.secretInputs.includes("connection"));
+  });
+});
+
+describe("running image record", () => {
+  const digest = (c: string): string => `sha256:${c.repeat(64)}`;
+
+  it("reads the digest of the repository the app follows, from the containers that run", () => {
+    const out = [
+      `container abc123 ghcr.io/other/mirror@${digest("c")} ghcr.io/e4dev-solutions/e4dev-infrakt@${digest("d")}`,
+      `container def456 ghcr.io/e4dev-solutions/e4dev-infrakt@${digest("e")}`,
+    ].join("\n");
+    assert.equal(parseRunningImage(out, "ghcr.io/e4dev-solutions/e4dev-infrakt"), digest("d"));
+    assert.equal(parseRunningImage(`container abc123 mirror/x@${digest("f")}\n`, "ghcr.io/e4dev-solutions/e4dev-infrakt"), digest("f"));
+    assert.equal(parseRunningImage("", "x/y"), "");
+    assert.equal(parseRunningImage("container abc123\n", "x/y"), "", "an image built on the host has no registry digest");
+  });
+
+  it("selects containers by the project's labels, and refuses names that are not compose names", () => {
+    const script = renderRunningImageScript({ project: "infrakt", service: "infrakt" });
+    assert.match(script, /--filter 'label=com\.docker\.compose\.service=infrakt'/);
+    assert.equal(spawnSync("sh", ["-n", "-c", script]).status, 0);
+    assert.throws(() => renderRunningImageScript({ project: "infrakt", service: "x'; rm -rf /" }), /service: "x'; rm -rf \/" is not a compose name/);
+  });
+
+  it("records again only when the program deployed, never because the app moved on", async () => {
+    const { runningImageProvider } = await import("../../providers/running-image");
+    const olds = { connection: { host: "h", port: 22, user: "u", privateKey: "k" }, script: "s", repository: "r", trigger: "t1", recorded: digest("a"), running: digest("b") };
+    assert.deepEqual(await runningImageProvider.diff!("id", olds, { ...olds, recorded: undefined, running: undefined }), { changes: false });
+    assert.deepEqual(await runningImageProvider.diff!("id", olds, { ...olds, trigger: "t2" }), { changes: true });
   });
 });
 
