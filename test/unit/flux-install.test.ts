@@ -135,3 +135,24 @@ describe("FluxBootstrap with external controllers", () => {
     assert.ok(rec.byName("flux-source").dependencies.includes(install.urn));
   });
 });
+
+describe("the sandbox's Flux controllers", () => {
+  it("listen on loopback only, serve and advertise artifacts on the same loopback port, without leader election", async () => {
+    const { fluxControllerArgs } = await import("../../sandbox/flux-controllers");
+    const args = fluxControllerArgs("/sb/flux", {
+      kubeconfig: "/sb/kubeconfig.yaml",
+      storagePort: 9001,
+      ports: { "source-controller": { metrics: 9002, health: 9003 }, "kustomize-controller": { metrics: 9004, health: 9005 } },
+    });
+    assert.deepEqual(args["source-controller"], [
+      "--metrics-addr=127.0.0.1:9002",
+      "--health-addr=127.0.0.1:9003",
+      "--enable-leader-election=false",
+      "--log-encoding=json",
+      "--storage-path=/sb/flux/storage",
+      "--storage-addr=127.0.0.1:9001",
+      "--storage-adv-addr=127.0.0.1:9001",
+    ]);
+    assert.deepEqual(args["kustomize-controller"], ["--metrics-addr=127.0.0.1:9004", "--health-addr=127.0.0.1:9005", "--enable-leader-election=false", "--log-encoding=json"]);
+  });
+});
