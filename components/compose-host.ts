@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { renderBundle, renderDeployScript, renderDownScript, renderInspectScript } from "../lib/remote-deploy";
+import { BUNDLE_END, FOLLOW_NO_RUN, renderBundle, renderDeployScript, renderDownScript, renderFollowScript, renderInspectScript } from "../lib/remote-deploy";
 import { renderEnvFile } from "../lib/compose";
 import { RemoteScript } from "../providers/remote-script";
 import { SshTarget, connectionArgs } from "./ssh-target";
@@ -30,8 +30,14 @@ export interface ComposeHostArgs {
   readonly healthServices: readonly string[];
   /** URL the host itself probes until it answers 2xx. */
   readonly healthUrl?: string;
-  /** @default 300 */
+  /** Seconds the release has to turn healthy on the host. @default 300 */
   readonly deadlineSeconds?: number;
+  /**
+   * Seconds each other step on the host may take: waiting for another deploy there, the registry
+   * login, the pull, `compose up`. Past it the step fails and the previous release is restored.
+   * @default deadlineSeconds
+   */
+  readonly stepDeadlineSeconds?: number;
   /** Refuse to delete (and so stop) the project. @default false */
   readonly protect?: boolean;
 }
@@ -39,10 +45,11 @@ export interface ComposeHostArgs {
 /**
  * A compose project on a Docker host reached over SSH. One remote command receives the compose
  * file and other plain files (inputs a preview shows line by line), `.env` and the registry
- * password (secret) on stdin, keeps the current release as the previous one, pulls
- * and starts the new one and waits for health; on failure it prints the last 30 log lines, restores
- * and restarts the previous release and fails the update. It runs again only when the rendered
- * files (which pin images by digest) change, or when a refresh found the host no longer running
+ * password (secret) on stdin and starts the deploy detached on the host, under the deploy
+ * directory's lock, then follows it (again after a dropped connection). The deploy pulls and
+ * starts the new release and waits for health; only a release that passed is recorded as current.
+ * On failure it prints the last 30 log lines, brings the current release back and fails the
+ * update. It runs again only when the rendered files (which pin images by digest) change, or when a refresh found the host no longer running
  * them (a stopped or missing container, another image, an edited file): then it deploys the
  * same release again. Deleting stops the project and keeps its volumes.
  */
@@ -57,6 +64,10 @@ export class ComposeHost extends pulumi.ComponentResource {
     const files = args.files ?? {};
     const env = args.env ?? {};
     const deadlineSeconds = args.deadlineSeconds ?? 300;
+    const stepDeadlineSeconds = args.stepDeadlineSeconds ?? deadlineSeconds;
+    // The longest a run can take on the host: its lock, recovering a lost run (up and health),
+    // login, pull, up, health, and restoring (up and health), plus a minute of slack.
+    const runDeadlineSeconds = 6 * stepDeadlineSeconds + 3 * deadlineSeconds + 60;
 
     const extraNames = pulumi.output(files).apply((f) => Object.keys(f).sort());
     const inspect = extraNames.apply((names) => renderInspectScript({ deployDir: args.deployDir, project: args.project, files: ["docker-compose.yml", ".env", ...names] }));
@@ -69,6 +80,7 @@ export class ComposeHost extends pulumi.ComponentResource {
         healthServices: args.healthServices,
         healthUrl: args.healthUrl,
         deadlineSeconds,
+        stepDeadlineSeconds,
       }),
     );
     // The compose file and the other plain files are inputs of their own, so a preview shows
@@ -92,7 +104,10 @@ export class ComposeHost extends pulumi.ComponentResource {
       {
         connection: connectionArgs({ ...args.connection, attempts: args.connection.attempts ?? 5 }),
         create: script,
-        delete: renderDownScript({ deployDir: args.deployDir, project: args.project }),
+        delete: renderDownScript({ deployDir: args.deployDir, project: args.project, stepDeadlineSeconds }),
+        // The deploy outlives a dropped connection; the provider follows it again.
+        detached: { follow: renderFollowScript({ deployDir: args.deployDir }), noRunCode: FOLLOW_NO_RUN, endLine: BUNDLE_END, deadlineSeconds: runDeadlineSeconds },
+        timeoutSeconds: 2 * stepDeadlineSeconds + 60,
         files: plainFiles,
         envKeys,
         inspect,

@@ -104,6 +104,10 @@ function judgeRemote(f: Failure, reach: readonly Reach[]): Verdict {
   if (code === DEPLOY_EXIT.pullFailed) {
     return platform("registry", `the VM could not pull the release's images: ${deployLines(f.message)}`);
   }
+  // Another deploy held the host, or the run never arrived whole: nothing changed there.
+  if (code === DEPLOY_EXIT.busy || code === DEPLOY_EXIT.incomplete) {
+    return platform("backend VM (SSH)", deployLines(f.message) || firstLine(f.message));
+  }
   if (code === DEPLOY_EXIT.engineUnreachable || code === HOST_CHECK_EXIT.noEngine) {
     return platform("backend VM's Docker engine", firstLine(f.message.split("\n").slice(1).join("\n")) || firstLine(f.message));
   }

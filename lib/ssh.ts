@@ -1,3 +1,4 @@
+import { randomBytes } from "crypto";
 import { Client, ConnectConfig } from "ssh2";
 
 /** How to reach a host over SSH. */
@@ -37,6 +38,16 @@ export class SshConnectionLost extends Error {
     super(message);
     this.message = message;
     this.name = "SshConnectionLost";
+  }
+}
+
+/** A script ran past its deadline; the client stopped waiting for it. */
+export class SshDeadlineExceeded extends Error {
+  constructor(where: string, seconds: number, detached: boolean) {
+    const message = `the script on ${where} did not finish within ${seconds}s${detached ? " (it goes on on the host, under its own step deadlines; the next deploy there waits for it)" : ""}`;
+    super(message);
+    this.message = message;
+    this.name = "SshDeadlineExceeded";
   }
 }
 
@@ -102,14 +113,29 @@ export async function connect(ep: SshEndpoint): Promise<Client> {
   }
 }
 
+/** Limits of one script run. */
+export interface RunLimits {
+  /** Seconds the script may run before the client closes the connection and fails. @default none */
+  readonly deadlineSeconds?: number;
+  readonly onLine?: (line: string) => void;
+}
+
 /**
  * Runs `script` through the remote user's shell with `stdin` on its standard input. Secrets go
  * in stdin only: the script text is visible to other users of the host (ps), stdin is not.
  */
-export async function runScript(ep: SshEndpoint, script: string, stdin = "", onLine?: (line: string) => void): Promise<ScriptResult> {
+export async function runScript(ep: SshEndpoint, script: string, stdin = "", limits: RunLimits = {}): Promise<ScriptResult> {
   const conn = await connect(ep);
+  const where = `${ep.user}@${ep.host}:${ep.port}`;
+  let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<ScriptResult>((resolve, reject) => {
+      if (limits.deadlineSeconds !== undefined) {
+        timer = setTimeout(() => reject(new SshDeadlineExceeded(where, limits.deadlineSeconds!, false)), limits.deadlineSeconds * 1000);
+      }
+      // The connection dying while the script runs (keepalives unanswered, a reset) ends the wait too.
+      // Deferred, so a script whose exit status arrived with the close still resolves.
+      conn.once("close", () => setImmediate(() => reject(new SshConnectionLost(where))));
       conn.exec(script, (err, stream) => {
         if (err) {
           reject(err);
@@ -120,10 +146,10 @@ export async function runScript(ep: SshEndpoint, script: string, stdin = "", onL
         let partial = "";
         stream.on("data", (d: Buffer) => {
           stdout += d.toString();
-          if (onLine) {
+          if (limits.onLine) {
             const lines = (partial + d.toString()).split("\n");
             partial = lines.pop() ?? "";
-            lines.forEach(onLine);
+            lines.forEach(limits.onLine);
           }
         });
         stream.stderr.on("data", (d: Buffer) => {
@@ -135,7 +161,7 @@ export async function runScript(ep: SshEndpoint, script: string, stdin = "", onL
             if (signal) {
               resolve({ code: 128, stdout, stderr });
             } else {
-              reject(new SshConnectionLost(`${ep.user}@${ep.host}:${ep.port}`));
+              reject(new SshConnectionLost(where));
             }
             return;
           }
@@ -145,6 +171,69 @@ export async function runScript(ep: SshEndpoint, script: string, stdin = "", onL
       });
     });
   } finally {
+    clearTimeout(timer);
     conn.end();
   }
+}
+
+/** A script that runs detached on the host and can be followed again from another connection. */
+export interface DetachedScript {
+  /** Starts the run and follows it; `RUN_ID` is set before it, and stdin ends with `endLine`. */
+  readonly start: string;
+  /** Follows the run `RUN_ID` from its start to its exit code, from a new connection. */
+  readonly follow: string;
+  /** Exit code of `follow` when the host has no such run (it never started: send it again). */
+  readonly noRunCode: number;
+  /** Line appended to stdin, so the host can tell a bundle cut short. */
+  readonly endLine: string;
+  /** Seconds the client follows the run before it gives up (the run goes on). */
+  readonly deadlineSeconds: number;
+  /** Connections tried again after one dropped. @default 5 */
+  readonly reconnects?: number;
+}
+
+/**
+ * Runs a detached script: a dropped connection does not stop it on the host; the client connects
+ * again (a bounded number of times, backing off) and follows it to its exit code. Returns the
+ * output of the connection that saw the end (a follow prints the run's output from its start).
+ */
+export async function runDetached(ep: SshEndpoint, d: DetachedScript, stdin: string): Promise<ScriptResult> {
+  const runId = `${Date.now()}-${randomBytes(4).toString("hex")}`;
+  const withId = (script: string): string => `RUN_ID=${runId}; export RUN_ID\n${script}`;
+  const end = Date.now() + d.deadlineSeconds * 1000;
+  const left = (): number => Math.max(1, Math.ceil((end - Date.now()) / 1000));
+  const where = `${ep.user}@${ep.host}:${ep.port}`;
+  const reconnects = Math.max(0, d.reconnects ?? 5);
+  let lost: Error | undefined;
+  try {
+    return await runScript(ep, withId(d.start), `${stdin}${d.endLine}\n`, { deadlineSeconds: left() });
+  } catch (e) {
+    if (!(e instanceof SshConnectionLost)) {
+      throw e instanceof SshDeadlineExceeded ? new SshDeadlineExceeded(where, d.deadlineSeconds, true) : e;
+    }
+    lost = e;
+  }
+  for (let i = 1; i <= reconnects; i++) {
+    await new Promise((r) => setTimeout(r, Math.min(10_000, 1000 * 2 ** (i - 1))));
+    if (Date.now() >= end) {
+      break;
+    }
+    try {
+      const r = await runScript({ ...ep, attempts: 1 }, withId(d.follow), "", { deadlineSeconds: left() });
+      if (r.code !== d.noRunCode) {
+        return r;
+      }
+      // The host never got the whole run: nothing happened there, so it is sent again.
+      return await runScript({ ...ep, attempts: 1 }, withId(d.start), `${stdin}${d.endLine}\n`, { deadlineSeconds: left() });
+    } catch (e) {
+      if (e instanceof SshDeadlineExceeded) {
+        throw new SshDeadlineExceeded(where, d.deadlineSeconds, true);
+      }
+      if (!(e instanceof SshConnectionLost) && !(e instanceof SshConnectError && e.kind === "unreachable")) {
+        throw e;
+      }
+      lost = e;
+    }
+  }
+  throw lost ?? new SshConnectionLost(where);
 }

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { joinBundle, parseBundle } from "../lib/bundle";
 import { ServicePlan, planServices } from "../lib/compose-changes";
 import { findDrift, parseInspect } from "../lib/live";
-import { SshEndpoint, runScript } from "../lib/ssh";
+import { DetachedScript, SshEndpoint, runDetached, runScript } from "../lib/ssh";
 
 /** Inputs of a script run on a host over SSH. */
 export interface RemoteScriptArgs {
@@ -19,6 +19,14 @@ export interface RemoteScriptArgs {
   readonly update?: pulumi.Input<string>;
   /** Runs on delete. */
   readonly delete?: pulumi.Input<string>;
+  /**
+   * The create/update script runs detached on the host (see lib/ssh.ts runDetached): a dropped
+   * connection is followed again with `follow`, up to `reconnects` times. Not part of what makes
+   * a run: changing it alone runs nothing.
+   */
+  readonly detached?: pulumi.Input<Omit<DetachedScript, "start">>;
+  /** Seconds a script that is not detached may run before it fails. @default 600 */
+  readonly timeoutSeconds?: pulumi.Input<number>;
   /** Standard input of every run; where secrets travel. */
   readonly stdin?: pulumi.Input<string>;
   /**
@@ -46,6 +54,8 @@ interface State {
   create: string;
   update?: string;
   delete?: string;
+  detached?: Omit<DetachedScript, "start">;
+  timeoutSeconds?: number;
   stdin?: string;
   files?: Record<string, string>;
   envKeys?: string[];
@@ -122,8 +132,15 @@ export function remoteExitCode(message: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Seconds a script that is not detached may run, unless its resource says otherwise. */
+const DEFAULT_TIMEOUT_SECONDS = 600;
+
 async function exec(label: string, state: State, script: string): Promise<string> {
-  const r = await runScript(state.connection, script, fullStdin(state));
+  const stdin = fullStdin(state);
+  const r =
+    state.detached && label !== "delete"
+      ? await runDetached(state.connection, { ...state.detached, start: script }, stdin)
+      : await runScript(state.connection, script, stdin, { deadlineSeconds: state.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS });
   if (r.code !== 0) {
     throw failure(label, state.connection.host, r.code, r.stderr || r.stdout);
   }
@@ -173,7 +190,7 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       return { id, props };
     }
     // A read changes nothing: one retry is enough before the refresh reports the host unreachable.
-    const r = await runScript({ ...props.connection, attempts: Math.min(2, props.connection.attempts ?? 3) }, props.inspect, "");
+    const r = await runScript({ ...props.connection, attempts: Math.min(2, props.connection.attempts ?? 3) }, props.inspect, "", { deadlineSeconds: props.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS });
     if (r.code !== 0) {
       throw failure("read", props.connection.host, r.code, r.stderr || r.stdout);
     }

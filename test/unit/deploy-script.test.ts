@@ -1,52 +1,11 @@
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { DEPLOY_EXIT, HOST_CHECK_EXIT, renderBundle, renderDeployScript, renderDownScript, renderHostCheckScript } from "../../lib/remote-deploy";
-
-/*
- * The rendered scripts run for real under /bin/sh here, against a stand-in `docker` and `curl`
- * that record what they were asked and behave according to the image in the compose file:
- * images named *unhealthy* report an unhealthy container, *crash* ones keep restarting.
- */
-const FAKE_DOCKER = `#!/bin/sh
-log="$FAKE_STATE/calls"
-if [ "$1" = login ]; then pw=$(cat); echo "login $* pwlen=\${#pw}" >> "$log"; exit 0; fi
-if [ "$1" = inspect ]; then
-  img=$(cat "$FAKE_STATE/running" 2>/dev/null)
-  case "$3" in
-    *State.Status*) case "$img" in *crash*) echo restarting ;; *) echo running ;; esac ;;
-    *RestartCount*) case "$img" in *crash*) echo 3 ;; *) echo 0 ;; esac ;;
-    *Health*) case "$img" in *unhealthy*) echo unhealthy ;; *) echo healthy ;; esac ;;
-  esac
-  exit 0
-fi
-if [ "$1" = compose ]; then
-  shift; file=""
-  while [ $# -gt 0 ]; do case "$1" in -f) file="$2"; shift 2 ;; --project-name|--project-directory) shift 2 ;; *) break ;; esac; done
-  echo "compose $*" >> "$log"
-  case "$1" in
-    version) echo "2.40.3"; exit 0 ;;
-    pull) grep -q missing "$file" && exit 1; exit 0 ;;
-    up) sed -n 's/^ *image: //p' "$file" > "$FAKE_STATE/running"
-      # An engine restart recreates its socket.
-      grep -q engine-restart "$file" && : > "$FAKE_STATE/docker.sock.new" && mv "$FAKE_STATE/docker.sock.new" "$FAKE_STATE/docker.sock"
-      exit 0 ;;
-    ps) echo cid123; exit 0 ;;
-    logs) echo "backend | boom"; exit 0 ;;
-    down) rm -f "$FAKE_STATE/running"; exit 0 ;;
-  esac
-fi
-if [ "$1" = info ]; then [ -e "$FAKE_STATE/engine-down" ] && exit 1; exit 0; fi
-exit 0
-`;
-const FAKE_CURL = `#!/bin/sh
-img=$(cat "$FAKE_STATE/running" 2>/dev/null)
-case "$img" in *unhealthy*|*crash*|"") exit 22 ;; esac
-exit 0
-`;
+import { installFakeDocker } from "../support/fake-docker";
+import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, HOST_CHECK_EXIT, renderBundle, renderDeployScript, renderDownScript, renderFollowScript, renderHostCheckScript } from "../../lib/remote-deploy";
 
 let root: string;
 let bin: string;
@@ -60,9 +19,7 @@ before(() => {
   deployDir = path.join(root, "opt", "backend");
   fs.mkdirSync(bin);
   fs.mkdirSync(state);
-  fs.writeFileSync(path.join(bin, "docker"), FAKE_DOCKER, { mode: 0o755 });
-  fs.writeFileSync(path.join(bin, "curl"), FAKE_CURL, { mode: 0o755 });
-  fs.writeFileSync(path.join(state, "docker.sock"), "");
+  installFakeDocker(bin, state);
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -70,7 +27,18 @@ function compose(image: string): string {
   return `name: backend\nservices:\n  backend:\n    image: ${image}\n`;
 }
 
-function deploy(image: string, env = "SECRET='s3cr3t-value'\n"): { code: number | null; stdout: string; stderr: string } {
+interface DeployOptions {
+  readonly env?: string;
+  readonly deadlineSeconds?: number;
+  readonly stepDeadlineSeconds?: number;
+  /** Sent as RUN_ID, with the bundle's end line unless `cut`. */
+  readonly runId?: string;
+  readonly cut?: boolean;
+}
+
+const hostEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({ ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}`, ...extra });
+
+function deploy(image: string, opts: DeployOptions = {}): { code: number | null; stdout: string; stderr: string } {
   const script = renderDeployScript({
     deployDir,
     project: "backend",
@@ -78,16 +46,18 @@ function deploy(image: string, env = "SECRET='s3cr3t-value'\n"): { code: number 
     registry: { server: "127.0.0.1:5000", username: "robot$flux" },
     healthServices: ["backend"],
     healthUrl: "http://127.0.0.1:3001/api/health",
-    deadlineSeconds: 3,
+    deadlineSeconds: opts.deadlineSeconds ?? 3,
+    stepDeadlineSeconds: opts.stepDeadlineSeconds,
   });
   const bundle = renderBundle(
     [
       { name: "docker-compose.yml", content: compose(image), mode: "0644" },
-      { name: ".env", content: env, mode: "0600" },
+      { name: ".env", content: opts.env ?? "SECRET='s3cr3t-value'\n", mode: "0600" },
     ],
     { registryPassword: "pa$$ word" },
   );
-  const r = spawnSync("/bin/sh", ["-c", script], { input: bundle, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}` }, encoding: "utf8" });
+  const input = opts.runId === undefined ? bundle : opts.cut ? bundle.slice(0, bundle.length - 10) : `${bundle}${BUNDLE_END}\n`;
+  const r = spawnSync("/bin/sh", ["-c", script], { input, env: hostEnv(opts.runId ? { RUN_ID: opts.runId } : {}), encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -112,11 +82,13 @@ describe("deploy script", () => {
     const calls = fs.readFileSync(path.join(state, "calls"), "utf8");
     assert.match(calls, /login --username robot\$flux --password-stdin 127.0.0.1:5000 pwlen=9/);
     assert.doesNotMatch(calls + r.stdout + r.stderr, /pa\$\$ word|s3cr3t-value/);
-    assert.match(calls, /compose pull --quiet\ncompose up -d --remove-orphans/);
+    assert.match(calls, /compose pull --quiet\n(compose ps -q backend\n)*compose up -d --remove-orphans/);
+    assert.ok(!fs.existsSync(path.join(deployDir, ".docker/config.json")), "the registry login is gone after the pull");
+    assert.equal(fs.readFileSync(path.join(deployDir, ".release/current/docker-compose.yml"), "utf8"), compose("r/backend:good-1"));
   });
 
   it("on an unhealthy release prints its logs, restores the previous files and exits 10", () => {
-    const r = deploy("r/backend:unhealthy-2", "SECRET='other'\n");
+    const r = deploy("r/backend:unhealthy-2", { env: "SECRET='other'\n" });
     assert.equal(r.code, DEPLOY_EXIT.restored, r.stderr);
     assert.match(r.stderr, /FAILED: health check failed/);
     assert.match(r.stderr, /backend \| boom/);
@@ -172,6 +144,95 @@ describe("deploy script", () => {
     const r = deploy("r/backend:unhealthy-6");
     assert.equal(r.code, DEPLOY_EXIT.restored);
     assert.equal(fs.readFileSync(path.join(state, "running"), "utf8").trim(), "r/backend:good-5");
+  });
+
+  it("records current only after health passed, and previous as the current before it", () => {
+    const link = (name: string): string => fs.readFileSync(path.join(deployDir, ".release", name, "docker-compose.yml"), "utf8");
+    assert.equal(link("current"), compose("r/backend:good-5"), "the failed unhealthy-6 never became current");
+    assert.equal(link("previous"), compose("r/backend:good-1"));
+    assert.equal(fs.readFileSync(path.join(deployDir, ".release/failed/docker-compose.yml"), "utf8"), compose("r/backend:unhealthy-6"));
+  });
+
+  it("leaves an unchanged, healthy release alone, whatever restarts its container had before", () => {
+    fs.writeFileSync(path.join(state, "restarts"), "1\n");
+    fs.rmSync(path.join(state, "calls"), { force: true });
+    // Another deadline renders another script: the run happens, with the same files.
+    const r = deploy("r/backend:good-5", { deadlineSeconds: 4 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /is current and healthy; nothing to do/);
+    assert.doesNotMatch(fs.readFileSync(path.join(state, "calls"), "utf8"), /compose (pull|up)/);
+  });
+
+  it("judges a release by this deploy's restarts only: a kept container's earlier restart is no crash loop", () => {
+    const r = deploy("r/backend:good-5", { env: "SECRET='rotated'\n" });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /deploy: healthy after/);
+    assert.equal(fs.readFileSync(path.join(deployDir, ".release/current/.env"), "utf8"), "SECRET='rotated'\n");
+  });
+
+  it("fails a pull that hangs past the step deadline as a pull failure: release untouched, login forgotten", () => {
+    fs.rmSync(path.join(state, "calls"), { force: true });
+    const t0 = Date.now();
+    const r = deploy("r/backend:hang-8", { stepDeadlineSeconds: 2, env: "SECRET='rotated'\n" });
+    assert.equal(r.code, DEPLOY_EXIT.pullFailed, r.stderr);
+    assert.ok(Date.now() - t0 < 20_000, "the pull was cut at its deadline");
+    assert.match(r.stderr, /PULL: the pull did not finish within 2s; the running release was not touched/);
+    assert.equal(read("docker-compose.yml"), compose("r/backend:good-5"));
+    assert.doesNotMatch(fs.readFileSync(path.join(state, "calls"), "utf8"), /compose up/);
+    assert.ok(!fs.existsSync(path.join(deployDir, ".docker/config.json")), "no registry password is left on the host");
+  });
+
+  it("waits for another deploy's lock on the deploy directory and gives up at the step deadline, changing nothing", async () => {
+    const holder = spawn("flock", ["--close", path.join(deployDir, ".release/lock"), "sleep", "6"], { stdio: "ignore" });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const r = deploy("r/backend:good-9", { stepDeadlineSeconds: 1 });
+      assert.equal(r.code, DEPLOY_EXIT.busy, r.stderr);
+      assert.match(r.stderr, /BUSY: another deploy held .* for 1s; nothing was changed/);
+      assert.equal(read("docker-compose.yml"), compose("r/backend:good-5"));
+    } finally {
+      if (holder.pid) {
+        process.kill(holder.pid);
+      }
+    }
+  });
+
+  it("runs detached with its output and verdict on the host, so a dropped connection can follow it again", () => {
+    const r = deploy("r/backend:good-5", { runId: "run-a", env: "SECRET='rotated'\n" });
+    assert.equal(r.code, 0, r.stderr);
+    const run = path.join(deployDir, ".release/runs/run-a");
+    assert.equal(fs.readFileSync(path.join(run, "verdict"), "utf8"), "0\n");
+    assert.ok(!fs.existsSync(path.join(run, "bundle")), "the bundle, with its secrets, is gone");
+    const follow = spawnSync("/bin/sh", ["-c", renderFollowScript({ deployDir })], { env: hostEnv({ RUN_ID: "run-a" }), encoding: "utf8" });
+    assert.equal(follow.status, 0, follow.stderr);
+    assert.equal(follow.stdout, r.stdout);
+    const none = spawnSync("/bin/sh", ["-c", renderFollowScript({ deployDir })], { env: hostEnv({ RUN_ID: "never-sent" }), encoding: "utf8" });
+    assert.equal(none.status, FOLLOW_NO_RUN);
+    // The same run sent again is followed, not run twice.
+    const again = deploy("r/backend:good-5", { runId: "run-a", env: "SECRET='rotated'\n" });
+    assert.equal(again.code, 0);
+    assert.equal(again.stdout, r.stdout);
+  });
+
+  it("refuses a bundle cut short, changing nothing", () => {
+    const r = deploy("r/backend:good-10", { runId: "run-b", cut: true });
+    assert.equal(r.code, DEPLOY_EXIT.incomplete, r.stderr);
+    assert.match(r.stderr, /the bundle arrived cut short; nothing was changed/);
+    assert.equal(read("docker-compose.yml"), compose("r/backend:good-5"));
+    assert.ok(!fs.existsSync(path.join(deployDir, ".release/runs/run-b")));
+  });
+
+  it("undoes a run that died between two releases before anything else, restoring the current release", () => {
+    // What a run killed during `up` leaves: the new files, their container and the run marked active.
+    fs.writeFileSync(path.join(deployDir, "docker-compose.yml"), compose("r/backend:unhealthy-11"));
+    fs.writeFileSync(path.join(state, "running"), "r/backend:unhealthy-11\n");
+    fs.writeFileSync(path.join(deployDir, ".release/active"), "dead-run\n");
+    const r = deploy("r/backend:missing-12", { env: "SECRET='rotated'\n" });
+    assert.equal(r.code, DEPLOY_EXIT.pullFailed, r.stderr);
+    assert.match(r.stderr, /run dead-run ended without a verdict; bringing back the current release first/);
+    assert.equal(read("docker-compose.yml"), compose("r/backend:good-5"));
+    assert.equal(fs.readFileSync(path.join(state, "running"), "utf8").trim(), "r/backend:good-5");
+    assert.ok(!fs.existsSync(path.join(deployDir, ".release/active")));
   });
 
   it("stops the project on delete without removing volumes", () => {

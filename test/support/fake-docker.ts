@@ -1,0 +1,61 @@
+import * as fs from "fs";
+import * as path from "path";
+
+/*
+ * The rendered scripts run for real under /bin/sh here, against a stand-in `docker` and `curl`
+ * that record what they were asked and behave according to the image in the compose file:
+ * images named *unhealthy* report an unhealthy container, *crash* ones keep restarting, *missing*
+ * ones cannot be pulled, *hang* ones never finish their pull and *slow* ones take 3s.
+ */
+export const FAKE_DOCKER = `#!/bin/sh
+log="$FAKE_STATE/calls"
+if [ "$1" = login ]; then pw=$(cat); echo "login $* pwlen=\${#pw}" >> "$log"; echo '{"auths":{}}' > "$DOCKER_CONFIG/config.json"; exit 0; fi
+if [ "$1" = inspect ]; then
+  img=$(cat "$FAKE_STATE/running" 2>/dev/null)
+  restarts=$(cat "$FAKE_STATE/restarts" 2>/dev/null || echo 0)
+  status=running; health=healthy
+  case "$img" in *crash*) status=restarting; restarts=$((restarts + 3)) ;; esac
+  case "$img" in *unhealthy*) health=unhealthy ;; esac
+  case "$3" in
+    *End.Unix*) echo "$status $restarts $health $(date +%s)" ;;
+    *State.Status*) echo "$status $restarts $health" ;;
+    *RestartCount*) echo "$restarts" ;;
+  esac
+  exit 0
+fi
+if [ "$1" = compose ]; then
+  shift; file=""
+  while [ $# -gt 0 ]; do case "$1" in -f) file="$2"; shift 2 ;; --project-name|--project-directory) shift 2 ;; *) break ;; esac; done
+  echo "compose $*" >> "$log"
+  case "$1" in
+    version) echo "2.40.3"; exit 0 ;;
+    pull) grep -q missing "$file" && exit 1; grep -q hang "$file" && sleep 30; grep -q slow "$file" && sleep 3; exit 0 ;;
+    up) img=$(sed -n 's/^ *image: //p' "$file")
+      # Like compose, a container is recreated only when its configuration changed.
+      if [ "$img" != "$(cat "$FAKE_STATE/running" 2>/dev/null)" ]; then
+        echo "$img" > "$FAKE_STATE/running"; echo "cid-$(date +%s%N)" > "$FAKE_STATE/cid"; echo 0 > "$FAKE_STATE/restarts"
+        echo "up-recreated $img" >> "$log"
+      fi
+      # An engine restart recreates its socket.
+      grep -q engine-restart "$file" && : > "$FAKE_STATE/docker.sock.new" && mv "$FAKE_STATE/docker.sock.new" "$FAKE_STATE/docker.sock"
+      exit 0 ;;
+    ps) cat "$FAKE_STATE/cid" 2>/dev/null; exit 0 ;;
+    logs) echo "backend | boom"; exit 0 ;;
+    down) rm -f "$FAKE_STATE/running" "$FAKE_STATE/cid"; exit 0 ;;
+  esac
+fi
+if [ "$1" = info ]; then [ -e "$FAKE_STATE/engine-down" ] && exit 1; exit 0; fi
+exit 0
+`;
+export const FAKE_CURL = `#!/bin/sh
+img=$(cat "$FAKE_STATE/running" 2>/dev/null)
+case "$img" in *unhealthy*|*crash*|"") exit 22 ;; esac
+exit 0
+`;
+
+/** Puts the stand-in `docker` and `curl` in `bin`, with their state (and the engine's socket) in `state`. */
+export function installFakeDocker(bin: string, state: string): void {
+  fs.writeFileSync(path.join(bin, "docker"), FAKE_DOCKER, { mode: 0o755 });
+  fs.writeFileSync(path.join(bin, "curl"), FAKE_CURL, { mode: 0o755 });
+  fs.writeFileSync(path.join(state, "docker.sock"), "");
+}

@@ -1,0 +1,121 @@
+import { after, before, describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import { ChildProcess, spawn } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { Server, utils } from "ssh2";
+import { installFakeDocker } from "../support/fake-docker";
+import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, renderBundle, renderDeployScript, renderFollowScript } from "../../lib/remote-deploy";
+import { SshEndpoint, runDetached } from "../../lib/ssh";
+
+/*
+ * runDetached against an SSH server on loopback that runs each command under /bin/sh here (with
+ * the stand-in docker), and that can drop a connection the way a network cut does: the session's
+ * shell loses its output and the client its socket. The deploy itself must go on, and the client
+ * must pick up its verdict over a new connection.
+ */
+let root: string;
+let bin: string;
+let state: string;
+let deployDir: string;
+let server: Server;
+let ep: SshEndpoint;
+/** Cut the next connection whose command matches, this many ms after it starts. */
+let cut: { match: RegExp; afterMs: number } | undefined;
+const commands: string[] = [];
+const shells = new Set<ChildProcess>();
+
+before(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "ssh-detached-"));
+  bin = path.join(root, "bin");
+  state = path.join(root, "state");
+  deployDir = path.join(root, "opt", "backend");
+  fs.mkdirSync(bin);
+  fs.mkdirSync(state);
+  installFakeDocker(bin, state);
+  const hostKey = utils.generateKeyPairSync("ed25519");
+  const clientKey = utils.generateKeyPairSync("ed25519");
+  server = new Server({ hostKeys: [hostKey.private] }, (conn) => {
+    conn.on("authentication", (ctx) => (ctx.method === "publickey" ? ctx.accept() : ctx.reject(["publickey"])));
+    conn.on("error", () => undefined);
+    conn.on("ready", () => {
+      conn.on("session", (accept) => {
+        accept().once("exec", (acceptExec, _reject, info) => {
+          const stream = acceptExec();
+          commands.push(info.command);
+          const sh = spawn("/bin/sh", ["-c", info.command], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}` } });
+          shells.add(sh);
+          stream.pipe(sh.stdin);
+          sh.stdout.on("data", (d: Buffer) => stream.write(d));
+          sh.stderr.on("data", (d: Buffer) => stream.stderr.write(d));
+          sh.on("close", (code) => {
+            shells.delete(sh);
+            stream.exit(code ?? 255);
+            stream.end();
+          });
+          if (cut && cut.match.test(info.command)) {
+            const ms = cut.afterMs;
+            cut = undefined;
+            setTimeout(() => {
+              // As sshd killed on a cut: the session's shell dies with its pipes, the socket drops.
+              sh.stdout.destroy();
+              sh.stderr.destroy();
+              sh.kill("SIGHUP");
+              (conn as unknown as { _sock: net.Socket })._sock.destroy();
+            }, ms);
+          }
+        });
+      });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  ep = { host: "127.0.0.1", port: (server.address() as net.AddressInfo).port, user: "deploy", privateKey: clientKey.private, hostKey: hostKey.public.trim(), attempts: 1 };
+});
+
+after(async () => {
+  for (const sh of shells) {
+    sh.kill();
+  }
+  await new Promise<void>((r) => server.close(() => r()));
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+const compose = (image: string): string => `name: backend\nservices:\n  backend:\n    image: ${image}\n`;
+
+function detachedDeploy(image: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const start = renderDeployScript({ deployDir, project: "backend", files: ["docker-compose.yml", ".env"], healthServices: ["backend"], deadlineSeconds: 5 });
+  const bundle = renderBundle([
+    { name: "docker-compose.yml", content: compose(image), mode: "0644" },
+    { name: ".env", content: "A='1'\n", mode: "0600" },
+  ]);
+  return runDetached(ep, { start, follow: renderFollowScript({ deployDir }), noRunCode: FOLLOW_NO_RUN, endLine: BUNDLE_END, deadlineSeconds: 60, reconnects: 4 }, bundle);
+}
+
+describe("a detached deploy over SSH", () => {
+  it("goes on when the connection is cut during the pull, and the client picks up its verdict over a new one", async () => {
+    cut = { match: /HOMELAB_DEPLOY_WORKER/, afterMs: 1500 };
+    const r = await detachedDeploy("r/backend:slow-1");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /deploy: pulling images[\s\S]*deploy: healthy after/, "the follow prints the run's output from its start");
+    assert.ok(commands.some((c) => c.includes("RUN_ID=") && !c.includes("HOMELAB_DEPLOY_WORKER")), "a follow script ran");
+    assert.equal(fs.readFileSync(path.join(deployDir, ".release/current/docker-compose.yml"), "utf8"), compose("r/backend:slow-1"));
+  });
+
+  it("reports a failed run's verdict after a cut as the run's own exit code", async () => {
+    cut = { match: /HOMELAB_DEPLOY_WORKER/, afterMs: 1500 };
+    const r = await detachedDeploy("r/backend:slow-unhealthy-2");
+    assert.equal(r.code, DEPLOY_EXIT.restored, r.stderr);
+    assert.match(r.stderr, /previous release restored and healthy/);
+    assert.equal(fs.readFileSync(path.join(state, "running"), "utf8").trim(), "r/backend:slow-1");
+  });
+
+  it("sends the run again when the connection dropped before the host had all of it", async () => {
+    // Cut at once: the bundle may not have arrived, so the host has no run of that id.
+    cut = { match: /HOMELAB_DEPLOY_WORKER/, afterMs: 0 };
+    const r = await detachedDeploy("r/backend:good-3");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(state, "running"), "utf8").trim(), "r/backend:good-3");
+  });
+});
