@@ -3,7 +3,7 @@ import { composeDeployName } from "../components/compose-host";
 import { FRONTEND_APP_TYPE } from "../components/frontend-app";
 import { gateProbeName } from "../components/health-gate";
 import type { PromotedRelease } from "../components/release-record";
-import { vpsComposeName } from "../components/vps-app";
+import { vpsComposeName, vpsRunningImageName } from "../components/vps-app";
 import { composeImages } from "../lib/live";
 import { PART } from "../stacks/names";
 import { parseUrn } from "./outcome";
@@ -71,6 +71,22 @@ function hostPart(part: string, recorded: string, r: Read | undefined, error: st
   return { part, recorded, running: findings.length === 0 ? "as recorded, healthy" : "differs", findings };
 }
 
+/**
+ * The VPS app where it owns its version: recorded is the digest running when the program last
+ * deployed, running the one read now; a newer one is the app's own update, not a difference.
+ */
+function selfUpdatingPart(tag: string, self: Read, r: Read | undefined, error: string | undefined): PartStatus {
+  const recordedDigest = typeof self.outputs.recorded === "string" ? self.outputs.recorded : "";
+  const runningDigest = typeof self.outputs.running === "string" ? self.outputs.running : "";
+  const part = hostPart(PART.vps, recordedDigest ? `${tag}@${recordedDigest}` : tag, r, error);
+  if (part.running === "unknown") {
+    return part;
+  }
+  const moved = runningDigest && runningDigest !== recordedDigest ? ", updated by the app" : "";
+  const running = runningDigest ? `${tag}@${runningDigest}${moved}` : `${tag}, not running`;
+  return { ...part, running: part.findings.length === 0 ? `${running}, healthy` : running };
+}
+
 function gatePart(part: string, r: Read | undefined, error: string | undefined): PartStatus {
   const targets = Array.isArray(r?.outputs.targets) ? (r.outputs.targets as { url: string }[]).map((t) => t.url).join(", ") : "";
   if (error || !r) {
@@ -126,8 +142,9 @@ export function stackStatus(stack: string, events: readonly EngineEvent[], relea
   if (vps || errors.has(vpsName)) {
     const compose = typeof vps?.outputs.files === "object" && vps.outputs.files !== null ? (vps.outputs.files as Record<string, string>)["docker-compose.yml"] : undefined;
     const images = compose ? composeImages(compose) : {};
-    const recorded = images.app ?? Object.values(images)[0] ?? "the recorded compose project";
-    parts.push(hostPart(PART.vps, recorded, vps, errors.get(vpsName)));
+    const appImage = Object.entries(images).find(([service]) => service !== "caddy")?.[1];
+    const self = byName(vpsRunningImageName(PART.vps));
+    parts.push(self && appImage ? selfUpdatingPart(appImage, self, vps, errors.get(vpsName)) : hostPart(PART.vps, appImage ?? "the recorded compose project", vps, errors.get(vpsName)));
   }
   return { stack, agree: parts.every((p) => p.findings.length === 0), parts };
 }

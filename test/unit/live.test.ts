@@ -12,6 +12,7 @@ import { COMPOSE_HOST_TYPE } from "../../components/compose-host";
 import { FRONTEND_APP_TYPE } from "../../components/frontend-app";
 import { GATE_PROBE_TYPE } from "../../components/health-gate";
 import type { PromotedRelease } from "../../components/release-record";
+import { VPS_APP_TYPE } from "../../components/vps-app";
 import { composeImages, findDrift, parseInspect, sha256 } from "../../lib/live";
 import { renderInspectScript } from "../../lib/remote-deploy";
 import { REMOTE_SCRIPT_TYPE } from "../../providers/remote-script";
@@ -139,6 +140,21 @@ describe("npm run status", () => {
     ev.push({ sequence: 0, timestamp: 0, diagnosticEvent: { urn: urn([COMPOSE_HOST_TYPE, REMOTE_SCRIPT_TYPE], "backend-deploy"), message: "cannot reach deploy@127.0.0.1:22: ECONNREFUSED\n", color: "never", severity: "error" } });
     const s = stackStatus("e2e", ev, RELEASE);
     assert.deepEqual(s.parts.find((p) => p.part === "backend")?.findings, ["cannot read: cannot reach deploy@127.0.0.1:22: ECONNREFUSED"]);
+  });
+
+  it("shows what a self-updating VPS app runs, and counts its own update as no difference", () => {
+    const compose = "services:\n  caddy:\n    image: caddy:2\n  infrakt:\n    image: r/infrakt:latest\n";
+    const vpsEvents = (running: string, drift: string[] = []): EngineEvent[] => [
+      refreshed(urn([VPS_APP_TYPE, COMPOSE_HOST_TYPE, REMOTE_SCRIPT_TYPE], "vps-compose-deploy"), REMOTE_SCRIPT_TYPE, { files: { "docker-compose.yml": compose }, drift }),
+      refreshed(urn([VPS_APP_TYPE, "pulumi-nodejs:dynamic/homelab:RunningImage"], "vps-running-image"), "pulumi-nodejs:dynamic/homelab:RunningImage", { recorded: "sha256:aa", running }),
+    ];
+    const same = stackStatus("e2e", vpsEvents("sha256:aa"), undefined).parts;
+    assert.deepEqual(same, [{ part: "vps", recorded: "r/infrakt:latest@sha256:aa", running: "r/infrakt:latest@sha256:aa, healthy", findings: [] }]);
+    const updated = stackStatus("e2e", vpsEvents("sha256:bb"), undefined);
+    assert.equal(updated.agree, true);
+    assert.equal(updated.parts[0].running, "r/infrakt:latest@sha256:bb, updated by the app, healthy");
+    const gone = stackStatus("e2e", vpsEvents("", ["service infrakt has no container"]), undefined);
+    assert.deepEqual([gone.agree, gone.parts[0].running, gone.parts[0].findings], [false, "r/infrakt:latest, not running", ["service infrakt has no container"]]);
   });
 
   it("takes --json, and --check-every for the watch, checking their values", () => {
