@@ -35,9 +35,27 @@ export interface ComposeFile {
   volumes?: Record<string, Record<string, never>>;
 }
 
-/** Serialises a compose object; the only place compose YAML text is made. */
+/** Every string in a compose object with `$` written `$$`, which compose reads back as one `$`. */
+function escapeInterpolation<T>(value: T): T {
+  if (typeof value === "string") {
+    return value.replace(/\$/g, "$$$$") as T;
+  }
+  if (Array.isArray(value)) {
+    return value.map(escapeInterpolation) as T;
+  }
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, escapeInterpolation(v)])) as T;
+  }
+  return value;
+}
+
+/**
+ * Serialises a compose object; the only place compose YAML text is made. Compose substitutes
+ * `$NAME` in every value from the deploy directory's `.env` (secrets included): each `$` is
+ * escaped, so a health check's `$1` or `$HOME` reaches the container as configured.
+ */
 export function composeToYaml(file: ComposeFile): string {
-  return YAML.stringify(file, { lineWidth: 0 });
+  return YAML.stringify(escapeInterpolation(file), { lineWidth: 0 });
 }
 
 /** Inputs of the backend's compose file; defaults follow the homelab VM's original setup. */
@@ -212,18 +230,43 @@ export function renderVpsCompose(o: VpsComposeOptions): ComposeFile {
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * Quotes one `.env` value so compose reads it back literally: single quotes where possible
- * (no interpolation inside them), else double quotes, which compose would interpolate, so a
- * value holding both a single quote and `$` is refused rather than altered.
+ * Why a value cannot be written to a `.env` file so compose reads it back literally, or
+ * undefined. Never holds the value (it may be a secret).
  */
-function quoteEnvValue(value: string, field: string): string {
-  if (!value.includes("'")) {
+export function envValueProblem(value: string): string | undefined {
+  const line = quoteEnvValue(value);
+  return typeof line === "string" ? undefined : line.problem;
+}
+
+/**
+ * One `.env` value as compose's parser (compose-go's dotenv) reads it back literally: single
+ * quotes where possible (no escapes, no interpolation inside them); double quotes with `\` and
+ * `"` escaped for a value holding `'` but no `$` (compose interpolates in double quotes); a value
+ * ending in `\` bare, since the parser takes `\` before a closing quote as escaping it. What none
+ * of these carries is refused.
+ */
+function quoteEnvValue(value: string): string | { problem: string } {
+  if (/[\r\n\0]/.test(value)) {
+    return { problem: "with a line break or NUL, which a .env file cannot hold" };
+  }
+  const endsInBackslash = value.endsWith("\\");
+  if (!value.includes("'") && !endsInBackslash) {
     return `'${value}'`;
   }
-  if (value.includes("$")) {
-    throw new Error(`${field}: value holds both ' and $, which a .env file cannot carry literally`);
+  if (!endsInBackslash) {
+    if (value.includes("$")) {
+      return { problem: "holding both ' and $, which a .env file cannot carry literally" };
+    }
+    if (value.endsWith('"')) {
+      return { problem: `holding ' and ending in ", which a .env file cannot carry literally` };
+    }
+    return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
   }
-  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  // Bare: read to the end of the line, cut at '#', trimmed, interpolated, a leading quote taken as quoting.
+  if (/^[\s'"]|\s$|[#$]/.test(value)) {
+    return { problem: "ending in \\ and holding # or $, a leading quote or spaces at its ends, which a .env file cannot carry literally" };
+  }
+  return value;
 }
 
 /**
@@ -239,10 +282,11 @@ export function renderEnvFile(env: Record<string, string>, field = "env"): strin
     if (typeof value !== "string") {
       throw new Error(`${field}.${key}: value must be a string`);
     }
-    if (/[\r\n\0]/.test(value)) {
-      throw new Error(`${field}.${key}: value contains a line break or NUL, which a .env file cannot hold`);
+    const line = quoteEnvValue(value);
+    if (typeof line !== "string") {
+      throw new Error(`${field}.${key}: a value ${line.problem}`);
     }
-    lines.push(`${key}=${quoteEnvValue(value, `${field}.${key}`)}`);
+    lines.push(`${key}=${line}`);
   }
   return lines.join("\n") + (lines.length ? "\n" : "");
 }

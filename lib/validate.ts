@@ -1,4 +1,5 @@
 /** Small validators shared by config parsing; each returns an error text or undefined. */
+import { envValueProblem } from "./compose";
 
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -106,11 +107,9 @@ export function envProblem(text: string): string | undefined {
     if (typeof value !== "string") {
       return `has a value for ${name} that is not a string`;
     }
-    if (/[\r\n\0]/.test(value)) {
-      return `has a value for ${name} with a line break or NUL, which a .env file cannot hold`;
-    }
-    if (value.includes("'") && value.includes("$")) {
-      return `has a value for ${name} holding both ' and $, which a .env file cannot carry literally`;
+    const problem = envValueProblem(value);
+    if (problem) {
+      return `has a value for ${name} ${problem}`;
     }
   }
   return undefined;

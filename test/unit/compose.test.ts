@@ -34,6 +34,12 @@ describe("backend compose file", () => {
     });
   });
 
+  it("escapes $ as $$ everywhere, so compose substitutes nothing from .env into a health check", () => {
+    const file = renderBackendCompose({ project: "p", image: "r/x:y", healthcheckTest: ["CMD-SHELL", "test \"$(cat /run/ok)\" = yes && echo $HOME $$"] });
+    const parsed = YAML.parse(composeToYaml(file)) as typeof file;
+    assert.deepEqual(parsed.services.backend.healthcheck?.test, ["CMD-SHELL", "test \"$$(cat /run/ok)\" = yes && echo $$HOME $$$$"]);
+  });
+
   it("serialises to YAML that parses back to the same object", () => {
     const file = renderBackendCompose({ project: "p", image: "r/x:y", port: 4000 });
     assert.deepEqual(YAML.parse(composeToYaml(file)), file);
@@ -43,12 +49,18 @@ describe("backend compose file", () => {
 describe(".env file", () => {
   it("quotes values literally and sorts keys", () => {
     assert.equal(renderEnvFile({ B: "two words", A: "x$HOME" }), "A='x$HOME'\nB='two words'\n");
-    assert.equal(renderEnvFile({ Q: `it's "fine"` }), `Q="it's \\"fine\\""\n`);
+    assert.equal(renderEnvFile({ Q: `it's "fine" \\o/` }), `Q="it's \\"fine\\" \\\\o/"\n`);
+    // compose-go takes a \ before the closing quote as escaping it: such a value goes bare.
+    assert.equal(renderEnvFile({ W: "C:\\data\\", X: "it's C:\\" }), "W=C:\\data\\\nX=it's C:\\\n");
     assert.equal(renderEnvFile({}), "");
   });
   it("refuses what a .env file cannot carry", () => {
     assert.throws(() => renderEnvFile({ "BAD-KEY": "x" }), /env: key "BAD-KEY" is not a valid environment variable name/);
-    assert.throws(() => renderEnvFile({ K: "a\nb" }), /env.K: value contains a line break/);
-    assert.throws(() => renderEnvFile({ K: "it's $x" }), /env.K: value holds both ' and \$/);
+    assert.throws(() => renderEnvFile({ K: "a\nb" }), /env.K: a value with a line break/);
+    assert.throws(() => renderEnvFile({ K: "it's $x" }), /env.K: a value holding both ' and \$/);
+    assert.throws(() => renderEnvFile({ K: `it's "quoted"` }), /env.K: a value holding ' and ending in "/);
+    for (const value of ["$HOME\\", "a #b\\", " x\\", "'x\\"]) {
+      assert.throws(() => renderEnvFile({ K: value }), /env.K: a value ending in \\ and holding # or \$, a leading quote or spaces at its ends/, value);
+    }
   });
 });
