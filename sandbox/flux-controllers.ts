@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { toolchainPaths } from "../toolchain/env";
 import { kubeClient } from "./kube";
-import { ProcessRecord, freePort, readState, recordAlive, startProcess, stopProcess, updateState, waitFor } from "./processes";
+import { ProcessRecord, freePort, readState, recordAlive, runCommand, startProcess, stopProcess, updateState, waitFor } from "./processes";
 
 /** Namespace the controllers consider theirs (RUNTIME_NAMESPACE), as in Flux's install. */
 export const FLUX_NAMESPACE = "flux-system";
@@ -16,9 +16,26 @@ const SOURCE = "source-controller";
 const KUSTOMIZE = "kustomize-controller";
 const STATE_KEY = "flux-controllers";
 
+/** The CRDs the two controllers watch; they refuse to start without every one of them. */
+export const FLUX_CONTROLLER_CRDS = [
+  "gitrepositories.source.toolkit.fluxcd.io",
+  "helmrepositories.source.toolkit.fluxcd.io",
+  "helmcharts.source.toolkit.fluxcd.io",
+  "buckets.source.toolkit.fluxcd.io",
+  "ocirepositories.source.toolkit.fluxcd.io",
+  "externalartifacts.source.toolkit.fluxcd.io",
+  "kustomizations.kustomize.toolkit.fluxcd.io",
+] as const;
+
 export interface FluxControllersOptions {
   /** Kubeconfig the controllers use: the cluster's admin, since they run without a service account. */
   readonly kubeconfig: string;
+  /**
+   * A directory of Flux's CRDs (sandbox/flux-manifests.ts) applied server-side before the
+   * controllers start, for a cluster the program has not installed Flux on yet. Without it the
+   * CRDs must be there already. @default none
+   */
+  readonly crds?: string;
   readonly log?: (line: string) => void;
   /** @default 60000 */
   readonly timeoutMs?: number;
@@ -63,7 +80,8 @@ export function fluxControllerArgs(dir: string, res: FluxControllersResources): 
 /**
  * Starts source-controller and kustomize-controller in `dir` against the cluster of `kubeconfig`
  * and waits until both report ready. Idempotent: controllers a previous call started there are
- * reused while both run. Flux's CRDs must be installed first (the controllers wait for them).
+ * reused while both run. Flux's CRDs must be installed first (by the program's Flux installation,
+ * or from `opts.crds`): a missing one is named rather than left to stop a controller.
  */
 export async function startFluxControllers(dir: string, opts: FluxControllersOptions): Promise<SandboxFluxControllers> {
   dir = path.resolve(dir);
@@ -81,9 +99,29 @@ export async function startFluxControllers(dir: string, opts: FluxControllersOpt
     return handle(dir, existing, state.processes[SOURCE], state.processes[KUSTOMIZE]);
   }
   await stopFluxControllers(dir);
+  const kubeconfig = path.resolve(opts.kubeconfig);
+  if (opts.crds !== undefined) {
+    const r = await runCommand(path.join(paths.sandboxBinDir, "kubectl"), ["--kubeconfig", kubeconfig, "apply", "--server-side", "-f", opts.crds]);
+    if (r.status !== 0) {
+      throw new Error(`flux: applying the CRDs of ${opts.crds} failed: ${r.stderr.trim()}`);
+    }
+  }
+  const client = kubeClient(kubeconfig);
+  const established = async (crd: string): Promise<boolean> => {
+    const o = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd}`);
+    return o?.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") ?? false;
+  };
+  // Just applied ones take a moment to be served; absent ones are named at once.
+  await waitFor(async () => (await Promise.all(FLUX_CONTROLLER_CRDS.map(established))).every(Boolean), {
+    what: `Flux's CRDs (${FLUX_CONTROLLER_CRDS.join(", ")}) established`,
+    timeoutMs: opts.crds !== undefined ? 30_000 : 2_000,
+  }).catch(async (e: unknown) => {
+    const missing = (await Promise.all(FLUX_CONTROLLER_CRDS.map(async (c) => ((await established(c)) ? undefined : c)))).filter(Boolean);
+    throw new Error(`flux: the cluster does not serve ${missing.join(", ")}: install Flux's CRDs first (deploy the stack, or pass crds)`, { cause: e });
+  });
 
   const res: FluxControllersResources = {
-    kubeconfig: path.resolve(opts.kubeconfig),
+    kubeconfig,
     storagePort: await freePort(),
     ports: {
       [SOURCE]: { metrics: await freePort(), health: await freePort() },

@@ -90,12 +90,6 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "hl-flux-"));
   cluster = await startCluster(path.join(dir, "cluster"), { name: "flux-test", nodes: 0 });
   server = await startGitServer(path.join(dir, "git"), { user: GIT_USER });
-  // Flux's API as the sandbox installs it (the program's homelab:fluxManifests directory).
-  await kubectl("apply", "--server-side", "-f", ensureFluxManifests());
-  await kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all");
-  const sync = fluxSyncObjects({ gitUrl: server.url, namespace: FLUX_NAMESPACE, branch: server.branch, path: "./flux/clusters/production", interval: "1m", timeout: "1m", secretName: FLUX_SYNC_NAME });
-  await apply("flux-sync", [gitAuth(server.knownHosts), sync.gitRepository, sync.kustomization]);
-  flux = await startFluxControllers(path.join(dir, "flux"), { kubeconfig: cluster.kubeconfig });
 });
 
 after(async () => {
@@ -106,7 +100,17 @@ after(async () => {
 });
 
 describe("sandbox flux", () => {
+  it("will not start the controllers on a cluster without Flux's CRDs, and names them", async () => {
+    await assert.rejects(startFluxControllers(path.join(dir, "flux"), { kubeconfig: cluster.kubeconfig }),
+      /does not serve gitrepositories\.source\.toolkit\.fluxcd\.io, .*kustomizations\.kustomize\.toolkit\.fluxcd\.io: install Flux's CRDs first/);
+    assert.deepEqual(processesIn(path.join(dir, "flux")), []);
+  });
+
   it("fetches the git server over SSH and applies the release ConfigMap; a pushed commit reaches the cluster", async () => {
+    // Flux's API as the sandbox installs it (the program's homelab:fluxManifests directory).
+    flux = await startFluxControllers(path.join(dir, "flux"), { kubeconfig: cluster.kubeconfig, crds: ensureFluxManifests() });
+    const sync = fluxSyncObjects({ gitUrl: server.url, namespace: FLUX_NAMESPACE, branch: server.branch, path: "./flux/clusters/production", interval: "1m", timeout: "1m", secretName: FLUX_SYNC_NAME });
+    await apply("flux-sync", [gitAuth(server.knownHosts), sync.gitRepository, sync.kustomization]);
     const seed = (await runCommand("git", ["--git-dir", server.repository, "rev-parse", server.branch])).stdout.trim();
     await waitFor(async () => (await kustomization())?.status?.lastAppliedRevision?.endsWith(seed) === true, {
       what: `the Kustomization applying ${seed}`, timeoutMs: 90_000, intervalMs: 500, logFile: flux.logs.kustomize,
