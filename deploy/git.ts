@@ -218,3 +218,30 @@ export function fileHistory(co: Pick<Checkout, "root" | "file">, ref = "HEAD", l
       return { sha, at, author, subject, body: body ?? "", text };
     });
 }
+
+/** The commit on the branch's remote-tracking ref whose message carries `trailer: value`, if any. */
+export function commitWithTrailer(co: Checkout, trailer: string, value: string, limit = 200): string | undefined {
+  const out = git(co.root, ["log", `-n${limit}`, "--format=%H", "--fixed-strings", `--grep=${trailer}: ${value}`, co.upstream]).trim();
+  return out.split("\n")[0] || undefined;
+}
+
+/**
+ * Drops the checkout's last commit when it is a rollback commit a killed deploy made and never
+ * pushed (it carries `trailer: value` and is the branch's only commit the server lacks), so the
+ * checkout is in step with git again; the rollback is then made again on top of the server's branch.
+ * Returns whether it dropped one.
+ */
+export function dropUnpushedCommit(workDir: string, branch: string, trailer: string, value: string): boolean {
+  try {
+    const root = git(workDir, ["rev-parse", "--show-toplevel"]).trim();
+    const upstream = `refs/remotes/origin/${branch}`;
+    if (git(root, ["rev-list", "--count", `${upstream}..HEAD`]).trim() !== "1" || !git(root, ["log", "-1", "--format=%B", "HEAD"]).includes(`${trailer}: ${value}`)) {
+      return false;
+    }
+    git(root, ["reset", "--keep", "--quiet", "HEAD^"]);
+    return true;
+  } catch {
+    // Not a checkout in that state; syncCheckout says what is wrong with it.
+    return false;
+  }
+}

@@ -2,18 +2,18 @@ import * as crypto from "crypto";
 import * as path from "path";
 import { LocalWorkspace, Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import type { PromotedRelease } from "../components/release-record";
+import { PromotedRelease, RELEASE_RECORD_TYPE } from "../components/release-record";
 import { REMOTE_SCRIPT_TYPE } from "../providers/remote-script";
 import { EngineRun, up } from "./engine";
-import { acquireDeployLock, defaultLockDir, lockName } from "./lock";
+import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
 import { Release, releaseTags } from "../lib/release";
-import { Checkout, commitFileChange, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
+import { Checkout, commitFileChange, commitWithTrailer, dropUnpushedCommit, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
 import { EXIT, driftFound, failedStage, failureReason, onlyVpsFailed, plannedDigests, releaseMoved, vpsMoved, vpsRestored } from "./outcome";
 import { StackConfig, configProblems, lastPromoted, readRelease, secretValues, setting } from "./release-state";
-import { RollbackRecord, TagPair, failedTags, redact, rollbackChange, rollbackMessage } from "./rollback-commit";
+import { ROLLBACK_TRAILER, RollbackRecord, TagPair, failedTags, redact, rollbackChange, rollbackMessage } from "./rollback-commit";
 import { checkPlatform } from "./platform";
 import { Verdict, classify, describeVerdict } from "./verdict";
-import { Interruption, StateResource, addInterruption } from "./interruption";
+import { Interruption, PendingRollback, StateResource, addInterruption, pendingRollbackOf, setPendingRollback } from "./interruption";
 
 /** The policy pack of this program, enforced on every preview and update the deploy makes. */
 export const POLICY_PACK = path.resolve(__dirname, "..", "policy");
@@ -24,8 +24,6 @@ export interface DeployOptions {
   readonly workDir: string;
   /** Policy packs to enforce. @default [POLICY_PACK] */
   readonly policyPacks?: readonly string[];
-  /** Where locks live. @default defaultLockDir() */
-  readonly lockDir?: string;
 }
 
 const say = (line: string): void => void process.stderr.write(`deploy: ${line}\n`);
@@ -52,9 +50,10 @@ const promotedRelease = (events: readonly EngineEvent[]): PromotedRelease | unde
  * anyway, while the stack still records the inputs of the run before; with nothing to diff, the
  * rollback would not run it again. Marking its recorded state makes the next `up` run it.
  */
-async function markUnfinishedRemoteRuns(stack: Stack, events: readonly EngineEvent[], interruption?: Interruption): Promise<string[]> {
+async function markUnfinishedRemoteRuns(stack: Stack, events: readonly EngineEvent[], record: { interruption?: Interruption; pending?: PendingRollback } = {}): Promise<string[]> {
+  const { interruption, pending } = record;
   const failed = new Set(events.map((e) => e.resOpFailedEvent?.metadata).filter((m) => m?.type === REMOTE_SCRIPT_TYPE).map((m) => m!.urn));
-  if (failed.size === 0 && !interruption) {
+  if (failed.size === 0 && !interruption && !pending) {
     return [];
   }
   const state = await stack.exportStack();
@@ -67,7 +66,9 @@ async function markUnfinishedRemoteRuns(stack: Stack, events: readonly EngineEve
     }
   }
   const recorded = interruption ? addInterruption(resources, interruption) : false;
-  if (marked.length > 0 || recorded) {
+  // One import: the rollback's marker and the runs to repeat become durable together.
+  const begun = pending ? setPendingRollback(resources, pending) : false;
+  if (marked.length > 0 || recorded || begun) {
     await stack.importStack(state);
   }
   return marked;
@@ -108,9 +109,17 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     }
     throw e;
   }
-  // Each of these is a run of the CLI: they go side by side.
-  const [who, config] = await Promise.all([stack.workspace.whoAmI(), stack.getAllConfig()]);
-  const lock = acquireDeployLock(opts.lockDir ?? defaultLockDir(), lockName(who.url ?? "", opts.stack), `stack ${opts.stack}`);
+  const [project, config] = await Promise.all([stack.workspace.projectSettings(), stack.getAllConfig()]);
+  let lock: DeployLock;
+  try {
+    lock = await acquireDeployLock({ project: project.name, stack: opts.stack, say });
+  } catch (e) {
+    if (e instanceof LockHeld) {
+      say(`REFUSED: ${e.message}`);
+      return EXIT.refused;
+    }
+    throw e;
+  }
   try {
     const cfg = config as StackConfig;
     if (cfg["homelab:deployHomelab"]?.value === "false") {
@@ -120,19 +129,26 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     if (invalid) {
       throw new Refused(invalid);
     }
-    const promoted = lastPromoted(stack);
+    const state = stateResources(stack);
     // Awaited below; a refusal before then must not leave it rejected unhandled.
-    promoted.catch(() => undefined);
+    state.catch(() => undefined);
+    const pending = pendingRollbackOf(await state);
+    if (pending && dropUnpushedCommit(opts.workDir, setting(cfg, "gitBranch"), ROLLBACK_TRAILER, pending.event.id)) {
+      say(`dropped the rollback commit a killed deploy made and never pushed; it is made again on top of ${setting(cfg, "gitBranch")}`);
+    }
     let co: Checkout;
     let release: Release;
     try {
       co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"));
+      if (pending) {
+        finishRollbackCommit(co, pending);
+      }
       release = readRelease(cfg, opts.workDir);
     } catch (e) {
       throw new Refused((e as Error).message);
     }
     const target = releaseTags(release);
-    const { current: last } = await promoted;
+    const last = lastPromotedIn(await state);
     say(`stack ${opts.stack}: deploying frontend ${target.frontend}, backend ${target.backend} from ${co.branch} at ${git(co.root, ["rev-parse", "--short", "HEAD"]).trim()} (running: ${describeRunning(last)})`);
 
     // Refreshed every time: each part is read (hosts, gates, the cluster) and whatever no longer
@@ -144,6 +160,10 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     }
     const drift = reportDrift(run.events, secretValues(cfg));
     if (run.ok) {
+      if (pending) {
+        await clearPendingRollback(stack);
+        say(`the rollback a killed deploy left unfinished is complete`);
+      }
       const running = describeRunning(promotedRelease(run.events) ?? (await lastPromoted(stack)).current);
       const moved = releaseMoved(run.events) && !(last && last.frontend.tag === target.frontend && last.backend.tag === target.backend);
       say(drift.length > 0 && !moved ? `REPAIRED in ${run.seconds}s, every gate passing: ${running}` : `PROMOTED in ${run.seconds}s: ${running}${drift.length > 0 ? " (and repaired)" : ""}`);
@@ -178,7 +198,51 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     }
     throw e;
   } finally {
-    lock.release();
+    await lock.release();
+  }
+}
+
+/** The resources of the stack's state, exported once. */
+async function stateResources(stack: Stack): Promise<StateResource[]> {
+  return ((await stack.exportStack()).deployment as { resources?: StateResource[] }).resources ?? [];
+}
+
+/** The last promoted pair in an exported state (see lastPromoted). */
+function lastPromotedIn(resources: readonly StateResource[]): PromotedRelease | undefined {
+  return resources.find((r) => r.type === RELEASE_RECORD_TYPE)?.outputs?.release as PromotedRelease | undefined;
+}
+
+/** Clears the marker of a rollback begun, where the update that finished it left it. */
+async function clearPendingRollback(stack: Stack): Promise<void> {
+  const state = await stack.exportStack();
+  if (setPendingRollback((state.deployment as { resources?: StateResource[] }).resources ?? [], undefined)) {
+    await stack.importStack(state);
+  }
+}
+
+/**
+ * The first step of a deploy after one that was killed mid-rollback: the rollback's commit is put
+ * on the branch, unless it already is there, and the checkout moved to it; the deploy that follows
+ * deploys what git then says (the restored pair, or a newer release) to both parts.
+ */
+function finishRollbackCommit(co: Checkout, pending: PendingRollback): void {
+  const e = pending.event;
+  say(`a deploy was stopped while it rolled back frontend ${e.failed.frontend}, backend ${e.failed.backend} to frontend ${e.restored.frontend}, backend ${e.restored.backend} (${e.stage}, ${e.at}); finishing that rollback first`);
+  const base = fetchUpstream(co);
+  if (commitWithTrailer(co, ROLLBACK_TRAILER, e.id)) {
+    moveCheckoutTo(co, base);
+    return;
+  }
+  const change = rollbackChange(pending);
+  const message = rollbackMessage(pending);
+  try {
+    const pushed = pushFileChange(co, change, message, { base, sha: commitFileChange(co, base, change, message) });
+    moveCheckoutTo(co, pushed.sha);
+    say(`recorded the rollback in git: ${pushed.sha.slice(0, 12)} on ${co.branch}`);
+  } catch (err) {
+    // Deployed from the local commit all the same; the next deploy drops it and pushes it again.
+    moveCheckoutTo(co, commitFileChange(co, base, change, message));
+    say(`NOT RECORDED yet: the rollback commit could not be pushed to ${co.branch} (${(err as Error).message}); deploying it from this checkout`);
   }
 }
 
@@ -201,7 +265,7 @@ async function platformFailure(c: PlatformContext): Promise<number> {
   const evidence = redact(describeVerdict(c.verdict), secrets);
   say(`PLATFORM FAILURE after ${c.run.seconds}s in the ${failedStage(c.run.events)}: ${evidence}`);
   const interruption: Interruption = { at: new Date().toISOString(), target: c.target, stage: failedStage(c.run.events), part: c.verdict.part, evidence: evidence.slice(0, 2000) };
-  const unfinished = await markUnfinishedRemoteRuns(c.stack, c.run.events, interruption);
+  const unfinished = await markUnfinishedRemoteRuns(c.stack, c.run.events, { interruption });
   say(
     `Nothing excluded and nothing committed: frontend ${c.target.frontend}, backend ${c.target.backend} stays the release in git. ` +
       `Parts of it may already run beside the last promoted pair (${describeRunning(c.last)}), which the stack still records.` +
@@ -231,33 +295,43 @@ async function rollBack(c: RollbackContext): Promise<number> {
   const stage = failedStage(c.run.events);
   say(`FAILED after ${c.run.seconds}s in the ${stage}:\n${c.reason}`);
   const restored = pairOf(c.last);
-  say(`rolling back both to the last promoted pair: ${describeRunning(c.last)}`);
   const record: RollbackRecord = {
     event: { id: crypto.randomUUID(), at: new Date().toISOString(), failed: c.failed, restored, stage, reason: c.reason.slice(0, 2000), stages: { up: c.run.seconds } },
     digests: { failed: plannedDigests(c.run.events), restored: { frontend: c.last.frontend.digest, backend: c.last.backend.digest } },
   };
+  // Durable before anything else: a deploy killed from here on is finished by the next one,
+  // which also runs the remote deploys the failed update cut short.
+  const unfinished = await markUnfinishedRemoteRuns(c.stack, c.run.events, { pending: record });
+  const seen = await lastUpdate(c.stack);
+  say(`rolling back both to the last promoted pair: ${describeRunning(c.last)}`);
   const change = rollbackChange(record);
   const message = rollbackMessage(record);
   const base = fetchUpstream(c.co);
   const commit = commitFileChange(c.co, base, change, message);
   moveCheckoutTo(c.co, commit);
 
-  const unfinished = await markUnfinishedRemoteRuns(c.stack, c.run.events);
   if (unfinished.length > 0) {
     say(`the rollback runs ${unfinished.join(", ")} again: its failed run may have changed the host`);
   }
+  // Another update of the stack since the failed one (a \`pulumi up\` by hand, from anywhere) has
+  // moved the release: the rollback is not deployed over it.
+  const other = await updateSince(c.stack, seen);
   // Refreshed first: a failed rollout (an API server gone mid-update) can leave the cluster on
   // the failed release while the stack records the previous one.
-  const back = await c.engine(true);
+  const back = other ? undefined : await c.engine(true);
   let outcome: number;
-  if (back.concurrent) {
-    say(`ROLLBACK NOT RUN: another update of stack ${c.stack.name} started after the failed one; the release may have moved. Check \`pulumi stack history\`.`);
+  if (other || back?.concurrent) {
+    say(
+      `RELEASE MOVED BY ANOTHER UPDATE: ${other ?? `an update of stack ${c.stack.name} is running`}, after the failed one; the rollback is not deployed over it. ` +
+        `The failed tags are still excluded in git; check \`pulumi stack history\` and deploy again to bring both parts to what git says.`,
+    );
     outcome = EXIT.rollbackFailed;
-  } else if (!back.ok) {
-    say(`ROLLBACK FAILED after ${back.seconds}s:\n${redact(failureReason(back.events, back.error), secretValues(c.cfg))}\nCheck the frontend and the VM by hand; the stack still records ${describeRunning(c.last)} as the last good pair.`);
+  } else if (!back!.ok) {
+    say(`ROLLBACK FAILED after ${back!.seconds}s:\n${redact(failureReason(back!.events, back!.error), secretValues(c.cfg))}\nCheck the frontend and the VM by hand; the stack still records ${describeRunning(c.last)} as the last good pair. The next deploy tries the rollback again first.`);
     outcome = EXIT.rollbackFailed;
   } else {
-    say(`ROLLED BACK in ${back.seconds}s: running ${describeRunning(c.last)} again.`);
+    await clearPendingRollback(c.stack);
+    say(`ROLLED BACK in ${back!.seconds}s: running ${describeRunning(c.last)} again.`);
     outcome = EXIT.rolledBack;
   }
   // The failed pair stays excluded whether or not the rollback deploy succeeded: it did fail.
@@ -276,6 +350,22 @@ async function rollBack(c: RollbackContext): Promise<number> {
     return outcome === EXIT.rolledBack ? EXIT.notRecorded : outcome;
   }
   return outcome;
+}
+
+/** The version of the stack's newest update, as its history records it. */
+async function lastUpdate(stack: Stack): Promise<number> {
+  return (await stack.history(1, 1))[0]?.version ?? 0;
+}
+
+/** The newest update or destroy of the stack after `version`, described for people, if any. */
+async function updateSince(stack: Stack, version: number): Promise<string | undefined> {
+  const newer = (await stack.history(10, 1)).filter((u) => u.version > version && (u.kind === "update" || u.kind === "destroy"));
+  const u = newer[0];
+  if (!u) {
+    return undefined;
+  }
+  const by = u.environment?.["exec.kind"] ?? u.environment?.["git.author"];
+  return `stack ${stack.name} had update #${u.version} (${u.kind}, ${u.result}, started ${u.startTime.toISOString()}${by ? `, ${by}` : ""})`;
 }
 
 /** Deploys a stack without the homelab part; the VPS's host restores itself on failure. */

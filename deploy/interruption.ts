@@ -1,6 +1,6 @@
 import { LEDGER_LIMIT, LedgerEntry, RELEASE_RECORD_TYPE } from "../components/release-record";
 import type { PlatformPart } from "./platform";
-import type { TagPair } from "./rollback-commit";
+import type { RollbackRecord, TagPair } from "./rollback-commit";
 
 /** A release the platform cut short: what was being deployed, where it stopped and why. */
 export interface Interruption {
@@ -40,4 +40,41 @@ export function addInterruption(resources: readonly StateResource[], i: Interrup
   };
   outputs.ledger = [...((outputs.ledger as LedgerEntry[] | undefined) ?? []), entry].slice(-LEDGER_LIMIT);
   return true;
+}
+
+/** The root stack resource's output that marks a rollback begun and not yet finished. */
+export const PENDING_ROLLBACK_OUTPUT = "pendingRollback";
+
+/** A rollback a deploy began: what failed, what it restores, and why, as its commit records them. */
+export type PendingRollback = RollbackRecord;
+
+const rootOf = (resources: readonly StateResource[]): StateResource | undefined => resources.find((r) => r.type === "pulumi:pulumi:Stack");
+
+/**
+ * Records a rollback as begun (or, with undefined, as finished) on the root stack resource of an
+ * exported deployment. The program's next successful update replaces the root's outputs with its
+ * own, so a rollback that completes clears it by itself. Returns whether the deployment changed.
+ */
+export function setPendingRollback(resources: readonly StateResource[], pending: PendingRollback | undefined): boolean {
+  const root = rootOf(resources);
+  if (!root) {
+    return false;
+  }
+  const outputs = root.outputs ?? {};
+  if (pending === undefined && !(PENDING_ROLLBACK_OUTPUT in outputs)) {
+    return false;
+  }
+  if (pending === undefined) {
+    delete outputs[PENDING_ROLLBACK_OUTPUT];
+  } else {
+    outputs[PENDING_ROLLBACK_OUTPUT] = pending;
+  }
+  root.outputs = outputs;
+  return true;
+}
+
+/** The rollback a deploy began and did not finish, if the deployment records one. */
+export function pendingRollbackOf(resources: readonly StateResource[]): PendingRollback | undefined {
+  const p = rootOf(resources)?.outputs?.[PENDING_ROLLBACK_OUTPUT] as PendingRollback | undefined;
+  return p?.event?.id && p.event.failed && p.event.restored ? p : undefined;
 }

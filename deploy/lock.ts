@@ -1,14 +1,59 @@
-import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
-import * as path from "path";
+import { fileURLToPath } from "url";
+import { ConcurrentUpdateError, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 
 /** A held deploy lock; release it when the deploy ends. */
 export interface DeployLock {
-  release(): void;
+  /** The lock stack, for messages (`pulumi cancel --stack …`). */
+  readonly stack: string;
+  release(): Promise<void>;
+}
+
+/** Another deploy holds the lock (or a killed one left it where it cannot be recovered safely). */
+export class LockHeld extends Error {}
+
+/** A holder of a state backend's update lock, as the CLI names it when it refuses an update. */
+export interface LockHolder {
+  /** Where the lock file is (`file:///…/.pulumi/locks/…/<id>.json?…`, `s3://…`). */
+  readonly url: string;
+  readonly user: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly since: string;
+}
+
+/**
+ * The lock stack of a stack: the same stack name (and organization, when the name is qualified)
+ * in the project `<project>-deploy-lock`, so it lives in the same state backend.
+ */
+export function lockStackName(project: string, stack: string): { project: string; stack: string } {
+  const parts = stack.split("/");
+  const name = parts[parts.length - 1];
+  const lockProject = `${parts.length === 3 ? parts[1] : project}-deploy-lock`;
+  return { project: lockProject, stack: parts.length > 1 ? `${parts[0]}/${lockProject}/${name}` : name };
+}
+
+/** The holders the CLI lists when a file, S3, GCS or Azure backend refuses an update. */
+export function lockHolders(message: string): LockHolder[] {
+  return [...message.matchAll(/^\s*(\S+): created by (.*)@(\S+) \(pid (\d+)\) at (\S+)\s*$/gm)].map((m) => ({ url: m[1], user: m[2], host: m[3], pid: Number(m[4]), since: m[5] }));
+}
+
+/** The CLI's own error line in an Automation API error, else its last line. */
+function cliError(message: string): string {
+  return /^error: (.*)$/m.exec(message)?.[1] ?? message.trim().split("\n").slice(-1)[0];
 }
 
 function alive(pid: number): boolean {
+  try {
+    // A killed process its parent has not reaped yet is gone all the same.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) {
+      return false;
+    }
+  } catch {
+    // no /proc here, or no such process: kill says which
+  }
   try {
     process.kill(pid, 0);
     return true;
@@ -17,70 +62,113 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Where deploy locks live on this machine: one per stack of a state backend, whatever the checkout. */
-export function defaultLockDir(): string {
-  return path.join(process.env.XDG_RUNTIME_DIR || os.tmpdir(), "homelab-stack-locks");
+/**
+ * The lock file a holder left, when it is safe to remove: a file backend's lock written by a
+ * process of this machine that is gone. A holder on another machine, or on a backend whose files
+ * this process cannot remove one by one, is never judged stale.
+ */
+export function staleLockFile(holder: LockHolder, hostname = os.hostname(), isAlive = alive): string | undefined {
+  if (!holder.url.startsWith("file://") || holder.host !== hostname || isAlive(holder.pid)) {
+    return undefined;
+  }
+  return fileURLToPath(holder.url.replace(/\?.*$/, ""));
 }
 
-/** The lock's file name for a stack of a backend (`pulumi whoami --verbose`'s URL). */
-export function lockName(backendUrl: string, stack: string): string {
-  const key = crypto.createHash("sha256").update(`${backendUrl}\n${stack}`).digest("hex").slice(0, 12);
-  return `${stack.replace(/[^A-Za-z0-9_.-]/g, "_")}-${key}`;
+// The lock stack holds no secrets; a fixed, empty passphrase lets any machine open it whatever
+// secrets provider the deployed stack uses.
+const LOCK_ENV: Record<string, string> = { PULUMI_CONFIG_PASSPHRASE: "", ...(process.env.PULUMI_CONFIG_PASSPHRASE_FILE ? { PULUMI_CONFIG_PASSPHRASE_FILE: "" } : {}) };
+
+async function lockStack(project: string, stack: string, workDir?: string): Promise<Stack> {
+  const args = { ...lockStackName(project, stack), program: () => Promise.resolve() };
+  const open = (): Promise<Stack> => LocalWorkspace.createOrSelectStack({ stackName: args.stack, projectName: args.project, program: args.program }, { envVars: LOCK_ENV, ...(workDir ? { workDir } : {}) });
+  try {
+    return await open();
+  } catch (e) {
+    // Two first deploys create it at once: one of them finds it made.
+    if (/already exists/.test((e as Error).message)) {
+      return open();
+    }
+    throw e;
+  }
+}
+
+export interface LockOptions {
+  /** The project of the deployed stack (Pulumi.yaml's name). */
+  readonly project: string;
+  /** The deployed stack. */
+  readonly stack: string;
+  /** For messages. @default `stack <stack>` */
+  readonly what?: string;
+  /** Says what happened to a lock a killed deploy left. */
+  readonly say?: (line: string) => void;
 }
 
 /**
- * Takes an exclusive lock file holding this process's PID. The file appears with its content in
- * one step (written aside, then hard-linked into place), so a reader never sees it half written.
- * A lock whose process is gone is taken over; a live one is refused with who holds it and since when.
+ * Takes the deploy lock of a stack: an update of its lock stack (see `lockStackName`) held open
+ * until `release`. The state backend's own update lock makes it atomic and visible to every
+ * checkout and machine that uses the backend. When the holder dies its lock file stays; one of a
+ * file backend left by a process of this machine that is gone is removed (that file alone, so a
+ * lock another process takes meanwhile is never touched) and the lock taken again. Throws
+ * LockHeld naming the holder otherwise.
  */
-export function acquireDeployLock(dir: string, name: string, what = name): DeployLock {
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${name}.lock`);
-  const mine = JSON.stringify({ pid: process.pid, since: new Date().toISOString() });
-  const staging = path.join(dir, `.${name}.${process.pid}.${crypto.randomBytes(4).toString("hex")}`);
-  fs.writeFileSync(staging, mine);
-  try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        fs.linkSync(staging, file);
-        return {
-          release() {
-            try {
-              if (fs.readFileSync(file, "utf8") === mine) {
-                fs.rmSync(file);
-              }
-            } catch {
-              // already gone
-            }
-          },
-        };
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
-          throw new Error(`could not create the deploy lock ${file}: ${(e as Error).message}`, { cause: e });
-        }
-        let holder: { pid?: number; since?: string } = {};
-        let text = "";
-        try {
-          text = fs.readFileSync(file, "utf8");
-          holder = JSON.parse(text) as typeof holder;
-        } catch {
-          // unreadable: written by something else; treated as stale
-        }
-        if (holder.pid !== undefined && alive(holder.pid)) {
-          throw new Error(`another deploy of ${what} is running (pid ${holder.pid}, since ${holder.since ?? "?"}); wait for it to finish`, { cause: e });
-        }
-        // Only the stale lock that was read is removed, never one another process just took.
-        try {
-          if (fs.readFileSync(file, "utf8") === text) {
-            fs.rmSync(file);
-          }
-        } catch {
-          // gone meanwhile
-        }
-      }
+export async function acquireDeployLock(opts: LockOptions): Promise<DeployLock> {
+  const what = opts.what ?? `stack ${opts.stack}`;
+  const stack = await lockStack(opts.project, opts.stack);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let taken!: () => void;
+    const held = new Promise<"held">((r) => (taken = () => r("held")));
+    // The program runs only once the engine holds the stack's lock; it keeps the update open.
+    const update = stack.up({
+      color: "never",
+      program: async () => {
+        taken();
+        await released;
+      },
+    });
+    const first = await Promise.race([held, update.then(() => "ended" as const, (e: unknown) => e as Error)]);
+    if (first === "held") {
+      return {
+        stack: stack.name,
+        async release() {
+          release();
+          await update.catch(() => undefined);
+        },
+      };
     }
-    throw new Error(`could not take the deploy lock ${file}`);
-  } finally {
-    fs.rmSync(staging, { force: true });
+    const message = first === "ended" ? "the lock's update ended before it was held" : first.message;
+    if (/JSON/.test(message)) {
+      // A lock file another process is writing reads as cut JSON: never stale, it is theirs a moment later.
+      if (attempt === 2) {
+        throw new LockHeld(`another deploy of ${what} is taking the lock (its lock file cannot be read yet: ${cliError(message)}); wait for it to finish`, { cause: first });
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
+    if (!(first instanceof ConcurrentUpdateError) && !/currently locked|\[409\]/.test(message)) {
+      throw new Error(`could not take the deploy lock (stack ${stack.name}): ${cliError(message)}`, { cause: first });
+    }
+    const holders = lockHolders(message);
+    const stale = holders.flatMap((h) => {
+      const file = staleLockFile(h);
+      return file ? [{ h, file }] : [];
+    });
+    if (holders.length > 0 && stale.length === holders.length) {
+      for (const { h, file } of stale) {
+        fs.rmSync(file, { force: true });
+        fs.rmSync(`${file}.attrs`, { force: true });
+        opts.say?.(`removed the deploy lock left by a deploy that is gone (pid ${h.pid} on ${h.host}, since ${h.since})`);
+      }
+      continue;
+    }
+    const who = holders.length > 0 ? holders.map((h) => `pid ${h.pid} of ${h.user} on ${h.host}, since ${h.since}`).join("; ") : "an update of its lock stack is in progress";
+    const names = lockStackName(opts.project, opts.stack);
+    throw new LockHeld(
+      `another deploy of ${what} is running (${who}); wait for it to finish. ` +
+        `If none runs (a deploy killed on another machine), \`pulumi cancel\` of stack ${names.stack} in project ${names.project} frees it.`,
+      { cause: first },
+    );
   }
+  throw new LockHeld(`another deploy of ${what} took the lock each time it was free; wait for it to finish`);
 }
