@@ -10,6 +10,7 @@ import { SandboxTraefik, startTraefik, stopTraefik } from "./traefik";
 import { ensureVmAddress, removeVmAddress } from "./vm-address";
 import { DockerEngine, ensureDockerEngine } from "./docker-engine";
 import { ensureFluxManifests } from "./flux-manifests";
+import { SandboxFluxControllers, startFluxControllers, stopFluxControllers } from "./flux-controllers";
 import { cloneProject, commitRelease, serverFile } from "./checkout";
 import { GitServer, startGitServer, stopGitServer } from "./git-server";
 import { DemoImages, backendHealthcheck, buildDemoImages } from "./images";
@@ -21,9 +22,9 @@ import { VPS_API_KEY_FILE, VPS_APP_PORT, VPS_DATA_PATH, VpsImages, buildVpsImage
 /*
  * The local sandbox: every part of the homelab, for real, on this machine. A Docker engine, a
  * registry standing in for Harbor, an sshd "VM" whose deploy user runs compose, a git host
- * (sshd and git-shell) serving the repository Flux watches, a Kubernetes control plane with a
- * real node (kubelet and containerd) running the pods, and Traefik serving the cluster's
- * Ingresses as on k3s; optionally a second sshd host as the VPS, whose app is served by a real
+ * (sshd and git-shell) serving the repository Flux syncs, a Kubernetes control plane with a
+ * real node (kubelet and containerd) running the pods, Traefik serving the cluster's Ingresses
+ * as on k3s, and Flux's source and kustomize controllers; optionally a second sshd host as the VPS, whose app is served by a real
  * Caddy with its internal CA. The `local` stack's config points the program at them.
  */
 
@@ -54,6 +55,8 @@ export interface Sandbox {
   readonly node: SandboxNode;
   /** Traefik, serving the program's Ingresses. */
   readonly traefik: SandboxTraefik;
+  /** Flux's source-controller and kustomize-controller, syncing the git host's repository. */
+  readonly flux: SandboxFluxControllers;
   readonly images: DemoImages;
   /** Traefik's web entry point, the stack's publicUrl. */
   readonly ingressUrl: string;
@@ -137,7 +140,11 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
     startNode(path.join(dir, "node"), { cluster, insecureRegistries: [registry.host], log }));
   const traefik = await step(log, "Traefik", () => startTraefik(path.join(dir, "traefik"), { kubeconfig: cluster.kubeconfig }));
   const images = await step(log, "demo images", () => buildDemoImages({ docker, registry, dir: path.join(dir, "images"), log }));
-  await step(log, "Flux CRDs", () => ensureFluxManifests(log));
+  const fluxCrds = await step(log, "Flux CRDs", () => ensureFluxManifests(log));
+  // Out of the cluster, as the program's `fluxControllers: external` expects; the CRDs go in
+  // first because the controllers refuse to start without them (the program applies the same).
+  const flux = await step(log, "Flux (source-controller, kustomize-controller)", () =>
+    startFluxControllers(path.join(dir, "flux"), { kubeconfig: cluster.kubeconfig, crds: fluxCrds, log }));
 
   const backendPort = opts.backendPort ?? 3001;
 
@@ -160,7 +167,7 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   fs.mkdirSync(path.join(dir, "state"), { recursive: true });
   const pulumiEnv = sandboxPulumiEnv(dir);
   return {
-    dir, docker, registry, vm, git, kubeconfig: cluster.kubeconfig, node, traefik, images,
+    dir, docker, registry, vm, git, kubeconfig: cluster.kubeconfig, node, traefik, flux, images,
     ingressUrl: traefik.url, backendHost: vm.host, backendPort, checkout, pulumiEnv, vps,
   };
 }
@@ -216,8 +223,8 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:backendVersionField": { value: "version" },
     "homelab:backendEnv": { value: JSON.stringify({ GREETING: "hello from the sandbox", PORT: String(sb.backendPort) }), secret: true },
     "homelab:fluxManifests": { value: ensureFluxManifests() },
-    // The sandbox's git host (sshd + git-shell, its deploy key). Flux's objects point at it;
-    // its controllers do not run on kwok.
+    "homelab:fluxControllers": { value: "external" },
+    // The sandbox's git host (sshd + git-shell, its deploy key), which Flux syncs from.
     "homelab:gitUrl": { value: sb.git.url },
     "homelab:gitBranch": { value: sb.git.branch },
     "homelab:gitKnownHosts": { value: sb.git.knownHosts },
@@ -275,6 +282,7 @@ export async function sandboxStack(sb: Sandbox, stackName = LOCAL_STACK, workDir
 
 /** Stops what startSandbox started in `dir`, by PID, and removes what it created. */
 export async function stopSandbox(dir: string, log: Log = (l) => process.stderr.write(`${l}\n`)): Promise<void> {
+  await step(log, "stopping Flux's controllers", () => stopFluxControllers(path.join(dir, "flux")));
   await step(log, "stopping Traefik", () => stopTraefik(path.join(dir, "traefik")));
   // The node first: it drains its pods through the API server while that still answers.
   await step(log, "stopping the node", () => stopNode(path.join(dir, "node"), { log }));

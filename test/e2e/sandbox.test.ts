@@ -17,7 +17,8 @@ import { manualRollback } from "../../deploy/manual-rollback";
 import { watch } from "../../deploy/watch";
 import { ROLLBACK_TRAILER, trailers } from "../../deploy/rollback-commit";
 import { tearDownSandboxStack } from "../support/sandbox-stack";
-import { freePort, stopProcess } from "../../sandbox/processes";
+import { freePort, stopProcess, waitFor } from "../../sandbox/processes";
+import { requestReconcile } from "../../sandbox/flux-controllers";
 import { ensureDockerEngine } from "../../sandbox/docker-engine";
 import { liveStatus } from "../../deploy/live-status";
 import { driftFound } from "../../deploy/outcome";
@@ -170,6 +171,14 @@ describe("sandbox end to end", { concurrency: false }, () => {
     assert.deepEqual(ledger.map((e) => e.result), ["promoted", "promoted"]);
     assert.match(ledger[1].backend, new RegExp(`^${v2()[1]}@sha256:`));
     assert.deepEqual(await health(), { status: 200, version: v2()[1] });
+    // Flux's controllers, syncing through the program's GitRepository and Kustomization, bring
+    // the same commit's release file to the cluster.
+    await requestReconcile(sb.kubeconfig, "GitRepository", "flux-system");
+    await requestReconcile(sb.kubeconfig, "Kustomization", "flux-system");
+    await waitFor(async () => {
+      const cm = await kubeClient(sb.kubeconfig).get<{ data?: Record<string, string> }>("/api/v1/namespaces/flux-system/configmaps/website-release");
+      return (cm?.data?.frontend ?? "").includes(v2()[0]) && (cm?.data?.backend ?? "").includes(v2()[1]);
+    }, { what: "Flux applying the promoted release file", timeoutMs: 90_000, intervalMs: 1000 });
   });
 
   for (const bad of ["unhealthy", "crash"] as const) {
