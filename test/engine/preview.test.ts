@@ -144,7 +144,6 @@ describe("pulumi preview of the local stack (real engine)", () => {
       ["release-record", "pulumi-nodejs:dynamic/homelab:ReleaseRecord"],
       ["vps", "homelab:vps:VpsApp"],
       ["vps-host-check", "pulumi-nodejs:dynamic/homelab:RemoteScript"],
-      ["vps-webhook-secret", "pulumi-nodejs:dynamic/homelab:RandomSecret"],
       ["vps-compose-deploy", "pulumi-nodejs:dynamic/homelab:RemoteScript"],
       ["vps-api-key", "pulumi-nodejs:dynamic/homelab:RemoteScript"],
     ];
@@ -168,9 +167,11 @@ describe("pulumi preview of the local stack (real engine)", () => {
     for (const name of ["frontend-namespace", "flux-install"]) {
       assert.deepEqual(state.get(name), { protect: true, retainOnDelete: true }, name);
     }
-    for (const name of ["backend-deploy", "vps-compose-deploy", "vps-webhook-secret"]) {
+    for (const name of ["backend-deploy", "vps-compose-deploy"]) {
       assert.equal(state.get(name)?.protect, true, name);
     }
+    // The program owns the VPS app's version here: no webhook, so no secret to generate.
+    assert.equal(state.get("vps-webhook-secret"), undefined);
     assert.notEqual(state.get("frontend-deployment")?.protect, true);
   });
 
