@@ -318,6 +318,72 @@ describe("faults during a deploy", { concurrency: false }, () => {
   });
 });
 
+describe("deploys across checkouts and a killed deploy", { concurrency: false }, () => {
+  it("two checkouts of the same stack deploying at once", async () => {
+    // A second clone with nothing shared but the git server and the state backend, as on another machine.
+    const other = cloneProject(sb.git, path.join(dir, "project-2"));
+    fs.copyFileSync(path.join(projectDir, `Pulumi.${STACK}.yaml`), path.join(other, `Pulumi.${STACK}.yaml`));
+    await scenario("two checkouts of the same stack deploying at once", "fault", [0], async () => {
+      const { to } = await target("any");
+      await release(to);
+      const [a, b] = await Promise.all([deploy(), npmDeploy(STACK, other, sb.pulumiEnv)]);
+      const refused = [a, b].find((r) => r.code !== 0);
+      const promoted = [a, b].find((r) => r.code === 0);
+      assert.ok(refused && promoted, `one promoted, one refused: exits ${a.code}, ${b.code}\n${a.output}\n${b.output}`);
+      assert.equal(refused.code, EXIT.refused, refused.output);
+      assert.match(refused.output, /REFUSED: another deploy of stack reliability is running \(pid \d+ of /);
+      return { ...promoted, output: `${a.output}\n${b.output}` };
+    });
+  });
+
+  it("the deploy process killed with SIGKILL between the failed up and the rollback, then a second deploy", async () => {
+    await scenario("deploy killed with SIGKILL between the failed up and the rollback, then a second deploy", "bad release", [0], async () => {
+      const from = await recordedPair(stack);
+      await clearExclusions(sb.git);
+      const bad: Pair = [sb.images.frontend.find((f) => f !== from[0])!, sb.images.backend.unhealthy];
+      await release(bad);
+      let killed: Promise<void> | undefined;
+      const first = await deploy((line) => {
+        if (!killed && /^deploy: rolling back both to the last promoted pair/.test(line)) {
+          killed = killDeploys();
+        }
+      });
+      await killed;
+      assert.ok(killed, `the deploy never began its rollback:\n${first.output.slice(-3000)}`);
+      // Killed: the frontend may serve the failed release beside the backend its host restored.
+      const second = await deploy();
+      assert.match(second.output, /finishing that rollback first/, second.output);
+      assert.match(second.output, /removed the deploy lock left by a deploy that is gone/, second.output);
+      assert.deepEqual(releaseInGit(), from, "git names the restored pair");
+      assert.ok(rollbackCommitOnTop(), "the rollback is recorded in git");
+      assert.deepEqual(await recordedPair(stack), from);
+      return { ...second, output: `${first.output}\n${second.output}` };
+    });
+  });
+});
+
+/** SIGKILLs every running `npm run deploy` of this suite with all it started (pulumi included). */
+async function killDeploys(): Promise<void> {
+  const descendants = (pid: number): number[] => childPids(pid).flatMap((c) => [c, ...descendants(c)]);
+  const cmdline = (pid: number): string => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+    } catch {
+      return "";
+    }
+  };
+  const roots = childPids(process.pid).filter((p) => / deploy -- --stack /.test(cmdline(p)));
+  const all = roots.flatMap((r) => [r, ...descendants(r)]);
+  for (const pid of all) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  await new Promise((r) => setTimeout(r, 500));
+}
+
 describe("hostile input", { concurrency: false }, () => {
   for (const [label, payload] of Object.entries(PAYLOADS)) {
     it(`a release file whose backend reference carries ${label}`, async () => {

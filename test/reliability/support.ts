@@ -11,7 +11,8 @@ export type Pair = readonly [frontend: string, backend: string];
 /** One row of bench/reliability.json. */
 export interface ScenarioResult {
   scenario: string;
-  kind: "fault" | "bad input";
+  /** A fault of the platform or the deploy process (the release is healthy), hostile input, or a release that fails its health check. */
+  kind: "fault" | "bad input" | "bad release";
   /** What the guarded deploy concluded: promoted, rolled back, refused, rollback failed, unexpected. */
   outcome: string;
   exitCode: number;
