@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { BUNDLE_END, FOLLOW_NO_RUN, renderBundle, renderDeployScript, renderDownScript, renderFollowScript, renderInspectScript } from "../lib/remote-deploy";
 import { renderEnvFile } from "../lib/compose";
 import { RemoteScript } from "../providers/remote-script";
-import { SshTarget, connectionArgs } from "./ssh-target";
+import { SshTarget, connectionArgs, warnTrustOnFirstUse } from "./ssh-target";
 
 /** Type token of the component. */
 export const COMPOSE_HOST_TYPE = "homelab:host:ComposeHost";
@@ -115,6 +115,7 @@ export class ComposeHost extends pulumi.ComponentResource {
       },
       { parent: this, protect: args.protect ?? false },
     );
+    warnTrustOnFirstUse(args.connection, deploy.pinnedHostKey, this);
     this.report = deploy.stdout;
     this.deployedAt = deploy.ranAt;
     this.registerOutputs({ report: this.report, deployedAt: this.deployedAt });

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { renderHostCheckScript } from "../lib/remote-deploy";
 import { RemoteScript } from "../providers/remote-script";
-import { SshTarget, connectionArgs } from "./ssh-target";
+import { SshTarget, connectionArgs, warnTrustOnFirstUse } from "./ssh-target";
 
 /** Name of the check script a HostCheck named `host` runs. */
 export function hostCheckName(host: string): string {
@@ -39,6 +39,7 @@ export class HostCheck extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    warnTrustOnFirstUse(args.connection, check.pinnedHostKey, this);
     this.report = check.stdout;
     this.registerOutputs({ report: this.report });
   }

@@ -9,10 +9,34 @@ export interface SshTarget {
   readonly user: pulumi.Input<string>;
   /** Private key of `user` (a secret). */
   readonly privateKey: pulumi.Input<string>;
-  /** The host's public key; every connection is refused unless the server presents it. */
+  /**
+   * The host's public key; every connection is refused unless the server presents it. When
+   * unset, the first connection pins the key the host presents (trust on first use, kept in the
+   * stack's state) and every later one is refused unless the host presents it again.
+   */
   readonly hostKey?: pulumi.Input<string>;
+  /** What sets `hostKey`, for the warning of trust on first use. @default "its host key" */
+  readonly hostKeySetting?: string;
   /** Connection attempts while the host is unreachable. @default 3 */
   readonly attempts?: number;
+}
+
+/**
+ * Warns, loudly, each run that a host's key was not configured and what was pinned instead, so
+ * the operator can compare it with the host's own and set it.
+ */
+export function warnTrustOnFirstUse(target: SshTarget, pinned: pulumi.Output<string | undefined>, resource: pulumi.Resource): void {
+  if (target.hostKey !== undefined) {
+    return;
+  }
+  pulumi.all([target.host, target.port ?? 22, pinned]).apply(([host, port, key]) => {
+    if (key) {
+      void pulumi.log.warn(
+        `TRUST ON FIRST USE: no host key is configured for ${host}:${port}; the key it presented on first contact, ${key}, is pinned and any other is refused. Check it against the host's own (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) and set ${target.hostKeySetting ?? "its host key"} to it.`,
+        resource,
+      );
+    }
+  });
 }
 
 /** The connection of a RemoteScript, with the private key always wrapped as a secret. */
@@ -23,6 +47,7 @@ export function connectionArgs(target: SshTarget): RemoteScriptArgs["connection"
     user: target.user,
     privateKey: pulumi.secret(target.privateKey),
     hostKey: target.hostKey,
+    ...(target.hostKey === undefined ? { trustOnFirstUse: true } : {}),
     attempts: target.attempts ?? 3,
   };
 }

@@ -76,8 +76,12 @@ export const CONFIG_KEYS = {
   backendAddress: { kind: "string", default: "", description: "Address the cluster's ingress uses to reach the backend VM; vmHost when unset (Kubernetes refuses loopback endpoint addresses)." },
   vmPort: { kind: "integer", default: 22, description: "SSH port of the backend VM." },
   vmUser: { kind: "string", default: "ubuntu", description: "SSH user on the backend VM (needs Docker access)." },
-  vmHostKey: { kind: "string", default: "", description: "The VM's public SSH host key ('ssh-ed25519 AAAA…'), pinned on every connection." },
-  vmSkipHostKeyCheck: { kind: "boolean", default: false, description: "Connect without checking the host key (unsafe; for first contact only)." },
+  vmHostKey: {
+    kind: "string",
+    default: "",
+    description: "The VM's public SSH host key ('ssh-ed25519 AAAA…'), pinned on every connection; when unset, the key the VM presents on first contact is pinned (trust on first use, with a warning).",
+  },
+  vmSkipHostKeyCheck: { kind: "boolean", default: false, description: "Removed: true is refused. Host keys are always checked; leave vmHostKey unset to pin the key on first contact." },
   vmPrivateKey: { kind: "secret", default: "", description: "Private SSH key of vmUser." },
   deployDir: { kind: "string", default: "/opt/backend", description: "Directory on the VM holding the compose file, .env and release history." },
   backendPort: { kind: "integer", default: 3001, description: "Port the backend listens on, in the container and on the VM." },
@@ -404,7 +408,11 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         return `does not match the release pattern ${tagPattern}`;
       }
     };
-    const skipHostKey = bool("vmSkipHostKeyCheck");
+    if (bool("vmSkipHostKeyCheck")) {
+      problems.push(
+        `${full("vmSkipHostKeyCheck")}: "true" no longer turns host-key checking off: remove it and leave homelab:vmHostKey unset, and the first deploy pins the key the VM presents (trust on first use) and refuses any other from then on`,
+      );
+    }
     const gitUrl = str("gitUrl", true, (v) => urlProblem(v, ["ssh:", "https:", "http:"]));
     const gitIsSsh = gitUrl?.startsWith("ssh://") ?? false;
     const fluxVersion = str("fluxVersion", true, (v) => (/^v\d+\.\d+\.\d+$/.test(v) ? undefined : "is not a release like v2.9.5")) ?? FLUX_VERSION;
@@ -441,7 +449,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         host: str("vmHost", true, hostProblem) ?? "",
         port: int("vmPort", 1, 65535),
         user: str("vmUser", true, (v) => (/^[a-z_][a-z0-9_-]{0,31}$/.test(v) ? undefined : "is not a user name")) ?? "",
-        hostKey: str("vmHostKey", !skipHostKey, hostKeyProblem),
+        hostKey: str("vmHostKey", false, hostKeyProblem),
       },
       backend: {
         address: str("backendAddress", false, hostProblem) ?? rawValue("vmHost") ?? "",

@@ -9,6 +9,11 @@ export interface SshEndpoint {
   readonly privateKey: string;
   /** `type base64` public host key; the connection is refused unless the server presents it. */
   readonly hostKey?: string;
+  /**
+   * Without `hostKey`: accept the key the server presents and report it (ScriptResult.hostKey),
+   * for the caller to pin from then on. Without either, every connection is refused. @default false
+   */
+  readonly trustOnFirstUse?: boolean;
   /** Connection attempts for unreachable hosts. @default 3 */
   readonly attempts?: number;
   /** Seconds per connection attempt. @default 10 */
@@ -19,6 +24,14 @@ export interface ScriptResult {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
+  /** The host key the server presented, `type base64`. */
+  readonly hostKey?: string;
+}
+
+/** `type base64` of a host key blob as the SSH protocol carries it (its type name comes first). */
+export function hostKeyText(blob: Buffer): string {
+  const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
+  return `${blob.subarray(4, 4 + len).toString("latin1")} ${blob.toString("base64")}`;
 }
 
 /** An SSH failure before the script ran: nothing on the host was changed. */
@@ -56,7 +69,7 @@ function hostKeyAlgorithms(type: string): string[] {
   return type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type];
 }
 
-function connectOnce(ep: SshEndpoint): Promise<Client> {
+function connectOnce(ep: SshEndpoint, seen: { hostKey?: string }): Promise<Client> {
   const where = `${ep.user}@${ep.host}:${ep.port}`;
   return new Promise((resolve, reject) => {
     const conn = new Client();
@@ -69,11 +82,20 @@ function connectOnce(ep: SshEndpoint): Promise<Client> {
       readyTimeout: (ep.timeoutSeconds ?? 10) * 1000,
       keepaliveInterval: 15_000,
     };
+    if (!ep.hostKey && !ep.trustOnFirstUse) {
+      reject(new SshConnectError(`no host key is pinned for ${ep.host}:${ep.port}: refusing to connect (set it, or leave it unset with trust on first use)`, "host-key"));
+      return;
+    }
+    config.hostVerifier = (key: Buffer): boolean => {
+      seen.hostKey = hostKeyText(key);
+      return true;
+    };
     if (ep.hostKey) {
       const [type, b64] = ep.hostKey.trim().split(/\s+/);
       const pinned = Buffer.from(b64 ?? "", "base64");
       config.algorithms = { serverHostKey: hostKeyAlgorithms(type) as NonNullable<ConnectConfig["algorithms"]>["serverHostKey"] };
       config.hostVerifier = (key: Buffer): boolean => {
+        seen.hostKey = hostKeyText(key);
         if (key.equals(pinned)) {
           return true;
         }
@@ -99,11 +121,11 @@ function connectOnce(ep: SshEndpoint): Promise<Client> {
 }
 
 /** Connects, retrying only while the host is unreachable (never after a key problem). */
-export async function connect(ep: SshEndpoint): Promise<Client> {
+export async function connect(ep: SshEndpoint, seen: { hostKey?: string } = {}): Promise<Client> {
   const attempts = Math.max(1, ep.attempts ?? 3);
   for (let i = 1; ; i++) {
     try {
-      return await connectOnce(ep);
+      return await connectOnce(ep, seen);
     } catch (e) {
       if (!(e instanceof SshConnectError) || e.kind !== "unreachable" || i >= attempts) {
         throw e;
@@ -118,6 +140,8 @@ export interface RunLimits {
   /** Seconds the script may run before the client closes the connection and fails. @default none */
   readonly deadlineSeconds?: number;
   readonly onLine?: (line: string) => void;
+  /** Filled with the host key the server presented, as soon as it did. */
+  readonly seen?: { hostKey?: string };
 }
 
 /**
@@ -125,7 +149,8 @@ export interface RunLimits {
  * in stdin only: the script text is visible to other users of the host (ps), stdin is not.
  */
 export async function runScript(ep: SshEndpoint, script: string, stdin = "", limits: RunLimits = {}): Promise<ScriptResult> {
-  const conn = await connect(ep);
+  const seen = limits.seen ?? {};
+  const conn = await connect(ep, seen);
   const where = `${ep.user}@${ep.host}:${ep.port}`;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -159,13 +184,13 @@ export async function runScript(ep: SshEndpoint, script: string, stdin = "", lim
           // No exit status and no signal: the connection went away, not the script.
           if (code === null || code === undefined) {
             if (signal) {
-              resolve({ code: 128, stdout, stderr });
+              resolve({ code: 128, stdout, stderr, hostKey: seen.hostKey });
             } else {
               reject(new SshConnectionLost(where));
             }
             return;
           }
-          resolve({ code, stdout, stderr });
+          resolve({ code, stdout, stderr, hostKey: seen.hostKey });
         });
         stream.end(stdin);
       });
@@ -205,26 +230,29 @@ export async function runDetached(ep: SshEndpoint, d: DetachedScript, stdin: str
   const where = `${ep.user}@${ep.host}:${ep.port}`;
   const reconnects = Math.max(0, d.reconnects ?? 5);
   let lost: Error | undefined;
+  const seen: { hostKey?: string } = {};
   try {
-    return await runScript(ep, withId(d.start), `${stdin}${d.endLine}\n`, { deadlineSeconds: left() });
+    return await runScript(ep, withId(d.start), `${stdin}${d.endLine}\n`, { deadlineSeconds: left(), seen });
   } catch (e) {
     if (!(e instanceof SshConnectionLost)) {
       throw e instanceof SshDeadlineExceeded ? new SshDeadlineExceeded(where, d.deadlineSeconds, true) : e;
     }
     lost = e;
   }
+  // Whoever answers again must be the host that took the run.
+  const again: SshEndpoint = { ...ep, attempts: 1, hostKey: ep.hostKey ?? seen.hostKey };
   for (let i = 1; i <= reconnects; i++) {
     await new Promise((r) => setTimeout(r, Math.min(10_000, 1000 * 2 ** (i - 1))));
     if (Date.now() >= end) {
       break;
     }
     try {
-      const r = await runScript({ ...ep, attempts: 1 }, withId(d.follow), "", { deadlineSeconds: left() });
+      const r = await runScript(again, withId(d.follow), "", { deadlineSeconds: left() });
       if (r.code !== d.noRunCode) {
         return r;
       }
       // The host never got the whole run: nothing happened there, so it is sent again.
-      return await runScript({ ...ep, attempts: 1 }, withId(d.start), `${stdin}${d.endLine}\n`, { deadlineSeconds: left() });
+      return await runScript(again, withId(d.start), `${stdin}${d.endLine}\n`, { deadlineSeconds: left() });
     } catch (e) {
       if (e instanceof SshDeadlineExceeded) {
         throw new SshDeadlineExceeded(where, d.deadlineSeconds, true);

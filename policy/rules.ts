@@ -268,7 +268,8 @@ export const noPlainSecrets: ResourceValidationPolicy = {
 
 // ---- remote host keys -------------------------------------------------------
 
-export const REMOTE_TYPES: readonly string[] = ["pulumi-nodejs:dynamic/homelab:RemoteScript", "command:remote:Command", "command:remote:CopyToRemote", "command:remote:CopyFile"];
+const REMOTE_SCRIPT = "pulumi-nodejs:dynamic/homelab:RemoteScript";
+export const REMOTE_TYPES: readonly string[] = [REMOTE_SCRIPT, "command:remote:Command", "command:remote:CopyToRemote", "command:remote:CopyFile"];
 
 /**
  * Fails closed: a hostKey that is absent is a violation even during preview. A hostKey that is an
@@ -277,7 +278,7 @@ export const REMOTE_TYPES: readonly string[] = ["pulumi-nodejs:dynamic/homelab:R
  */
 export const remoteHostKeyPinned: ResourceValidationPolicy = {
   name: "remote-host-key-pinned",
-  description: "Remote commands and copies over SSH pin the server's host key (connection.hostKey).",
+  description: "Remote commands and copies over SSH pin the server's host key (connection.hostKey, or trust on first use for the program's RemoteScript).",
   enforcementLevel: "mandatory",
   validateResource: (args: ResourceValidationArgs, report: ReportViolation) => {
     if (!REMOTE_TYPES.includes(args.type)) {
@@ -289,6 +290,11 @@ export const remoteHostKeyPinned: ResourceValidationPolicy = {
       return;
     }
     const hostKey: unknown = connection.hostKey;
+    // The program's own RemoteScript pins the key the host presents on first contact and refuses
+    // any other from then on (trust on first use, with a warning); nothing else does.
+    if (args.type === REMOTE_SCRIPT && connection.trustOnFirstUse === true) {
+      return;
+    }
     if (typeof hostKey !== "string" || hostKey.trim() === "") {
       const host = str(connection.host) ?? "?";
       report(`${describe(args)}: connection to ${quote(host)} has hostKey ${quote(hostKey)}; set it to the server's public host key`);

@@ -12,6 +12,8 @@ export interface RemoteScriptArgs {
     user: pulumi.Input<string>;
     privateKey: pulumi.Input<string>;
     hostKey?: pulumi.Input<string>;
+    /** Without hostKey: pin the key the host presents on first contact (kept in state). */
+    trustOnFirstUse?: pulumi.Input<boolean>;
     attempts?: pulumi.Input<number>;
   }>;
   /** Runs on create, and on update unless `update` is set. */
@@ -65,6 +67,8 @@ interface State {
   drift?: string[];
   /** When the script last ran (each run sets it, so what depends on a run runs after it again). */
   ranAt?: string;
+  /** With trust on first use: the host key the host presented on first contact, checked from then on. */
+  pinnedHostKey?: string;
   /** Planned by check from the old and new files, for the preview to show (see planServices). */
   services?: ServicePlan;
   stdout?: string;
@@ -135,21 +139,33 @@ export function remoteExitCode(message: string): number | undefined {
 /** Seconds a script that is not detached may run, unless its resource says otherwise. */
 const DEFAULT_TIMEOUT_SECONDS = 600;
 
-async function exec(label: string, state: State, script: string): Promise<string> {
+/** The endpoint to connect to: the configured host key, else the one pinned on first contact. */
+function endpoint(state: State, pinned: string | undefined): SshEndpoint {
+  return state.connection.hostKey || !pinned ? state.connection : { ...state.connection, hostKey: pinned };
+}
+
+/** The key to keep pinned after a run: none when one is configured, else the first one seen. */
+function pinAfter(state: State, pinned: string | undefined, seen: string | undefined): string | undefined {
+  return state.connection.hostKey ? undefined : (pinned ?? seen);
+}
+
+async function exec(label: string, state: State, script: string, pinned: string | undefined): Promise<{ stdout: string; hostKey?: string }> {
   const stdin = fullStdin(state);
+  const ep = endpoint(state, pinned);
   const r =
     state.detached && label !== "delete"
-      ? await runDetached(state.connection, { ...state.detached, start: script }, stdin)
-      : await runScript(state.connection, script, stdin, { deadlineSeconds: state.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS });
+      ? await runDetached(ep, { ...state.detached, start: script }, stdin)
+      : await runScript(ep, script, stdin, { deadlineSeconds: state.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS });
   if (r.code !== 0) {
     throw failure(label, state.connection.host, r.code, r.stderr || r.stdout);
   }
-  return r.stdout;
+  return { stdout: r.stdout, hostKey: r.hostKey };
 }
 
 /**
- * Runs scripts over SSH with the host key pinned. Create and update run only on `up`; a preview
- * connects to nothing.
+ * Runs scripts over SSH with the host key pinned: the configured one, or with trust on first use
+ * the one the host presented on first contact, kept in state (a changed key is refused). Create
+ * and update run only on `up`; a preview connects to nothing.
  */
 export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   check(olds: Partial<State>, news: State) {
@@ -165,8 +181,9 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
     return Promise.resolve({ inputs: services ? { ...inputs, services } : inputs });
   },
   async create(inputs: State) {
-    const stdout = await exec("create", inputs, inputs.create);
-    return { id: `${inputs.connection.host}:${inputs.connection.port}:${Date.now()}`, outs: { ...inputs, stdout, drift: [], ranAt: new Date().toISOString() } };
+    const r = await exec("create", inputs, inputs.create, undefined);
+    const pinnedHostKey = pinAfter(inputs, undefined, r.hostKey);
+    return { id: `${inputs.connection.host}:${inputs.connection.port}:${Date.now()}`, outs: { ...inputs, stdout: r.stdout, drift: [], ranAt: new Date().toISOString(), pinnedHostKey } };
   },
   diff(_id: string, olds: State, news: State) {
     const drifted = (olds.drift?.length ?? 0) > 0;
@@ -176,10 +193,10 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   async update(_id: string, olds: State, news: State) {
     // Drift found by a refresh is repaired by running the recorded release again.
     if (runKey(olds) === runKey(news) && (olds.drift?.length ?? 0) === 0) {
-      return { outs: { ...news, stdout: olds.stdout ?? "", drift: [], ranAt: olds.ranAt ?? "" } };
+      return { outs: { ...news, stdout: olds.stdout ?? "", drift: [], ranAt: olds.ranAt ?? "", pinnedHostKey: pinAfter(news, olds.pinnedHostKey, undefined) } };
     }
-    const stdout = await exec("update", news, news.update ?? news.create);
-    return { outs: { ...news, stdout, drift: [], ranAt: new Date().toISOString() } };
+    const r = await exec("update", news, news.update ?? news.create, olds.pinnedHostKey);
+    return { outs: { ...news, stdout: r.stdout, drift: [], ranAt: new Date().toISOString(), pinnedHostKey: pinAfter(news, olds.pinnedHostKey, r.hostKey) } };
   },
   /**
    * A refresh: with an inspect script, reads the host and records what differs from the last
@@ -190,16 +207,17 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       return { id, props };
     }
     // A read changes nothing: one retry is enough before the refresh reports the host unreachable.
-    const r = await runScript({ ...props.connection, attempts: Math.min(2, props.connection.attempts ?? 3) }, props.inspect, "", { deadlineSeconds: props.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS });
+    const ep = endpoint(props, props.pinnedHostKey);
+    const r = await runScript({ ...ep, attempts: Math.min(2, ep.attempts ?? 3) }, props.inspect, "", { deadlineSeconds: props.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS });
     if (r.code !== 0) {
       throw failure("read", props.connection.host, r.code, r.stderr || r.stdout);
     }
     const recorded = writtenFiles(props) ?? {};
-    return { id, props: { ...props, drift: findDrift(recorded, parseInspect(r.stdout)) } };
+    return { id, props: { ...props, drift: findDrift(recorded, parseInspect(r.stdout)), pinnedHostKey: pinAfter(props, props.pinnedHostKey, r.hostKey) } };
   },
   async delete(_id: string, props: State) {
     if (props.delete) {
-      await exec("delete", props, props.delete);
+      await exec("delete", props, props.delete, props.pinnedHostKey);
     }
   },
 };
@@ -217,6 +235,8 @@ export class RemoteScript extends pulumi.dynamic.Resource {
   declare public readonly ranAt: pulumi.Output<string>;
   /** What the last refresh found differing on the host (empty after a run). */
   declare public readonly drift: pulumi.Output<string[]>;
+  /** With trust on first use, the host key pinned on first contact; undefined when one is configured. */
+  declare public readonly pinnedHostKey: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: RemoteScriptArgs, opts?: pulumi.CustomResourceOptions) {
     const { secretStdout, ...inputs } = args;
@@ -225,7 +245,7 @@ export class RemoteScript extends pulumi.dynamic.Resource {
       name,
       // The plan check adds is read from the files: this placeholder makes the engine keep it as
       // secret as they are (it re-marks what the program passed secret), never plainer.
-      { ...inputs, services: pulumi.output(inputs.files).apply(() => ""), stdout: undefined, ranAt: undefined, drift: undefined },
+      { ...inputs, services: pulumi.output(inputs.files).apply(() => ""), stdout: undefined, ranAt: undefined, drift: undefined, pinnedHostKey: undefined },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["connection", "stdin", ...(secretStdout ? ["stdout"] : [])] }),
       MODULE,
       TYPE,

@@ -60,7 +60,6 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       manifests: s.flux.manifests,
       install: s.flux.install,
       controllers: s.flux.controllers,
-      controllers: s.flux.controllers,
       gitUrl: s.flux.gitUrl,
       branch: s.flux.branch,
       path: s.flux.path,
@@ -100,6 +99,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
     user: s.vm.user,
     privateKey: secrets.vmPrivateKey,
     hostKey: s.vm.hostKey,
+    hostKeySetting: "homelab:vmHostKey",
   };
   const vmCheck = new HostCheck(PART.backendVm, { connection: vm, deployDir: s.backend.deployDir, trigger: releaseId });
 

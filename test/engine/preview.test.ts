@@ -197,10 +197,10 @@ describe("pulumi preview of the local stack (real engine)", () => {
     assert.deepEqual(violations.map((e) => e.policyEvent?.message), []);
   });
 
-  it("refuses a plan the policy pack rejects: a VM without a pinned host key", async () => {
+  it("refuses the old switch that turned host-key checking off", async () => {
     await local.stack.setAllConfig({ "homelab:vmSkipHostKeyCheck": { value: "true" } });
     await local.stack.removeConfig("homelab:vmHostKey");
-    await assert.rejects(local.stack.preview({ color: "never", policyPacks: [POLICY] }), /remote-host-key-pinned|hostKey/);
+    await assert.rejects(local.stack.preview({ color: "never", policyPacks: [POLICY] }), /homelab:vmSkipHostKeyCheck: "true" no longer turns host-key checking off/);
   });
 
   it("shows no secret in the plan or the engine events", () => {

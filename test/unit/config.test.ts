@@ -96,12 +96,15 @@ describe("config", () => {
     assert.doesNotMatch(found.join(), /secret-xyz/);
   });
 
-  it("requires the host key unless host-key checking is explicitly skipped", () => {
+  it("leaves the host key to trust on first use when unset, and refuses the old switch that turned checking off", () => {
     const raw = validConfig();
     delete raw["homelab:vmHostKey"];
-    assert.throws(() => parseConfig(raw, isSecret), /homelab:vmHostKey: required/);
-    const cfg = parseConfig({ ...raw, "homelab:vmSkipHostKeyCheck": "true" }, isSecret);
-    assert.equal(cfg.homelab!.settings.vm.hostKey, undefined);
+    assert.equal(parseConfig(raw, isSecret).homelab!.settings.vm.hostKey, undefined);
+    assert.throws(
+      () => parseConfig({ ...raw, "homelab:vmSkipHostKeyCheck": "true" }, isSecret),
+      /homelab:vmSkipHostKeyCheck: "true" no longer turns host-key checking off: remove it and leave homelab:vmHostKey unset, and the first deploy pins the key the VM presents/,
+    );
+    assert.equal(parseConfig({ ...raw, "homelab:vmSkipHostKeyCheck": "false" }, isSecret).homelab!.settings.vm.hostKey, undefined);
   });
 
   it("runs Flux's controllers in the cluster unless told they run elsewhere", () => {

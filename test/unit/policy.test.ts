@@ -216,6 +216,14 @@ describe("policy: remote host key pinned", () => {
     assert.equal((await violations(remoteHostKeyPinned, resourceArgs("command:remote:Command", "x", {}))).length, 1);
   });
 
+  it("accepts the program's RemoteScript with trust on first use, and nothing else without a key", async () => {
+    assert.deepEqual(await violations(remoteHostKeyPinned, resourceArgs("pulumi-nodejs:dynamic/homelab:RemoteScript", "vm-check", conn({ trustOnFirstUse: true }))), []);
+    assert.deepEqual(await violations(remoteHostKeyPinned, resourceArgs("command:remote:Command", "deploy", conn({ trustOnFirstUse: true }))), [
+      'command:remote:Command "deploy": connection to "10.0.0.5" has hostKey undefined; set it to the server\'s public host key',
+    ]);
+    assert.equal((await violations(remoteHostKeyPinned, resourceArgs("pulumi-nodejs:dynamic/homelab:RemoteScript", "vm-check", conn({ trustOnFirstUse: "yes" })))).length, 1);
+  });
+
   it("leaves a host key unknown during preview to the engine's advisory path, without a violation", async () => {
     // What @pulumi/policy's server hands a rule: properties behind a proxy that throws on unknowns.
     const load = createRequire(__filename);

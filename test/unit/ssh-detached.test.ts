@@ -8,7 +8,7 @@ import * as path from "path";
 import { Server, utils } from "ssh2";
 import { installFakeDocker } from "../support/fake-docker";
 import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, renderBundle, renderDeployScript, renderFollowScript } from "../../lib/remote-deploy";
-import { SshEndpoint, runDetached } from "../../lib/ssh";
+import { SshEndpoint, runDetached, runScript } from "../../lib/ssh";
 
 /*
  * runDetached against an SSH server on loopback that runs each command under /bin/sh here (with
@@ -117,5 +117,39 @@ describe("a detached deploy over SSH", () => {
     const r = await detachedDeploy("r/backend:good-3");
     assert.equal(r.code, 0, r.stderr);
     assert.equal(fs.readFileSync(path.join(state, "running"), "utf8").trim(), "r/backend:good-3");
+  });
+});
+
+describe("host keys", () => {
+  const run = (target: SshEndpoint) => runScript(target, "echo ok", "");
+
+  it("refuses a host with no pinned key unless trust on first use is on", async () => {
+    await assert.rejects(run({ ...ep, hostKey: undefined }), /no host key is pinned for 127\.0\.0\.1:\d+: refusing to connect/);
+  });
+
+  it("on first use reports the key the host presented, which then pins it", async () => {
+    const first = await run({ ...ep, hostKey: undefined, trustOnFirstUse: true });
+    assert.equal(first.code, 0);
+    assert.equal(first.hostKey, ep.hostKey);
+    assert.equal((await run({ ...ep, hostKey: first.hostKey })).code, 0);
+  });
+
+  it("refuses a host whose key changed", async () => {
+    const other = utils.generateKeyPairSync("ed25519").public.trim();
+    await assert.rejects(run({ ...ep, hostKey: other }), /host key of 127\.0\.0\.1:\d+ is ssh-ed25519 .*, not the pinned ssh-ed25519 .*: refusing to connect/);
+  });
+
+  it("the provider pins the first key in state and refuses another one later", async () => {
+    const { remoteScriptProvider } = await import("../../providers/remote-script");
+    const tofu = { ...ep, hostKey: undefined, trustOnFirstUse: true };
+    const created = await remoteScriptProvider.create({ connection: tofu, create: "echo one" });
+    assert.equal(created.outs.pinnedHostKey, ep.hostKey);
+    const updated = await remoteScriptProvider.update!(created.id, created.outs, { connection: tofu, create: "echo two" });
+    assert.equal(updated.outs!.pinnedHostKey, ep.hostKey);
+    const stolen = { ...created.outs, pinnedHostKey: utils.generateKeyPairSync("ed25519").public.trim() };
+    await assert.rejects(remoteScriptProvider.update!(created.id, stolen, { connection: tofu, create: "echo three" }), /not the pinned ssh-ed25519/);
+    // A configured key wins and nothing stays pinned.
+    const configured = await remoteScriptProvider.update!(created.id, created.outs, { connection: ep, create: "echo four" });
+    assert.equal(configured.outs!.pinnedHostKey, undefined);
   });
 });
