@@ -5,6 +5,7 @@ import {
   absolutePathProblem,
   domainProblem,
   durationProblem,
+  embeddedCredentials,
   envProblem,
   hostKeyProblem,
   hostPortProblem,
@@ -51,6 +52,12 @@ export const CONFIG_KEYS = {
 
   registry: { kind: "string", default: "", description: "Registry host:port holding the frontend and backend images (Harbor)." },
   registryInsecure: { kind: "boolean", default: true, description: "The registry speaks plain HTTP." },
+  registryTokenHosts: {
+    kind: "array",
+    default: [],
+    description:
+      "Hosts (host[:port]) other than a registry's own to whose https token endpoint its credentials may be sent when it asks (e.g. auth.docker.io); both registries' credentials go nowhere else.",
+  },
   registryUsername: { kind: "string", default: "", description: "Registry user that pulls and scans images." },
   registryPassword: { kind: "secret", default: "", description: "Password of registryUsername." },
 
@@ -158,7 +165,8 @@ export type ConfigKey = keyof typeof CONFIG_KEYS;
 
 /** Validated homelab settings; secrets are kept apart so the caller can wrap them. */
 export interface HomelabSettings {
-  readonly registry: { readonly host: string; readonly insecure: boolean; readonly username: string };
+  /** `tokenHosts`: where else than the registry's own host its token endpoint may take the credentials (https only). */
+  readonly registry: { readonly host: string; readonly insecure: boolean; readonly username: string; readonly tokenHosts: readonly string[] };
   readonly kubeContext?: string;
   readonly namespace: string;
   /** Protect the namespace, Flux's installation and the backend's compose project from deletion. */
@@ -239,7 +247,8 @@ export interface VpsSettings {
    * names the tag in the compose file, and the app updates itself through its webhook.
    */
   readonly versionOwner: VersionOwner;
-  readonly registry: { readonly username: string; readonly insecure: boolean };
+  /** `tokenHosts`: as homelab:registryTokenHosts. */
+  readonly registry: { readonly username: string; readonly insecure: boolean; readonly tokenHosts: readonly string[] };
   readonly caddyImage: string;
   readonly appName: string;
   readonly appPort: number;
@@ -413,7 +422,15 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         `${full("vmSkipHostKeyCheck")}: "true" no longer turns host-key checking off: remove it and leave homelab:vmHostKey unset, and the first deploy pins the key the VM presents (trust on first use) and refuses any other from then on`,
       );
     }
-    const gitUrl = str("gitUrl", true, (v) => urlProblem(v, ["ssh:", "https:", "http:"]));
+    // Shown without its credentials: the problem text reaches logs and CI output.
+    const gitUrlWithCredentials = embeddedCredentials(rawValue("gitUrl") ?? "");
+    if (gitUrlWithCredentials) {
+      problems.push(
+        `${full("gitUrl")}: ${show(gitUrlWithCredentials)} carries credentials (user:token@), which plain config would store and print: ` +
+          `use an ssh:// URL with homelab:gitDeployKey, or an https URL without them and a git credential helper`,
+      );
+    }
+    const gitUrl = gitUrlWithCredentials ? undefined : str("gitUrl", true, (v) => urlProblem(v, ["ssh:", "https:", "http:"]));
     const gitIsSsh = gitUrl?.startsWith("ssh://") ?? false;
     const fluxVersion = str("fluxVersion", true, (v) => (/^v\d+\.\d+\.\d+$/.test(v) ? undefined : "is not a release like v2.9.5")) ?? FLUX_VERSION;
     const manifestsRaw = str("fluxManifests", false, (v) =>
@@ -426,6 +443,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         host: str("registry", true, hostPortProblem) ?? "",
         insecure: bool("registryInsecure"),
         username: str("registryUsername", true, (v) => (/^[A-Za-z0-9._@$+-]{1,255}$/.test(v) ? undefined : "is not a registry user name (letters, digits, . _ @ $ + -)")) ?? "",
+        tokenHosts: list("registryTokenHosts", hostPortProblem),
       },
       kubeContext: str("kubeContext", false, plainTextProblem),
       namespace: str("namespace", true, k8sNameProblem) ?? "",
@@ -547,6 +565,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       registry: {
         username: str("vpsRegistryUsername", true, (v) => (/^[A-Za-z0-9._@$+-]{1,255}$/.test(v) ? undefined : "is not a registry user name (letters, digits, . _ @ $ + -)")) ?? "",
         insecure: bool("vpsRegistryInsecure"),
+        tokenHosts: list("registryTokenHosts", hostPortProblem),
       },
       caddyImage: str("vpsCaddyImage", true, (v) => (DOCKER_REF.test(v) ? undefined : "is not an image reference")) ?? "",
       appName: appName ?? "",

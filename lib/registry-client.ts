@@ -6,6 +6,40 @@ export interface RegistryCredentials {
   readonly password: string;
 }
 
+export interface RegistryAccess {
+  /**
+   * Hosts other than the registry's own that its token challenge may send the credentials to,
+   * over https only (e.g. `auth.docker.io` for Docker Hub).
+   * @default []
+   */
+  readonly tokenHosts?: readonly string[];
+}
+
+/**
+ * Why the credentials must not go to a token endpoint, or undefined when they may: the registry's
+ * own host (over its own scheme, which may be plain HTTP on a LAN registry), or an https endpoint
+ * on a host the user allowed.
+ */
+export function tokenEndpointProblem(realm: string, registry: string, insecure: boolean, tokenHosts: readonly string[] = []): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(realm);
+  } catch {
+    return `its token endpoint ${JSON.stringify(realm.slice(0, 200))} is not a URL`;
+  }
+  const own = url.host.toLowerCase() === registry.toLowerCase() || (url.hostname.toLowerCase() === registry.toLowerCase() && url.port === "");
+  if (own && (url.protocol === "https:" || (insecure && url.protocol === "http:"))) {
+    return undefined;
+  }
+  if (url.protocol === "https:" && tokenHosts.some((h) => h.toLowerCase() === url.host.toLowerCase() || h.toLowerCase() === url.hostname.toLowerCase())) {
+    return undefined;
+  }
+  return (
+    `its token endpoint is ${url.origin}, ${own ? "the registry's own host over plain HTTP, which the registry is not configured for" : "not the registry's own host"}: ` +
+    `the credentials are not sent there (allow an https token host with homelab:registryTokenHosts)`
+  );
+}
+
 /** Manifest types a registry may hold for a tag; the digest is of whichever it serves. */
 const ACCEPT = [
   "application/vnd.oci.image.index.v1+json",
@@ -34,7 +68,7 @@ function who(creds: RegistryCredentials | undefined): string {
 
 async function request(url: string, init: RequestInit, what: string): Promise<Response> {
   try {
-    return await fetch(url, { ...init, signal: AbortSignal.timeout(15_000), redirect: "follow" });
+    return await fetch(url, { redirect: "follow", ...init, signal: AbortSignal.timeout(15_000) });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     throw new Error(`cannot reach the registry for ${what}: ${cause?.code ?? cause?.message ?? (e as Error).message}`, { cause: e });
@@ -46,21 +80,27 @@ async function request(url: string, init: RequestInit, what: string): Promise<Re
  * it would, with basic or token (Harbor, distribution) auth. Throws, naming the image, when the
  * tag is missing or the credentials are refused.
  */
-export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials | undefined, insecure: boolean): Promise<string> {
+export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials | undefined, insecure: boolean, access: RegistryAccess = {}): Promise<string> {
   const what = `${ref.registry}/${ref.repository}:${ref.tag}`;
   const url = `${insecure ? "http" : "https"}://${ref.registry}/v2/${ref.repository}/manifests/${encodeURIComponent(ref.tag)}`;
   let res = await request(url, { method: "HEAD", headers: { accept: ACCEPT } }, what);
   if (res.status === 401) {
     const challenge = parseChallenge(res.headers.get("www-authenticate") ?? "");
     let authorization: string;
+    let basicAuth = false;
     if (challenge.scheme === "bearer" && challenge.params.realm) {
+      const refused = creds ? tokenEndpointProblem(challenge.params.realm, ref.registry, insecure, access.tokenHosts) : undefined;
+      if (refused) {
+        throw new Error(`registry ${ref.registry} asks for a token for ${what}, and ${refused}`);
+      }
       const tokenUrl = new URL(challenge.params.realm);
       if (challenge.params.service) {
         tokenUrl.searchParams.set("service", challenge.params.service);
       }
       tokenUrl.searchParams.set("scope", challenge.params.scope ?? `repository:${ref.repository}:pull`);
       // Without credentials the token is anonymous, as for a public image.
-      const t = await request(tokenUrl.toString(), { headers: creds ? { authorization: basic(creds) } : {} }, what);
+      // A redirect would carry the credentials to wherever it points: refused with them.
+      const t = await request(tokenUrl.toString(), { headers: creds ? { authorization: basic(creds) } : {}, redirect: creds ? "error" : "follow" }, what);
       if (!t.ok) {
         throw new Error(`registry ${ref.registry} refused ${who(creds)} for ${what} (token endpoint answered ${t.status})`);
       }
@@ -68,16 +108,19 @@ export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials | 
       authorization = `Bearer ${body.token ?? body.access_token ?? ""}`;
     } else if (creds) {
       authorization = basic(creds);
+      basicAuth = true;
     } else {
       throw new Error(`registry ${ref.registry} wants credentials for ${what}, and none are set`);
     }
-    res = await request(url, { method: "HEAD", headers: { accept: ACCEPT, authorization } }, what);
+    // Basic credentials stay on the registry's own URL, never following a redirect elsewhere.
+    const redirect = basicAuth ? "error" : "follow";
+    res = await request(url, { method: "HEAD", headers: { accept: ACCEPT, authorization }, redirect }, what);
     if (res.status === 401 || res.status === 403) {
       throw new Error(`registry ${ref.registry} refused ${who(creds)} for ${what}`);
     }
     if (res.ok && !res.headers.get("docker-content-digest")) {
       // Some registries omit the digest on HEAD: hash the manifest itself.
-      const body = Buffer.from(await (await request(url, { headers: { accept: ACCEPT, authorization } }, what)).arrayBuffer());
+      const body = Buffer.from(await (await request(url, { headers: { accept: ACCEPT, authorization }, redirect }, what)).arrayBuffer());
       return `sha256:${crypto.createHash("sha256").update(body).digest("hex")}`;
     }
   }

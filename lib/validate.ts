@@ -31,6 +31,23 @@ export function portProblem(value: number): string | undefined {
   return Number.isInteger(value) && value >= 1 && value <= 65535 ? undefined : "is not a port (1-65535)";
 }
 
+/**
+ * The URL with its credentials masked, when it carries any: a password, or a user of an http(s)
+ * URL (where a user alone is a token); else undefined. An ssh user (`ssh://git@host/…`) is a name.
+ */
+export function embeddedCredentials(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (!url.password && !(url.username && /^https?:$/.test(url.protocol))) {
+    return undefined;
+  }
+  return `${url.protocol}//***@${url.host}${url.pathname}`;
+}
+
 /** `host[:port]`, as registries are named in image references. */
 export function hostPortProblem(value: string): string | undefined {
   const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(value);

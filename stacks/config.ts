@@ -91,7 +91,7 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
       settings,
       release,
       async resolveDigests() {
-        const [frontend, backend] = await Promise.all([resolveDigest(release.frontend, creds, insecure), resolveDigest(release.backend, creds, insecure)]);
+        const [frontend, backend] = await Promise.all([resolveDigest(release.frontend, creds, insecure, settings.registry), resolveDigest(release.backend, creds, insecure, settings.registry)]);
         return { frontend, backend };
       },
       secrets: {
@@ -111,7 +111,7 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
       settings,
       async resolveDigest() {
         const creds = token === undefined ? undefined : { username: settings.registry.username, password: token };
-        return settings.image.digest ?? (await resolveDigest(settings.image, creds, settings.registry.insecure));
+        return settings.image.digest ?? (await resolveDigest(settings.image, creds, settings.registry.insecure, settings.registry));
       },
       secrets: {
         privateKey: pulumi.secret(secrets.privateKey),

@@ -135,3 +135,25 @@ describe("hostile release files are refused, naming the file, the field and the 
     assert.equal(r.backend.tag, TAG_B);
   });
 });
+
+describe("credentials in plain config are refused", () => {
+  for (const url of ["https://deploy:ghp_0000000000000000000000000000000000@github.com/me/website.git", "https://ghp_0000000000000000000000000000000000@github.com/me/website.git", "ssh://git:hunter22@git.lan/website.git"]) {
+    it(`homelab:gitUrl ${url.replace(/\/\/.*@/, "//…@")}, named and masked`, () => {
+      const found = problems({ "homelab:gitUrl": url });
+      const mine = found.filter((p) => p.startsWith("homelab:gitUrl: "));
+      assert.equal(mine.length, 1, found.join("\n"));
+      assert.match(mine[0], /^homelab:gitUrl: "(https|ssh):\/\/\*\*\*@(github\.com|git\.lan)\/.*website\.git" carries credentials \(user:token@\)/);
+      assert.ok(!mine[0].includes("ghp_") && !mine[0].includes("hunter22"), "the credential is not echoed");
+    });
+  }
+
+  it("an ssh user alone is a name, not a credential", () => {
+    assert.deepEqual(problems({ "homelab:gitUrl": "ssh://git@git.lan/website.git" }).filter((p) => p.startsWith("homelab:gitUrl")), []);
+  });
+
+  it("homelab:registryTokenHosts takes host[:port] names only", () => {
+    assert.deepEqual(problems({ "homelab:registryTokenHosts": JSON.stringify(["auth.docker.io", "harbor.lan:8443"]) }), []);
+    const found = problems({ "homelab:registryTokenHosts": JSON.stringify(["https://auth.docker.io/token"]) });
+    assert.equal(found.filter((p) => p.startsWith("homelab:registryTokenHosts")).length, 1, found.join("\n"));
+  });
+});
