@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { redact } from "./rollback-commit";
 
 /** What one run of the engine did. */
 export interface EngineRun {
@@ -28,6 +29,41 @@ export interface UpOptions {
   readonly onOutput?: (text: string) => void;
   /** The `pulumi` command. @default "pulumi" (the one on PATH) */
   readonly pulumi?: string;
+  /**
+   * Secret values to keep out of everything printed: the engine's output carries what the hosts
+   * printed (a failed release's application logs among it), which may hold them.
+   * @default []
+   */
+  readonly secrets?: readonly string[];
+}
+
+/**
+ * Wraps `write` so that every secret value is replaced before it is written. Text is passed on a
+ * line at a time, so a value split across two chunks of output is still found.
+ */
+export function redactingWriter(write: (text: string) => void, secrets: readonly string[]): { write(text: string): void; flush(): void } {
+  if (secrets.length === 0) {
+    return { write, flush: () => undefined };
+  }
+  let pending = "";
+  return {
+    write(text) {
+      pending += text;
+      const end = pending.lastIndexOf("\n");
+      // A line this long is no progress line; it goes out whole even without its end.
+      const cut = end >= 0 ? end + 1 : pending.length > 65536 ? pending.length : 0;
+      if (cut > 0) {
+        write(redact(pending.slice(0, cut), secrets));
+        pending = pending.slice(cut);
+      }
+    },
+    flush() {
+      if (pending) {
+        write(redact(pending, secrets));
+        pending = "";
+      }
+    },
+  };
 }
 
 // The texts with which the service and the file backends refuse an update while another holds the lock.
@@ -53,11 +89,11 @@ export function up(opts: UpOptions): Promise<EngineRun> {
  * `pulumi refresh --preview-only`: every resource is read (the hosts, the gates, the cluster) and
  * nothing is written, not even the state.
  */
-export function readLive(opts: Pick<UpOptions, "stack" | "workDir" | "onOutput" | "pulumi">): Promise<EngineRun> {
+export function readLive(opts: Pick<UpOptions, "stack" | "workDir" | "onOutput" | "pulumi" | "secrets">): Promise<EngineRun> {
   return runCli(["refresh", "--preview-only"], opts);
 }
 
-async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDir" | "onOutput" | "pulumi">): Promise<EngineRun> {
+async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDir" | "onOutput" | "pulumi" | "secrets">): Promise<EngineRun> {
   const started = Date.now();
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-deploy-"));
   const eventLog = path.join(logDir, "events.jsonl");
@@ -65,21 +101,24 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
   if (!process.stdout.isTTY) {
     args.push("--non-interactive");
   }
-  const onOutput = opts.onOutput ?? ((t: string) => void process.stdout.write(t));
+  const out = redactingWriter(opts.onOutput ?? ((t: string) => void process.stdout.write(t)), opts.secrets ?? []);
   try {
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
       // --event-log is among the CLI's debug commands (the Automation API turns them on the same way).
       const child = spawn(opts.pulumi ?? "pulumi", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" } });
       let errText = "";
-      child.stdout.setEncoding("utf8").on("data", (t: string) => onOutput(t));
+      child.stdout.setEncoding("utf8").on("data", (t: string) => out.write(t));
       child.stderr.setEncoding("utf8").on("data", (t: string) => {
         errText += t;
-        onOutput(t);
+        out.write(t);
       });
       child.on("error", (e) =>
         reject(new Error(`could not run ${opts.pulumi ?? "pulumi"} (${e.message}): install the Pulumi CLI and put it on PATH`, { cause: e })),
       );
-      child.on("close", (c) => resolve({ code: c ?? 1, stderr: errText }));
+      child.on("close", (c) => {
+        out.flush();
+        resolve({ code: c ?? 1, stderr: redact(errText, opts.secrets ?? []) });
+      });
     });
     const events = readEvents(eventLog);
     const concurrent = code !== 0 && CONCURRENT.some((t) => stderr.includes(t));

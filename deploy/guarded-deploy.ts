@@ -98,7 +98,9 @@ const pairOf = (r: PromotedRelease): TagPair => ({ frontend: r.frontend.tag, bac
  */
 export async function deploy(opts: DeployOptions): Promise<number> {
   const policyPacks = opts.policyPacks ?? [POLICY_PACK];
-  const engine = (refresh = false): Promise<EngineRun> => up({ stack: opts.stack, workDir: opts.workDir, policyPacks, refresh });
+  // Set once the stack's config is read: nothing the engine prints before then carries a secret of it.
+  let secrets: readonly string[] = [];
+  const engine = (refresh = false): Promise<EngineRun> => up({ stack: opts.stack, workDir: opts.workDir, policyPacks, refresh, secrets });
   let stack: Stack;
   try {
     stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
@@ -110,6 +112,7 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     throw e;
   }
   const [project, config] = await Promise.all([stack.workspace.projectSettings(), stack.getAllConfig()]);
+  secrets = secretValues(config as StackConfig);
   let lock: DeployLock;
   try {
     lock = await acquireDeployLock({ project: project.name, stack: opts.stack, say });
@@ -123,7 +126,7 @@ export async function deploy(opts: DeployOptions): Promise<number> {
   try {
     const cfg = config as StackConfig;
     if (cfg["homelab:deployHomelab"]?.value === "false") {
-      return await deployVpsOnly(engine, opts.stack);
+      return await deployVpsOnly(engine, opts.stack, secrets);
     }
     const invalid = configProblems(cfg);
     if (invalid) {
@@ -369,7 +372,7 @@ async function updateSince(stack: Stack, version: number): Promise<string | unde
 }
 
 /** Deploys a stack without the homelab part; the VPS's host restores itself on failure. */
-async function deployVpsOnly(engine: (refresh?: boolean) => Promise<EngineRun>, name: string): Promise<number> {
+async function deployVpsOnly(engine: (refresh?: boolean) => Promise<EngineRun>, name: string, secrets: readonly string[]): Promise<number> {
   say(`stack ${name}: deploying the VPS app (the stack has no homelab part)`);
   // Refreshed: a VPS app that no longer runs as recorded is deployed again.
   const run = await engine(true);
@@ -377,13 +380,13 @@ async function deployVpsOnly(engine: (refresh?: boolean) => Promise<EngineRun>, 
     say(`REFUSED: another update of stack ${name} is in progress; wait for it to finish`);
     return EXIT.refused;
   }
-  const drift = reportDrift(run.events, []);
+  const drift = reportDrift(run.events, secrets);
   if (run.ok) {
     const image = stackOutput(run.events, "vpsImage");
     say(`${drift.length > 0 ? "REPAIRED" : "DEPLOYED"} in ${run.seconds}s${typeof image === "string" ? `: ${image}` : ""}`);
     return EXIT.promoted;
   }
-  return vpsFailure(run.events, failureReason(run.events, run.error), run.seconds);
+  return vpsFailure(run.events, redact(failureReason(run.events, run.error), secrets), run.seconds);
 }
 
 /** The outcome of a failed VPS deploy: nothing is pinned; the exit code says whether the previous release is back. */
