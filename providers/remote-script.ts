@@ -144,9 +144,13 @@ function endpoint(state: State, pinned: string | undefined): SshEndpoint {
   return state.connection.hostKey || !pinned ? state.connection : { ...state.connection, hostKey: pinned };
 }
 
-/** The key to keep pinned after a run: none when one is configured, else the first one seen. */
-function pinAfter(state: State, pinned: string | undefined, seen: string | undefined): string | undefined {
-  return state.connection.hostKey ? undefined : (pinned ?? seen);
+/**
+ * The key to keep pinned after a run, as outputs to add: none when one is configured, else the
+ * first one seen. Absent rather than undefined: the engine's wire format has no undefined.
+ */
+function pinAfter(state: State, pinned: string | undefined, seen: string | undefined): { pinnedHostKey?: string } {
+  const key = state.connection.hostKey ? undefined : (pinned ?? seen);
+  return key ? { pinnedHostKey: key } : {};
 }
 
 async function exec(label: string, state: State, script: string, pinned: string | undefined): Promise<{ stdout: string; hostKey?: string }> {
@@ -182,8 +186,7 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   },
   async create(inputs: State) {
     const r = await exec("create", inputs, inputs.create, undefined);
-    const pinnedHostKey = pinAfter(inputs, undefined, r.hostKey);
-    return { id: `${inputs.connection.host}:${inputs.connection.port}:${Date.now()}`, outs: { ...inputs, stdout: r.stdout, drift: [], ranAt: new Date().toISOString(), pinnedHostKey } };
+    return { id: `${inputs.connection.host}:${inputs.connection.port}:${Date.now()}`, outs: { ...inputs, stdout: r.stdout, drift: [], ranAt: new Date().toISOString(), ...pinAfter(inputs, undefined, r.hostKey) } };
   },
   diff(_id: string, olds: State, news: State) {
     const drifted = (olds.drift?.length ?? 0) > 0;
@@ -193,10 +196,10 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   async update(_id: string, olds: State, news: State) {
     // Drift found by a refresh is repaired by running the recorded release again.
     if (runKey(olds) === runKey(news) && (olds.drift?.length ?? 0) === 0) {
-      return { outs: { ...news, stdout: olds.stdout ?? "", drift: [], ranAt: olds.ranAt ?? "", pinnedHostKey: pinAfter(news, olds.pinnedHostKey, undefined) } };
+      return { outs: { ...news, stdout: olds.stdout ?? "", drift: [], ranAt: olds.ranAt ?? "", ...pinAfter(news, olds.pinnedHostKey, undefined) } };
     }
     const r = await exec("update", news, news.update ?? news.create, olds.pinnedHostKey);
-    return { outs: { ...news, stdout: r.stdout, drift: [], ranAt: new Date().toISOString(), pinnedHostKey: pinAfter(news, olds.pinnedHostKey, r.hostKey) } };
+    return { outs: { ...news, stdout: r.stdout, drift: [], ranAt: new Date().toISOString(), ...pinAfter(news, olds.pinnedHostKey, r.hostKey) } };
   },
   /**
    * A refresh: with an inspect script, reads the host and records what differs from the last
@@ -213,7 +216,7 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       throw failure("read", props.connection.host, r.code, r.stderr || r.stdout);
     }
     const recorded = writtenFiles(props) ?? {};
-    return { id, props: { ...props, drift: findDrift(recorded, parseInspect(r.stdout)), pinnedHostKey: pinAfter(props, props.pinnedHostKey, r.hostKey) } };
+    return { id, props: { ...props, drift: findDrift(recorded, parseInspect(r.stdout)), ...pinAfter(props, props.pinnedHostKey, r.hostKey) } };
   },
   async delete(_id: string, props: State) {
     if (props.delete) {

@@ -150,6 +150,10 @@ describe("host keys", () => {
     await assert.rejects(remoteScriptProvider.update!(created.id, stolen, { connection: tofu, create: "echo three" }), /not the pinned ssh-ed25519/);
     // A configured key wins and nothing stays pinned.
     const configured = await remoteScriptProvider.update!(created.id, created.outs, { connection: ep, create: "echo four" });
-    assert.equal(configured.outs!.pinnedHostKey, undefined);
+    assert.ok(!("pinnedHostKey" in configured.outs!));
+    // The engine's wire format (a protobuf Struct) has no undefined: outputs never hold one.
+    for (const outs of [created.outs, updated.outs, configured.outs]) {
+      assert.ok(!Object.values(outs as object).includes(undefined), JSON.stringify(outs));
+    }
   });
 });
