@@ -162,6 +162,12 @@ export async function acquireDeployLock(opts: LockOptions): Promise<DeployLock> 
       }
       continue;
     }
+    if (attempt === 0 && holders.length > 0) {
+      // Two takers at the same instant can each see the other's lock file and both back off:
+      // look once more, a moment later, before refusing.
+      await new Promise((r) => setTimeout(r, 500 + Math.random() * 1000));
+      continue;
+    }
     const who = holders.length > 0 ? holders.map((h) => `pid ${h.pid} of ${h.user} on ${h.host}, since ${h.since}`).join("; ") : "an update of its lock stack is in progress";
     const names = lockStackName(opts.project, opts.stack);
     throw new LockHeld(
