@@ -95,13 +95,14 @@ export function httpsBase(domain: string, httpsPort: number): string {
  * An app on a Docker host reached over SSH, behind a Caddy sidecar with automatic HTTPS. The
  * host is checked first (Docker, compose v2, a writable directory); then one remote deploy logs
  * in to the registry with the token on stdin, writes the compose file, Caddyfile and `.env`
- * (0600, with a generated webhook secret that stays the same across runs), starts the stack and
+ * (0600), starts the stack and
  * waits for the app to turn healthy, restoring the previous release on failure (ComposeHost).
  * Finally the app's API key is read from its container into a secret output.
  *
  * When the app owns its version (`versionOwner: "app"`), the compose file names the tag it
- * follows, the app gets the socket and the deploy directory at the host's paths, and the digest
- * it runs after each deploy is recorded; a newer digest the app pulled itself changes nothing.
+ * follows, the app gets the socket and the deploy directory at the host's paths, `.env` carries a
+ * generated webhook secret that stays the same across runs, and the digest it runs after each
+ * deploy is recorded; a newer digest the app pulled itself changes nothing.
  */
 export class VpsApp extends pulumi.ComponentResource {
   public readonly dashboardUrl: pulumi.Output<string>;
