@@ -24,6 +24,8 @@ export interface DeployOptions {
   readonly workDir: string;
   /** Policy packs to enforce. @default [POLICY_PACK] */
   readonly policyPacks?: readonly string[];
+  /** Told when the deploy was refused because another deploy of the stack holds the lock. */
+  readonly onLockHeld?: () => void;
 }
 
 const say = (line: string): void => void process.stderr.write(`deploy: ${line}\n`);
@@ -118,6 +120,7 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     lock = await acquireDeployLock({ project: project.name, stack: opts.stack, say });
   } catch (e) {
     if (e instanceof LockHeld) {
+      opts.onLockHeld?.();
       say(`REFUSED: ${e.message}`);
       return EXIT.refused;
     }

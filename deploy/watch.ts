@@ -26,6 +26,7 @@ const OUTCOME: Record<number, string> = {
   [EXIT.rollbackFailed]: "rollback failed",
   [EXIT.notRecorded]: "rolled back, not recorded in git",
   [EXIT.platform]: "the platform failed; resuming with back-off",
+  [-1]: "another deploy of the stack is running; trying again after it",
 };
 
 /** The longest wait between resumes while the platform stays down. */
@@ -56,10 +57,15 @@ function onlyOwnRollbacks(root: string, from: string, to: string): boolean {
   return bodies.length > 0 && bodies.every((b) => ROLLBACK_TRAILER in trailers(b));
 }
 
+/** Another deploy of the stack (from another checkout or machine) held the lock: nothing was tried. */
+const BUSY = -1;
+
 /** One guarded deploy; an error it throws is reported and counts as unexpected, and the watch goes on. */
 async function deployOnce(opts: WatchOptions): Promise<number> {
+  let busy = false;
   try {
-    return await deploy(opts);
+    const code = await deploy({ ...opts, onLockHeld: () => (busy = true) });
+    return busy ? BUSY : code;
   } catch (e) {
     say(`unexpected error: ${(e as Error).message}`);
     return EXIT.unexpected;
@@ -127,6 +133,11 @@ export async function watch(opts: WatchOptions): Promise<void> {
         // refused commit is not tried again until another one arrives.
         say(`${upstream.slice(0, 12)}: ${OUTCOME[code] ?? `exit ${code}`}`);
         opts.onOutcome?.(code, upstream);
+        if (code === BUSY) {
+          // Not deployed: the same commit is tried again once the other deploy is done.
+          await sleep(interval, opts.signal);
+          continue;
+        }
         if (code === EXIT.platform) {
           // Not deployed: the same commit is tried again once the platform may be back.
           resumes++;
