@@ -255,8 +255,10 @@ describe("sandbox end to end", { concurrency: false }, () => {
       assert.equal(r.code, EXIT.rolledBack, r.log);
       const failed = /FAILED after ([\d.]+)s in the frontend/.exec(r.log);
       assert.ok(failed, r.log);
-      // The rollout's deadline is the gate deadline; the verdict comes with it, not minutes later.
-      assert.ok(Number(failed[1]) <= GATE_DEADLINE_SECONDS + 30, `failed after ${failed[1]}s`);
+      // The rollout's deadline is the gate deadline (the provider's own 5-minute default would
+      // exceed the bound below); the rest of the time is the preview and refresh before it.
+      assert.match(r.log, /timed out waiting to be Ready/);
+      assert.ok(Number(failed[1]) <= GATE_DEADLINE_SECONDS + 150, `failed after ${failed[1]}s`);
       assert.match(r.log, /\[Pod website\/frontend-/, "the evidence names the failing pods");
       assert.match(r.log, bad === "unready" ? /unready|not ready|Readiness/i : /CrashLoopBackOff|back-off|restarting failed container|Error/i);
       const deployment = await kubeClient(sb.kubeconfig).get<{ spec: { template: { spec: { containers: { image: string }[] } } } }>("/apis/apps/v1/namespaces/website/deployments/frontend");
