@@ -233,7 +233,7 @@ async function clearPendingRollback(stack: Stack): Promise<void> {
  */
 function finishRollbackCommit(co: Checkout, pending: PendingRollback): void {
   const e = pending.event;
-  say(`a deploy was stopped while it rolled back frontend ${e.failed.frontend}, backend ${e.failed.backend} to frontend ${e.restored.frontend}, backend ${e.restored.backend} (${e.stage}, ${e.at}); finishing that rollback first`);
+  say(`the rollback of frontend ${e.failed.frontend}, backend ${e.failed.backend} to frontend ${e.restored.frontend}, backend ${e.restored.backend} (${e.stage}, ${e.at}) did not finish (its deploy was stopped, or it failed); finishing that rollback first`);
   const base = fetchUpstream(co);
   if (commitWithTrailer(co, ROLLBACK_TRAILER, e.id)) {
     moveCheckoutTo(co, base);
@@ -307,8 +307,9 @@ async function rollBack(c: RollbackContext): Promise<number> {
   };
   // Durable before anything else: a deploy killed from here on is finished by the next one,
   // which also runs the remote deploys the failed update cut short.
+  // History's start times have whole seconds; the failed update started well before this.
+  const failedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
   const unfinished = await markUnfinishedRemoteRuns(c.stack, c.run.events, { pending: record });
-  const seen = await lastUpdate(c.stack);
   say(`rolling back both to the last promoted pair: ${describeRunning(c.last)}`);
   const change = rollbackChange(record);
   const message = rollbackMessage(record);
@@ -321,7 +322,7 @@ async function rollBack(c: RollbackContext): Promise<number> {
   }
   // Another update of the stack since the failed one (a \`pulumi up\` by hand, from anywhere) has
   // moved the release: the rollback is not deployed over it.
-  const other = await updateSince(c.stack, seen);
+  const other = await updateSince(c.stack, failedAt);
   // Refreshed first: a failed rollout (an API server gone mid-update) can leave the cluster on
   // the failed release while the stack records the previous one.
   const back = other ? undefined : await c.engine(true);
@@ -358,20 +359,17 @@ async function rollBack(c: RollbackContext): Promise<number> {
   return outcome;
 }
 
-/** The version of the stack's newest update, as its history records it. */
-async function lastUpdate(stack: Stack): Promise<number> {
-  return (await stack.history(1, 1))[0]?.version ?? 0;
-}
-
-/** The newest update or destroy of the stack after `version`, described for people, if any. */
-async function updateSince(stack: Stack, version: number): Promise<string | undefined> {
-  const newer = (await stack.history(10, 1)).filter((u) => u.version > version && (u.kind === "update" || u.kind === "destroy"));
-  const u = newer[0];
+/**
+ * The newest update or destroy of the stack that started at `since` or later, described for
+ * people, if any (by start time: self-managed backends number every update 0).
+ */
+async function updateSince(stack: Stack, since: Date): Promise<string | undefined> {
+  const u = (await stack.history(10, 1)).find((h) => new Date(h.startTime).getTime() >= since.getTime() && (h.kind === "update" || h.kind === "destroy"));
   if (!u) {
     return undefined;
   }
   const by = u.environment?.["exec.kind"] ?? u.environment?.["git.author"];
-  return `stack ${stack.name} had update #${u.version} (${u.kind}, ${u.result}, started ${u.startTime.toISOString()}${by ? `, ${by}` : ""})`;
+  return `stack ${stack.name} had another ${u.kind} (${u.result}, started ${new Date(u.startTime).toISOString()}${by ? `, ${by}` : ""})`;
 }
 
 /** Deploys a stack without the homelab part; the VPS's host restores itself on failure. */

@@ -6,6 +6,7 @@ import { LockHolder, lockHolders, lockStackName, staleLockFile } from "../../dep
 const REFUSAL = [
   "error: the stack is currently locked by 2 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.",
   "  file:///srv/state/.pulumi/locks/organization/homelab-stack-deploy-lock/production/48d6045f.json?no_tmp_dir=true: created by root@vm (pid 7640) at 2026-12-01T02:38:15Z",
+  "  file:///srv/state/.pulumi/locks/organization/homelab-stack-deploy-lock/production/48d6045f.json.attrs?no_tmp_dir=true: created by root@vm (pid 7640) at 2026-12-01T02:38:15Z",
   "  s3://bucket/.pulumi/locks/organization/homelab-stack-deploy-lock/production/9f1c.json: created by ci runner@build-7 (pid 12) at 2026-12-01T02:39:00Z",
 ].join("\n");
 
@@ -16,7 +17,7 @@ describe("deploy lock", () => {
     assert.deepEqual(lockStackName("ignored", "acme/site/production"), { project: "site-deploy-lock", stack: "acme/site-deploy-lock/production" });
   });
 
-  it("reads every holder the CLI names", () => {
+  it("reads every holder the CLI names, once each", () => {
     assert.deepEqual(lockHolders(REFUSAL), [
       { url: "file:///srv/state/.pulumi/locks/organization/homelab-stack-deploy-lock/production/48d6045f.json?no_tmp_dir=true", user: "root", host: "vm", pid: 7640, since: "2026-12-01T02:38:15Z" },
       { url: "s3://bucket/.pulumi/locks/organization/homelab-stack-deploy-lock/production/9f1c.json", user: "ci runner", host: "build-7", pid: 12, since: "2026-12-01T02:39:00Z" },
