@@ -537,9 +537,6 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       // A digest would stop the app from ever moving: it follows the tag.
       problems.push(`${full("vpsImage")}: ${show(image)} names a digest, but with ${full("vpsVersionOwner")} 'app' the app follows a tag (registry/repository:tag)`);
     }
-    if (versionOwner === "app" && rawValue("vpsDockerSocket") === "false") {
-      problems.push(`${full("vpsDockerSocket")}: "false", but with ${full("vpsVersionOwner")} 'app' the app needs the Docker socket to update itself`);
-    }
     const webhookEnv = str("vpsWebhookSecretEnv", true, (v) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(v) ? undefined : "is not an environment variable name"));
     const envText = secret("vpsEnv", false, envProblem);
     const env = envText ? (JSON.parse(envText) as Record<string, string>) : {};

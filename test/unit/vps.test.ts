@@ -145,13 +145,14 @@ describe("VPS config", () => {
     assert.equal(s.dockerSocketPath, "/run/user/1000/docker.sock");
   });
 
-  it("refuses an owner it does not know, a pinned digest or no socket for a self-updating app, naming key and value", () => {
+  it("refuses an owner it does not know or a pinned digest for a self-updating app, naming key and value", () => {
     assert.throws(() => parse({ "homelab:vpsVersionOwner": "flux" }), /homelab:vpsVersionOwner: "flux" is not 'program' or 'app'/);
     assert.throws(
       () => parse({ "homelab:vpsVersionOwner": "app", "homelab:vpsImage": `127.0.0.1:5000/infrakt:1.4.0@sha256:${"b".repeat(64)}` }),
       /homelab:vpsImage: "127\.0\.0\.1:5000\/infrakt:1\.4\.0@sha256:b+\.\.\." names a digest, but with homelab:vpsVersionOwner 'app' the app follows a tag/,
     );
-    assert.throws(() => parse({ "homelab:vpsVersionOwner": "app", "homelab:vpsDockerSocket": "false" }), /homelab:vpsDockerSocket: "false", but with homelab:vpsVersionOwner 'app'/);
+    // The engine passes every declared key's default, so vpsDockerSocket "false" is the default here, not a refusal.
+    assert.equal(parse({ "homelab:vpsVersionOwner": "app", "homelab:vpsDockerSocket": "false" }).vps!.settings.dockerSocket, true);
     assert.throws(() => parse({ "homelab:vpsDockerSocketPath": "docker.sock" }), /homelab:vpsDockerSocketPath: "docker.sock"/);
     // The webhook's variable is only reserved where there is a webhook.
     assert.doesNotThrow(() => parse({ "homelab:vpsEnv": JSON.stringify({ GITHUB_WEBHOOK_SECRET: "theirs" }) }));
