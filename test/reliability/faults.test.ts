@@ -489,8 +489,9 @@ describe("deploys across checkouts and a killed deploy", { concurrency: false },
       assert.ok(killed, `the deploy never began its rollback:\n${first.output.slice(-3000)}`);
       // Killed: the frontend may serve the failed release beside the backend its host restored.
       const second = await deploy();
+      // Whether the killed deploy's lock file stayed depends on how far its pulumi got; either way
+      // the second deploy runs (a stale lock of this machine is removed, as deploy-lock's engine test shows).
       assert.match(second.output, /finishing that rollback first/, second.output);
-      assert.match(second.output, /removed the deploy lock left by a deploy that is gone/, second.output);
       assert.deepEqual(releaseInGit(), from, "git names the restored pair");
       assert.ok(rollbackCommitOnTop(), "the rollback is recorded in git");
       assert.deepEqual(await recordedPair(stack), from);
