@@ -80,9 +80,10 @@ export function staleLockFile(holder: LockHolder, hostname = os.hostname(), isAl
 // secrets provider the deployed stack uses.
 const LOCK_ENV: Record<string, string> = { PULUMI_CONFIG_PASSPHRASE: "", ...(process.env.PULUMI_CONFIG_PASSPHRASE_FILE ? { PULUMI_CONFIG_PASSPHRASE_FILE: "" } : {}) };
 
-async function lockStack(project: string, stack: string, workDir?: string): Promise<Stack> {
+/** The lock stack, in a workspace of its own (a temporary directory the automation API makes). */
+async function lockStack(project: string, stack: string): Promise<Stack> {
   const args = { ...lockStackName(project, stack), program: () => Promise.resolve() };
-  const open = (): Promise<Stack> => LocalWorkspace.createOrSelectStack({ stackName: args.stack, projectName: args.project, program: args.program }, { envVars: LOCK_ENV, ...(workDir ? { workDir } : {}) });
+  const open = (): Promise<Stack> => LocalWorkspace.createOrSelectStack({ stackName: args.stack, projectName: args.project, program: args.program }, { envVars: LOCK_ENV });
   try {
     return await open();
   } catch (e) {
@@ -116,6 +117,16 @@ export interface LockOptions {
 export async function acquireDeployLock(opts: LockOptions): Promise<DeployLock> {
   const what = opts.what ?? `stack ${opts.stack}`;
   const stack = await lockStack(opts.project, opts.stack);
+  const dropWorkspace = (): void => fs.rmSync(stack.workspace.workDir, { recursive: true, force: true });
+  try {
+    return await hold(stack, opts, what, dropWorkspace);
+  } catch (e) {
+    dropWorkspace();
+    throw e;
+  }
+}
+
+async function hold(stack: Stack, opts: LockOptions, what: string, dropWorkspace: () => void): Promise<DeployLock> {
   for (let attempt = 0; attempt < 3; attempt++) {
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
@@ -136,6 +147,7 @@ export async function acquireDeployLock(opts: LockOptions): Promise<DeployLock> 
         async release() {
           release();
           await update.catch(() => undefined);
+          dropWorkspace();
         },
       };
     }
