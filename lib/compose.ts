@@ -1,5 +1,14 @@
 import * as YAML from "yaml";
 
+/** A bind mount in the long syntax, which can refuse a missing source instead of creating it. */
+export interface ComposeBind {
+  type: "bind";
+  source: string;
+  target: string;
+  read_only?: boolean;
+  bind: { create_host_path: boolean };
+}
+
 /** The subset of the Compose specification this project renders. */
 export interface ComposeService {
   image: string;
@@ -9,7 +18,7 @@ export interface ComposeService {
   environment?: Record<string, string>;
   ports?: string[];
   expose?: string[];
-  volumes?: string[];
+  volumes?: (string | ComposeBind)[];
   command?: string[];
   labels?: Record<string, string>;
   healthcheck?: {
@@ -184,7 +193,7 @@ export function renderVpsCompose(o: VpsComposeOptions): ComposeFile {
     "-c",
     `import urllib.request; urllib.request.urlopen('http://localhost:${o.appPort}${healthPath}')`,
   ];
-  const appVolumes = [`${dataVolume}:${o.dataPath ?? "/data"}`];
+  const appVolumes: (string | ComposeBind)[] = [`${dataVolume}:${o.dataPath ?? "/data"}`];
   if (o.sshKeys) {
     appVolumes.push(`${o.sshKeys.hostDir}:${o.sshKeys.mountPath}:ro`);
   }
@@ -192,7 +201,8 @@ export function renderVpsCompose(o: VpsComposeOptions): ComposeFile {
     throw new Error("selfUpdate: the app needs dockerSocket to update itself");
   }
   if (o.dockerSocket) {
-    appVolumes.push(`${o.dockerSocket.hostPath}:${CONTAINER_DOCKER_SOCKET}`);
+    // A socket path that does not exist fails the deploy rather than becoming an empty directory.
+    appVolumes.push({ type: "bind", source: o.dockerSocket.hostPath, target: CONTAINER_DOCKER_SOCKET, bind: { create_host_path: false } });
   }
   if (o.selfUpdate) {
     // The same absolute path inside as on the host: compose resolves the project's relative

@@ -88,10 +88,13 @@ describe("VPS compose file", () => {
 
   it("mounts the Docker socket only where asked, from where the host has it", () => {
     const off = renderVpsCompose(base).services.infrakt;
-    assert.ok(!off.volumes!.some((v) => v.includes("docker.sock")));
+    assert.ok(!JSON.stringify(off.volumes).includes("docker.sock"));
     assert.equal(off.environment, undefined);
     const socket = renderVpsCompose({ ...base, dockerSocket: { hostPath: "/run/user/1000/docker.sock" } }).services.infrakt;
-    assert.deepEqual(socket.volumes, ["infrakt-data:/data", "/run/user/1000/docker.sock:/var/run/docker.sock"]);
+    assert.deepEqual(socket.volumes, [
+      "infrakt-data:/data",
+      { type: "bind", source: "/run/user/1000/docker.sock", target: "/var/run/docker.sock", bind: { create_host_path: false } },
+    ]);
     assert.equal(socket.environment, undefined, "the socket alone does not make the app manage its project");
   });
 
@@ -99,7 +102,11 @@ describe("VPS compose file", () => {
     const tagged = { ...base, image: "ghcr.io/e4dev-solutions/e4dev-infrakt:latest" };
     const app = renderVpsCompose({ ...tagged, dockerSocket: { hostPath: "/var/run/docker.sock" }, selfUpdate: { deployDir: "/opt/infrakt" } }).services.infrakt;
     assert.equal(app.image, "ghcr.io/e4dev-solutions/e4dev-infrakt:latest");
-    assert.deepEqual(app.volumes, ["infrakt-data:/data", "/var/run/docker.sock:/var/run/docker.sock", "/opt/infrakt:/opt/infrakt:ro"]);
+    assert.deepEqual(app.volumes, [
+      "infrakt-data:/data",
+      { type: "bind", source: "/var/run/docker.sock", target: "/var/run/docker.sock", bind: { create_host_path: false } },
+      "/opt/infrakt:/opt/infrakt:ro",
+    ]);
     assert.deepEqual(app.environment, {
       COMPOSE_FILE: "/opt/infrakt/docker-compose.yml",
       COMPOSE_PROJECT_NAME: "infrakt",
@@ -339,7 +346,7 @@ describe("VPS app that owns its version", () => {
     const files = rec.byName("self-compose-deploy").inputs.files as Record<string, string>;
     const svc = YAML.parse(files["docker-compose.yml"]).services.infrakt;
     assert.equal(svc.image, "ghcr.io/e4dev-solutions/e4dev-infrakt:latest");
-    assert.ok(svc.volumes.includes("/run/docker.sock:/var/run/docker.sock"));
+    assert.ok(svc.volumes.some((v: { source?: string; target?: string }) => v.source === "/run/docker.sock" && v.target === "/var/run/docker.sock"));
     assert.ok(svc.volumes.includes("/opt/infrakt:/opt/infrakt:ro"));
     assert.equal(svc.environment.COMPOSE_PROJECT_NAME, "infrakt");
     assert.deepEqual(rec.byName("self-compose-deploy").inputs.envKeys, ["GITHUB_WEBHOOK_SECRET"]);
