@@ -37,8 +37,14 @@ export function lockStackName(project: string, stack: string): { project: string
 /** The holders the CLI lists when a file, S3, GCS or Azure backend refuses an update. */
 export function lockHolders(message: string): LockHolder[] {
   const all = [...message.matchAll(/^\s*(\S+): created by (.*)@(\S+) \(pid (\d+)\) at (\S+)\s*$/gm)].map((m) => ({ url: m[1], user: m[2], host: m[3], pid: Number(m[4]), since: m[5] }));
-  // A file backend lists a lock's metadata file (`<id>.json.attrs`) as a second lock of the same holder.
-  return all.filter((h) => !/\.attrs(\?|$)/.test(h.url));
+  // A file backend can list one holder's lock twice (its metadata file `<id>.json.attrs` too).
+  const seen = new Set<string>();
+  return all.filter((h) => {
+    const key = `${h.pid}@${h.host}@${h.since}`;
+    const first = !/\.attrs(\?|$)/.test(h.url) && !seen.has(key);
+    seen.add(key);
+    return first;
+  });
 }
 
 /** The CLI's own error line in an Automation API error, else its last line. */

@@ -7,6 +7,7 @@ const REFUSAL = [
   "error: the stack is currently locked by 2 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.",
   "  file:///srv/state/.pulumi/locks/organization/homelab-stack-deploy-lock/production/48d6045f.json?no_tmp_dir=true: created by root@vm (pid 7640) at 2026-12-01T02:38:15Z",
   "  file:///srv/state/.pulumi/locks/organization/homelab-stack-deploy-lock/production/48d6045f.json.attrs?no_tmp_dir=true: created by root@vm (pid 7640) at 2026-12-01T02:38:15Z",
+  "  file:///srv/state/.pulumi/locks/organization/homelab-stack-deploy-lock/production/48d6045f.json?no_tmp_dir=true: created by root@vm (pid 7640) at 2026-12-01T02:38:15Z",
   "  s3://bucket/.pulumi/locks/organization/homelab-stack-deploy-lock/production/9f1c.json: created by ci runner@build-7 (pid 12) at 2026-12-01T02:39:00Z",
 ].join("\n");
 
