@@ -510,7 +510,8 @@ async function killDeploys(): Promise<void> {
       return "";
     }
   };
-  const roots = childPids(process.pid).filter((p) => / deploy -- --stack /.test(cmdline(p)));
+  // npm retitles itself ("npm run deploy --stack …"), dropping "-s" and "--".
+  const roots = childPids(process.pid).filter((p) => /\bdeploy\b.* --stack /.test(cmdline(p)));
   const all = roots.flatMap((r) => [r, ...descendants(r)]);
   for (const pid of all) {
     try {
