@@ -1,7 +1,7 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { CaddyTls, caddyfileToText, renderVpsCaddyfile } from "../lib/caddy";
-import { composeToYaml, renderVpsCompose } from "../lib/compose";
+import { DOCKER_AUTH_ENV, composeToYaml, dockerAuthConfig, renderVpsCompose } from "../lib/compose";
 import { VersionOwner } from "../lib/config";
 import { renderReadSecretScript } from "../lib/remote-deploy";
 import { renderRunningImageScript } from "../lib/self-update";
@@ -165,7 +165,16 @@ export class VpsApp extends pulumi.ComponentResource {
         healthcheckTest: args.healthcheck,
       }),
     );
-    const env = secret ? pulumi.all([args.env ?? {}, secret.value]).apply(([extra, value]) => ({ ...extra, [webhookEnv]: value })) : pulumi.output(args.env ?? {});
+    // A self-updating app pulls its tag itself: it gets the registry login in .env (0600), since
+    // the host's deploy keeps none once it has pulled.
+    const registry = args.registry;
+    const env = secret
+      ? pulumi.all([args.env ?? {}, secret.value, registry?.token]).apply(([extra, value, token]) => ({
+          ...extra,
+          [webhookEnv]: value,
+          ...(registry && token ? { [DOCKER_AUTH_ENV]: dockerAuthConfig(registry.server, registry.username, token) } : {}),
+        }))
+      : pulumi.output(args.env ?? {});
 
     const host = new ComposeHost(
       vpsComposeName(name),

@@ -155,9 +155,9 @@ export interface VpsComposeOptions {
   readonly dockerSocket?: { readonly hostPath: string };
   /**
    * The app updates itself (it owns its version): the deploy directory is mounted read-only at
-   * the same path, and COMPOSE_FILE, COMPOSE_PROJECT_NAME and DOCKER_CONFIG name the project, its
-   * files and the registry login as the host has them, so compose inside the container manages
-   * the very containers the program deploys. Needs `dockerSocket`. None when unset.
+   * the same path, and COMPOSE_FILE and COMPOSE_PROJECT_NAME name the project and its files as
+   * the host has them, so compose inside the container manages the very containers the program
+   * deploys. Needs `dockerSocket`. None when unset.
    */
   readonly selfUpdate?: { readonly deployDir: string };
   /** @default "/api/health" */
@@ -169,12 +169,17 @@ export interface VpsComposeOptions {
 /** Where the docker CLI in the app's container finds the engine. */
 export const CONTAINER_DOCKER_SOCKET = "/var/run/docker.sock";
 
-/**
- * The app's environment for updating itself with compose: the same project, files and registry
- * login as the host's deploy (lib/remote-deploy.ts writes them under the deploy directory).
- */
+/** The app's environment for updating itself with compose: the same project and files as the host's deploy. */
 export function selfUpdateEnvironment(project: string, deployDir: string): Record<string, string> {
-  return { COMPOSE_FILE: `${deployDir}/docker-compose.yml`, COMPOSE_PROJECT_NAME: project, DOCKER_CONFIG: `${deployDir}/.docker` };
+  return { COMPOSE_FILE: `${deployDir}/docker-compose.yml`, COMPOSE_PROJECT_NAME: project };
+}
+
+/** The variable the docker CLI (28.1 and later) and compose read registry credentials from. */
+export const DOCKER_AUTH_ENV = "DOCKER_AUTH_CONFIG";
+
+/** A Docker config's `auths` for one registry, as DOCKER_AUTH_CONFIG carries it. */
+export function dockerAuthConfig(server: string, username: string, token: string): string {
+  return JSON.stringify({ auths: { [server]: { auth: Buffer.from(`${username}:${token}`).toString("base64") } } });
 }
 
 /**

@@ -98,7 +98,7 @@ fi
 self=$(hostname)
 image=$(docker inspect -f '{{.Image}}' "$self") || reply "500 Internal Server Error" "cannot read this container through the Docker socket"
 if ! docker run -d --rm --name "\${COMPOSE_PROJECT_NAME}-self-update" --network none --volumes-from "$self" \\
-  -e COMPOSE_FILE -e COMPOSE_PROJECT_NAME -e DOCKER_CONFIG -e SELF_CONTAINER="$self" \\
+  -e COMPOSE_FILE -e COMPOSE_PROJECT_NAME -e DOCKER_AUTH_CONFIG -e SELF_CONTAINER="$self" \\
   --entrypoint /app/self-update "$image" >/dev/null 2>&1; then
   reply "409 Conflict" "an update is already running"
 fi
@@ -127,7 +127,7 @@ fail() {
   exit 1
 }
 say "pulling $ref"
-docker compose pull --quiet "$svc" || fail "pulling $ref"
+out=$(docker compose pull --quiet "$svc" 2>&1) || fail "pulling $ref: $(printf '%s\\n' "$out" | tail -n 1)"
 new_image=$(docker image inspect -f '{{.Id}}' "$ref")
 if [ "$new_image" = "$old_image" ]; then say "$ref is already running"; exit 0; fi
 docker compose up -d --no-deps --no-recreate --scale "$svc=2" "$svc" >/dev/null 2>&1 || fail "starting the new container"

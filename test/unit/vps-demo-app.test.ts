@@ -42,7 +42,7 @@ function setUp(): { dir: string; run: (body: string, env: Record<string, string>
 }
 
 describe("sandbox demo app's self-update webhook", { skip: !fs.existsSync(BUSYBOX) && "busybox-static is not installed" }, () => {
-  const self = { GITHUB_WEBHOOK_SECRET: SECRET, COMPOSE_FILE: "/opt/app/docker-compose.yml", COMPOSE_PROJECT_NAME: "app", DOCKER_CONFIG: "/opt/app/.docker" };
+  const self = { GITHUB_WEBHOOK_SECRET: SECRET, COMPOSE_FILE: "/opt/app/docker-compose.yml", COMPOSE_PROJECT_NAME: "app" };
   const body = JSON.stringify({ ref: "refs/heads/main", after: "0".repeat(40) });
   const sign = (key: string, text: string): string => `sha256=${crypto.createHmac("sha256", key).update(text).digest("hex")}`;
 
@@ -51,7 +51,7 @@ describe("sandbox demo app's self-update webhook", { skip: !fs.existsSync(BUSYBO
     try {
       const r = t.run(body, { ...self, HTTP_X_HUB_SIGNATURE_256: sign(SECRET, body) });
       assert.equal(r.status, "Status: 202 Accepted");
-      assert.match(r.calls, /^docker run -d --rm --name app-self-update --network none --volumes-from (\S+) -e COMPOSE_FILE -e COMPOSE_PROJECT_NAME -e DOCKER_CONFIG -e SELF_CONTAINER=\1 --entrypoint \/app\/self-update sha256:1mage$/m);
+      assert.match(r.calls, /^docker run -d --rm --name app-self-update --network none --volumes-from (\S+) -e COMPOSE_FILE -e COMPOSE_PROJECT_NAME -e DOCKER_AUTH_CONFIG -e SELF_CONTAINER=\1 --entrypoint \/app\/self-update sha256:1mage$/m);
     } finally {
       fs.rmSync(t.dir, { recursive: true, force: true });
     }

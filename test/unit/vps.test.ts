@@ -107,11 +107,7 @@ describe("VPS compose file", () => {
       { type: "bind", source: "/var/run/docker.sock", target: "/var/run/docker.sock", bind: { create_host_path: false } },
       "/opt/infrakt:/opt/infrakt:ro",
     ]);
-    assert.deepEqual(app.environment, {
-      COMPOSE_FILE: "/opt/infrakt/docker-compose.yml",
-      COMPOSE_PROJECT_NAME: "infrakt",
-      DOCKER_CONFIG: "/opt/infrakt/.docker",
-    });
+    assert.deepEqual(app.environment, { COMPOSE_FILE: "/opt/infrakt/docker-compose.yml", COMPOSE_PROJECT_NAME: "infrakt" });
     // The project's own name and its relative paths, which compose resolves against the deploy directory.
     const file = renderVpsCompose({ ...tagged, dockerSocket: { hostPath: "/var/run/docker.sock" }, selfUpdate: { deployDir: "/opt/infrakt" } });
     assert.equal(file.name, "infrakt");
@@ -337,6 +333,7 @@ describe("VPS app that owns its version", () => {
       versionOwner: "app",
       dockerSocketPath: "/run/docker.sock",
       webhookSecret: { version: 3 },
+      registry: { server: "ghcr.io", username: "_token", token: pulumi.secret("ghp_token-789") },
     });
     await valueOf(app.dashboardUrl);
     await settle(rec);
@@ -349,7 +346,13 @@ describe("VPS app that owns its version", () => {
     assert.ok(svc.volumes.some((v: { source?: string; target?: string }) => v.source === "/run/docker.sock" && v.target === "/var/run/docker.sock"));
     assert.ok(svc.volumes.includes("/opt/infrakt:/opt/infrakt:ro"));
     assert.equal(svc.environment.COMPOSE_PROJECT_NAME, "infrakt");
-    assert.deepEqual(rec.byName("self-compose-deploy").inputs.envKeys, ["GITHUB_WEBHOOK_SECRET"]);
+    // The app pulls its tag itself, with the registry login in .env (secret stdin, never a plain input).
+    const deploy = rec.byName("self-compose-deploy");
+    assert.deepEqual(deploy.inputs.envKeys, ["DOCKER_AUTH_CONFIG", "GITHUB_WEBHOOK_SECRET"]);
+    const env = Buffer.from(parseBundle(String(deploy.inputs.stdin))!.files[".env"], "utf8").toString();
+    const auth = /^DOCKER_AUTH_CONFIG='(.*)'$/m.exec(env)![1];
+    assert.deepEqual(JSON.parse(auth), { auths: { "ghcr.io": { auth: Buffer.from("_token:ghp_token-789").toString("base64") } } });
+    assert.ok(!JSON.stringify(deploy.inputs.files).includes("ghp_token-789"));
   });
 
   it("offers the webhook with a generated secret, rotated only by its version", async () => {
