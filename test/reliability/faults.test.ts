@@ -9,6 +9,7 @@ import { npmDeploy, DeployRun } from "../../bench/deploy-run";
 import { acceptedSessions } from "../../bench/sessions";
 import { startCluster } from "../../sandbox/cluster";
 import { ensureDockerEngine } from "../../sandbox/docker-engine";
+import { pinnedRef } from "../../sandbox/images";
 import { kubeClient } from "../../sandbox/kube";
 import { freePort, runningProcess, stopPid, stopProcess } from "../../sandbox/processes";
 import { startRegistry } from "../../sandbox/registry";
@@ -17,7 +18,7 @@ import { restartVmSshd, stopVmSshd } from "../../sandbox/vm";
 import { EXIT } from "../../deploy/outcome";
 import { ROLLBACK_TRAILER, trailers } from "../../deploy/rollback-commit";
 import { readReleaseState } from "../../lib/release";
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import { RELEASE_PATH, clearExclusions, cloneProject, serverFile } from "../../sandbox/checkout";
 import { commitToServer } from "../../sandbox/git-server";
 import { PAYLOADS } from "../support/hostile";
@@ -336,14 +337,18 @@ describe("faults during a deploy", { concurrency: false }, () => {
     await scenario("docker pull hung (registry accepts, never answers)", "fault", [EXIT.platform], async () => {
       const { to } = await target("backend");
       await release(to);
+      // Not on the engine yet, so the pull must ask the registry (earlier rows pulled every image).
+      spawnSync("docker", ["image", "rm", "-f", pinnedRef(sb.images, "backend", to[1])], { env: sb.docker.env(), timeout: 60_000 });
       const since = Date.now();
       const running = deploy();
-      await runReaches(since, /deploy: pulling images/);
+      const run = await runReaches(since, /deploy: (logged in|pulling images)/);
       const pid = registryPid();
       process.kill(pid, "SIGSTOP");
       try {
         const r = await running;
-        assert.match(r.output, /PULL: the pull did not finish within \d+s; the running release was not touched/);
+        // The engine's own registry timeout or the step deadline, whichever comes first, ends it.
+        assert.match(fs.readFileSync(path.join(run, "err"), "utf8"), /PULL: (the pull did not finish within \d+s|the images of the release could not be pulled|could not log in to \S+ within \d+s); the running release was not touched/);
+        assert.equal(fs.readFileSync(path.join(run, "verdict"), "utf8").trim(), "13");
         assert.ok(!fs.existsSync(path.join(await deployDir(), ".docker", "config.json")), "the registry password is not left on the VM");
         return r;
       } finally {
@@ -354,6 +359,8 @@ describe("faults during a deploy", { concurrency: false }, () => {
 
   it("the same release is deployed again on a backend that restarted once before", async () => {
     await scenario("same release again after a backend restart", "fault", [EXIT.promoted], async () => {
+      // The release in git is the one the VM runs, so the deploy below brings it nothing new.
+      await release(await recordedPair(stack));
       const cid = docker(sb, "ps", "-q", "--filter", "label=com.docker.compose.project=backend", "--filter", "label=com.docker.compose.service=backend");
       assert.ok(cid, "the backend runs");
       // One crash, long before this deploy: the engine restarts it (unless-stopped).
@@ -367,8 +374,12 @@ describe("faults during a deploy", { concurrency: false }, () => {
       const deadline = (await stack.getAllConfig())["homelab:gateDeadlineSeconds"].value;
       await stack.setConfig("homelab:gateDeadlineSeconds", { value: String(Number(deadline) + 1) });
       try {
+        const since = Date.now();
         const r = await deploy();
-        assert.match(r.output, /is current and healthy; nothing to do|deploy: healthy after/);
+        // The VM's run judged the release unchanged and healthy and touched nothing.
+        const run = await runReaches(since, /deploy: healthy after/, 10_000);
+        assert.match(fs.readFileSync(path.join(run, "out"), "utf8"), /is current and healthy; nothing to do/);
+        assert.equal(docker(sb, "ps", "-q", "--filter", "label=com.docker.compose.project=backend", "--filter", "label=com.docker.compose.service=backend"), cid, "the container was not recreated");
         return r;
       } finally {
         await stack.setConfig("homelab:gateDeadlineSeconds", { value: deadline });
