@@ -120,6 +120,11 @@ export const CONFIG_KEYS = {
   gateDeadlineSeconds: { kind: "integer", default: 300, description: "How long a health gate waits before the release fails." },
   gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes (backs off to 10s)." },
   gateTimeoutSeconds: { kind: "integer", default: 5, description: "Timeout of one health probe." },
+  vmStepDeadlineSeconds: {
+    kind: "integer",
+    default: 0,
+    description: "How long each step of the backend deploy on the VM (waiting for another deploy, the registry login, the pull, compose up) may take before it fails and the previous release is restored; 0 is gateDeadlineSeconds.",
+  },
 
   vpsHost: { kind: "string", default: "", description: "Host name or IPv4 address of the VPS." },
   vpsPort: { kind: "integer", default: 22, description: "SSH port of the VPS." },
@@ -215,6 +220,8 @@ export interface HomelabSettings {
     readonly author: { readonly name: string; readonly email: string };
   };
   readonly gates: { readonly deadlineSeconds: number; readonly intervalSeconds: number; readonly timeoutSeconds: number };
+  /** Seconds each step of the backend deploy on the VM may take; the gate deadline when 0. */
+  readonly vmStepDeadlineSeconds: number;
 }
 
 export interface HomelabSecrets {
@@ -506,6 +513,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         intervalSeconds: int("gateIntervalSeconds", 1, 60),
         timeoutSeconds: int("gateTimeoutSeconds", 1, 120),
       },
+      vmStepDeadlineSeconds: int("vmStepDeadlineSeconds", 0, 3600),
     };
     const secrets: HomelabSecrets = {
       registryPassword: secret("registryPassword", true) ?? "",

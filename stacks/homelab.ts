@@ -159,6 +159,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       healthServices: ["backend"],
       healthUrl: `http://${hostProbeAddress(s.backend.bindAddress)}:${s.backend.port}${s.backend.healthPath}`,
       deadlineSeconds: s.gates.deadlineSeconds,
+      stepDeadlineSeconds: s.vmStepDeadlineSeconds > 0 ? s.vmStepDeadlineSeconds : undefined,
       protect: s.protect,
     },
     { dependsOn: [frontendGate] },

@@ -113,6 +113,12 @@ describe("config", () => {
     assert.deepEqual(problems({ "homelab:fluxControllers": "outside" }), ["homelab:fluxControllers: \"outside\" is not 'in-cluster' or 'external'"]);
   });
 
+  it("takes the VM's step deadline, 0 (the gate deadline) unless set", () => {
+    assert.equal(parseConfig(validConfig(), isSecret).homelab!.settings.vmStepDeadlineSeconds, 0);
+    assert.equal(parseConfig(validConfig({ "homelab:vmStepDeadlineSeconds": "45" }), isSecret).homelab!.settings.vmStepDeadlineSeconds, 45);
+    assert.throws(() => parseConfig(validConfig({ "homelab:vmStepDeadlineSeconds": "-1" }), isSecret), /homelab:vmStepDeadlineSeconds: "-1" is not an integer from 0 to 3600/);
+  });
+
   it("takes a local directory of Flux manifests", () => {
     const cfg = parseConfig(validConfig({ "homelab:fluxManifests": "vendor/flux" }), isSecret);
     assert.deepEqual(cfg.homelab!.settings.flux.manifests, { kind: "directory", path: "vendor/flux" });
