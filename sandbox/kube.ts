@@ -8,6 +8,8 @@ export interface KubeClient {
   get<T>(path: string): Promise<T | undefined>;
   /** A JSON merge patch. */
   patch(path: string, body: unknown): Promise<void>;
+  /** Creates the object at `path` (a collection). */
+  post(path: string, body: unknown): Promise<void>;
 }
 
 interface KubeconfigFile {
@@ -48,7 +50,7 @@ export function kubeClient(kubeconfigPath: string): KubeClient {
       new Promise((resolve, reject) => {
         const url = new URL(path, server);
         const request = url.protocol === "https:" ? https.request : http.request;
-        const extra = body === undefined ? {} : { "content-type": "application/merge-patch+json" };
+        const extra = body === undefined ? {} : { "content-type": method === "PATCH" ? "application/merge-patch+json" : "application/json" };
         const req = request(url, { method, agent, headers: { ...headers, ...extra }, timeout: 5000 }, (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
@@ -70,6 +72,9 @@ export function kubeClient(kubeconfigPath: string): KubeClient {
     get: <T>(path: string) => call<T>("GET", path),
     patch: async (path: string, body: unknown) => {
       await call("PATCH", path, body);
+    },
+    post: async (path: string, body: unknown) => {
+      await call("POST", path, body);
     },
   };
 }
