@@ -1,6 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync } from "child_process";
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
@@ -10,7 +11,7 @@ import * as path from "path";
 import { EngineEvent, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { Sandbox, sandboxStack, startSandbox, vpsConfig } from "../../sandbox/sandbox";
 import { freePort } from "../../sandbox/processes";
-import { VPS_APP_PORT } from "../../sandbox/vps-images";
+import { VPS_APP_PORT, VPS_SELF_UPDATE_LOG, VPS_WEBHOOK_PATH, tagAppImage } from "../../sandbox/vps-images";
 import { EXIT, driftFound } from "../../deploy/outcome";
 import { liveStatus } from "../../deploy/live-status";
 import { runDeploy } from "../support/deploy-run";
@@ -95,6 +96,41 @@ function get(urlPath: string, ca?: string): Promise<{ status: number; body: stri
   });
 }
 
+/** POST over HTTPS through Caddy, as the git host delivers a webhook. */
+function post(urlPath: string, body: string, headers: Record<string, string>, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        method: "POST",
+        host: "127.0.0.1",
+        port: vps().httpsPort,
+        servername: vps().domain,
+        path: urlPath,
+        headers: { host: vps().domain, "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), ...headers },
+        ca,
+        timeout: 30_000,
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** Waits until the app's update container has finished (it removes itself). */
+async function updateFinished(timeoutMs = 150_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (docker("ps", "-a", "-q", "--filter", "name=^app-self-update$") !== "") {
+    assert.ok(Date.now() < end, "the update container did not finish in time");
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 function caddyRoot(): string {
   return docker("exec", container("caddy"), "cat", "/data/caddy/pki/authorities/local/root.crt");
 }
@@ -156,7 +192,8 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
     const out = await outputs();
     const base = `https://${vps().domain}:${vps().httpsPort}`;
     assert.deepEqual(out.vpsDashboardUrl, { value: `${base}/`, secret: false });
-    assert.deepEqual(out.vpsWebhookUrl, { value: `${base}/api/self-update`, secret: false });
+    assert.deepEqual(out.vpsVersionOwner, { value: "program", secret: false });
+    assert.equal(out.vpsWebhookUrl, undefined, "the program owns the version: no webhook is offered");
     assert.match(String(out.vpsImage.value), new RegExp(`/vps-app:${vps().images.app.v1}@sha256:[a-f0-9]{64}$`));
     assert.equal(out.frontendUrl, undefined, "a VPS-only stack deploys nothing of the homelab");
 
@@ -184,33 +221,31 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
     assert.equal(await portOpen(vps().httpsPort), true);
   });
 
-  timed("3. the API key and webhook secret are secret outputs matching the host; .env is 0600", async () => {
+  timed("3. the API key is a secret output matching the host; .env is 0600; no webhook secret or socket while the program owns the version", async () => {
     const out = await outputs();
     assert.equal(out.vpsApiKey.secret, true);
-    assert.equal(out.vpsWebhookSecret.secret, true);
+    assert.equal(out.vpsWebhookSecret, undefined);
     apiKey = String(out.vpsApiKey.value);
-    webhookSecret = String(out.vpsWebhookSecret.value);
     assert.match(apiKey, /^[a-f0-9]{48}$/);
-    assert.match(webhookSecret, /^[a-f0-9]{64}$/);
     assert.equal(docker("exec", container("app"), "cat", "/data/api_key.txt"), apiKey);
     const envFile = path.join(deployDir(), ".env");
     assert.equal(fs.statSync(envFile).mode & 0o777, 0o600);
     const env = fs.readFileSync(envFile, "utf8");
-    assert.ok(env.includes(`GITHUB_WEBHOOK_SECRET='${webhookSecret}'`));
+    assert.ok(!env.includes("GITHUB_WEBHOOK_SECRET"));
     assert.ok(env.includes("APP_ENV='sandbox'"));
-    assert.equal(containerEnv(container("app"), "GITHUB_WEBHOOK_SECRET"), webhookSecret);
-    // The app's SSH key directory is mounted read-only.
+    assert.equal(containerEnv(container("app"), "GITHUB_WEBHOOK_SECRET"), undefined);
+    // The app's SSH key directory is mounted read-only; neither the socket nor the project is.
     const mounts = JSON.parse(docker("inspect", "-f", "{{json .Mounts}}", container("app"))) as { Destination: string; RW: boolean }[];
     assert.deepEqual(mounts.find((m) => m.Destination === "/home/app/.ssh")?.RW, false);
+    assert.deepEqual(mounts.filter((m) => m.Destination === "/var/run/docker.sock" || m.Destination === deployDir()), []);
   });
 
-  timed("4. a re-run changes nothing and keeps the same webhook secret and API key", async () => {
+  timed("4. a re-run changes nothing and keeps the same API key", async () => {
     const appBefore = container("app");
     const r = await up();
     const changes = Object.entries(r.summary.resourceChanges ?? {}).filter(([op]) => op !== "same");
     assert.deepEqual(changes, []);
     const out = await outputs();
-    assert.equal(out.vpsWebhookSecret.value, webhookSecret);
     assert.equal(out.vpsApiKey.value, apiKey);
     assert.equal(container("app"), appBefore);
   });
@@ -243,7 +278,8 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
       const r = await guardedDeploy();
       assert.equal(r.code, EXIT.rolledBack, r.log);
       assert.match(r.log, /FAILED after .* in the VPS app; its host restored the previous release/);
-      assert.match(r.log, /deploy: FAILED: compose up failed: .*(unhealthy|dependency failed)/);
+      // Compose waits for the app's health before it starts Caddy: it fails, or outlasts the step's deadline.
+      assert.match(r.log, /deploy: FAILED: compose up (failed: .*(unhealthy|dependency failed)|did not finish within \d+s)/);
     } finally {
       await stack.setAllConfig(vpsConfig(sb, vps()), true);
     }
@@ -255,7 +291,7 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
     assert.equal(r.summary.result, "succeeded");
   });
 
-  timed("7. npm run deploy moves to a new release, keeping the app's data (same API key) and the webhook secret", async () => {
+  timed("7. npm run deploy moves to a new release, keeping the app's data (same API key)", async () => {
     await stack.setAllConfig(vpsConfig(sb, vps(), vps().images.app.v2), true);
     const r = await guardedDeploy();
     assert.equal(r.code, EXIT.promoted, r.log);
@@ -264,7 +300,6 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
     assert.equal((JSON.parse(res.body) as { version: string }).version, vps().images.app.v2);
     const out = await outputs();
     assert.equal(out.vpsApiKey.value, apiKey);
-    assert.equal(out.vpsWebhookSecret.value, webhookSecret);
   });
 
   timed("7b. the app's container removed by hand is found by status and by refresh, and the next deploy brings it back with its data", async () => {
@@ -284,10 +319,116 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
     assert.equal((await liveStatus(stack, projectDir)).agree, true);
   });
 
+  const SELF_TAG = "stable";
+  const signed = (secret: string, body: string): Record<string, string> => ({
+    "x-github-event": "push",
+    "x-hub-signature-256": `sha256=${crypto.createHmac("sha256", secret).update(body).digest("hex")}`,
+  });
+  const pushEvent = JSON.stringify({ ref: "refs/heads/main", after: "1".repeat(40) });
+  let v2Digest = "";
+  let webhookPath = "";
+
+  timed("8a. the app takes over its version: the compose file names the tag, the webhook and its secret are offered, compose inside manages the same containers", async () => {
+    v2Digest = await tagAppImage(sb.registry, vps().images.app.v2, SELF_TAG);
+    await stack.setConfig("homelab:vpsVersionOwner", { value: "app" });
+    await stack.setConfig("homelab:vpsImage", { value: `${vps().images.appRepository}:${SELF_TAG}` });
+    await stack.setConfig("homelab:vpsWebhookPath", { value: VPS_WEBHOOK_PATH });
+    // The sandbox's engine listens on a socket of its own, not /var/run/docker.sock.
+    await stack.setConfig("homelab:vpsDockerSocketPath", { value: sb.docker.socket });
+    const r = await up();
+    assert.equal(r.summary.result, "succeeded");
+    const out = await outputs();
+    const ref = `${vps().images.appRepository}:${SELF_TAG}`;
+    assert.deepEqual(out.vpsVersionOwner, { value: "app", secret: false });
+    assert.deepEqual(out.vpsImage, { value: `${ref}@${v2Digest}`, secret: false });
+    assert.deepEqual(out.vpsRunningImage, { value: `${ref}@${v2Digest}`, secret: false });
+    assert.equal(out.vpsWebhookSecret.secret, true);
+    webhookSecret = String(out.vpsWebhookSecret.value);
+    assert.match(webhookSecret, /^[a-f0-9]{64}$/);
+    webhookPath = new URL(String(out.vpsWebhookUrl.value)).pathname;
+    assert.equal(webhookPath, VPS_WEBHOOK_PATH);
+    const app = container("app");
+    assert.equal(docker("inspect", "-f", "{{.Config.Image}}", app), ref);
+    assert.equal(containerEnv(app, "GITHUB_WEBHOOK_SECRET"), webhookSecret);
+    assert.equal(containerEnv(app, "COMPOSE_FILE"), path.join(deployDir(), "docker-compose.yml"));
+    // Compose in the app's container, with the project's own files, sees the containers the program deployed.
+    const inside = docker("exec", app, "docker", "compose", "ps", "-q").split("\n").sort();
+    const outside = docker("ps", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project=app").split("\n").sort();
+    assert.deepEqual(inside, outside);
+    assert.equal(docker("exec", app, "cat", "/data/api_key.txt"), apiKey, "the switch keeps the data");
+    const again = await up();
+    assert.deepEqual(Object.entries(again.summary.resourceChanges ?? {}).filter(([op]) => op !== "same"), []);
+  });
+
+  timed("8b. a webhook call with a wrong signature is refused and changes nothing", async () => {
+    const app = container("app");
+    const ca = caddyRoot();
+    const res = await post(webhookPath, pushEvent, signed("not-the-secret", pushEvent), ca);
+    assert.equal(res.status, 401, res.body);
+    const unsigned = await post(webhookPath, pushEvent, { "x-github-event": "push" }, ca);
+    assert.equal(unsigned.status, 401, unsigned.body);
+    assert.equal(docker("ps", "-a", "-q", "--filter", "name=^app-self-update$"), "");
+    assert.equal(container("app"), app);
+  });
+
+  timed("8c. a failed update (an unhealthy image under the tag) leaves the previous container serving", async () => {
+    const app = container("app");
+    await tagAppImage(sb.registry, vps().images.app.unhealthy, SELF_TAG);
+    const ca = caddyRoot();
+    const res = await post(webhookPath, pushEvent, signed(webhookSecret, pushEvent), ca);
+    assert.equal(res.status, 202, res.body);
+    await updateFinished();
+    assert.match(docker("exec", app, "cat", VPS_SELF_UPDATE_LOG), /FAILED: the new container is running unhealthy; the previous container keeps serving/);
+    assert.equal(container("app"), app);
+    assert.equal((JSON.parse((await get("/api/health", ca)).body) as { version: string }).version, vps().images.app.v2);
+    // The tag on the host names what runs again.
+    assert.equal(docker("image", "inspect", "-f", "{{.Id}}", `${vps().images.appRepository}:${SELF_TAG}`), docker("inspect", "-f", "{{.Image}}", app));
+  });
+
+  timed("8d. a new image under the same tag, a signed webhook through Caddy: the new version serves, the data stays, Caddy never stops, and the next up changes nothing", async () => {
+    const caddy = container("caddy");
+    const v3Digest = await tagAppImage(sb.registry, vps().images.app.v3, SELF_TAG);
+    const ca = caddyRoot();
+    const res = await post(webhookPath, pushEvent, signed(webhookSecret, pushEvent), ca);
+    assert.equal(res.status, 202, res.body);
+    // Caddy answers throughout the update.
+    const statuses: number[] = [];
+    const poll = (async () => {
+      while (docker("ps", "-a", "-q", "--filter", "name=^app-self-update$") !== "") {
+        statuses.push(await get("/api/health", ca).then((r) => r.status, () => 0));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    await updateFinished();
+    await poll;
+    assert.ok(statuses.length > 0);
+    assert.deepEqual(statuses.filter((s) => s !== 200), [], `answers during the update: ${statuses.join(",")}`);
+    const health = await get("/api/health", ca);
+    assert.equal((JSON.parse(health.body) as { version: string }).version, vps().images.app.v3);
+    const app = container("app");
+    assert.match(docker("exec", app, "cat", VPS_SELF_UPDATE_LOG), new RegExp(`now running .*${v3Digest}`));
+    assert.equal(docker("exec", app, "cat", "/data/api_key.txt"), apiKey, "the updated app has its data");
+    assert.equal(container("caddy"), caddy, "Caddy was not restarted");
+
+    // The program does not take the app back: a refresh and an up change nothing.
+    await stack.refresh({ color: "never", onOutput: (o) => logs.push(o) });
+    const r = await up();
+    assert.deepEqual(Object.entries(r.summary.resourceChanges ?? {}).filter(([op]) => op !== "same"), []);
+    assert.equal(container("app"), app);
+    const ref = `${vps().images.appRepository}:${SELF_TAG}`;
+    const out = await outputs();
+    assert.equal(out.vpsImage.value, `${ref}@${v2Digest}`, "the digest recorded at the program's deploy");
+    assert.equal(out.vpsRunningImage.value, `${ref}@${v3Digest}`, "what runs now");
+    const status = await liveStatus(stack, projectDir);
+    assert.equal(status.agree, true, JSON.stringify(status));
+    assert.equal(status.parts.find((p) => p.part === "vps")?.running, `${ref}@${v3Digest}, updated by the app, healthy`);
+  });
+
   timed("8. bumping the version rotates the webhook secret, and the app gets the new one", async () => {
     await stack.setConfig("homelab:vpsWebhookSecretVersion", { value: "2" });
     await up();
     const rotated = String((await outputs()).vpsWebhookSecret.value);
+    assert.equal((JSON.parse((await get("/api/health", caddyRoot())).body) as { version: string }).version, vps().images.app.v3, "a deploy of the program follows the tag");
     assert.match(rotated, /^[a-f0-9]{64}$/);
     assert.notEqual(rotated, webhookSecret);
     firstWebhookSecret = webhookSecret;
