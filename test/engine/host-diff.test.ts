@@ -11,6 +11,7 @@ import { VpsApp } from "../../components/vps-app";
 import { composeToYaml, renderBackendCompose } from "../../lib/compose";
 import { toolchainEnv } from "../../toolchain/env";
 import { parseBundle } from "../../lib/bundle";
+import { BUNDLE_END } from "../../lib/remote-deploy";
 import { FakeSshHost, startFakeSshHost } from "../support/fake-ssh-host";
 import { DIGEST_A, DIGEST_B, TAG_A, TAG_B } from "../support/fixtures";
 
@@ -150,8 +151,12 @@ describe("pulumi preview --diff of a change on the hosts (real engine)", () => {
   });
 
   it("sent each host the plain files and the secrets as one bundle, and previews contacted none", () => {
-    const deploy = host.runs.find((r) => parseBundle(r.stdin)?.files["docker-compose.yml"]?.includes("backend:"));
-    const bundle = parseBundle(deploy!.stdin)!;
+    // A detached deploy's stdin ends with the line that marks the bundle complete.
+    const bundleOf = (stdin: string): ReturnType<typeof parseBundle> => parseBundle(stdin.split("\n").filter((l) => l !== BUNDLE_END).join("\n"));
+    const deploy = host.runs.find((r) => bundleOf(r.stdin)?.files["docker-compose.yml"]?.includes("backend:"));
+    assert.ok(deploy, `a run carried the backend's bundle: ${host.runs.map((r) => r.command.slice(0, 60)).join(" | ")}`);
+    assert.ok(deploy.stdin.trimEnd().endsWith(BUNDLE_END), "the detached deploy's bundle ends with its end line");
+    const bundle = bundleOf(deploy.stdin)!;
     assert.deepEqual(Object.keys(bundle.files).sort(), [".env", "docker-compose.yml"]);
     assert.match(bundle.files[".env"], new RegExp(SECRETS.env));
     assert.equal(bundle.secrets["registry-password"], SECRETS.registry);
