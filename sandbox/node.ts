@@ -592,7 +592,7 @@ interface ContainerInfo {
 }
 
 /** Network namespaces of the node's pod sandboxes that still exist. */
-async function podNetns(socket: string): Promise<string[]> {
+export async function podNetns(socket: string): Promise<string[]> {
   const out: string[] = [];
   for (const id of (await ctr(socket, ["containers", "ls", "-q"])).split("\n").filter(Boolean)) {
     const info = JSON.parse(await ctr(socket, ["containers", "info", id])) as ContainerInfo;

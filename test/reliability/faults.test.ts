@@ -282,7 +282,12 @@ before(async () => {
   sshdLog = path.join(dir, "sandbox", "vm", "sshd.log");
   stack = await sandboxStack(sb, STACK, projectDir);
   // 20s keeps the fault rows short; a loaded machine's node may need longer to get pods ready.
-  await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: process.env.HOMELAB_REL_GATE_DEADLINE ?? "20" } });
+  // One frontend replica on the real node: a rollout waits for one readiness probe (10 s initial
+  // delay), and the deadline leaves it room on a busy machine.
+  await stack.setAllConfig({
+    "homelab:gateDeadlineSeconds": { value: process.env.HOMELAB_REL_GATE_DEADLINE ?? "40" },
+    "homelab:frontendReplicas": { value: "1" },
+  });
   await release([sb.images.frontend[0], sb.images.backend.v1]);
   const first = await deploy();
   assert.equal(first.code, 0, first.output);
