@@ -12,7 +12,7 @@ import { kubeClient } from "../../sandbox/kube";
 import { runDeploy } from "../support/deploy-run";
 import { runDeployCli, userPulumiEnv } from "../support/user-env";
 import { RELEASE_PATH, cloneProject, clearExclusions, serverFile } from "../../sandbox/checkout";
-import { pinnedRef } from "../../sandbox/images";
+import { PAUSE_IMAGE } from "../../sandbox/node";
 import { readReleaseState } from "../../lib/release";
 import { manualRollback } from "../../deploy/manual-rollback";
 import { watch } from "../../deploy/watch";
@@ -470,11 +470,12 @@ describe("sandbox end to end", { concurrency: false }, () => {
 
   timed("10. stopping the sandbox leaves no process, mount, network interface, address, iptables chain or container", async () => {
     const sandboxDir = path.join(dir, "sandbox");
-    // A pod running at stop time (the frontend's image, cached on the node since the stack is gone).
+    // A pod running at stop time (the node's own pause image: no registry or pull secret needed
+    // now that the stack is gone).
     const kube = kubeClient(sb.kubeconfig);
     await kube.post("/api/v1/namespaces/default/pods", {
       apiVersion: "v1", kind: "Pod", metadata: { name: "left-running" },
-      spec: { containers: [{ name: "web", image: pinnedRef(sb.images, "frontend", v2()[0]), imagePullPolicy: "IfNotPresent" }] },
+      spec: { automountServiceAccountToken: false, containers: [{ name: "holder", image: PAUSE_IMAGE, imagePullPolicy: "Never" }] },
     });
     await waitFor(async () => (await kube.get<{ status?: { phase?: string } }>("/api/v1/namespaces/default/pods/left-running"))?.status?.phase === "Running",
       { what: "a pod running on the node", timeoutMs: 60_000, intervalMs: 500 });
