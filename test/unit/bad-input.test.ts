@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
+import * as crypto from "crypto";
 import { ConfigError, parseConfig } from "../../lib/config";
 import { renderEnvFile } from "../../lib/compose";
 import { envProblem } from "../../lib/validate";
@@ -137,13 +138,16 @@ describe("hostile release files are refused, naming the file, the field and the 
 });
 
 describe("credentials in plain config are refused", () => {
-  for (const url of ["https://deploy:ghp_0000000000000000000000000000000000@github.com/me/website.git", "https://ghp_0000000000000000000000000000000000@github.com/me/website.git", "ssh://git:hunter22@git.lan/website.git"]) {
+  // Made at test time: a token-shaped value and a password, never committed.
+  const token = `ghp_${crypto.randomBytes(18).toString("hex")}`;
+  const password = crypto.randomBytes(6).toString("hex");
+  for (const url of [`https://deploy:${token}@github.com/me/website.git`, `https://${token}@github.com/me/website.git`, `ssh://git:${password}@git.lan/website.git`]) {
     it(`homelab:gitUrl ${url.replace(/\/\/.*@/, "//…@")}, named and masked`, () => {
       const found = problems({ "homelab:gitUrl": url });
       const mine = found.filter((p) => p.startsWith("homelab:gitUrl: "));
       assert.equal(mine.length, 1, found.join("\n"));
       assert.match(mine[0], /^homelab:gitUrl: "(https|ssh):\/\/\*\*\*@(github\.com|git\.lan)\/.*website\.git" carries credentials \(user:token@\)/);
-      assert.ok(!mine[0].includes("ghp_") && !mine[0].includes("hunter22"), "the credential is not echoed");
+      assert.ok(!mine[0].includes(token) && !mine[0].includes(password), "the credential is not echoed");
     });
   }
 
