@@ -1,11 +1,13 @@
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
+import * as crypto from "crypto";
 import * as http from "http";
 import type { AddressInfo } from "net";
 import { resolveDigest, tokenEndpointProblem } from "../../lib/registry-client";
 
 const DIGEST = `sha256:${"a".repeat(64)}`;
-const CREDS = { username: "robot", password: "registry-password-for-the-test" };
+// Made at test time, never committed.
+const CREDS = { username: "robot", password: crypto.randomBytes(12).toString("hex") };
 
 /** A loopback server recording the Authorization header of every request. */
 async function server(handle: (req: http.IncomingMessage, res: http.ServerResponse) => void, host = "127.0.0.1"): Promise<{ host: string; seen: (string | undefined)[]; close(): void }> {
