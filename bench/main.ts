@@ -10,6 +10,9 @@ import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "
 import { clearExclusions, cloneProject } from "../sandbox/checkout";
 import { npmDeploy } from "./deploy-run";
 import { prepareFloor, removeFloor, servesText, servesVersion } from "./floor";
+import { prepareAnsiblePeer, removeAnsiblePeer } from "./peers/ansible";
+import { prepareFluxPeer, removeFluxPeer } from "./peers/flux";
+import { ensureAnsible } from "./peers/setup";
 import { renderReport } from "./report";
 import { BenchResults, ScalePoint } from "./results";
 import { scalePoint, scaleStack } from "./scale-stack";
@@ -25,7 +28,7 @@ import { Timeline, criticalPath, slowestSteps, stageSeconds, timed } from "./tim
  *   --runs N            runs per figure (default 5)
  *   --frontends 1,5,20  scale points: frontend workloads (with one service)
  *   --services 1,3,10   scale points: services on the VM (with one frontend)
- *   --only a,b          sections: promotion, noop, rollback, evaluation, scale (default all)
+ *   --only a,b          sections: promotion, noop, rollback, peers, evaluation, scale (default all)
  *   --dir DIR --keep    reuse / keep a sandbox directory (default: a fresh temporary one, removed)
  *   --out DIR           where results.json and BENCHMARKS.md go (default: the repository)
  *   --report            only render BENCHMARKS.md again from the results.json in --out
@@ -47,7 +50,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runs: 5, frontends: [1, 5, 20], services: [1, 3, 10], only: new Set(["promotion", "noop", "rollback", "evaluation", "scale"]), keep: false, out: REPO, report: false };
+  const a: Args = { runs: 5, frontends: [1, 5, 20], services: [1, 3, 10], only: new Set(["promotion", "noop", "rollback", "peers", "evaluation", "scale"]), keep: false, out: REPO, report: false };
   const list = (v: string | undefined): number[] => (v ?? "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -295,6 +298,70 @@ async function main(): Promise<void> {
           ratio: ratio(rb.toHealthy, rb.floor),
         };
       }
+    }
+
+    if (args.only.has("peers")) {
+      // The tools a homelab user would run instead, on the same sandbox in the same run: each
+      // moved to B and back to A next to the program and the floor, ratios run by run.
+      const ansible = ensureAnsible(log);
+      must(ansible.kubernetesClient, "peers: the kubernetes client does not import in the Ansible venv");
+      const ap = await prepareAnsiblePeer(s, ansible, path.join(base, "ansible"), await freePort(), live!);
+      const fp = await prepareFluxPeer(s, live!);
+      log("peers: first apply of each (pair A)");
+      await ap.promotion(A[0], A[1]);
+      await fp.frontend(A[0]);
+      const q = {
+        floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], floorBack: [] as number[],
+        ourFrontend: [] as number[], ourBackend: [] as number[], up: [] as number[], upBack: [] as number[],
+        flux: [] as number[], fluxBack: [] as number[], ansibleFrontend: [] as number[], ansibleBackend: [] as number[], ansible: [] as number[], ansibleBack: [] as number[],
+      };
+      for (let i = 0; i < args.runs; i++) {
+        log(`peers: run ${i + 1}/${args.runs}`);
+        const ff = await floor.frontend(B[0]);
+        const fb = await floor.backend(B[1]);
+        q.floorFrontend.push(ff);
+        q.floorBackend.push(fb);
+        q.floor.push(ff + fb);
+        await release(B);
+        const up = await timed(stack, "up");
+        must(up.changes.update !== undefined, "peers: promotion changed nothing");
+        const st = stageSeconds(up);
+        q.up.push(up.seconds);
+        q.ourFrontend.push(st.frontend ?? NaN);
+        q.ourBackend.push(st.backend ?? NaN);
+        q.flux.push(await fp.frontend(B[0]));
+        const pr = await ap.promotion(B[0], B[1]);
+        q.ansible.push(pr.seconds);
+        q.ansibleFrontend.push(pr.plays.frontend ?? NaN);
+        q.ansibleBackend.push(pr.plays.backend ?? NaN);
+        // Back to the previous pair, each the way it would re-apply it.
+        q.floorBack.push((await floor.frontend(A[0])) + (await floor.backend(A[1])));
+        await release(A);
+        const back = await timed(stack, "up");
+        must(back.changes.update !== undefined, "peers: the move back changed nothing");
+        q.upBack.push(back.seconds);
+        q.fluxBack.push(await fp.frontend(A[0]));
+        q.ansibleBack.push((await ap.promotion(A[0], A[1])).seconds);
+        log(
+          `peers: run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s; up ${up.seconds.toFixed(1)}s (frontend ${q.ourFrontend[i].toFixed(1)}s, backend ${q.ourBackend[i].toFixed(1)}s); ` +
+            `Flux frontend ${q.flux[i].toFixed(1)}s; Ansible ${pr.seconds.toFixed(1)}s (frontend ${q.ansibleFrontend[i].toFixed(1)}s, backend ${q.ansibleBackend[i].toFixed(1)}s); ` +
+            `back: floor ${q.floorBack[i].toFixed(1)}s, up ${back.seconds.toFixed(1)}s, Flux ${q.fluxBack[i].toFixed(1)}s, Ansible ${q.ansibleBack[i].toFixed(1)}s`,
+        );
+      }
+      results.peers = {
+        ansible: { version: ansible.version, kubernetesClient: ansible.kubernetesClient },
+        floor: { frontend: figure(q.floorFrontend), backend: figure(q.floorBackend), total: figure(q.floor), back: figure(q.floorBack) },
+        frontend: {
+          ours: figure(q.ourFrontend), flux: figure(q.flux), ansible: figure(q.ansibleFrontend),
+          oursOverFlux: ratio(q.ourFrontend, q.flux), oursOverAnsible: ratio(q.ourFrontend, q.ansibleFrontend), oursOverFloor: ratio(q.ourFrontend, q.floorFrontend),
+        },
+        backend: { ours: figure(q.ourBackend), ansible: figure(q.ansibleBackend), oursOverAnsible: ratio(q.ourBackend, q.ansibleBackend), oursOverFloor: ratio(q.ourBackend, q.floorBackend) },
+        promotion: { ours: figure(q.up), ansible: figure(q.ansible), oursOverAnsible: ratio(q.up, q.ansible), oursOverFloor: ratio(q.up, q.floor) },
+        back: { ours: figure(q.upBack), ansible: figure(q.ansibleBack), flux: figure(q.fluxBack), oursOverAnsible: ratio(q.upBack, q.ansibleBack), oursOverFloor: ratio(q.upBack, q.floorBack) },
+      };
+      save();
+      await removeAnsiblePeer(s);
+      await removeFluxPeer(s);
     }
 
     if (args.only.has("evaluation")) {

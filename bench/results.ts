@@ -65,6 +65,19 @@ export interface BenchResults {
     floor: Figure;
     ratio: Figure;
   };
+  /**
+   * The tools a user would run instead, in the same run: Flux (kustomize-controller) for the
+   * frontend; one Ansible playbook for the whole promotion, its plays' times the stages.
+   */
+  peers?: {
+    ansible: { version: string; kubernetesClient: boolean };
+    floor: { frontend: Figure; backend: Figure; total: Figure; back: Figure };
+    frontend: { ours: Figure; flux: Figure; ansible: Figure; oursOverFlux: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
+    backend: { ours: Figure; ansible: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
+    promotion: { ours: Figure; ansible: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
+    /** Back to the previous pair: `pulumi up`, the playbook (both), Flux (the frontend). */
+    back: { ours: Figure; ansible: Figure; flux: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
+  };
   evaluation?: { program: Figure; empty: Figure; ratio: Figure };
   scale?: { points: ScalePoint[] };
 }
