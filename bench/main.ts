@@ -13,6 +13,7 @@ import { prepareFloor, removeFloor, servesText, servesVersion } from "./floor";
 import { prepareAnsiblePeer, removeAnsiblePeer } from "./peers/ansible";
 import { prepareFluxPeer, removeFluxPeer } from "./peers/flux";
 import { ensureAnsible } from "./peers/setup";
+import { profileDir, withProfiles } from "./profile";
 import { renderReport } from "./report";
 import { BenchResults, ScalePoint } from "./results";
 import { scalePoint, scaleStack } from "./scale-stack";
@@ -125,7 +126,9 @@ async function main(): Promise<void> {
   try {
     log(`sandbox in ${sandboxDir}`);
     sb = await startSandbox(sandboxDir, { vmUser: "homelab-bench", network: "isolated", backendPort: await freePort(), log: () => undefined });
-    const s = sb;
+    // The seed-shaped profile's images join the demo images where the peers section runs.
+    const built = args.only.has("peers") ? await withProfiles(sb, profileDir(base)) : undefined;
+    const s: Sandbox = built ? { ...sb, images: built.images } : sb;
     if (!fs.existsSync(projectDir)) {
       cloneProject(s.git, projectDir);
     }
@@ -300,66 +303,92 @@ async function main(): Promise<void> {
       }
     }
 
-    if (args.only.has("peers")) {
+    if (args.only.has("peers") && built) {
       // The tools a homelab user would run instead, on the same sandbox in the same run: each
-      // moved to B and back to A next to the program and the floor, ratios run by run.
+      // moved to B and back to A next to the program and the floor, ratios run by run; once per
+      // workload profile.
       const ansible = ensureAnsible(log);
       must(ansible.kubernetesClient, "peers: the kubernetes client does not import in the Ansible venv");
       const ap = await prepareAnsiblePeer(s, ansible, path.join(base, "ansible"), await freePort(), live!);
       const fp = await prepareFluxPeer(s, live!);
-      log("peers: first apply of each (pair A)");
-      await ap.promotion(A[0], A[1]);
-      await fp.frontend(A[0]);
-      const q = {
-        floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], floorBack: [] as number[],
-        ourFrontend: [] as number[], ourBackend: [] as number[], up: [] as number[], upBack: [] as number[],
-        flux: [] as number[], fluxBack: [] as number[], ansibleFrontend: [] as number[], ansibleBackend: [] as number[], ansible: [] as number[], ansibleBack: [] as number[],
-      };
-      for (let i = 0; i < args.runs; i++) {
-        log(`peers: run ${i + 1}/${args.runs}`);
-        const ff = await floor.frontend(B[0]);
-        const fb = await floor.backend(B[1]);
-        q.floorFrontend.push(ff);
-        q.floorBackend.push(fb);
-        q.floor.push(ff + fb);
-        await release(B);
-        const up = await timed(stack, "up");
-        must(up.changes.update !== undefined, "peers: promotion changed nothing");
-        const st = stageSeconds(up);
-        q.up.push(up.seconds);
-        q.ourFrontend.push(st.frontend ?? NaN);
-        q.ourBackend.push(st.backend ?? NaN);
-        q.flux.push(await fp.frontend(B[0]));
-        const pr = await ap.promotion(B[0], B[1]);
-        q.ansible.push(pr.seconds);
-        q.ansibleFrontend.push(pr.plays.frontend ?? NaN);
-        q.ansibleBackend.push(pr.plays.backend ?? NaN);
-        // Back to the previous pair, each the way it would re-apply it.
-        q.floorBack.push((await floor.frontend(A[0])) + (await floor.backend(A[1])));
-        await release(A);
-        const back = await timed(stack, "up");
-        must(back.changes.update !== undefined, "peers: the move back changed nothing");
-        q.upBack.push(back.seconds);
-        q.fluxBack.push(await fp.frontend(A[0]));
-        q.ansibleBack.push((await ap.promotion(A[0], A[1])).seconds);
-        log(
-          `peers: run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s; up ${up.seconds.toFixed(1)}s (frontend ${q.ourFrontend[i].toFixed(1)}s, backend ${q.ourBackend[i].toFixed(1)}s); ` +
-            `Flux frontend ${q.flux[i].toFixed(1)}s; Ansible ${pr.seconds.toFixed(1)}s (frontend ${q.ansibleFrontend[i].toFixed(1)}s, backend ${q.ansibleBackend[i].toFixed(1)}s); ` +
-            `back: floor ${q.floorBack[i].toFixed(1)}s, up ${back.seconds.toFixed(1)}s, Flux ${q.fluxBack[i].toFixed(1)}s, Ansible ${q.ansibleBack[i].toFixed(1)}s`,
-        );
+      results.peers = { ansible: { version: ansible.version, kubernetesClient: ansible.kubernetesClient }, profiles: [] };
+      // The seed-shaped backend alone takes 20 s to answer: the gates get the seeds' own room.
+      await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "120" } });
+      for (const prof of built.profiles) {
+        const [pa, pb] = [prof.a, prof.b];
+        log(`peers (${prof.name}): every one on pair A first`);
+        await release(pa);
+        await timed(stack, "up");
+        await floor.frontend(pa[0]);
+        await floor.backend(pa[1]);
+        await ap.promotion(pa[0], pa[1]);
+        await fp.frontend(pa[0]);
+        const q = {
+          floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], floorBack: [] as number[],
+          ourFrontend: [] as number[], ourBackend: [] as number[], up: [] as number[], upBack: [] as number[], timelines: [] as Timeline[],
+          flux: [] as number[], fluxBack: [] as number[], ansibleFrontend: [] as number[], ansibleBackend: [] as number[], ansible: [] as number[], ansibleBack: [] as number[],
+        };
+        for (let i = 0; i < args.runs; i++) {
+          log(`peers (${prof.name}): run ${i + 1}/${args.runs}`);
+          const ff = await floor.frontend(pb[0]);
+          const fb = await floor.backend(pb[1]);
+          q.floorFrontend.push(ff);
+          q.floorBackend.push(fb);
+          q.floor.push(ff + fb);
+          await release(pb);
+          const up = await timed(stack, "up");
+          must(up.changes.update !== undefined, "peers: promotion changed nothing");
+          const st = stageSeconds(up);
+          q.up.push(up.seconds);
+          q.timelines.push(up);
+          q.ourFrontend.push(st.frontend ?? NaN);
+          q.ourBackend.push(st.backend ?? NaN);
+          q.flux.push(await fp.frontend(pb[0]));
+          const pr = await ap.promotion(pb[0], pb[1]);
+          q.ansible.push(pr.seconds);
+          q.ansibleFrontend.push(pr.plays.frontend ?? NaN);
+          q.ansibleBackend.push(pr.plays.backend ?? NaN);
+          // Back to the previous pair, each the way it would re-apply it.
+          q.floorBack.push((await floor.frontend(pa[0])) + (await floor.backend(pa[1])));
+          await release(pa);
+          const back = await timed(stack, "up");
+          must(back.changes.update !== undefined, "peers: the move back changed nothing");
+          q.upBack.push(back.seconds);
+          q.fluxBack.push(await fp.frontend(pa[0]));
+          q.ansibleBack.push((await ap.promotion(pa[0], pa[1])).seconds);
+          log(
+            `peers (${prof.name}): run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s; up ${up.seconds.toFixed(1)}s (frontend ${q.ourFrontend[i].toFixed(1)}s, backend ${q.ourBackend[i].toFixed(1)}s); ` +
+              `Flux frontend ${q.flux[i].toFixed(1)}s; Ansible ${pr.seconds.toFixed(1)}s (frontend ${q.ansibleFrontend[i].toFixed(1)}s, backend ${q.ansibleBackend[i].toFixed(1)}s); ` +
+              `back: floor ${q.floorBack[i].toFixed(1)}s, up ${back.seconds.toFixed(1)}s, Flux ${q.fluxBack[i].toFixed(1)}s, Ansible ${q.ansibleBack[i].toFixed(1)}s`,
+          );
+        }
+        const stageRuns: Record<string, number[]> = {};
+        for (const t of q.timelines) {
+          for (const [k, v] of Object.entries(stageSeconds(t))) {
+            (stageRuns[k] ??= []).push(v);
+          }
+        }
+        results.peers.profiles.push({
+          name: prof.name,
+          description: prof.description,
+          floor: { frontend: figure(q.floorFrontend), backend: figure(q.floorBackend), total: figure(q.floor), back: figure(q.floorBack) },
+          frontend: {
+            ours: figure(q.ourFrontend), flux: figure(q.flux), ansible: figure(q.ansibleFrontend),
+            oursOverFlux: ratio(q.ourFrontend, q.flux), oursOverAnsible: ratio(q.ourFrontend, q.ansibleFrontend), oursOverFloor: ratio(q.ourFrontend, q.floorFrontend),
+          },
+          backend: { ours: figure(q.ourBackend), ansible: figure(q.ansibleBackend), oursOverAnsible: ratio(q.ourBackend, q.ansibleBackend), oursOverFloor: ratio(q.ourBackend, q.floorBackend) },
+          promotion: { ours: figure(q.up), ansible: figure(q.ansible), oursOverAnsible: ratio(q.up, q.ansible), oursOverFloor: ratio(q.up, q.floor) },
+          back: { ours: figure(q.upBack), ansible: figure(q.ansibleBack), flux: figure(q.fluxBack), oursOverAnsible: ratio(q.upBack, q.ansibleBack), oursOverFloor: ratio(q.upBack, q.floorBack) },
+          stages: Object.fromEntries(Object.entries(stageRuns).map(([k, v]) => [k, figure(v)])),
+        });
+        save();
       }
-      results.peers = {
-        ansible: { version: ansible.version, kubernetesClient: ansible.kubernetesClient },
-        floor: { frontend: figure(q.floorFrontend), backend: figure(q.floorBackend), total: figure(q.floor), back: figure(q.floorBack) },
-        frontend: {
-          ours: figure(q.ourFrontend), flux: figure(q.flux), ansible: figure(q.ansibleFrontend),
-          oursOverFlux: ratio(q.ourFrontend, q.flux), oursOverAnsible: ratio(q.ourFrontend, q.ansibleFrontend), oursOverFloor: ratio(q.ourFrontend, q.floorFrontend),
-        },
-        backend: { ours: figure(q.ourBackend), ansible: figure(q.ansibleBackend), oursOverAnsible: ratio(q.ourBackend, q.ansibleBackend), oursOverFloor: ratio(q.ourBackend, q.floorBackend) },
-        promotion: { ours: figure(q.up), ansible: figure(q.ansible), oursOverAnsible: ratio(q.up, q.ansible), oursOverFloor: ratio(q.up, q.floor) },
-        back: { ours: figure(q.upBack), ansible: figure(q.ansibleBack), flux: figure(q.fluxBack), oursOverAnsible: ratio(q.upBack, q.ansibleBack), oursOverFloor: ratio(q.upBack, q.floorBack) },
-      };
-      save();
+      // The program back on the trivial pair A, where the sections after this one start.
+      await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "20" } });
+      await release(A);
+      await timed(stack, "up");
+      await floor.frontend(A[0]);
+      await floor.backend(A[1]);
       await removeAnsiblePeer(s);
       await removeFluxPeer(s);
     }

@@ -97,25 +97,31 @@ export function renderReport(r: BenchResults): string {
   }
 
   if (r.peers) {
-    const q = r.peers;
-    out.push("## Peers: the tools a homelab user would run instead", "");
+    out.push("## Peers: the tools a homelab user would run instead, on two workload profiles", "");
     out.push(
-      "Measured in the same runs as the program, on the same sandbox, each moving to the new pair and back: " +
+      "Measured in the same runs as the program and the floor, on the same sandbox, each moving to the new pair and back: " +
         "**Flux** (the same Deployment committed to the sandbox's git server, applied by kustomize-controller with a reconcile of its GitRepository and Kustomization requested at once, until the rollout is complete) and " +
-        `**an Ansible playbook** (${q.ansible.version}, from PyPI in a virtual environment of the bench's own) that applies the same Deployment with \`kubernetes.core.k8s\` and \`wait\`, checks every new pod's page, ` +
-        "writes the same compose file and `.env` to the same VM over the same sshd, logs in to the registry, runs `community.docker.docker_compose_v2` with `pull: always` and `wait`, and checks `/api/health`. " +
-        "A stage of the program is its steps' span in the engine's events; a stage of the playbook is its play's span (the JSON callback), both without their tool's start-up. " +
-        "Ratios are ours over the peer (below 1 is ahead), run by run.",
+        `**an Ansible playbook** (${r.peers.ansible.version}, from PyPI in a virtual environment of the bench's own) that applies the same Deployment with \`kubernetes.core.k8s\` and \`wait\`, checks every new pod's page, ` +
+        "then writes the same compose file and `.env` to the same VM over the same sshd, logs in to the registry, runs `community.docker.docker_compose_v2` with `pull: always` and `wait`, and checks `/api/health`. " +
+        "A stage of the program is its steps' span in the engine's events; a stage of the playbook is its play's span (the JSON callback); neither counts its tool's start-up. " +
+        "The whole promotion and the move back are each tool's wall-clock time. Ratios are ours over the other (below 1: ahead), run by run.",
       "",
     );
-    out.push(row(["what", "ours (median)", "peer (median)", "ours ÷ peer", "floor (median)", "ours ÷ floor", "runs: ours / peer"]), row(["---", "---:", "---:", "---:", "---:", "---:", "---"]));
-    out.push(row(["frontend stage vs Flux", s(q.frontend.ours), s(q.frontend.flux), x(q.frontend.oursOverFlux), s(q.floor.frontend), x(q.frontend.oursOverFloor), `${runs(q.frontend.ours)} / ${runs(q.frontend.flux)}`]));
-    out.push(row(["frontend stage vs the playbook's frontend play", s(q.frontend.ours), s(q.frontend.ansible), x(q.frontend.oursOverAnsible), s(q.floor.frontend), x(q.frontend.oursOverFloor), `${runs(q.frontend.ours)} / ${runs(q.frontend.ansible)}`]));
-    out.push(row(["backend stage vs the playbook's backend play", s(q.backend.ours), s(q.backend.ansible), x(q.backend.oursOverAnsible), s(q.floor.backend), x(q.backend.oursOverFloor), `${runs(q.backend.ours)} / ${runs(q.backend.ansible)}`]));
-    out.push(row(["whole promotion: `pulumi up` vs `ansible-playbook`", s(q.promotion.ours), s(q.promotion.ansible), x(q.promotion.oursOverAnsible), s(q.floor.total), x(q.promotion.oursOverFloor), `${runs(q.promotion.ours)} / ${runs(q.promotion.ansible)}`]));
-    out.push(row(["back to the previous pair: `pulumi up` vs `ansible-playbook`", s(q.back.ours), s(q.back.ansible), x(q.back.oursOverAnsible), s(q.floor.back), x(q.back.oursOverFloor), `${runs(q.back.ours)} / ${runs(q.back.ansible)}`]));
-    out.push(row(["back to the previous pair: Flux (frontend only)", "", s(q.back.flux), "", "", "", runs(q.back.flux)]));
-    out.push("");
+    for (const q of r.peers.profiles) {
+      out.push(`### Profile: ${q.name}`, "", `${q.description[0].toUpperCase()}${q.description.slice(1)}.`, "");
+      out.push(row(["what", "ours (median)", "peer (median)", "ours ÷ peer", "floor (median)", "ours ÷ floor", "runs: ours / peer"]), row(["---", "---:", "---:", "---:", "---:", "---:", "---"]));
+      out.push(row(["frontend stage vs Flux", s(q.frontend.ours), s(q.frontend.flux), x(q.frontend.oursOverFlux), s(q.floor.frontend), x(q.frontend.oursOverFloor), `${runs(q.frontend.ours)} / ${runs(q.frontend.flux)}`]));
+      out.push(row(["frontend stage vs the playbook's frontend play", s(q.frontend.ours), s(q.frontend.ansible), x(q.frontend.oursOverAnsible), s(q.floor.frontend), x(q.frontend.oursOverFloor), `${runs(q.frontend.ours)} / ${runs(q.frontend.ansible)}`]));
+      out.push(row(["backend stage vs the playbook's backend play", s(q.backend.ours), s(q.backend.ansible), x(q.backend.oursOverAnsible), s(q.floor.backend), x(q.backend.oursOverFloor), `${runs(q.backend.ours)} / ${runs(q.backend.ansible)}`]));
+      out.push(row(["whole promotion: `pulumi up` vs `ansible-playbook`", s(q.promotion.ours), s(q.promotion.ansible), x(q.promotion.oursOverAnsible), s(q.floor.total), x(q.promotion.oursOverFloor), `${runs(q.promotion.ours)} / ${runs(q.promotion.ansible)}`]));
+      out.push(row(["back to the previous pair: `pulumi up` vs `ansible-playbook`", s(q.back.ours), s(q.back.ansible), x(q.back.oursOverAnsible), s(q.floor.back), x(q.back.oursOverFloor), `${runs(q.back.ours)} / ${runs(q.back.ansible)}`]));
+      out.push(row(["back to the previous pair: Flux (the frontend alone)", "", s(q.back.flux), "", "", "", runs(q.back.flux)]));
+      out.push("", "The program's `up` to the new pair, by stage:", "", row(["stage", "median", "runs"]), row(["---", "---:", "---"]));
+      for (const [k, f] of Object.entries(q.stages)) {
+        out.push(row([k, s(f), runs(f)]));
+      }
+      out.push("");
+    }
   }
 
   if (r.evaluation) {

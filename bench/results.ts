@@ -22,6 +22,20 @@ export interface ScalePoint {
   readonly upGrowth?: Figure;
 }
 
+/** The peers section on one workload profile (bench/profile.ts). */
+export interface PeerProfile {
+  readonly name: string;
+  readonly description: string;
+  readonly floor: { frontend: Figure; backend: Figure; total: Figure; back: Figure };
+  readonly frontend: { ours: Figure; flux: Figure; ansible: Figure; oursOverFlux: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
+  readonly backend: { ours: Figure; ansible: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
+  readonly promotion: { ours: Figure; ansible: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
+  /** Back to the previous pair: `pulumi up`, the playbook (both), Flux (the frontend). */
+  readonly back: { ours: Figure; ansible: Figure; flux: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
+  /** The program's `up` to the new pair, by stage (bench/timeline.ts). */
+  readonly stages: Record<string, Figure>;
+}
+
 /** What bench/results.json holds; every duration in seconds. */
 export interface BenchResults {
   date: string;
@@ -66,18 +80,11 @@ export interface BenchResults {
     ratio: Figure;
   };
   /**
-   * The tools a user would run instead, in the same run: Flux (kustomize-controller) for the
-   * frontend; one Ansible playbook for the whole promotion, its plays' times the stages.
+   * The tools a user would run instead, in the same run, per workload profile: Flux
+   * (kustomize-controller) for the frontend; one Ansible playbook for the whole promotion, its
+   * plays' times the stages.
    */
-  peers?: {
-    ansible: { version: string; kubernetesClient: boolean };
-    floor: { frontend: Figure; backend: Figure; total: Figure; back: Figure };
-    frontend: { ours: Figure; flux: Figure; ansible: Figure; oursOverFlux: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
-    backend: { ours: Figure; ansible: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
-    promotion: { ours: Figure; ansible: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
-    /** Back to the previous pair: `pulumi up`, the playbook (both), Flux (the frontend). */
-    back: { ours: Figure; ansible: Figure; flux: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
-  };
+  peers?: { ansible: { version: string; kubernetesClient: boolean }; profiles: PeerProfile[] };
   evaluation?: { program: Figure; empty: Figure; ratio: Figure };
   scale?: { points: ScalePoint[] };
 }
