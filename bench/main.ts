@@ -30,6 +30,7 @@ import { Timeline, criticalPath, slowestSteps, stageSeconds, timed } from "./tim
  *   --frontends 1,5,20  scale points: frontend workloads (with one service)
  *   --services 1,3,10   scale points: services on the VM (with one frontend)
  *   --only a,b          sections: promotion, noop, rollback, peers, evaluation, scale (default all)
+ *   --profiles a,b      workload profiles of the peers section: trivial, seed-shaped (default both)
  *   --dir DIR --keep    reuse / keep a sandbox directory (default: a fresh temporary one, removed)
  *   --out DIR           where results.json and BENCHMARKS.md go (default: the repository)
  *   --report            only render BENCHMARKS.md again from the results.json in --out
@@ -44,6 +45,7 @@ interface Args {
   frontends: number[];
   services: number[];
   only: Set<string>;
+  profiles: Set<string>;
   dir?: string;
   keep: boolean;
   out: string;
@@ -51,7 +53,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runs: 5, frontends: [1, 5, 20], services: [1, 3, 10], only: new Set(["promotion", "noop", "rollback", "peers", "evaluation", "scale"]), keep: false, out: REPO, report: false };
+  const a: Args = { runs: 5, frontends: [1, 5, 20], services: [1, 3, 10], only: new Set(["promotion", "noop", "rollback", "peers", "evaluation", "scale"]), profiles: new Set(["trivial", "seed-shaped"]), keep: false, out: REPO, report: false };
   const list = (v: string | undefined): number[] => (v ?? "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -69,6 +71,8 @@ function parseArgs(argv: string[]): Args {
       a.services = list(v());
     } else if (k === "--only") {
       a.only = new Set(v().split(","));
+    } else if (k === "--profiles") {
+      a.profiles = new Set(v().split(","));
     } else if (k === "--dir") {
       a.dir = path.resolve(v());
     } else if (k === "--report") {
@@ -314,9 +318,13 @@ async function main(): Promise<void> {
       results.peers = { ansible: { version: ansible.version, kubernetesClient: ansible.kubernetesClient }, profiles: [] };
       // The seed-shaped backend alone takes 20 s to answer: the gates get the seeds' own room.
       await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: "120" } });
-      for (const prof of built.profiles) {
+      for (const prof of built.profiles.filter((p) => args.profiles.has(p.name))) {
         const [pa, pb] = [prof.a, prof.b];
         log(`peers (${prof.name}): every one on pair A first`);
+        // The program pulls B once (with its pull secret) so the node holds it when the floor's
+        // and the peers' pods, which have none, start on it.
+        await release(pb);
+        await timed(stack, "up");
         await release(pa);
         await timed(stack, "up");
         await floor.frontend(pa[0]);
@@ -325,7 +333,7 @@ async function main(): Promise<void> {
         await fp.frontend(pa[0]);
         const q = {
           floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], floorBack: [] as number[],
-          ourFrontend: [] as number[], ourBackend: [] as number[], up: [] as number[], upBack: [] as number[], timelines: [] as Timeline[],
+          ourFrontend: [] as number[], ourBackend: [] as number[], up: [] as number[], upBack: [] as number[], timelines: [] as Timeline[], noop: [] as Timeline[],
           flux: [] as number[], fluxBack: [] as number[], ansibleFrontend: [] as number[], ansibleBackend: [] as number[], ansible: [] as number[], ansibleBack: [] as number[],
         };
         for (let i = 0; i < args.runs; i++) {
@@ -356,6 +364,9 @@ async function main(): Promise<void> {
           q.upBack.push(back.seconds);
           q.fluxBack.push(await fp.frontend(pa[0]));
           q.ansibleBack.push((await ap.promotion(pa[0], pa[1])).seconds);
+          const nu = await timed(stack, "up");
+          must(Object.keys(nu.changes).length === 0, `peers: no-op up changed ${JSON.stringify(nu.changes)}`);
+          q.noop.push(nu);
           log(
             `peers (${prof.name}): run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s; up ${up.seconds.toFixed(1)}s (frontend ${q.ourFrontend[i].toFixed(1)}s, backend ${q.ourBackend[i].toFixed(1)}s); ` +
               `Flux frontend ${q.flux[i].toFixed(1)}s; Ansible ${pr.seconds.toFixed(1)}s (frontend ${q.ansibleFrontend[i].toFixed(1)}s, backend ${q.ansibleBackend[i].toFixed(1)}s); ` +
@@ -380,6 +391,11 @@ async function main(): Promise<void> {
           promotion: { ours: figure(q.up), ansible: figure(q.ansible), oursOverAnsible: ratio(q.up, q.ansible), oursOverFloor: ratio(q.up, q.floor) },
           back: { ours: figure(q.upBack), ansible: figure(q.ansibleBack), flux: figure(q.fluxBack), oursOverAnsible: ratio(q.upBack, q.ansibleBack), oursOverFloor: ratio(q.upBack, q.floorBack) },
           stages: Object.fromEntries(Object.entries(stageRuns).map(([k, v]) => [k, figure(v)])),
+          noop: {
+            up: figure(q.noop.map((t) => t.seconds)),
+            before: figure(q.noop.map((t) => stageSeconds(t)["before the first step"] ?? NaN)),
+            after: figure(q.noop.map((t) => stageSeconds(t)["after the last step"] ?? NaN)),
+          },
         });
         save();
       }

@@ -120,6 +120,9 @@ export function renderReport(r: BenchResults): string {
       for (const [k, f] of Object.entries(q.stages)) {
         out.push(row([k, s(f), runs(f)]));
       }
+      out.push(row(["no-op `up` (after the move back): whole", s(q.noop.up), runs(q.noop.up)]));
+      out.push(row(["no-op `up`: before the first step", s(q.noop.before), runs(q.noop.before)]));
+      out.push(row(["no-op `up`: after the last step", s(q.noop.after), runs(q.noop.after)]));
       out.push("");
     }
   }

@@ -34,6 +34,8 @@ export interface PeerProfile {
   readonly back: { ours: Figure; ansible: Figure; flux: Figure; oursOverAnsible: Figure; oursOverFloor: Figure };
   /** The program's `up` to the new pair, by stage (bench/timeline.ts). */
   readonly stages: Record<string, Figure>;
+  /** A no-op `up` after the move back: whole, before its first step, after its last. */
+  readonly noop: { up: Figure; before: Figure; after: Figure };
 }
 
 /** What bench/results.json holds; every duration in seconds. */

@@ -99,7 +99,8 @@ export async function prepareAnsiblePeer(sb: Sandbox, a: AnsibleEnv, dir: string
         name: "health",
         "ansible.builtin.uri": { url: healthUrl, return_content: true },
         register: "health",
-        until: "health.status == 200 and health.json.version == version",
+        // busybox httpd serves the file as application/octet-stream: uri leaves it unparsed.
+        until: "health.status == 200 and (health.content | from_json).version == version",
         retries: 120,
         delay: 1,
       },
