@@ -3,19 +3,11 @@ import { joinBundle, parseBundle } from "../lib/bundle";
 import { ServicePlan, planServices } from "../lib/compose-changes";
 import { findDrift, parseInspect } from "../lib/live";
 import { DetachedScript, SshEndpoint, runDetached, runScript } from "../lib/ssh";
+import { SshConnectionInput } from "./ssh-connection";
 
 /** Inputs of a script run on a host over SSH. */
 export interface RemoteScriptArgs {
-  readonly connection: pulumi.Input<{
-    host: pulumi.Input<string>;
-    port: pulumi.Input<number>;
-    user: pulumi.Input<string>;
-    privateKey: pulumi.Input<string>;
-    hostKey?: pulumi.Input<string>;
-    /** Without hostKey: pin the key the host presents on first contact (kept in state). */
-    trustOnFirstUse?: pulumi.Input<boolean>;
-    attempts?: pulumi.Input<number>;
-  }>;
+  readonly connection: SshConnectionInput;
   /** Runs on create, and on update unless `update` is set. */
   readonly create: pulumi.Input<string>;
   readonly update?: pulumi.Input<string>;

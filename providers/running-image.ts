@@ -1,17 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { parseRunningImage } from "../lib/self-update";
 import { SshEndpoint, runScript } from "../lib/ssh";
+import { SshConnectionInput } from "./ssh-connection";
 
 /** Inputs of the record of the image an app runs. */
 export interface RunningImageArgs {
-  readonly connection: pulumi.Input<{
-    host: pulumi.Input<string>;
-    port: pulumi.Input<number>;
-    user: pulumi.Input<string>;
-    privateKey: pulumi.Input<string>;
-    hostKey?: pulumi.Input<string>;
-    attempts?: pulumi.Input<number>;
-  }>;
+  readonly connection: SshConnectionInput;
   /** The read-only script that lists the service's containers (lib/self-update.ts renderRunningImageScript). */
   readonly script: pulumi.Input<string>;
   /** The image's repository, `registry/repo`, whose digest is recorded. */

@@ -1,4 +1,5 @@
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 
 /*
@@ -58,4 +59,34 @@ export function installFakeDocker(bin: string, state: string): void {
   fs.writeFileSync(path.join(bin, "docker"), FAKE_DOCKER, { mode: 0o755 });
   fs.writeFileSync(path.join(bin, "curl"), FAKE_CURL, { mode: 0o755 });
   fs.writeFileSync(path.join(state, "docker.sock"), "");
+}
+
+/** A host for the rendered scripts in a temporary directory: the stand-in docker and curl on its PATH. */
+export interface FakeDockerHost {
+  readonly root: string;
+  readonly bin: string;
+  /** What the stand-ins record (`calls`, `running`) and read (`engine-down`). */
+  readonly state: string;
+  /** Where the deploy's files go; not created, as on a fresh host. */
+  readonly deployDir: string;
+  /** The environment a script on this host runs with. */
+  env(extra?: Record<string, string>): NodeJS.ProcessEnv;
+  remove(): void;
+}
+
+export function fakeDockerHost(prefix: string): FakeDockerHost {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const bin = path.join(root, "bin");
+  const state = path.join(root, "state");
+  fs.mkdirSync(bin);
+  fs.mkdirSync(state);
+  installFakeDocker(bin, state);
+  return {
+    root,
+    bin,
+    state,
+    deployDir: path.join(root, "opt", "backend"),
+    env: (extra = {}) => ({ ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}`, ...extra }),
+    remove: () => fs.rmSync(root, { recursive: true, force: true }),
+  };
 }

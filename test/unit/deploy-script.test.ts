@@ -2,26 +2,19 @@ import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import { installFakeDocker } from "../support/fake-docker";
+import { FakeDockerHost, fakeDockerHost } from "../support/fake-docker";
 import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, HOST_CHECK_EXIT, renderBundle, renderDeployScript, renderDownScript, renderFollowScript, renderHostCheckScript } from "../../lib/remote-deploy";
 
-let root: string;
-let bin: string;
+let host: FakeDockerHost;
 let state: string;
 let deployDir: string;
 
 before(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), "deploy-script-"));
-  bin = path.join(root, "bin");
-  state = path.join(root, "state");
-  deployDir = path.join(root, "opt", "backend");
-  fs.mkdirSync(bin);
-  fs.mkdirSync(state);
-  installFakeDocker(bin, state);
+  host = fakeDockerHost("deploy-script-");
+  ({ state, deployDir } = host);
 });
-after(() => fs.rmSync(root, { recursive: true, force: true }));
+after(() => host.remove());
 
 function compose(image: string): string {
   return `name: backend\nservices:\n  backend:\n    image: ${image}\n`;
@@ -36,7 +29,7 @@ interface DeployOptions {
   readonly cut?: boolean;
 }
 
-const hostEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({ ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}`, ...extra });
+const hostEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => host.env(extra);
 
 function deploy(image: string, opts: DeployOptions = {}): { code: number | null; stdout: string; stderr: string } {
   const script = renderDeployScript({
@@ -237,14 +230,14 @@ describe("deploy script", () => {
 
   it("stops the project on delete without removing volumes", () => {
     const script = renderDownScript({ deployDir, project: "backend" });
-    const r = spawnSync("/bin/sh", ["-c", script], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}` }, encoding: "utf8" });
+    const r = spawnSync("/bin/sh", ["-c", script], { env: hostEnv(), encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     const calls = fs.readFileSync(path.join(state, "calls"), "utf8").trim().split("\n");
     assert.equal(calls[calls.length - 1], "compose down --remove-orphans");
   });
 
   it("checks the host and names what is missing", () => {
-    const ok = spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir })], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}` }, encoding: "utf8" });
+    const ok = spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir })], { env: hostEnv(), encoding: "utf8" });
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /host-check: ok: 2.40.3/);
     const none = spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir })], { env: { PATH: "/nonexistent" }, encoding: "utf8" });

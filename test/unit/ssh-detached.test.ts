@@ -3,10 +3,9 @@ import * as assert from "node:assert/strict";
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
-import * as os from "os";
 import * as path from "path";
 import { Server, utils } from "ssh2";
-import { installFakeDocker } from "../support/fake-docker";
+import { FakeDockerHost, fakeDockerHost } from "../support/fake-docker";
 import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, renderBundle, renderDeployScript, renderFollowScript } from "../../lib/remote-deploy";
 import { SshEndpoint, runDetached, runScript } from "../../lib/ssh";
 
@@ -16,8 +15,7 @@ import { SshEndpoint, runDetached, runScript } from "../../lib/ssh";
  * shell loses its output and the client its socket. The deploy itself must go on, and the client
  * must pick up its verdict over a new connection.
  */
-let root: string;
-let bin: string;
+let host: FakeDockerHost;
 let state: string;
 let deployDir: string;
 let server: Server;
@@ -28,13 +26,8 @@ const commands: string[] = [];
 const shells = new Set<ChildProcess>();
 
 before(async () => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), "ssh-detached-"));
-  bin = path.join(root, "bin");
-  state = path.join(root, "state");
-  deployDir = path.join(root, "opt", "backend");
-  fs.mkdirSync(bin);
-  fs.mkdirSync(state);
-  installFakeDocker(bin, state);
+  host = fakeDockerHost("ssh-detached-");
+  ({ state, deployDir } = host);
   const hostKey = utils.generateKeyPairSync("ed25519");
   const clientKey = utils.generateKeyPairSync("ed25519");
   server = new Server({ hostKeys: [hostKey.private] }, (conn) => {
@@ -45,7 +38,7 @@ before(async () => {
         accept().once("exec", (acceptExec, _reject, info) => {
           const stream = acceptExec();
           commands.push(info.command);
-          const sh = spawn("/bin/sh", ["-c", info.command], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, DOCKER_HOST: `unix://${path.join(state, "docker.sock")}` } });
+          const sh = spawn("/bin/sh", ["-c", info.command], { env: host.env() });
           shells.add(sh);
           stream.pipe(sh.stdin);
           sh.stdout.on("data", (d: Buffer) => stream.write(d));
@@ -79,7 +72,7 @@ after(async () => {
     sh.kill();
   }
   await new Promise<void>((r) => server.close(() => r()));
-  fs.rmSync(root, { recursive: true, force: true });
+  host.remove();
 });
 
 const compose = (image: string): string => `name: backend\nservices:\n  backend:\n    image: ${image}\n`;
