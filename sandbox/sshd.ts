@@ -109,7 +109,16 @@ export function writeSshdConfig(label: string, file: string, c: SshdConfig): voi
     "",
   ].join("\n");
   fs.writeFileSync(file, config, { mode: 0o600 });
+  ensurePrivilegeSeparationDir();
   run(label, "/usr/sbin/sshd", ["-t", "-f", file], "checking sshd_config");
+}
+
+/**
+ * sshd (even `sshd -t`) needs /run/sshd. Debian's service creates it at boot; on a host where
+ * that service never ran (a fresh container) nothing has.
+ */
+function ensurePrivilegeSeparationDir(): void {
+  fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
 }
 
 /** Starts `sshd -D` with the config, recorded in `dir`'s state as `name`, and waits for its port. */
@@ -118,9 +127,7 @@ export async function startSshd(
   o: { name: string; configFile: string; logFile: string; port: number; address?: string; what: string; timeoutMs: number },
 ): Promise<ProcessRecord> {
   const address = o.address ?? "127.0.0.1";
-  if (!fs.existsSync("/run/sshd")) {
-    fs.mkdirSync("/run/sshd", { mode: 0o755 });
-  }
+  ensurePrivilegeSeparationDir();
   const rec = startProcess(dir, {
     name: o.name,
     command: "/usr/sbin/sshd",
