@@ -2,6 +2,7 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
+import * as YAML from "yaml";
 import { toolchainEnv } from "../toolchain/env";
 import { freePort, waitFor } from "./processes";
 import { kubeClient } from "./kube";
@@ -42,11 +43,23 @@ export async function startCluster(dir: string, opts: { name?: string; nodes?: n
   const existing = (await run(kwokctl, ["get", "clusters"], { env })).stdout.split("\n").map((l) => l.trim());
   if (!existing.includes(name)) {
     const port = await freePort();
+    // kwokctl numbers the other components' ports down from 32767 by itself, so two clusters
+    // created at once get the same ones, and the second API server ends up on the first's etcd.
+    // Every port is picked here, from the kernel's free ones.
+    const [etcdPort, etcdPeerPort, managerPort, schedulerPort, kwokPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const config = path.join(dir, "kwokctl.yaml");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(config, YAML.stringify({ apiVersion: "config.kwok.x-k8s.io/v1alpha1", kind: "KwokctlConfiguration", options: { etcdPeerPort } }));
     log(`cluster: starting etcd, kube-apiserver (127.0.0.1:${port}), controller-manager, scheduler${opts.nodes === 0 ? "" : " and kwok"}`);
     await kwok(
       "create", "cluster",
+      "--config", config,
       "--runtime", "binary",
       "--kube-apiserver-port", String(port),
+      "--etcd-port", String(etcdPort),
+      "--kube-controller-manager-port", String(managerPort),
+      "--kube-scheduler-port", String(schedulerPort),
+      "--controller-port", String(kwokPort),
       "--kube-apiserver-binary", path.join(bin, "kube-apiserver"),
       "--kube-controller-manager-binary", path.join(bin, "kube-controller-manager"),
       "--kube-scheduler-binary", path.join(bin, "kube-scheduler"),
