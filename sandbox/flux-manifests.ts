@@ -26,7 +26,9 @@ export function ensureFluxManifests(log: (line: string) => void = (l) => console
   if (fs.existsSync(stamp)) {
     return dir;
   }
-  const tmp = `${dir}.partial`;
+  // A directory of this process's own: two suites starting at once both generate, and the first
+  // to finish provides the directory.
+  const tmp = `${dir}.partial-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   const started = Date.now();
   log(`flux-manifests: generating Flux ${FLUX_VERSION} CRDs with controller-gen (first run builds it)`);
@@ -43,9 +45,19 @@ export function ensureFluxManifests(log: (line: string) => void = (l) => console
     path.join(tmp, "00-namespace.yaml"),
     YAML.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "flux-system", labels: { "app.kubernetes.io/instance": "flux-system", "app.kubernetes.io/part-of": "flux" } } }),
   );
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.renameSync(tmp, dir);
-  fs.writeFileSync(stamp, `${new Date().toISOString()}\n`);
+  fs.writeFileSync(path.join(tmp, path.basename(stamp)), `${new Date().toISOString()}\n`);
+  if (!fs.existsSync(stamp)) {
+    // Only an older, incomplete generation is in the way; a complete one is never replaced.
+    fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      fs.renameSync(tmp, dir);
+    } catch (e) {
+      if (!fs.existsSync(stamp)) {
+        throw e;
+      }
+    }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
   log(`flux-manifests: ${fs.readdirSync(dir).filter((f) => f.endsWith(".yaml")).length} CRDs in ${dir} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
   return dir;
 }
