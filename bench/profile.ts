@@ -1,7 +1,7 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { BACKEND_PORT, BUSYBOX, DEMO_UID, DemoImages, FRONTEND_PORT, HEADER, ImagePusher, SERVE, registryDigest } from "../sandbox/images";
+import { BACKEND_DOCKERFILE, BACKEND_PORT, BUSYBOX, DEMO_UID, DemoImages, FRONTEND_PORT, HEADER, ImagePusher, SERVE, registryDigest } from "../sandbox/images";
 import { Sandbox } from "../sandbox/sandbox";
 
 /*
@@ -58,15 +58,6 @@ function backendFiles(variant: string): Record<string, string> {
   };
 }
 
-const BACKEND_DOCKERFILE = `${HEADER}COPY app /app
-COPY www /www
-RUN ["/bin/busybox","sh","-c","mkdir -p /data && chown ${DEMO_UID}:${DEMO_UID} /data"]
-ENV APP_VERSION=@TAG@
-USER ${DEMO_UID}:${DEMO_UID}
-VOLUME /data
-EXPOSE ${BACKEND_PORT}
-CMD ["/app/start.sh"]
-`;
 
 /**
  * Builds and pushes the seed-shaped images (v1 and v2 of each) and returns the sandbox's images
