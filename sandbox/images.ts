@@ -141,6 +141,17 @@ function backend(variant: string, healthy: boolean): ImageSpec {
   };
 }
 
+/** The backend image: /app/start.sh as the demo user, /data its volume. */
+export const BACKEND_DOCKERFILE = `${HEADER}COPY app /app
+COPY www /www
+RUN ["/bin/busybox","sh","-c","mkdir -p /data && chown ${DEMO_UID}:${DEMO_UID} /data"]
+ENV APP_VERSION=@TAG@
+USER ${DEMO_UID}:${DEMO_UID}
+VOLUME /data
+EXPOSE ${BACKEND_PORT}
+CMD ["/app/start.sh"]
+`;
+
 const SPECS: Record<ImageName, ImageSpec> = {
   "frontend-v1": frontend("v1"),
   "frontend-v2": frontend("v2"),
@@ -181,17 +192,6 @@ function contentHash(name: ImageName, busyboxHash: string): string {
 }
 
 /** Runs the docker CLI; throws with its last output lines on failure. */
-/** The backend image: /app/start.sh as the demo user, /data its volume. */
-export const BACKEND_DOCKERFILE = `${HEADER}COPY app /app
-COPY www /www
-RUN ["/bin/busybox","sh","-c","mkdir -p /data && chown ${DEMO_UID}:${DEMO_UID} /data"]
-ENV APP_VERSION=@TAG@
-USER ${DEMO_UID}:${DEMO_UID}
-VOLUME /data
-EXPOSE ${BACKEND_PORT}
-CMD ["/app/start.sh"]
-`;
-
 export function docker(args: string[], env: NodeJS.ProcessEnv, input?: string): string {
   const r = spawnSync("docker", args, { env, input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0) {
