@@ -22,6 +22,12 @@ export interface FrontendAppArgs {
   readonly version: pulumi.Input<string>;
   /** @default 2 */
   readonly replicas?: number;
+  /**
+   * New pods a rollout starts at once (maxSurge: a count or `N%` of the replicas). No old pod
+   * goes before a new one is ready (maxUnavailable 0), so a larger surge shortens a rollout
+   * without losing capacity, for as many extra pods while it lasts. @default "100%"
+   */
+  readonly rolloutSurge?: number | string;
   /** @default 8080 */
   readonly containerPort?: number;
   /** Readiness and liveness path. @default "/" */
@@ -66,6 +72,7 @@ export class FrontendApp extends pulumi.ComponentResource {
   constructor(name: string, args: FrontendAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super(FRONTEND_APP_TYPE, name, {}, opts);
     const replicas = args.replicas ?? 2;
+    const rolloutSurge = args.rolloutSurge ?? "100%";
     const port = args.containerPort ?? 8080;
     const healthPath = args.healthPath ?? "/";
     const requests = args.requests ?? { cpu: "50m", memory: "64Mi" };
@@ -126,7 +133,7 @@ export class FrontendApp extends pulumi.ComponentResource {
         spec: {
           replicas,
           selector: { matchLabels: selector },
-          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: rolloutSurge } },
           template: {
             metadata: { labels: { ...labels, "app.kubernetes.io/version": args.version } },
             spec: {

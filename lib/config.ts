@@ -15,6 +15,8 @@ import {
   plainTextProblem,
   privateKeyProblem,
   regexProblem,
+  surge,
+  surgeProblem,
   urlProblem,
 } from "./validate";
 
@@ -73,6 +75,11 @@ export const CONFIG_KEYS = {
   backendTag: { kind: "string", default: "", description: "Override the release file's backend tag in this stack only (the deploy never sets it; git stays the record)." },
 
   frontendReplicas: { kind: "integer", default: 2, description: "Frontend pods." },
+  frontendRolloutSurge: {
+    kind: "string",
+    default: "100%",
+    description: "New frontend pods a rollout starts at once: a count, or a percentage of frontendReplicas; an old pod goes only once a new one is ready.",
+  },
   frontendPort: { kind: "integer", default: 8080, description: "Port the frontend container listens on." },
   frontendHealthPath: { kind: "string", default: "/", description: "Path of the frontend's readiness probe and health gate." },
   frontendHost: { kind: "string", default: "", description: "Host name the ingress answers for; every host when unset." },
@@ -182,6 +189,8 @@ export interface HomelabSettings {
   readonly pins: { readonly frontendTag?: string; readonly backendTag?: string };
   readonly frontend: {
     readonly replicas: number;
+    /** maxSurge of the rollout: a count or `N%` (maxUnavailable is always 0). */
+    readonly rolloutSurge: number | string;
     readonly port: number;
     readonly healthPath: string;
     readonly host?: string;
@@ -464,6 +473,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       pins: { frontendTag: str("frontendTag", false, tagCheck), backendTag: str("backendTag", false, tagCheck) },
       frontend: {
         replicas: int("frontendReplicas", 1, 50),
+        rolloutSurge: surge(str("frontendRolloutSurge", true, surgeProblem) ?? "100%"),
         port: int("frontendPort", 1, 65535),
         healthPath: str("frontendHealthPath", true, (v) => (/^\/[A-Za-z0-9._~/-]*$/.test(v) ? undefined : "is not a URL path")) ?? "/",
         host: str("frontendHost", false, hostProblem),

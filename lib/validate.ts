@@ -85,6 +85,16 @@ export function k8sNameProblem(value: string): string | undefined {
   return /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value) ? undefined : "is not a DNS-1123 label (lowercase letters, digits, '-')";
 }
 
+/** A rollout's maxSurge as config gives it: a count from 1 or a percentage from 1% to 100%. */
+export function surgeProblem(value: string): string | undefined {
+  return /^([1-9][0-9]{0,2}|([1-9][0-9]?|100)%)$/.test(value) ? undefined : "is not a pod count from 1 to 999 or a percentage from 1% to 100%";
+}
+
+/** A validated surge as Kubernetes takes it: a number for a count, the string for a percentage. */
+export function surge(value: string): number | string {
+  return value.endsWith("%") ? value : Number(value);
+}
+
 /** A Flux/Go duration such as `1m`, `30s`, `1m30s`. */
 export function durationProblem(value: string): string | undefined {
   return /^([0-9]+(ms|s|m|h))+$/.test(value) ? undefined : "is not a duration like 30s, 1m or 1h30m";

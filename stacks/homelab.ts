@@ -111,6 +111,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
       image: frontendImage,
       version: release.frontend.tag,
       replicas: s.frontend.replicas,
+      rolloutSurge: s.frontend.rolloutSurge,
       containerPort: s.frontend.port,
       healthPath: s.frontend.healthPath,
       pullCredentials: { server: s.registry.host, username: s.registry.username, password: secrets.registryPassword },

@@ -28,6 +28,8 @@ describe("config", () => {
     assert.equal(s.flux.branch, "master");
     assert.equal(s.flux.path, "./flux/clusters/production");
     assert.equal(s.gates.deadlineSeconds, 300);
+    assert.equal(s.frontend.rolloutSurge, "100%");
+    assert.equal(parseConfig(validConfig({ "homelab:frontendRolloutSurge": "1" }), isSecret).homelab!.settings.frontend.rolloutSurge, 1);
     assert.deepEqual(s.flux.manifests, { kind: "url", url: "https://github.com/fluxcd/flux2/releases/download/v2.9.5/install.yaml" });
     assert.deepEqual(cfg.homelab!.secrets.backendEnv, { DATABASE_URL: "postgres://app:db-secret-456@db/app", NODE_ENV: "production" });
   });
@@ -43,6 +45,8 @@ describe("config", () => {
     ["tag pin", { "homelab:backendTag": "latest" }, /^homelab:backendTag: "latest" does not match the release pattern/],
     ["tag pattern", { "homelab:tagPattern": "([" }, /^homelab:tagPattern: "\(\[" is not a valid regular expression/],
     ["list", { "homelab:backendHealthcheck": "CMD" }, /^homelab:backendHealthcheck: "CMD" is not a list of strings$/],
+    ["rollout surge", { "homelab:frontendRolloutSurge": "0" }, /^homelab:frontendRolloutSurge: "0" is not a pod count from 1 to 999 or a percentage from 1% to 100%$/],
+    ["rollout surge percentage", { "homelab:frontendRolloutSurge": "150%" }, /^homelab:frontendRolloutSurge: "150%" is not a pod count/],
     ["bool", { "homelab:registryInsecure": "yes" }, /^homelab:registryInsecure: "yes" is not true or false$/],
     ["namespace", { "homelab:namespace": "Web_Site" }, /^homelab:namespace: "Web_Site" is not a DNS-1123 label/],
     ["deploy dir", { "homelab:deployDir": "opt/backend" }, /^homelab:deployDir: "opt\/backend" is not an absolute path/],

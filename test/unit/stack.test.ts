@@ -51,6 +51,8 @@ describe("homelab stack", () => {
     assert.deepEqual(c.resources, { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "500m", memory: "256Mi" } });
     assert.equal(spec.template.spec.securityContext.runAsNonRoot, true);
     assert.equal(spec.replicas, 2);
+    // Every new pod at once, no old one gone before a new one is ready.
+    assert.deepEqual(spec.strategy.rollingUpdate, { maxUnavailable: 0, maxSurge: "100%" });
     assert.equal(spec.template.metadata.labels["app.kubernetes.io/version"], TAG_A);
     assert.deepEqual(spec.selector.matchLabels, { "app.kubernetes.io/name": "frontend", "app.kubernetes.io/instance": "frontend" });
     assert.equal((d.inputs.metadata as any).namespace, "website");
