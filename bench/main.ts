@@ -39,6 +39,8 @@ import { Timeline, criticalPath, slowestSteps, stageSeconds, timed } from "./tim
 const run = promisify(execFile);
 const REPO = path.resolve(__dirname, "..");
 const STACK = "bench";
+/** The frontend rollout's surge (lib/config.ts): "1" is the one-pod-at-a-time rollout it replaced. */
+const SURGE_KEY = "homelab:frontendRolloutSurge";
 
 interface Args {
   runs: number;
@@ -172,6 +174,30 @@ async function main(): Promise<void> {
     await release(A);
     await timed(stack, "up");
 
+    /**
+     * A release whose backend crashes on start, its frontend `frontendTag`: the frontend moves, the
+     * backend fails, both return to `good`. Seconds from the verdict (`FAILED`) until the page,
+     * the backend on the VM and `/api/health` through the ingress all serve `good`, and until the
+     * deploy exits; the failed `up`'s own seconds. The crashing tag is left excluded.
+     */
+    const rollback = async (frontendTag: string, good: [string, string]): Promise<{ toHealthy: number; toExit: number; failedUp: number }> => {
+      await release([frontendTag, s.images.backend.crash]);
+      let verdict = 0;
+      let healthy: Promise<number> | undefined;
+      const onGood = async (): Promise<boolean> =>
+        (await servesVersion(backendUrl, good[1])) && (await servesVersion(`${s.ingressUrl}/api/health`, good[1])) && (await servesText(`${s.ingressUrl}/`, good[0]));
+      const r = await npmDeploy(STACK, projectDir, env, (line) => {
+        if (!verdict && line.includes("deploy: FAILED after")) {
+          verdict = Date.now();
+          healthy = waitUntil(onGood, "both on the previous pair");
+        }
+      });
+      const exited = Date.now();
+      must(r.code === 3 && verdict > 0 && healthy !== undefined, `rollback deploy exited ${r.code}:\n${r.output}`);
+      const failedUp = /FAILED after ([0-9.]+)s/.exec(r.output);
+      return { toHealthy: ((await healthy!) - verdict) / 1000, toExit: (exited - verdict) / 1000, failedUp: failedUp ? Number(failedUp[1]) : NaN };
+    };
+
     const live = await kubeClient(s.kubeconfig).get<Record<string, unknown>>("/apis/apps/v1/namespaces/website/deployments/frontend");
     const floor = await prepareFloor(s, path.join(base, "floor"), await freePort(), live!);
     await floor.frontend(A[0]);
@@ -233,24 +259,10 @@ async function main(): Promise<void> {
         log(`run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s, up ${up.result.seconds.toFixed(1)}s (${up.sessions} ssh), deploy ${dep.result.seconds.toFixed(1)}s, no-op preview ${pv.seconds.toFixed(1)}s (type-checked ${n.previewChecked[i].toFixed(1)}s), up ${nu.result.seconds.toFixed(1)}s, providers-only preview ${n.empty[i].toFixed(1)}s`);
 
         if (args.only.has("rollback")) {
-          // A pair whose backend crashes: the frontend moves to B's, the backend fails, both return to A.
-          await release([B[0], s.images.backend.crash]);
-          let verdict = 0;
-          let healthy: Promise<number> | undefined;
-          const bothOnA = async (): Promise<boolean> =>
-            (await servesVersion(backendUrl, A[1])) && (await servesVersion(`${s.ingressUrl}/api/health`, A[1])) && (await servesText(`${s.ingressUrl}/`, A[0]));
-          const r = await npmDeploy(STACK, projectDir, env, (line) => {
-            if (!verdict && line.includes("deploy: FAILED after")) {
-              verdict = Date.now();
-              healthy = waitUntil(bothOnA, "both on the previous pair");
-            }
-          });
-          const exited = Date.now();
-          must(r.code === 3 && verdict > 0 && healthy !== undefined, `rollback deploy exited ${r.code}:\n${r.output}`);
-          const failedUp = /FAILED after ([0-9.]+)s/.exec(r.output);
-          rb.toHealthy.push(((await healthy!) - verdict) / 1000);
-          rb.toExit.push((exited - verdict) / 1000);
-          rb.failedUp.push(failedUp ? Number(failedUp[1]) : NaN);
+          const r = await rollback(B[0], A);
+          rb.toHealthy.push(r.toHealthy);
+          rb.toExit.push(r.toExit);
+          rb.failedUp.push(r.failedUp);
           rb.floor.push(back);
           log(`run ${i + 1}: rollback verdict → healthy ${rb.toHealthy[i].toFixed(1)}s, → exit ${rb.toExit[i].toFixed(1)}s`);
           // The crashing tag is excluded now; a person releases it again for the next run.
@@ -265,7 +277,6 @@ async function main(): Promise<void> {
           (stageRuns[k] ??= []).push(v);
         }
       }
-      const medianRun = (ts: Timeline[]): Timeline => [...ts].sort((a, b) => a.seconds - b.seconds)[Math.floor(ts.length / 2)];
       results.promotion = {
         floor: { frontend: figure(p.floorFrontend), backend: figure(p.floorBackend), total: figure(p.floor) },
         up: figure(p.up),
@@ -335,6 +346,7 @@ async function main(): Promise<void> {
           floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], floorBack: [] as number[],
           ourFrontend: [] as number[], ourBackend: [] as number[], up: [] as number[], upBack: [] as number[], timelines: [] as Timeline[], noop: [] as Timeline[],
           flux: [] as number[], fluxBack: [] as number[], ansibleFrontend: [] as number[], ansibleBackend: [] as number[], ansible: [] as number[], ansibleBack: [] as number[],
+          rollback: [] as number[], rollbackExit: [] as number[], oneAtATime: [] as number[], oneAtATimeFrontend: [] as number[],
         };
         for (let i = 0; i < args.runs; i++) {
           log(`peers (${prof.name}): run ${i + 1}/${args.runs}`);
@@ -367,10 +379,29 @@ async function main(): Promise<void> {
           const nu = await timed(stack, "up");
           must(Object.keys(nu.changes).length === 0, `peers: no-op up changed ${JSON.stringify(nu.changes)}`);
           q.noop.push(nu);
+          // A release whose backend crashes, rolled back by the guarded deploy; the peers' and the
+          // floor's counterpart is re-applying the previous pair, measured above.
+          const rb = await rollback(pb[0], pa);
+          q.rollback.push(rb.toHealthy);
+          q.rollbackExit.push(rb.toExit);
+          await clearExclusions(s.git);
+          await release(pa);
+          await timed(stack, "up");
+          // The same promotion with the frontend's old rollout, one new pod after another: the
+          // change this section measures, before (here) and after (the promotion above).
+          await stack.setConfig(SURGE_KEY, { value: "1" });
+          await release(pb);
+          const one = await timed(stack, "up");
+          q.oneAtATime.push(one.seconds);
+          q.oneAtATimeFrontend.push(stageSeconds(one).frontend ?? NaN);
+          await stack.removeConfig(SURGE_KEY);
+          await release(pa);
+          await timed(stack, "up");
           log(
             `peers (${prof.name}): run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s; up ${up.seconds.toFixed(1)}s (frontend ${q.ourFrontend[i].toFixed(1)}s, backend ${q.ourBackend[i].toFixed(1)}s); ` +
               `Flux frontend ${q.flux[i].toFixed(1)}s; Ansible ${pr.seconds.toFixed(1)}s (frontend ${q.ansibleFrontend[i].toFixed(1)}s, backend ${q.ansibleBackend[i].toFixed(1)}s); ` +
-              `back: floor ${q.floorBack[i].toFixed(1)}s, up ${back.seconds.toFixed(1)}s, Flux ${q.fluxBack[i].toFixed(1)}s, Ansible ${q.ansibleBack[i].toFixed(1)}s`,
+              `back: floor ${q.floorBack[i].toFixed(1)}s, up ${back.seconds.toFixed(1)}s, Flux ${q.fluxBack[i].toFixed(1)}s, Ansible ${q.ansibleBack[i].toFixed(1)}s; ` +
+              `rollback verdict → healthy ${rb.toHealthy.toFixed(1)}s; up with one new pod at a time ${one.seconds.toFixed(1)}s (frontend ${q.oneAtATimeFrontend[i].toFixed(1)}s)`,
           );
         }
         const stageRuns: Record<string, number[]> = {};
@@ -395,6 +426,20 @@ async function main(): Promise<void> {
             up: figure(q.noop.map((t) => t.seconds)),
             before: figure(q.noop.map((t) => stageSeconds(t)["before the first step"] ?? NaN)),
             after: figure(q.noop.map((t) => stageSeconds(t)["after the last step"] ?? NaN)),
+          },
+          rollback: {
+            verdictToHealthy: figure(q.rollback),
+            verdictToExit: figure(q.rollbackExit),
+            oursOverFloor: ratio(q.rollback, q.floorBack),
+            oursOverAnsible: ratio(q.rollback, q.ansibleBack),
+          },
+          phases: { promotion: criticalPath(medianRun(q.timelines)), noop: criticalPath(medianRun(q.noop)) },
+          rolloutSurge: {
+            oneAtATime: figure(q.oneAtATime),
+            allAtOnce: figure(q.up),
+            frontendOneAtATime: figure(q.oneAtATimeFrontend),
+            frontendAllAtOnce: figure(q.ourFrontend),
+            cut: ratio(q.up, q.oneAtATime),
           },
         });
         save();
@@ -476,6 +521,11 @@ async function main(): Promise<void> {
       fs.rmSync(base, { recursive: true, force: true });
     }
   }
+}
+
+/** The run whose whole time is the median (the upper one of an even count). */
+function medianRun(ts: Timeline[]): Timeline {
+  return [...ts].sort((a, b) => a.seconds - b.seconds)[Math.floor(ts.length / 2)];
 }
 
 function must(ok: boolean, message: string): void {

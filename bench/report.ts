@@ -116,6 +116,19 @@ export function renderReport(r: BenchResults): string {
       out.push(row(["whole promotion: `pulumi up` vs `ansible-playbook`", s(q.promotion.ours), s(q.promotion.ansible), x(q.promotion.oursOverAnsible), s(q.floor.total), x(q.promotion.oursOverFloor), `${runs(q.promotion.ours)} / ${runs(q.promotion.ansible)}`]));
       out.push(row(["back to the previous pair: `pulumi up` vs `ansible-playbook`", s(q.back.ours), s(q.back.ansible), x(q.back.oursOverAnsible), s(q.floor.back), x(q.back.oursOverFloor), `${runs(q.back.ours)} / ${runs(q.back.ansible)}`]));
       out.push(row(["back to the previous pair: Flux (the frontend alone)", "", s(q.back.flux), "", "", "", runs(q.back.flux)]));
+      if (q.rollback) {
+        out.push(
+          row([
+            "rollback: verdict → both on the previous pair (`npm run deploy`) vs the playbook re-applying it",
+            s(q.rollback.verdictToHealthy),
+            s(q.back.ansible),
+            x(q.rollback.oursOverAnsible),
+            s(q.floor.back),
+            x(q.rollback.oursOverFloor),
+            `${runs(q.rollback.verdictToHealthy)} / ${runs(q.back.ansible)}`,
+          ]),
+        );
+      }
       out.push("", "The program's `up` to the new pair, by stage:", "", row(["stage", "median", "runs"]), row(["---", "---:", "---"]));
       for (const [k, f] of Object.entries(q.stages)) {
         out.push(row([k, s(f), runs(f)]));
@@ -124,6 +137,27 @@ export function renderReport(r: BenchResults): string {
       out.push(row(["no-op `up`: before the first step", s(q.noop.before), runs(q.noop.before)]));
       out.push(row(["no-op `up`: after the last step", s(q.noop.after), runs(q.noop.after)]));
       out.push("");
+      if (q.phases) {
+        for (const [label, phases] of [["promotion to the new pair", q.phases.promotion], ["no-op", q.phases.noop]] as const) {
+          out.push(`The median ${label} \`up\`, phase by phase (seconds from its start):`, "", row(["phase", "from", "to", "seconds"]), row(["---", "---:", "---:", "---:"]));
+          for (const ph of phases) {
+            out.push(row([ph.what, ph.from.toFixed(2), ph.to.toFixed(2), (ph.to - ph.from).toFixed(2)]));
+          }
+          out.push("");
+        }
+      }
+      if (q.rolloutSurge) {
+        const g = q.rolloutSurge;
+        out.push(
+          "The frontend's rollout, before and after it started every new pod at once (`frontendRolloutSurge`: `1`, the old one-after-another rollout, against the default `100%`; no old pod goes before a new one is ready in either), the same promotion in the same runs:",
+          "",
+          row(["what", "one new pod at a time", "every new pod at once", "after ÷ before", "runs: before / after"]),
+          row(["---", "---:", "---:", "---:", "---"]),
+          row(["`pulumi up` to the new pair", s(g.oneAtATime), s(g.allAtOnce), x(g.cut), `${runs(g.oneAtATime)} / ${runs(g.allAtOnce)}`]),
+          row(["its frontend stage", s(g.frontendOneAtATime), s(g.frontendAllAtOnce), "", `${runs(g.frontendOneAtATime)} / ${runs(g.frontendAllAtOnce)}`]),
+          "",
+        );
+      }
     }
   }
 

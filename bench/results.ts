@@ -36,6 +36,25 @@ export interface PeerProfile {
   readonly stages: Record<string, Figure>;
   /** A no-op `up` after the move back: whole, before its first step, after its last. */
   readonly noop: { up: Figure; before: Figure; after: Figure };
+  /**
+   * The guarded deploy of a pair whose backend crashes: from the verdict until both serve the
+   * previous pair, and until the deploy exits; over the floor's and the playbook's move back.
+   */
+  readonly rollback?: { verdictToHealthy: Figure; verdictToExit: Figure; oursOverFloor: Figure; oursOverAnsible: Figure };
+  /** The median promotion and no-op `up`, phase by phase (bench/timeline.ts criticalPath). */
+  readonly phases?: { promotion: TimelinePhase[]; noop: TimelinePhase[] };
+  /**
+   * The promotion with the frontend's rollout starting one new pod at a time (maxSurge 1, as
+   * before) and every new pod at once (the default), in the same runs; `cut` is after over before.
+   */
+  readonly rolloutSurge?: { oneAtATime: Figure; allAtOnce: Figure; frontendOneAtATime: Figure; frontendAllAtOnce: Figure; cut: Figure };
+}
+
+/** One phase of an `up`: a changed step, or the engine's work before, between or after them. */
+export interface TimelinePhase {
+  readonly what: string;
+  readonly from: number;
+  readonly to: number;
 }
 
 /** What bench/results.json holds; every duration in seconds. */
