@@ -4,7 +4,9 @@ import * as path from "path";
 import { promisify } from "util";
 import { composeToYaml, renderBackendCompose } from "../lib/compose";
 import { backendHealthcheck, pinnedRef } from "../sandbox/images";
+import { kubeClient } from "../sandbox/kube";
 import { Sandbox } from "../sandbox/sandbox";
+import { copyPullSecrets } from "./peers/deployment";
 import { toolchainEnv } from "../toolchain/env";
 
 const run = promisify(execFile);
@@ -72,6 +74,7 @@ export async function prepareFloor(sb: Sandbox, dir: string, port: number, liveD
   const denv = sb.docker.env({ ...process.env, DOCKER_CONFIG: path.join(dir, ".docker") });
   fs.writeFileSync(path.join(dir, ".env"), `PORT=${port}\n`, { mode: 0o600 });
   await run(kubectl, ["create", "namespace", FLOOR_NAMESPACE], { env: kenv }).catch(() => undefined);
+  await copyPullSecrets(kubeClient(sb.kubeconfig), liveDeployment, FLOOR_NAMESPACE);
 
   const spec = liveDeployment.spec as Record<string, unknown>;
   const meta = liveDeployment.metadata as { labels?: Record<string, string> };

@@ -332,8 +332,7 @@ async function main(): Promise<void> {
       for (const prof of built.profiles.filter((p) => args.profiles.has(p.name))) {
         const [pa, pb] = [prof.a, prof.b];
         log(`peers (${prof.name}): every one on pair A first`);
-        // The program pulls B once (with its pull secret) so the node holds it when the floor's
-        // and the peers' pods, which have none, start on it.
+        // The program pulls B once, so no one's first move to it is also the node's first pull.
         await release(pb);
         await timed(stack, "up");
         await release(pa);

@@ -7,7 +7,8 @@ import { composeToYaml, renderBackendCompose } from "../../lib/compose";
 import { FRONTEND_PORT, backendHealthcheck, pinnedRef } from "../../sandbox/images";
 import { toolchainEnv } from "../../toolchain/env";
 import { Sandbox } from "../../sandbox/sandbox";
-import { deploymentCopy } from "./deployment";
+import { kubeClient } from "../../sandbox/kube";
+import { copyPullSecrets, deploymentCopy } from "./deployment";
 import { AnsibleEnv } from "./setup";
 
 const run = promisify(execFile);
@@ -45,6 +46,7 @@ export async function prepareAnsiblePeer(sb: Sandbox, a: AnsibleEnv, dir: string
   fs.mkdirSync(path.join(dir, "tmp"), { recursive: true });
   const kubectl = path.join(toolchainEnv().sandboxBinDir, "kubectl");
   await run(kubectl, ["create", "namespace", ANSIBLE_NAMESPACE], { env: { ...process.env, KUBECONFIG: sb.kubeconfig } }).catch(() => undefined);
+  await copyPullSecrets(kubeClient(sb.kubeconfig), live, ANSIBLE_NAMESPACE);
   const deployDir = path.join(sb.vm.workDir, "ansible-backend");
   const cfg = path.join(dir, "ansible.cfg");
   fs.writeFileSync(

@@ -9,7 +9,7 @@ import { kubeClient } from "../../sandbox/kube";
 import { FLUX_NAMESPACE, requestReconcile } from "../../sandbox/flux-controllers";
 import { Sandbox } from "../../sandbox/sandbox";
 import { toolchainEnv } from "../../toolchain/env";
-import { deploymentCopy, rolloutComplete } from "./deployment";
+import { copyPullSecrets, deploymentCopy, rolloutComplete } from "./deployment";
 
 const run = promisify(execFile);
 
@@ -35,6 +35,7 @@ export async function prepareFluxPeer(sb: Sandbox, live: Record<string, unknown>
   const kenv = { ...process.env, KUBECONFIG: sb.kubeconfig };
   await run(kubectl, ["create", "namespace", FLUX_PEER_NAMESPACE], { env: kenv }).catch(() => undefined);
   const client = kubeClient(sb.kubeconfig);
+  await copyPullSecrets(client, live, FLUX_PEER_NAMESPACE);
   const ksPath = `/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/${FLUX_NAMESPACE}/kustomizations`;
   if (!(await client.get(`${ksPath}/${KUSTOMIZATION}`))) {
     await client.post(ksPath, {
