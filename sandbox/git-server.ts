@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { CommandRun, portOpen, readState, recordAlive, runCommand, stopProcess, updateState } from "./processes";
-import { ensureKeyPair, hostPort, makeTraversable, passwd, publicKeyOf, removeUser, run, startSshd, writeKnownHosts, writeSshdConfig } from "./sshd";
+import { ensureKeyPair, ensureLoginUser, hostPort, prepareSshDir, publicKeyOf, removeUser, run, startSshd, writeKnownHosts, writeSshdConfig } from "./sshd";
 
 const REPO = path.resolve(__dirname, "..");
 /** Name of the sshd process in the directory's state (distinct from the VM's `sshd`). */
@@ -175,22 +175,15 @@ export async function startGitServer(dir: string, opts: GitServerOptions = {}): 
       s.resources.git = resources;
     });
   };
-  fs.mkdirSync(sshDir, { recursive: true });
-  // sshd reads authorized_keys as the git user; the keys themselves are 0600.
-  fs.chmodSync(sshDir, 0o711);
-  makeTraversable(dir);
+  prepareSshDir(sshDir, dir);
   save();
-
-  // The git user: no password (`*`, not locked `!`, which sshd refuses without PAM). Its shell
-  // is /bin/sh because sshd runs the forced command with `$SHELL -c`; git-shell is that command.
-  let pw = passwd(user);
-  if (!pw) {
-    run(LABEL, "useradd", ["--system", "--create-home", "--home-dir", `/home/${user}`, "--shell", "/bin/sh", user], `creating user ${user}`);
-    resources.createdUser = true;
-    save();
-    pw = passwd(user)!;
-  }
-  run(LABEL, "usermod", ["-p", "*", user], `unlocking ${user} for key login`);
+  // git-shell is the forced command of the one key, so the user's own shell stays /bin/sh.
+  const pw = ensureLoginUser(LABEL, user, undefined, {
+    onCreated: () => {
+      resources.createdUser = true;
+      save();
+    },
+  });
 
   // Keys: a host key for the server and the deploy key; generated once per dir.
   ensureKeyPair(LABEL, hostKeyFile, "", "generating the host key");

@@ -54,6 +54,47 @@ export function makeTraversable(dir: string): void {
   }
 }
 
+/**
+ * Makes `sshDir` for a host's authorized_keys: sshd reads that file as the login user, so the
+ * directory and every one above it up to `root` (often a 0700 mkdtemp) must be traversable.
+ */
+export function prepareSshDir(sshDir: string, root: string): void {
+  fs.mkdirSync(sshDir, { recursive: true });
+  fs.chmodSync(sshDir, 0o711);
+  makeTraversable(root);
+}
+
+/** What ensureLoginUser did, for the caller to record and undo on stop. */
+export interface LoginUserChanges {
+  /** Called right after the user is created, before anything else can fail. */
+  readonly onCreated: () => void;
+  /** Called right after an existing user is added to `group`. */
+  readonly onAddedToGroup?: (group: string) => void;
+}
+
+/**
+ * A system user that logs in with a key only: created with /bin/sh (sshd runs forced commands
+ * with `$SHELL -c`) when missing, put in `group` when given, and its password set to `*`
+ * (no password, yet not locked as `!` is, which sshd refuses without PAM).
+ */
+export function ensureLoginUser(label: string, user: string, group: string | undefined, changes: LoginUserChanges): { uid: number; gid: number; home: string } {
+  let pw = passwd(user);
+  if (!pw) {
+    const groups = group ? ["--groups", group] : [];
+    run(label, "useradd", ["--system", "--create-home", "--home-dir", `/home/${user}`, "--shell", "/bin/sh", ...groups, user], `creating user ${user}`);
+    changes.onCreated();
+    pw = passwd(user);
+    if (!pw) {
+      throw new Error(`${label}: user ${user} not found right after useradd`);
+    }
+  } else if (group && !run(label, "id", ["-nG", user], "id").split(/\s+/).includes(group)) {
+    run(label, "usermod", ["-aG", group, user], `adding ${user} to ${group}`);
+    changes.onAddedToGroup?.(group);
+  }
+  run(label, "usermod", ["-p", "*", user], `unlocking ${user} for key login`);
+  return pw;
+}
+
 /** Generates an ed25519 key pair at `file` unless one is there: keys are made once per directory. */
 export function ensureKeyPair(label: string, file: string, comment: string, what: string): void {
   if (!fs.existsSync(file)) {

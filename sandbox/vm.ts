@@ -6,7 +6,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { portOpen, readState, recordAlive, stopProcess, updateState } from "./processes";
-import { ensureKeyPair, hostPort, makeTraversable, passwd, publicKeyOf, removeUser, run, startSshd, writeKnownHosts, writeSshdConfig } from "./sshd";
+import { ensureKeyPair, ensureLoginUser, hostPort, passwd, prepareSshDir, publicKeyOf, removeUser, startSshd, writeKnownHosts, writeSshdConfig } from "./sshd";
 
 export interface VmOptions {
   /** The engine sessions use (`ensureDockerEngine`): DOCKER_HOST and the socket's group. */
@@ -135,25 +135,19 @@ export async function startVm(dir: string, opts: VmOptions): Promise<Vm> {
       s.resources.vm = resources;
     });
   };
-  fs.mkdirSync(sshDir, { recursive: true });
-  // sshd reads authorized_keys as the deploy user; the keys themselves are 0600.
-  fs.chmodSync(sshDir, 0o711);
-  makeTraversable(dir);
+  prepareSshDir(sshDir, dir);
   save();
-
-  // The deploy user: no password (`*`, not locked `!`, which sshd refuses without PAM), /bin/sh.
-  let pw = passwd(user);
-  if (!pw) {
-    run(LABEL, "useradd", ["--system", "--create-home", "--home-dir", `/home/${user}`, "--shell", "/bin/sh", "--groups", opts.docker.group, user], `creating user ${user}`);
-    resources.createdUser = true;
-    save();
-    pw = passwd(user)!;
-  } else if (!run(LABEL, "id", ["-nG", user], "id").split(/\s+/).includes(opts.docker.group)) {
-    run(LABEL, "usermod", ["-aG", opts.docker.group, user], `adding ${user} to ${opts.docker.group}`);
-    resources.addedToGroup = opts.docker.group;
-    save();
-  }
-  run(LABEL, "usermod", ["-p", "*", user], `unlocking ${user} for key login`);
+  // The deploy user runs docker through the engine's group.
+  const pw = ensureLoginUser(LABEL, user, opts.docker.group, {
+    onCreated: () => {
+      resources.createdUser = true;
+      save();
+    },
+    onAddedToGroup: (group) => {
+      resources.addedToGroup = group;
+      save();
+    },
+  });
 
   // The compose plugin where a user install puts it, and (see systemPlugin) system-wide.
   const installPlugin = (target: string, owner?: { uid: number; gid: number }): void => {
