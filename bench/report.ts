@@ -138,7 +138,8 @@ export function renderReport(r: BenchResults): string {
       out.push(row(["no-op `up`: after the last step", s(q.noop.after), runs(q.noop.after)]));
       out.push("");
       if (q.phases) {
-        for (const [label, phases] of [["promotion to the new pair", q.phases.promotion], ["no-op", q.phases.noop]] as const) {
+        // A single phase says nothing (runs before no-op phases were split out recorded only one).
+        for (const [label, phases] of ([["promotion to the new pair", q.phases.promotion], ["no-op", q.phases.noop]] as const).filter(([, ph]) => ph.length > 1)) {
           out.push(`The median ${label} \`up\`, phase by phase (seconds from its start):`, "", row(["phase", "from", "to", "seconds"]), row(["---", "---:", "---:", "---:"]));
           for (const ph of phases) {
             out.push(row([ph.what, ph.from.toFixed(2), ph.to.toFixed(2), (ph.to - ph.from).toFixed(2)]));

@@ -107,6 +107,16 @@ export function criticalPath(t: Timeline): { what: string; from: number; to: num
   const rel = (ms: number): number => Math.round((ms - t.t0) / 10) / 100;
   const changed = t.steps.filter((s) => s.op !== "same").sort((a, b) => a.start - b.start);
   const out: { what: string; from: number; to: number }[] = [];
+  if (changed.length === 0 && t.steps.length > 0) {
+    // A no-op: the phases are the engine's start, reading and diffing every resource, and its end.
+    const first = Math.min(...t.steps.map((s) => s.start));
+    const last = Math.max(...t.steps.map((s) => s.end));
+    return [
+      { what: "engine start, program evaluation, registry look-ups", from: 0, to: rel(first) },
+      { what: `${t.steps.length} unchanged resources read and diffed`, from: rel(first), to: rel(last) },
+      { what: "state write, engine exit", from: rel(last), to: Math.round(t.seconds * 100) / 100 },
+    ];
+  }
   let cursor = t.t0;
   for (const s of changed) {
     if (s.start > cursor) {

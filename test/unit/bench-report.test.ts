@@ -24,6 +24,18 @@ describe("bench timeline", () => {
     assert.equal(st["after the last step"], 1);
   });
 
+  it("splits a no-op into the engine's start, the diff of every resource and its end", () => {
+    const noop: Timeline = { seconds: 6, t0: 0, changes: {}, steps: [step("namespace", "same", 1500, 1600), step("frontend-deployment", "same", 1700, 4000)] };
+    assert.deepEqual(
+      criticalPath(noop).map((p) => [p.what, p.from, p.to]),
+      [
+        ["engine start, program evaluation, registry look-ups", 0, 1.5],
+        ["2 unchanged resources read and diffed", 1.5, 4],
+        ["state write, engine exit", 4, 6],
+      ],
+    );
+  });
+
   it("lists the changed steps in order with the engine's gaps between them", () => {
     assert.deepEqual(
       criticalPath(t).map((p) => [p.what, p.from, p.to]),
@@ -50,7 +62,16 @@ describe("bench report", () => {
     stages: { frontend: figure([13, 14]) },
     noop: { up: figure([6, 7]), before: figure([3, 3]), after: figure([1, 1]) },
     rollback: { verdictToHealthy: figure([18, 19]), verdictToExit: figure([20, 21]), oursOverFloor: ratio([18, 19], [34, 34]), oursOverAnsible: ratio([18, 19], [50, 52]) },
-    phases: { promotion: [{ what: "frontend-deployment (update)", from: 3, to: 16 }], noop: [{ what: "state write, engine exit", from: 5, to: 6.5 }] },
+    phases: {
+      promotion: [
+        { what: "engine start, program evaluation, registry look-ups", from: 0, to: 3 },
+        { what: "frontend-deployment (update)", from: 3, to: 16 },
+      ],
+      noop: [
+        { what: "2 unchanged resources read and diffed", from: 1.5, to: 5 },
+        { what: "state write, engine exit", from: 5, to: 6.5 },
+      ],
+    },
     rolloutSurge: { oneAtATime: figure([58, 60]), allAtOnce: figure([44, 46]), frontendOneAtATime: figure([27, 28]), frontendAllAtOnce: figure([13, 14]), cut: ratio([44, 46], [58, 60]) },
   };
   const results: BenchResults = {
