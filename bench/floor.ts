@@ -6,7 +6,7 @@ import { composeToYaml, renderBackendCompose } from "../lib/compose";
 import { backendHealthcheck, pinnedRef } from "../sandbox/images";
 import { kubeClient } from "../sandbox/kube";
 import { Sandbox } from "../sandbox/sandbox";
-import { copyPullSecrets } from "./peers/deployment";
+import { copyPullSecrets, deploymentCopy } from "./peers/deployment";
 import { toolchainEnv } from "../toolchain/env";
 
 const run = promisify(execFile);
@@ -76,22 +76,7 @@ export async function prepareFloor(sb: Sandbox, dir: string, port: number, liveD
   await run(kubectl, ["create", "namespace", FLOOR_NAMESPACE], { env: kenv }).catch(() => undefined);
   await copyPullSecrets(kubeClient(sb.kubeconfig), liveDeployment, FLOOR_NAMESPACE);
 
-  const spec = liveDeployment.spec as Record<string, unknown>;
-  const meta = liveDeployment.metadata as { labels?: Record<string, string> };
-  const manifest = (image: string): string =>
-    JSON.stringify({
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: "frontend", namespace: FLOOR_NAMESPACE, labels: meta.labels },
-      spec: {
-        ...spec,
-        template: (() => {
-          const t = JSON.parse(JSON.stringify(spec.template)) as { spec: { containers: { image: string }[] } };
-          t.spec.containers[0].image = image;
-          return t;
-        })(),
-      },
-    });
+  const manifest = (image: string): string => JSON.stringify(deploymentCopy(liveDeployment, image, FLOOR_NAMESPACE));
 
   const scaleCompose = (image: string, services: number): string =>
     composeToYaml({
