@@ -16,13 +16,21 @@ export interface HostCheckArgs {
   readonly trigger: pulumi.Input<string>;
   /** Install Docker and compose v2 where missing (needs root or passwordless sudo). @default false */
   readonly installDocker?: boolean;
+  /**
+   * The registry the host pulls from. When it is `insecure` (plain HTTP), the check fails unless
+   * the host's Docker engine accepts `host` (host[:port]) as an insecure registry, by that exact
+   * name or, for an IPv4 host, by one of its insecure CIDRs (127.0.0.0/8 by default), and names
+   * the `/etc/docker/daemon.json` setting to add. @default no registry checked
+   */
+  readonly registry?: { readonly host: string; readonly insecure: boolean };
 }
 
 /**
  * Checks, before anything changes, that a Docker host answers over SSH with the pinned host key,
- * has Docker with compose v2 (installing them only where enabled) and a writable deploy
- * directory. Later stages depend on it, so an unreachable host or a wrong key stops the release
- * before anything moves.
+ * has Docker with compose v2 (installing them only where enabled), a writable deploy directory
+ * and, for a plain-HTTP registry, an engine that accepts it. Later stages depend on it, so an
+ * unreachable host, a wrong key or a pull that could only fail stops the release before anything
+ * moves.
  */
 export class HostCheck extends pulumi.ComponentResource {
   /** The check's report, e.g. `host-check: ok: 2.40.3 on vm`. */
@@ -34,7 +42,12 @@ export class HostCheck extends pulumi.ComponentResource {
       hostCheckName(name),
       {
         connection: connectionArgs(args.connection),
-        create: renderHostCheckScript({ deployDir: args.deployDir, installDocker: args.installDocker ?? false }),
+        create: renderHostCheckScript({
+          deployDir: args.deployDir,
+          installDocker: args.installDocker ?? false,
+          // A registry reached over HTTPS needs nothing of the engine's settings.
+          insecureRegistry: args.registry?.insecure ? args.registry.host : undefined,
+        }),
         triggers: [args.trigger],
       },
       { parent: this },

@@ -1,4 +1,5 @@
 import { shq } from "./shell";
+import { hostPortProblem } from "./validate";
 
 /** A file the deploy writes into the deploy directory. */
 export interface BundleFile {
@@ -488,7 +489,7 @@ if [ -f "$DIR/docker-compose.yml" ]; then compose down --remove-orphans; fi
 }
 
 /** Exit codes of the host check, one per missing prerequisite. */
-export const HOST_CHECK_EXIT = { noDocker: 20, noCompose: 21, noEngine: 22, dirNotWritable: 23, installFailed: 24, noTools: 25 } as const;
+export const HOST_CHECK_EXIT = { noDocker: 20, noCompose: 21, noEngine: 22, dirNotWritable: 23, installFailed: 24, noTools: 25, insecureRegistry: 26 } as const;
 
 export interface HostCheckScriptOptions {
   readonly deployDir: string;
@@ -497,14 +498,78 @@ export interface HostCheckScriptOptions {
    * root or passwordless sudo on the host. @default false
    */
   readonly installDocker?: boolean;
+  /**
+   * A plain-HTTP registry (host[:port]) the host pulls from: the check fails unless the Docker
+   * engine accepts it as insecure, naming the daemon.json setting. @default no registry checked
+   */
+  readonly insecureRegistry?: string;
 }
 
 /**
- * Renders the host check: Docker, compose v2 and a writable deploy directory, or a named failure.
+ * Reads `docker info --format '{{json .RegistryConfig}}'` and exits 0 when the engine treats
+ * ENVIRON["REGISTRY"] as insecure, decided as dockerd decides: an IndexConfigs entry of exactly
+ * that name wins (insecure when its Secure is false); without one, an IPv4 host inside one of
+ * InsecureRegistryCIDRs (127.0.0.0/8 by default) is insecure. Quotes inside JSON strings are
+ * escaped, so `"name":{` after `{` or `,` is always a key of IndexConfigs, never text in a URL.
+ */
+const ENGINE_ALLOWS_INSECURE = String.raw`function ip(s, o) { split(s, o, "."); return ((o[1] * 256 + o[2]) * 256 + o[3]) * 256 + o[4] }
+{ json = json $0 }
+END {
+  reg = ENVIRON["REGISTRY"]
+  key = "\"" reg "\":{"; rest = json
+  while ((i = index(rest, key)) > 0) {
+    before = substr(rest, i - 1, 1); rest = substr(rest, i + length(key))
+    if (before == "{" || before == ",") {
+      secure = "\"Secure\":"; j = index(rest, secure)
+      if (j > 0 && substr(rest, j + length(secure), 5) == "false") { exit 0 }
+      exit 1
+    }
+  }
+  host = reg; sub(/:[0-9]+$/, "", host)
+  if (host !~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/) { exit 1 }
+  field = "\"InsecureRegistryCIDRs\":["; k = index(json, field)
+  if (k == 0) { exit 1 }
+  list = substr(json, k + length(field)); list = substr(list, 1, index(list, "]") - 1)
+  n = split(list, cidrs, ",")
+  for (c = 1; c <= n; c++) {
+    v = cidrs[c]; gsub(/"/, "", v)
+    if (v !~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+\/[0-9]+$/) { continue }
+    split(v, p, "/"); bits = p[2] + 0
+    if (bits > 32) { continue }
+    size = 1; for (b = bits; b < 32; b++) { size *= 2 }
+    if (int(ip(host) / size) == int(ip(p[1]) / size)) { exit 0 }
+  }
+  exit 1
+}`;
+
+/**
+ * The check that the engine accepts a plain-HTTP registry; without it, every pull from that
+ * registry fails on the VM with an HTTPS error that does not say what to change.
+ */
+function insecureRegistryCheck(registry: string): string {
+  const problem = hostPortProblem(registry);
+  if (problem) {
+    throw new Error(`insecureRegistry: ${JSON.stringify(registry)} ${problem}`);
+  }
+  return `REGISTRY=${shq(registry)}
+REGISTRY_SETTING=${shq(`"insecure-registries": ${JSON.stringify([registry])}`)}
+# An awk program: its $ are awk's, not the shell's.
+# shellcheck disable=SC2016
+ENGINE_ALLOWS_INSECURE=${shq(ENGINE_ALLOWS_INSECURE)}
+registry_config=$(docker info --format '{{json .RegistryConfig}}' 2>/dev/null) || registry_config=""
+case "$registry_config" in *'"IndexConfigs"'*) ;; *) echo "host-check: could not read the registry settings of the Docker engine on $(hostname) (docker info --format '{{json .RegistryConfig}}'), needed to check the plain-HTTP registry $REGISTRY" >&2; exit ${HOST_CHECK_EXIT.insecureRegistry} ;; esac
+printf '%s\\n' "$registry_config" | REGISTRY="$REGISTRY" awk "$ENGINE_ALLOWS_INSECURE" || { echo "host-check: the Docker engine on $(hostname) does not allow the plain-HTTP registry $REGISTRY; add it to \\"insecure-registries\\" in /etc/docker/daemon.json on $(hostname) ($REGISTRY_SETTING) and restart dockerd (sudo systemctl restart docker)" >&2; exit ${HOST_CHECK_EXIT.insecureRegistry}; }
+`;
+}
+
+/**
+ * Renders the host check: Docker, compose v2, a writable deploy directory and, with
+ * `insecureRegistry`, an engine that accepts that plain-HTTP registry, or a named failure.
  * With `installDocker`, missing Docker or compose is installed first instead of failing.
  */
 export function renderHostCheckScript(o: HostCheckScriptOptions): string {
   checkAbsolute("deployDir", o.deployDir);
+  const registry = o.insecureRegistry === undefined ? "" : insecureRegistryCheck(o.insecureRegistry);
   const install = o.installDocker
     ? `install_docker() {
   if [ "$(id -u)" -eq 0 ]; then SUDO=""
@@ -526,7 +591,7 @@ ${install}command -v docker >/dev/null 2>&1 || { echo "host-check: docker is not
 docker compose version >/dev/null 2>&1 || { echo "host-check: the docker compose v2 plugin is missing on $(hostname)${hint}" >&2; exit ${HOST_CHECK_EXIT.noCompose}; }
 for tool in setsid flock timeout sha256sum; do command -v "$tool" >/dev/null 2>&1 || { echo "host-check: $tool is missing on $(hostname) (util-linux and coreutils)" >&2; exit ${HOST_CHECK_EXIT.noTools}; }; done
 docker info >/dev/null 2>&1 || { echo "host-check: $(id -un) cannot reach the Docker engine on $(hostname) (not running, or the user is not in the docker group)" >&2; exit ${HOST_CHECK_EXIT.noEngine}; }
-mkdir -p "$DIR" 2>/dev/null && [ -w "$DIR" ] || { echo "host-check: $DIR is not writable by $(id -un)" >&2; exit ${HOST_CHECK_EXIT.dirNotWritable}; }
+${registry}mkdir -p "$DIR" 2>/dev/null && [ -w "$DIR" ] || { echo "host-check: $DIR is not writable by $(id -un)" >&2; exit ${HOST_CHECK_EXIT.dirNotWritable}; }
 echo "host-check: ok: $(docker compose version --short) on $(hostname)"
 `;
 }

@@ -2,6 +2,16 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
+/**
+ * What `docker info --format '{{json .RegistryConfig}}'` prints for an engine with no registry
+ * settings of its own: only loopback is insecure (Docker Engine API, RegistryServiceConfig).
+ */
+export const DOCKER_DEFAULT_REGISTRY_CONFIG = {
+  IndexConfigs: { "docker.io": { Name: "docker.io", Mirrors: [], Secure: true, Official: true } },
+  InsecureRegistryCIDRs: ["::1/128", "127.0.0.0/8"],
+  Mirrors: [],
+};
+
 /*
  * The rendered scripts run for real under /bin/sh here, against a stand-in `docker` and `curl`
  * that record what they were asked and behave according to the image in the compose file:
@@ -45,6 +55,13 @@ if [ "$1" = compose ]; then
     down) rm -f "$FAKE_STATE/running" "$FAKE_STATE/cid"; exit 0 ;;
   esac
 fi
+# The engine's registry settings: registry-config.json when a test wrote one, else Docker's default.
+if [ "$1" = info ] && [ "\${2:-}" = --format ]; then
+  echo "info --format $3" >> "$FAKE_STATE/info-calls"
+  [ -e "$FAKE_STATE/engine-down" ] && exit 1
+  case "$3" in *RegistryConfig*) cat "$FAKE_STATE/registry-config.json" 2>/dev/null || echo '${JSON.stringify(DOCKER_DEFAULT_REGISTRY_CONFIG)}' ;; esac
+  exit 0
+fi
 if [ "$1" = info ]; then [ -e "$FAKE_STATE/engine-down" ] && exit 1; exit 0; fi
 exit 0
 `;
@@ -59,6 +76,11 @@ export function installFakeDocker(bin: string, state: string): void {
   fs.writeFileSync(path.join(bin, "docker"), FAKE_DOCKER, { mode: 0o755 });
   fs.writeFileSync(path.join(bin, "curl"), FAKE_CURL, { mode: 0o755 });
   fs.writeFileSync(path.join(state, "docker.sock"), "");
+}
+
+/** Makes the stand-in engine report these registry settings (`docker info`'s RegistryConfig), as JSON. */
+export function writeRegistryConfig(state: string, config: unknown): void {
+  fs.writeFileSync(path.join(state, "registry-config.json"), `${JSON.stringify(config)}\n`);
 }
 
 /** A host for the rendered scripts in a temporary directory: the stand-in docker and curl on its PATH. */
