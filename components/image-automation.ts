@@ -2,6 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ImagePolicy, ImageRepository, ImageUpdateAutomation } from "../crds/flux";
 import { renderDockerConfigJson } from "../lib/dockerconfig";
+import { TIMESTAMP_EXTRACT, timestampGroupProblem } from "../lib/image-policy";
 
 /** One image Flux watches; `name` is the ImagePolicy the release file's setter comment names. */
 export interface WatchedImage {
@@ -20,7 +21,12 @@ export interface ImageAutomationArgs {
   readonly username: pulumi.Input<string>;
   readonly password: pulumi.Input<string>;
   readonly images: readonly WatchedImage[];
-  /** Only tags matching this pattern are candidates; sorted alphabetically, the highest wins. */
+  /**
+   * Only tags matching this pattern are candidates. Its named group `ts` (e.g.
+   * `^main-[a-f0-9]{7}-(?<ts>[0-9]{10})$`) holds the build's unix time: the candidates are ordered
+   * by it as numbers and the highest wins, so the newest build is picked whatever its commit hash.
+   * @see https://fluxcd.io/flux/components/image/imagepolicies/#filter-tags
+   */
   readonly tagPattern: string;
   /** @default "1m" */
   readonly interval?: string;
@@ -65,6 +71,10 @@ export class ImageAutomation extends pulumi.ComponentResource {
     const interval = args.interval ?? "1m";
     const branch = args.branch ?? "master";
     const path = args.path ?? "./flux/clusters/production";
+    const patternProblem = timestampGroupProblem(args.tagPattern);
+    if (patternProblem) {
+      throw new pulumi.ResourceError(`ImageAutomation: tagPattern ${JSON.stringify(args.tagPattern)} ${patternProblem}`, this);
+    }
 
     const credentials = new k8s.core.v1.Secret(
       `${name}-registry-credentials`,
@@ -107,9 +117,10 @@ export class ImageAutomation extends pulumi.ComponentResource {
             metadata: { name: image.name, namespace: ns },
             spec: {
               imageRepositoryRef: { name: image.name },
-              // The tag's timestamp part makes the newest release sort highest.
-              policy: { alphabetical: { order: "asc" } },
-              filterTags: { pattern: args.tagPattern, extract: "$0" },
+              // Ordered by the build time the pattern extracts: an alphabetical order of whole tags
+              // would let the highest commit hash win instead of the newest build.
+              filterTags: { pattern: args.tagPattern, extract: TIMESTAMP_EXTRACT },
+              policy: { numerical: { order: "asc" } },
             },
           },
           { parent: this, dependsOn: [repo] },

@@ -2,6 +2,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { parseScpAddress, scpToSshUrl } from "../lib/flux-install";
 
 /** A git command that failed, with what git said. */
 export class GitError extends Error {}
@@ -30,25 +31,19 @@ export function git(cwd: string, args: readonly string[], opts: { input?: string
  * `ssh://git@host/me/repo.git`, `git@host:me/repo` and `https://host/me/repo` compare equal.
  */
 export function repositoryKey(url: string): string {
-  let rest = url.trim();
+  const value = url.trim();
+  // An scp-like address is keyed as the ssh:// URL the program gives Flux for it, so the checkout's
+  // origin and homelab:gitUrl agree whichever of the two spellings each one uses.
+  const scp = parseScpAddress(value);
+  let rest = scp ? scpToSshUrl(scp) : value;
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(rest);
-  let host: string;
-  let repoPath: string;
-  if (scheme) {
-    rest = rest.slice(scheme[0].length);
-    const slash = rest.indexOf("/");
-    host = slash < 0 ? rest : rest.slice(0, slash);
-    repoPath = slash < 0 ? "" : rest.slice(slash + 1);
-    host = host.replace(/^[^@]*@/, "").replace(/:\d+$/, "");
-  } else {
-    // scp-like: [user@]host:path
-    const m = /^(?:[^@/]+@)?([^:/]+):(.*)$/.exec(rest);
-    if (!m) {
-      return path.resolve(rest).replace(/\/+$/, "").replace(/\.git$/, "");
-    }
-    host = m[1];
-    repoPath = m[2];
+  if (!scheme) {
+    return path.resolve(rest).replace(/\/+$/, "").replace(/\.git$/, "");
   }
+  rest = rest.slice(scheme[0].length);
+  const slash = rest.indexOf("/");
+  const host = (slash < 0 ? rest : rest.slice(0, slash)).replace(/^[^@]*@/, "").replace(/:\d+$/, "");
+  const repoPath = slash < 0 ? "" : rest.slice(slash + 1);
   return `${host.toLowerCase()}/${repoPath.replace(/^\/+/, "").replace(/\/+$/, "").replace(/\.git$/, "")}`;
 }
 

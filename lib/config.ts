@@ -1,6 +1,7 @@
 import { CaddyTls } from "./caddy";
-import { FLUX_CONTROLLERS, FluxControllers } from "./flux-install";
-import { DEFAULT_TAG_PATTERN, ImageRef, checkTag, parseImageRef } from "./image-ref";
+import { FLUX_CONTROLLERS, FluxControllers, fluxGitUrl, parseScpAddress, scpAddressProblem } from "./flux-install";
+import { ImageRef, checkTag, parseImageRef } from "./image-ref";
+import { timestampGroupProblem } from "./image-policy";
 import {
   absolutePathProblem,
   domainProblem,
@@ -25,6 +26,13 @@ export const CONFIG_NAMESPACE = "homelab";
 
 /** The Flux release the bootstrap installs unless `homelab:fluxVersion` says otherwise. */
 export const FLUX_VERSION = "v2.9.5";
+
+/**
+ * The release tags, `main-<sha7>-<unix seconds>`, with the time in the named group `ts` that image
+ * automation orders them by. `(?<ts>…)` reads the same in JavaScript and in Go (1.22+), which Flux
+ * compiles it with; Go's older `(?P<ts>…)` is a syntax error in JavaScript.
+ */
+export const DEFAULT_TAG_PATTERN = "^main-[a-f0-9]{7}-(?<ts>[0-9]{10})$";
 
 /** A Docker image reference, registry optional (`caddy:2.10-alpine`, `ghcr.io/org/app:1@sha256:…`). */
 const DOCKER_REF = /^([a-z0-9.-]+(:[0-9]{1,5})?\/)?[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
@@ -69,7 +77,11 @@ export const CONFIG_KEYS = {
   namespace: { kind: "string", default: "website", description: "Namespace of the frontend." },
   frontendImage: { kind: "string", default: "frontend", description: "Repository of the frontend image in the registry." },
   backendImage: { kind: "string", default: "backend", description: "Repository of the backend image in the registry." },
-  tagPattern: { kind: "string", default: DEFAULT_TAG_PATTERN, description: "Regular expression every release tag must match." },
+  tagPattern: {
+    kind: "string",
+    default: DEFAULT_TAG_PATTERN,
+    description: "Regular expression every release tag must match; its named group ts holds the build's unix time, and image automation picks the tag whose ts is highest.",
+  },
   releaseFile: { kind: "string", default: "flux/clusters/production/release.yaml", description: "Release file (relative to the project) carrying both image references." },
   frontendTag: { kind: "string", default: "", description: "Override the release file's frontend tag in this stack only (the deploy never sets it; git stays the record)." },
   backendTag: { kind: "string", default: "", description: "Override the release file's backend tag in this stack only (the deploy never sets it; git stays the record)." },
@@ -114,12 +126,16 @@ export const CONFIG_KEYS = {
   },
   fluxVersion: { kind: "string", default: FLUX_VERSION, description: "Flux release to install." },
   fluxManifests: { kind: "string", default: "", description: "Flux install manifests: an https URL or a local directory; the release's install.yaml when unset." },
-  gitUrl: { kind: "string", default: "", description: "Git repository Flux syncs and image automation pushes to (ssh:// or https://)." },
+  gitUrl: {
+    kind: "string",
+    default: "",
+    description: "Git repository Flux syncs and image automation pushes to: ssh://git@host/owner/repo.git, git@host:owner/repo.git (read as that ssh:// URL) or https://host/owner/repo.git.",
+  },
   gitBranch: { kind: "string", default: "master", description: "Branch Flux checks out and pushes to." },
   gitPath: { kind: "string", default: "./flux/clusters/production", description: "Path in the repository Flux applies and image automation updates." },
   gitInterval: { kind: "string", default: "1m", description: "How often Flux fetches the repository." },
-  gitDeployKey: { kind: "secret", default: "", description: "Private deploy key (read-write) for an ssh:// gitUrl." },
-  gitKnownHosts: { kind: "string", default: "", description: "known_hosts line of the git server, for an ssh:// gitUrl." },
+  gitDeployKey: { kind: "secret", default: "", description: "Private deploy key (read-write) for an ssh gitUrl (ssh:// or git@host:…)." },
+  gitKnownHosts: { kind: "string", default: "", description: "known_hosts line of the git server, for an ssh gitUrl (ssh:// or git@host:…)." },
   imageScanInterval: { kind: "string", default: "1m", description: "How often Flux scans the registry for new tags." },
   commitAuthorName: { kind: "string", default: "fluxcdbot", description: "Author of image automation commits." },
   commitAuthorEmail: { kind: "string", default: "fluxcdbot@users.noreply.github.com", description: "Email of image automation commits." },
@@ -302,6 +318,35 @@ export class ConfigError extends Error {
   }
 }
 
+/** How homelab:gitUrl may be written, for its error messages. */
+const GIT_URL_FORMS = "ssh://git@host/owner/repo.git, git@host:owner/repo.git or https://host/owner/repo.git";
+
+/**
+ * What the program does with an https gitUrl, for the error that refuses credentials in it: the
+ * bootstrap gives Flux's GitRepository a secretRef only for homelab:gitDeployKey.
+ */
+const HTTPS_GIT_URL =
+  "an https URL needs a git credential helper for the deploy's checkout, and Flux needs a Secret with username and password, " +
+  "which this program does not create: without one Flux fetches only a repository anyone can read, and image automation cannot push to it";
+
+/** homelab:gitUrl: an ssh:// or http(s) URL, or git's scp-like address (converted to ssh:// by the caller). */
+function gitUrlProblem(value: string): string | undefined {
+  const scp = parseScpAddress(value);
+  if (scp) {
+    return scpAddressProblem(scp);
+  }
+  const problem = urlProblem(value, ["ssh:", "https:", "http:"]);
+  return problem && `${problem} (${GIT_URL_FORMS})`;
+}
+
+/** homelab:tagPattern: a regex whose named group `ts` carries the build's time. */
+function tagPatternProblem(value: string): string | undefined {
+  if (value.includes("(?P<")) {
+    return "uses Go's old (?P<name>…) group, which JavaScript refuses: write (?<name>…), which Flux reads as well";
+  }
+  return regexProblem(value) ?? timestampGroupProblem(value);
+}
+
 /** Shows a bad value in an error without echoing secrets or huge strings. */
 function show(value: string): string {
   return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
@@ -424,7 +469,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
 
   let homelab: ParsedConfig["homelab"];
   if (deployHomelab) {
-    const tagPattern = str("tagPattern", true, regexProblem) ?? DEFAULT_TAG_PATTERN;
+    const tagPattern = str("tagPattern", true, tagPatternProblem) ?? DEFAULT_TAG_PATTERN;
     const tagCheck = (v: string): string | undefined => {
       try {
         checkTag("", v, tagPattern);
@@ -439,14 +484,18 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       );
     }
     // Shown without its credentials: the problem text reaches logs and CI output.
-    const gitUrlWithCredentials = embeddedCredentials(rawValue("gitUrl") ?? "");
+    const rawGitUrl = rawValue("gitUrl") ?? "";
+    const scpGitUrl = parseScpAddress(rawGitUrl);
+    const gitUrlWithCredentials = embeddedCredentials(rawGitUrl) ?? (scpGitUrl?.user?.includes(":") ? `***@${scpGitUrl.host}:${scpGitUrl.path}` : undefined);
     if (gitUrlWithCredentials) {
       problems.push(
         `${full("gitUrl")}: ${show(gitUrlWithCredentials)} carries credentials (user:token@), which plain config would store and print: ` +
-          `use an ssh:// URL with homelab:gitDeployKey, or an https URL without them and a git credential helper`,
+          `use an ssh address (ssh://git@host/owner/repo.git or git@host:owner/repo.git) with homelab:gitDeployKey; ${HTTPS_GIT_URL}`,
       );
     }
-    const gitUrl = gitUrlWithCredentials ? undefined : str("gitUrl", true, (v) => urlProblem(v, ["ssh:", "https:", "http:"]));
+    // Flux's GitRepository takes only URLs: the scp-like form becomes its ssh:// URL here, once.
+    const gitUrlValue = gitUrlWithCredentials ? undefined : str("gitUrl", true, gitUrlProblem);
+    const gitUrl = gitUrlValue === undefined ? undefined : fluxGitUrl(gitUrlValue);
     const gitIsSsh = gitUrl?.startsWith("ssh://") ?? false;
     const fluxVersion = str("fluxVersion", true, (v) => (/^v\d+\.\d+\.\d+$/.test(v) ? undefined : "is not a release like v2.9.5")) ?? FLUX_VERSION;
     const manifestsRaw = str("fluxManifests", false, (v) =>

@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
+import { hostProblem } from "./validate";
 
 /**
  * Where Flux's controllers run. `in-cluster`: the install manifests as they are, controllers
@@ -128,4 +129,76 @@ export function fluxSyncObjects<S>(o: FluxSyncOptions<S>) {
 /** The deploy-key Secret's data, under the keys source-controller reads for ssh:// repositories. */
 export function fluxGitAuthData<S>(deployKey: S, knownHosts: S): { identity: S; known_hosts: S } {
   return { identity: deployKey, known_hosts: knownHosts };
+}
+
+/** Git's scp-like address `[user@]host:path`, the form forges offer as their ssh clone address. */
+export interface ScpAddress {
+  readonly user?: string;
+  readonly host: string;
+  readonly path: string;
+}
+
+/**
+ * The parts of `value` when git reads it as an scp-like address: no `://`, and a colon before the
+ * first slash (git's own rule; a bracketed host may hold colons). Undefined otherwise.
+ */
+export function parseScpAddress(value: string): ScpAddress | undefined {
+  if (value.includes("://")) {
+    return undefined;
+  }
+  const m = /^(?:([^@/]*)@)?(\[[^\]/]*\]|[^@/:[\]]*):([\s\S]*)$/.exec(value);
+  return m ? { user: m[1], host: m[2], path: m[3] } : undefined;
+}
+
+/**
+ * The ssh:// URL Flux reads for an scp-like address: `git@host:owner/repo.git` becomes
+ * `ssh://git@host/owner/repo.git`. The path is taken from the server's root, as forges (GitHub,
+ * GitLab, Gitea) resolve it.
+ */
+export function scpToSshUrl(a: ScpAddress): string {
+  return `ssh://${a.user === undefined ? "" : `${a.user}@`}${a.host}/${a.path.replace(/^\/+/, "")}`;
+}
+
+/** What keeps an scp-like address from naming a repository Flux can fetch, if anything. */
+export function scpAddressProblem(a: ScpAddress): string | undefined {
+  const why = (reason: string): string => `is not a valid scp-style git address (user@host:owner/repo.git): ${reason}`;
+  const user = a.user === undefined ? "" : `${a.user}@`;
+  if (a.user !== undefined && !/^[A-Za-z0-9._-]+$/.test(a.user)) {
+    return why(`the user before @ is ${a.user ? "not a user name" : "empty"}`);
+  }
+  if (!a.host) {
+    return why("it names no host before the colon");
+  }
+  if (a.user === undefined && /^(ssh|https?|git|file)$/i.test(a.host)) {
+    return why(`a URL's scheme is followed by ://, as in ${a.host}://host/owner/repo.git`);
+  }
+  if (a.host.startsWith("[") ? !/^\[[0-9A-Fa-f:.]+\]$/.test(a.host) : hostProblem(a.host)) {
+    return why(`the host ${JSON.stringify(a.host.slice(0, 40))} is not a host name or IP address`);
+  }
+  // The form has no port: digits after the colon start the path, though they read like a port.
+  const port = /^(\d{1,5})(?:\/(.*))?$/.exec(a.path);
+  if (port) {
+    const rest = port[2] ?? "owner/repo.git";
+    return why(
+      `${port[1]} after the colon is read as the start of the path, not as a port: ` +
+        `with port ${port[1]}, write ssh://${user}${a.host}:${port[1]}/${rest}; for a path that starts with ${port[1]}, write ssh://${user}${a.host}/${port[1]}/${rest}`,
+    );
+  }
+  if (!a.path.replace(/^\/+/, "")) {
+    return why("it names no repository after the colon");
+  }
+  if (a.path.replace(/^\/+/, "").startsWith("~")) {
+    // Flux's git client does not expand ~ in ssh:// paths.
+    return why(`Flux cannot read a path under the home directory (~): write the absolute path, ssh://${user}${a.host}/<absolute path>`);
+  }
+  if (!/^[A-Za-z0-9._/+-]+$/.test(a.path) || a.path.split("/").includes("..")) {
+    return why("the path holds characters other than letters, digits and . _ / + - (or a .. segment)");
+  }
+  return undefined;
+}
+
+/** `homelab:gitUrl` as Flux's GitRepository takes it: an scp-like address as its ssh:// URL, any URL as it is. */
+export function fluxGitUrl(value: string): string {
+  const scp = parseScpAddress(value);
+  return scp ? scpToSshUrl(scp) : value;
 }

@@ -8,9 +8,6 @@ export interface ImageRef {
   readonly digest?: string;
 }
 
-/** The release tag format the image policies select: `main-<sha7>-<unix seconds>`. */
-export const DEFAULT_TAG_PATTERN = "^main-[a-f0-9]{7}-[0-9]{10}$";
-
 const REF = /^([A-Za-z0-9.-]+(?::[0-9]{1,5})?)\/([a-z0-9]+(?:[._/-][a-z0-9]+)*):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})(?:@(sha256:[a-f0-9]{64}))?$/;
 
 /** Parses `registry/repository:tag[@sha256:…]`; the registry part is required. */

@@ -15,7 +15,7 @@ import type {
   StackValidationPolicy,
 } from "@pulumi/policy";
 
-/** The release tag the image policies select (lib/image-ref.ts DEFAULT_TAG_PATTERN). */
+/** The release tag the image policies select (lib/config.ts DEFAULT_TAG_PATTERN, without its named group). */
 export const RELEASE_TAG_PATTERN = /^main-[a-f0-9]{7}-[0-9]{10}$/;
 
 /**

@@ -57,13 +57,14 @@ describe("hostile config values are refused, naming the key and the value", () =
     it(`an excluded tag with ${label} in the release file`, () => {
       const text = releaseText(TAG_A, TAG_B, "127.0.0.1:5000", excludedBlock([{ image: "backend", tag: `${TAG_A}${payload}` }]));
       assert.throws(
-        () => parseReleaseFile(text, "release.yaml", { registry: "127.0.0.1:5000", frontendRepository: "frontend", backendRepository: "backend", tagPattern: "^main-[a-f0-9]{7}-[0-9]{10}$" }),
+        () => parseReleaseFile(text, "release.yaml", { registry: "127.0.0.1:5000", frontendRepository: "frontend", backendRepository: "backend", tagPattern: "^main-[a-f0-9]{7}-(?<ts>[0-9]{10})$" }),
         (e: Error) => /^release\.yaml: data\.excluded(\[0\]\.tag "|: not valid YAML)/.test(e.message),
       );
     });
   }
 
-  for (const pattern of [".*", "^main-.*$", "[\\s\\S]*"]) {
+  // Permissive, yet with the timestamp group every tag pattern needs.
+  for (const pattern of ["(?<ts>.*)", "^main-(?<ts>.*)$", "(?<ts>[\\s\\S]*)"]) {
     for (const [label, payload] of Object.entries(PAYLOADS)) {
       it(`a pinned tag with ${label} under the permissive pattern ${pattern}`, () => {
         const value = `${TAG_A}${payload}`;
@@ -106,7 +107,7 @@ describe("hostile config values are refused, naming the key and the value", () =
 });
 
 describe("hostile release files are refused, naming the file, the field and the value", () => {
-  const expect = { registry: "127.0.0.1:5000", frontendRepository: "frontend", backendRepository: "backend", tagPattern: "^main-[a-f0-9]{7}-[0-9]{10}$" };
+  const expect = { registry: "127.0.0.1:5000", frontendRepository: "frontend", backendRepository: "backend", tagPattern: "^main-[a-f0-9]{7}-(?<ts>[0-9]{10})$" };
   /** The release file with data.backend set to `value`, written as a YAML double-quoted scalar. */
   const withBackend = (value: string): string => releaseText(TAG_A, TAG_B).replace(/^ {2}backend: .*$/m, `  backend: ${JSON.stringify(value)}`);
   for (const [label, payload] of Object.entries(PAYLOADS)) {

@@ -8,7 +8,7 @@ import { ROLLBACK_TRAILER, RollbackRecord, redact, rollbackChange, rollbackMessa
 import { repositoryKey } from "../../deploy/git";
 import { DIGEST_A, TAG_A, TAG_B, excludedBlock, releaseText } from "../support/fixtures";
 
-const expect = { registry: "127.0.0.1:5000", frontendRepository: "frontend", backendRepository: "backend", tagPattern: "^main-[a-f0-9]{7}-[0-9]{10}$" };
+const expect = { registry: "127.0.0.1:5000", frontendRepository: "frontend", backendRepository: "backend", tagPattern: "^main-[a-f0-9]{7}-(?<ts>[0-9]{10})$" };
 
 describe("image references", () => {
   it("parses and formats registry/repo:tag@digest", () => {
