@@ -1,13 +1,21 @@
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "./stacks/config";
+import { promotedBefore } from "./stacks/first-release";
 import { homelabStack } from "./stacks/homelab";
 import { vpsStack } from "./stacks/vps";
 
-/** Reads all config and the release file, and resolves every image's digest in its registry. */
+/**
+ * Reads all config and the release file, and resolves every image's digest in its registry. A
+ * release whose images the registry does not hold yet is accepted only until the stack's first
+ * promotion: afterwards it is refused, naming the images, before anything changes.
+ */
 async function prepare() {
   const config = loadConfig();
-  const [homelabDigests, vpsDigest] = await Promise.all([config.homelab?.resolveDigests(), config.vps?.resolveDigest()]);
-  return { config, homelabDigests, vpsDigest };
+  const [homelabRelease, vpsDigest] = await Promise.all([config.homelab?.resolveDigests(), config.vps?.resolveDigest()]);
+  if (homelabRelease?.kind === "missing" && (await promotedBefore())) {
+    throw new Error(homelabRelease.images.map((image) => `image ${image} is not in the registry (no such tag)`).join("\n"));
+  }
+  return { config, homelabRelease, vpsDigest };
 }
 
 /**
@@ -16,16 +24,17 @@ async function prepare() {
  * this stack deploys.
  */
 export = async () => {
-  const { config, homelabDigests, vpsDigest } = await prepare().catch((e: unknown) => {
+  const { config, homelabRelease, vpsDigest } = await prepare().catch((e: unknown) => {
     // Bad input is the user's to fix: the message names the key and value; a stack trace adds nothing.
     throw new pulumi.RunError((e as Error).message);
   });
-  const homelab = config.homelab && homelabDigests ? homelabStack(config.homelab, homelabDigests) : undefined;
+  const homelab = config.homelab && homelabRelease ? homelabStack(config.homelab, homelabRelease) : undefined;
   const vps = config.vps && vpsDigest ? vpsStack(config.vps, vpsDigest) : undefined;
   return {
     stack: pulumi.getStack(),
     frontendUrl: homelab?.frontendUrl,
     apiUrl: homelab?.apiUrl,
+    waitingForImages: homelab?.waitingForImages,
     frontendImage: homelab?.frontendImage,
     backendImage: homelab?.backendImage,
     release: homelab?.release,

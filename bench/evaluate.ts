@@ -36,7 +36,7 @@ async function main(mode: string): Promise<void> {
       pulumi.runtime.setAllConfig(validConfig(), SECRET_KEYS);
       const { loadConfig } = await import("../stacks/config");
       const { homelabStack } = await import("../stacks/homelab");
-      homelabStack(loadConfig(dir).homelab!, { frontend: DIGEST_A, backend: DIGEST_B });
+      homelabStack(loadConfig(dir).homelab!, { kind: "resolved", digests: { frontend: DIGEST_A, backend: DIGEST_B } });
       await settle(() => resources);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -16,10 +16,13 @@ export interface FrontendAppArgs {
   readonly namespace: string;
   /** Refuse to delete the namespace (it is never deleted with the stack either way). @default false */
   readonly protect?: boolean;
-  /** Fully pinned image (`registry/repo:tag@sha256:…`). */
-  readonly image: pulumi.Input<string>;
-  /** Release tag, recorded in the `app.kubernetes.io/version` label. */
-  readonly version: pulumi.Input<string>;
+  /**
+   * Fully pinned image (`registry/repo:tag@sha256:…`). Unset while the release names no image
+   * yet: then only the namespace and the pull Secret are made, ready for the first release.
+   */
+  readonly image?: pulumi.Input<string>;
+  /** Release tag, recorded in the `app.kubernetes.io/version` label. @default "" */
+  readonly version?: pulumi.Input<string>;
   /** @default 2 */
   readonly replicas?: number;
   /**
@@ -110,6 +113,17 @@ export class FrontendApp extends pulumi.ComponentResource {
       );
     }
 
+    if (args.image === undefined) {
+      // Nothing to run yet; the outputs name no workload.
+      this.namespace = namespace;
+      this.deploymentName = pulumi.output("");
+      this.serviceName = pulumi.output("");
+      this.image = pulumi.output("");
+      this.generation = pulumi.output("");
+      this.registerOutputs({ namespace: this.namespace });
+      return;
+    }
+
     const probe = (initialDelaySeconds: number, periodSeconds: number): k8s.types.input.core.v1.Probe => ({
       httpGet: { path: healthPath, port: "http" },
       initialDelaySeconds,
@@ -135,7 +149,7 @@ export class FrontendApp extends pulumi.ComponentResource {
           selector: { matchLabels: selector },
           strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: rolloutSurge } },
           template: {
-            metadata: { labels: { ...labels, "app.kubernetes.io/version": args.version } },
+            metadata: { labels: { ...labels, "app.kubernetes.io/version": args.version ?? "" } },
             spec: {
               imagePullSecrets: pullSecretName ? [{ name: pullSecretName }] : undefined,
               securityContext: runAsNonRoot ? { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001 } : undefined,

@@ -14,6 +14,7 @@ import { ROLLBACK_TRAILER, RollbackRecord, TagPair, failedTags, redact, rollback
 import { checkPlatform } from "./platform";
 import { Verdict, classify, describeVerdict } from "./verdict";
 import { Interruption, PendingRollback, StateResource, addInterruption, pendingRollbackOf, setPendingRollback } from "./interruption";
+import { waitingLine } from "../stacks/first-release";
 
 /** The policy pack of this program, enforced on every preview and update the deploy makes. */
 export const POLICY_PACK = path.resolve(__dirname, "..", "policy");
@@ -169,6 +170,11 @@ export async function deploy(opts: DeployOptions): Promise<number> {
       if (pending) {
         await clearPendingRollback(stack);
         say(`the rollback a killed deploy left unfinished is complete`);
+      }
+      const waitingFor = (await stack.outputs()).waitingForImages?.value as string[] | undefined;
+      if (waitingFor && waitingFor.length > 0) {
+        say(`WAITING after ${run.seconds}s: ${waitingLine(waitingFor)}`);
+        return EXIT.waiting;
       }
       const running = describeRunning(promotedRelease(run.events) ?? (await lastPromoted(stack)).current);
       const moved = releaseMoved(run.events) && !(last && last.frontend.tag === target.frontend && last.backend.tag === target.backend);

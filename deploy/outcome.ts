@@ -22,6 +22,12 @@ export const EXIT = {
    * network), not the release: nothing excluded, nothing committed; deploying again resumes it.
    */
   platform: 6,
+  /**
+   * The release file names images the registry does not hold yet and the stack never promoted:
+   * everything that needs no image is installed, nothing promoted. Image automation's first
+   * commit is the next release.
+   */
+  waiting: 7,
 } as const;
 
 /** The parts of a resource's URN: `urn:pulumi:<stack>::<project>::<parent types$type>::<name>`. */

@@ -75,6 +75,14 @@ async function request(url: string, init: RequestInit, what: string): Promise<Re
   }
 }
 
+/** The registry answered, and it has no image under that tag (as opposed to refusing or failing). */
+export class ImageNotFound extends Error {
+  constructor(readonly image: string) {
+    super(`image ${image} is not in the registry (no such tag)`);
+    this.name = "ImageNotFound";
+  }
+}
+
 /**
  * Resolves `registry/repository:tag` to the digest of its manifest, the way a runtime pulling
  * it would, with basic or token (Harbor, distribution) auth. Throws, naming the image, when the
@@ -125,7 +133,7 @@ export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials | 
     }
   }
   if (res.status === 404) {
-    throw new Error(`image ${what} is not in the registry (no such tag)`);
+    throw new ImageNotFound(what);
   }
   if (!res.ok) {
     throw new Error(`registry ${ref.registry} answered ${res.status} for ${what}`);

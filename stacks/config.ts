@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { HomelabSettings, ParsedConfig, VpsSettings, parseConfig } from "../lib/config";
-import { resolveDigest } from "../lib/registry-client";
+import { ImageNotFound, resolveDigest } from "../lib/registry-client";
 import { Release, parseReleaseFile } from "../lib/release";
 
 /** Homelab secrets as Pulumi secrets: they stay encrypted in state and masked in output. */
@@ -14,12 +14,23 @@ export interface HomelabSecretInputs {
   readonly backendEnv: pulumi.Output<Record<string, string>>;
 }
 
+/**
+ * The release's two images in the registry: both digests, or the images it does not hold yet (a
+ * release file that names no image yet, before image automation has written the first one).
+ */
+export type ReleaseResolution =
+  | { readonly kind: "resolved"; readonly digests: { readonly frontend: string; readonly backend: string } }
+  | { readonly kind: "missing"; readonly images: readonly string[] };
+
 export interface HomelabConfig {
   readonly settings: HomelabSettings;
   readonly secrets: HomelabSecretInputs;
   readonly release: Release;
-  /** Looks both images up in the registry; rejects, naming the image, when a tag is missing. */
-  resolveDigests(): Promise<{ frontend: string; backend: string }>;
+  /**
+   * Looks both images of the release up in the registry. Rejects when the registry refuses the
+   * credentials or cannot be reached; an image it answers it does not hold is reported, not thrown.
+   */
+  resolveDigests(): Promise<ReleaseResolution>;
 }
 
 /** VPS secrets as Pulumi secrets. */
@@ -91,8 +102,16 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
       settings,
       release,
       async resolveDigests() {
-        const [frontend, backend] = await Promise.all([resolveDigest(release.frontend, creds, insecure, settings.registry), resolveDigest(release.backend, creds, insecure, settings.registry)]);
-        return { frontend, backend };
+        const [frontend, backend] = await Promise.allSettled([release.frontend, release.backend].map((ref) => resolveDigest(ref, creds, insecure, settings.registry)));
+        const failures = [frontend, backend].flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+        const other = failures.find((e) => !(e instanceof ImageNotFound));
+        if (other !== undefined) {
+          throw other instanceof Error ? other : new Error("the registry lookup failed", { cause: other });
+        }
+        if (frontend.status === "fulfilled" && backend.status === "fulfilled") {
+          return { kind: "resolved", digests: { frontend: frontend.value, backend: backend.value } };
+        }
+        return { kind: "missing", images: failures.map((e) => (e as ImageNotFound).image) };
       },
       secrets: {
         registryPassword: pulumi.secret(secrets.registryPassword),

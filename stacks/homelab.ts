@@ -12,26 +12,23 @@ import { composeToYaml, renderBackendCompose } from "../lib/compose";
 import { formatImageRef } from "../lib/image-ref";
 import { RELEASE_PARTS } from "../lib/release";
 import { ProbeOptions, ProbeTarget } from "../lib/probe";
-import { HomelabConfig } from "./config";
+import { HomelabConfig, ReleaseResolution } from "./config";
+import { waitingLine } from "./first-release";
 import { PART } from "./names";
 
 export interface HomelabOutputs {
   readonly frontendUrl: pulumi.Output<string>;
   readonly apiUrl: pulumi.Output<string>;
-  readonly frontendImage: pulumi.Output<string>;
-  readonly backendImage: pulumi.Output<string>;
-  readonly release: pulumi.Output<PromotedRelease>;
-  readonly previousRelease: pulumi.Output<PromotedRelease | null>;
-  readonly promotedAt: pulumi.Output<string>;
-  readonly ledger: pulumi.Output<LedgerEntry[]>;
-  readonly gates: pulumi.Output<{ frontend: { checkedAt: string; elapsedMs: number }; backend: { checkedAt: string; elapsedMs: number } }>;
+  /** The images of the release file the registry does not hold yet; set only while nothing can be promoted. */
+  readonly waitingForImages?: pulumi.Output<string[]>;
+  readonly frontendImage?: pulumi.Output<string>;
+  readonly backendImage?: pulumi.Output<string>;
+  readonly release?: pulumi.Output<PromotedRelease>;
+  readonly previousRelease?: pulumi.Output<PromotedRelease | null>;
+  readonly promotedAt?: pulumi.Output<string>;
+  readonly ledger?: pulumi.Output<LedgerEntry[]>;
+  readonly gates?: pulumi.Output<{ frontend: { checkedAt: string; elapsedMs: number }; backend: { checkedAt: string; elapsedMs: number } }>;
   readonly imageAutomationExclusions: pulumi.Output<Record<string, string[]>>;
-}
-
-/** The manifest digests of the release's two images, resolved in the registry before anything changes. */
-export interface ReleaseDigests {
-  readonly frontend: string;
-  readonly backend: string;
 }
 
 /**
@@ -39,8 +36,12 @@ export interface ReleaseDigests {
  * automation, a check that the backend VM is ready, the frontend, the frontend gate, the backend on
  * the VM, the backend gate, and finally the record of the promoted pair. Each stage depends on the
  * one before, so a failed gate stops everything after it.
+ *
+ * While the release file names images the registry does not hold yet (a new homelab, before image
+ * automation has committed its first build), only what needs no image is installed: Flux, its
+ * sync, image automation, the VM check and the frontend's namespace. Nothing is promoted.
  */
-export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): HomelabOutputs {
+export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution): HomelabOutputs {
   const s = cfg.settings;
   const secrets = cfg.secrets;
   const release = cfg.release;
@@ -50,9 +51,6 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
     context: s.kubeContext,
     enableServerSideApply: true,
   });
-  const frontendImage = formatImageRef({ ...release.frontend, digest: digests.frontend });
-  const backendImage = formatImageRef({ ...release.backend, digest: digests.backend });
-  const releaseId = `${frontendImage} ${backendImage}`;
 
   const flux = new FluxBootstrap(
     "flux",
@@ -101,22 +99,42 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
     hostKey: s.vm.hostKey,
     hostKeySetting: "homelab:vmHostKey",
   };
-  const vmCheck = new HostCheck(PART.backendVm, { connection: vm, deployDir: s.backend.deployDir, trigger: releaseId });
+  const digests = resolution.kind === "resolved" ? resolution.digests : undefined;
+  const frontendImage = digests && formatImageRef({ ...release.frontend, digest: digests.frontend });
+  const backendImage = digests && formatImageRef({ ...release.backend, digest: digests.backend });
+  const releaseId = digests ? `${frontendImage} ${backendImage}` : "no image yet";
+  const vmCheck = new HostCheck(PART.backendVm, {
+    connection: vm,
+    deployDir: s.backend.deployDir,
+    trigger: releaseId,
+    registry: { host: s.registry.host, insecure: s.registry.insecure },
+  });
+  const urls = { frontendUrl: pulumi.output(`${s.frontend.publicUrl}/`), apiUrl: pulumi.output(`${s.frontend.publicUrl}/api`) };
+
+  const frontendArgs = {
+    namespace: s.namespace,
+    protect: s.protect,
+    pullCredentials: { server: s.registry.host, username: s.registry.username, password: secrets.registryPassword },
+    ingress: { className: s.frontend.ingressClass, host: s.frontend.host },
+    backend: { address: s.backend.address, port: s.backend.port },
+  };
+  if (!digests || !frontendImage || !backendImage) {
+    const missing = resolution.kind === "missing" ? resolution.images : [];
+    void pulumi.log.info(waitingLine(missing));
+    new FrontendApp(PART.frontend, frontendArgs, { providers: [cluster], dependsOn: [vmCheck] });
+    return { ...urls, waitingForImages: pulumi.output([...missing]), imageAutomationExclusions: automation.exclusionList };
+  }
 
   const frontend = new FrontendApp(
     PART.frontend,
     {
-      namespace: s.namespace,
-      protect: s.protect,
+      ...frontendArgs,
       image: frontendImage,
       version: release.frontend.tag,
       replicas: s.frontend.replicas,
       rolloutSurge: s.frontend.rolloutSurge,
       containerPort: s.frontend.port,
       healthPath: s.frontend.healthPath,
-      pullCredentials: { server: s.registry.host, username: s.registry.username, password: secrets.registryPassword },
-      ingress: { className: s.frontend.ingressClass, host: s.frontend.host },
-      backend: { address: s.backend.address, port: s.backend.port },
       rolloutTimeoutSeconds: s.gates.deadlineSeconds,
     },
     { providers: [cluster], dependsOn: [vmCheck] },
@@ -189,8 +207,7 @@ export function homelabStack(cfg: HomelabConfig, digests: ReleaseDigests): Homel
   );
 
   return {
-    frontendUrl: pulumi.output(`${s.frontend.publicUrl}/`),
-    apiUrl: pulumi.output(`${s.frontend.publicUrl}/api`),
+    ...urls,
     frontendImage: record.current.frontend.image,
     backendImage: record.current.backend.image,
     release: record.current,

@@ -16,7 +16,7 @@ import {
   resourcePolicies,
   stackPolicies,
 } from "../../policy/rules";
-import { DEFAULT_TAG_PATTERN } from "../../lib/image-ref";
+import { DEFAULT_TAG_PATTERN } from "../../lib/config";
 import { DIGEST_A, DIGEST_B, HOST_KEY, SECRET_KEYS, TAG_A, TAG_B, fakePrivateKey, releaseText, validConfig } from "../support/fixtures";
 import { Recorder, installMocks, settle, valueOf } from "../support/mocks";
 
@@ -99,7 +99,7 @@ function ingress(name: string, paths: string[], priority: string | undefined, na
 
 describe("policy: images pinned", () => {
   it("uses the same release pattern as the program", () => {
-    assert.equal(DEFAULT_TAG_PATTERN, "^main-[a-f0-9]{7}-[0-9]{10}$");
+    assert.equal(DEFAULT_TAG_PATTERN, "^main-[a-f0-9]{7}-(?<ts>[0-9]{10})$");
     assert.equal(imagePinProblem(`r/x:${TAG_B}`), undefined);
   });
 
@@ -270,8 +270,8 @@ describe("policy: the stack program complies", () => {
     pulumi.runtime.setAllConfig(validConfig(), SECRET_KEYS);
     const { loadConfig } = await import("../../stacks/config");
     const { homelabStack } = await import("../../stacks/homelab");
-    const outputs = homelabStack(loadConfig(dir).homelab!, { frontend: DIGEST_A, backend: DIGEST_B });
-    await valueOf(outputs.release);
+    const outputs = homelabStack(loadConfig(dir).homelab!, { kind: "resolved", digests: { frontend: DIGEST_A, backend: DIGEST_B } });
+    await valueOf(outputs.release!);
     await settle(rec);
   });
 

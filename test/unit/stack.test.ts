@@ -22,8 +22,8 @@ before(async () => {
   pulumi.runtime.setAllConfig(validConfig(), SECRET_KEYS);
   const { loadConfig } = await import("../../stacks/config");
   const { homelabStack } = await import("../../stacks/homelab");
-  outputs = homelabStack(loadConfig(dir).homelab!, { frontend: DIGEST_A, backend: DIGEST_B });
-  await valueOf(outputs.release);
+  outputs = homelabStack(loadConfig(dir).homelab!, { kind: "resolved", digests: { frontend: DIGEST_A, backend: DIGEST_B } });
+  await valueOf(outputs.release!);
   await settle(rec);
 });
 
@@ -119,8 +119,8 @@ describe("homelab stack", () => {
     const policy = rec.byName("image-automation-frontend-policy");
     assert.deepEqual(policy.inputs.spec, {
       imageRepositoryRef: { name: "frontend" },
-      policy: { alphabetical: { order: "asc" } },
-      filterTags: { pattern: "^main-[a-f0-9]{7}-[0-9]{10}$", extract: "$0" },
+      filterTags: { pattern: "^main-[a-f0-9]{7}-(?<ts>[0-9]{10})$", extract: "$ts" },
+      policy: { numerical: { order: "asc" } },
     });
     const update = rec.byName("image-automation-update").inputs.spec as any;
     assert.equal(update.update.strategy, "Setters");
@@ -193,8 +193,8 @@ describe("homelab stack", () => {
     assert.ok(k3s.secretInputs.includes("kubeconfig"));
     assert.equal(await valueOf(outputs.frontendUrl), "http://127.0.0.1:8080/");
     assert.equal(await valueOf(outputs.apiUrl), "http://127.0.0.1:8080/api");
-    assert.equal(await isSecret(outputs.release), false);
-    const text = JSON.stringify(await valueOf(outputs.release));
+    assert.equal(await isSecret(outputs.release!), false);
+    const text = JSON.stringify(await valueOf(outputs.release!));
     assert.doesNotMatch(text, /registry-pass-123|db-secret-456|PRIVATE KEY/);
   });
 
