@@ -128,7 +128,7 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     throw e;
   }
   try {
-    const cfg = config as StackConfig;
+    let cfg = config as StackConfig;
     if (cfg["homelab:deployHomelab"]?.value === "false") {
       return await deployVpsOnly(engine, opts.stack, secrets);
     }
@@ -150,6 +150,18 @@ export async function deploy(opts: DeployOptions): Promise<number> {
       if (pending) {
         finishRollbackCommit(co, pending);
       }
+    } catch (e) {
+      throw new Refused((e as Error).message);
+    }
+    // The stack file travels in git with its encrypted secrets: what the fast-forward brought is
+    // what the engine runs with, so it is what is checked and kept out of the output.
+    cfg = (await stack.getAllConfig()) as StackConfig;
+    secrets = secretValues(cfg);
+    const invalidAfterSync = configProblems(cfg);
+    if (invalidAfterSync) {
+      throw new Refused(invalidAfterSync);
+    }
+    try {
       release = readRelease(cfg, opts.workDir);
     } catch (e) {
       throw new Refused((e as Error).message);
