@@ -1,11 +1,15 @@
-// npm run deploy   -- --stack NAME [--cwd DIR] [--policy-pack DIR]... [--watch [--interval SECONDS]]
+// npm run deploy   -- --stack NAME [--cwd DIR] [--policy-pack DIR]... [--watch [--interval SECONDS] [--check-every SECONDS]]
 // npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd DIR]
 // npm run releases -- --stack NAME [--json] [--cwd DIR]
 // npm run status   -- --stack NAME [--json] [--cwd DIR]
+// Every option takes its value as `--stack NAME` or `--stack=NAME`.
+import * as os from "os";
 import * as path from "path";
+import * as util from "util";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import type { LedgerEntry } from "../components/release-record";
 import { DeployOptions, POLICY_PACK, deploy } from "./guarded-deploy";
+import { PulumiNotFound, findOnPath, pulumiNotFound } from "./engine";
 import { fileHistory, git } from "./git";
 import { manualRollback } from "./manual-rollback";
 import { EXIT } from "./outcome";
@@ -24,6 +28,27 @@ const USAGE: Record<Command, string> = {
   status: "usage: npm run status -- --stack NAME [--json] [--cwd PROJECT_DIR]",
 };
 
+type Options = NonNullable<util.ParseArgsConfig["options"]>;
+
+const COMMON = {
+  stack: { type: "string", short: "s" },
+  cwd: { type: "string" },
+} as const satisfies Options;
+
+/** The options each command takes; any other is refused. */
+const OPTIONS = {
+  deploy: {
+    ...COMMON,
+    "policy-pack": { type: "string", multiple: true },
+    watch: { type: "boolean" },
+    interval: { type: "string" },
+    "check-every": { type: "string" },
+  },
+  rollback: { ...COMMON, reason: { type: "string" }, to: { type: "string" } },
+  releases: { ...COMMON, json: { type: "boolean" } },
+  status: { ...COMMON, json: { type: "boolean" } },
+} as const satisfies Record<Command, Options>;
+
 export interface CliOptions extends DeployOptions {
   readonly command: Command;
   readonly watch: boolean;
@@ -32,6 +57,49 @@ export interface CliOptions extends DeployOptions {
   readonly reason?: string;
   readonly to?: { frontend: string; backend: string };
   readonly json: boolean;
+}
+
+/**
+ * What is wrong with a command line the strict parse refused, naming the option, from the
+ * tokens of a lenient parse of the same arguments.
+ */
+function commandLineProblem(args: readonly string[], options: Options): string | undefined {
+  const { tokens } = util.parseArgs({ args: [...args], options, strict: false, allowPositionals: true, tokens: true });
+  for (const t of tokens) {
+    if (t.kind === "positional") {
+      return `unknown argument ${JSON.stringify(t.value)}`;
+    }
+    if (t.kind !== "option") {
+      continue;
+    }
+    if (!Object.hasOwn(options, t.name)) {
+      return `unknown option ${JSON.stringify(t.rawName)}`;
+    }
+    const type = options[t.name].type;
+    if (type === "string" && t.value === undefined) {
+      return `${t.rawName} needs a value`;
+    }
+    // The strict parse takes no option-like word as a value: one that begins with "-" goes inline.
+    if (type === "string" && !t.inlineValue && t.value?.startsWith("-")) {
+      return `${t.rawName} needs a value (write --${t.name}=VALUE for one that begins with "-")`;
+    }
+    if (type === "boolean" && t.inlineValue) {
+      return `${t.rawName} takes no value`;
+    }
+  }
+  return undefined;
+}
+
+/** A number of seconds from 1 to 86400, or an error naming the option. */
+function seconds(option: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) {
+    return fallback;
+  }
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 86400) {
+    throw new Error(`${option}: ${JSON.stringify(v)} is not a number of seconds from 1 to 86400`);
+  }
+  return n;
 }
 
 /** Reads the command line; throws with the usage on bad input. */
@@ -43,58 +111,33 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
     rest = argv.slice(1);
   }
   const usage = USAGE[command];
-  let stack: string | undefined;
-  let workDir = repo;
-  const packs: string[] = [];
-  let watchBranch = false;
-  let intervalSeconds = 30;
-  let checkEverySeconds = 300;
-  let reason: string | undefined;
-  let to: CliOptions["to"];
-  let json = false;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i];
-    const value = (): string => {
-      const v = rest[++i];
-      if (v === undefined || v.startsWith("--")) {
-        throw new Error(`${a} needs a value (${usage})`);
-      }
-      return v;
-    };
-    if (a === "--stack" || a === "-s") {
-      stack = value();
-    } else if (a === "--cwd") {
-      workDir = path.resolve(value());
-    } else if (a === "--policy-pack" && command === "deploy") {
-      packs.push(path.resolve(value()));
-    } else if (a === "--watch" && command === "deploy") {
-      watchBranch = true;
-    } else if ((a === "--interval" || a === "--check-every") && command === "deploy") {
-      const v = value();
-      const seconds = Number(v);
-      if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86400) {
-        throw new Error(`${a}: ${JSON.stringify(v)} is not a number of seconds from 1 to 86400`);
-      }
-      if (a === "--interval") {
-        intervalSeconds = seconds;
-      } else {
-        checkEverySeconds = seconds;
-      }
-    } else if (a === "--reason" && command === "rollback") {
-      reason = value();
-    } else if (a === "--to" && command === "rollback") {
-      const v = value();
-      const [frontend, backend, extra] = v.split(",");
-      if (!frontend || !backend || extra !== undefined) {
-        throw new Error(`--to: ${JSON.stringify(v)} is not FRONTEND_TAG,BACKEND_TAG`);
-      }
-      to = { frontend, backend };
-    } else if (a === "--json" && (command === "releases" || command === "status")) {
-      json = true;
-    } else {
-      throw new Error(`unknown argument ${JSON.stringify(a)} (${usage})`);
-    }
+  const options: Options = OPTIONS[command];
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  try {
+    ({ values } = util.parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw new Error(`${commandLineProblem(rest, options) ?? (e as Error).message} (${usage})`, { cause: e });
   }
+  // `--cwd=` or `--cwd "$UNSET"` is a mistake, not the current directory.
+  const empty = Object.entries(values).find(([, v]) => v === "" || (Array.isArray(v) && v.includes("")));
+  if (empty) {
+    throw new Error(`--${empty[0]} needs a value (${usage})`);
+  }
+  const text = (name: string): string | undefined => values[name] as string | undefined;
+  const stack = text("stack");
+  const reason = text("reason");
+  const packs = ((values["policy-pack"] as string[] | undefined) ?? []).map((p) => path.resolve(p));
+  let to: CliOptions["to"];
+  const toText = text("to");
+  if (toText !== undefined) {
+    const [frontend, backend, extra] = toText.split(",");
+    if (!frontend || !backend || extra !== undefined) {
+      throw new Error(`--to: ${JSON.stringify(toText)} is not FRONTEND_TAG,BACKEND_TAG`);
+    }
+    to = { frontend, backend };
+  }
+  const intervalSeconds = seconds("--interval", text("interval"), 30);
+  const checkEverySeconds = seconds("--check-every", text("check-every"), 300);
   // Pulumi stack names: a name, or org/project/name.
   if (!stack || !/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){0,2}$/.test(stack)) {
     throw new Error(`--stack: ${JSON.stringify(stack ?? "")} is not a stack name (${usage})`);
@@ -108,17 +151,18 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
   if (reasonProblem) {
     throw new Error(`--reason: ${reasonProblem}`);
   }
+  const cwd = text("cwd");
   return {
     command,
     stack,
-    workDir,
+    workDir: cwd === undefined ? repo : path.resolve(cwd),
     policyPacks: packs.length > 0 ? [POLICY_PACK, ...packs] : undefined,
-    watch: watchBranch,
+    watch: values.watch === true,
     intervalSeconds,
     checkEverySeconds,
     reason,
     to,
-    json,
+    json: values.json === true,
   };
 }
 
@@ -162,8 +206,15 @@ async function main(opts: CliOptions): Promise<number> {
     case "deploy":
       if (opts.watch) {
         const stop = new AbortController();
+        // Kept for every signal (`on`, not `once`): execa, with which the Automation API runs the
+        // CLI, listens too (signal-exit), and when it finds no other listener it raises the signal
+        // again, which ends the watcher and the lock's `pulumi up` in the middle of a deploy.
         for (const sig of ["SIGINT", "SIGTERM"] as const) {
-          process.once(sig, () => {
+          process.on(sig, () => {
+            if (stop.signal.aborted) {
+              process.stderr.write(`watch: ${sig} again: stopping now\n`);
+              process.exit(128 + os.constants.signals[sig]);
+            }
             process.stderr.write(`watch: ${sig}: stopping after the deploy in progress\n`);
             stop.abort();
           });
@@ -188,10 +239,17 @@ if (require.main === module) {
     say((e as Error).message);
     process.exit(EXIT.refused);
   }
+  // Looked for before anything starts: without the CLI nothing can run, so its absence is a
+  // refusal before any change (2; for status, "unreadable", also 2). A CLI lost later, mid-run,
+  // is said the same way but stays an unexpected error (1): something may have changed by then.
+  if (!findOnPath("pulumi")) {
+    say(new PulumiNotFound("pulumi").message);
+    process.exit(opts.command === "status" ? STATUS_EXIT.unreadable : EXIT.refused);
+  }
   main(opts).then(
     (code) => process.exit(code),
     (e: unknown) => {
-      const msg = (e as Error).message;
+      const msg = pulumiNotFound(e)?.message ?? (e as Error).message;
       const busy = msg.startsWith("another deploy");
       say(busy ? `REFUSED: ${msg}` : `unexpected error: ${msg}`);
       process.exit(busy ? EXIT.refused : EXIT.unexpected);

@@ -5,6 +5,60 @@ import * as path from "path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { redact } from "./rollback-commit";
 
+/**
+ * The Pulumi CLI could not be started (spawn's ENOENT): said in one line with what to do, instead
+ * of `spawn pulumi ENOENT`. Nothing ran.
+ */
+export class PulumiNotFound extends Error {
+  constructor(readonly command: string, options?: ErrorOptions) {
+    const what = command.includes("/") ? `the Pulumi CLI (${command}) was not found` : `the Pulumi CLI (${command}) was not found on PATH`;
+    super(
+      `${what}: install Pulumi 3.276 or newer (https://www.pulumi.com/docs/install/); ` +
+        `as a systemd service, the unit's Environment=PATH= must include its directory (the installer puts it in ~/.pulumi/bin)`,
+      options,
+    );
+  }
+}
+
+/**
+ * The error as PulumiNotFound when it, or an error it wraps, says the CLI could not be started:
+ * the engine's own spawn, or the Automation API, which reports it only in its message
+ * (`Command failed with ENOENT: pulumi version` … `spawn pulumi ENOENT`).
+ */
+export function pulumiNotFound(e: unknown): PulumiNotFound | undefined {
+  for (let cause = e; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof PulumiNotFound) {
+      return cause;
+    }
+    const spawned = /\bspawn (\S*pulumi) ENOENT\b/.exec(cause.message);
+    if (spawned) {
+      return new PulumiNotFound(spawned[1], { cause: e });
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where `command` would be started from: the first executable file of that name in PATH's
+ * directories, as a spawn looks for it (without PATH, /usr/bin:/bin), or undefined.
+ */
+export function findOnPath(command: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const dirs = command.includes("/") ? [""] : (env.PATH ?? "/usr/bin:/bin").split(path.delimiter);
+  for (const dir of dirs) {
+    // An empty entry is the current directory.
+    const file = path.resolve(dir || ".", command);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      if (fs.statSync(file).isFile()) {
+        return file;
+      }
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
 /** What one run of the engine did. */
 export interface EngineRun {
   readonly ok: boolean;
@@ -112,8 +166,12 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
         errText += t;
         out.write(t);
       });
-      child.on("error", (e) =>
-        reject(new Error(`could not run ${opts.pulumi ?? "pulumi"} (${e.message}): install the Pulumi CLI and put it on PATH`, { cause: e })),
+      child.on("error", (e: NodeJS.ErrnoException) =>
+        reject(
+          e.code === "ENOENT"
+            ? new PulumiNotFound(opts.pulumi ?? "pulumi", { cause: e })
+            : new Error(`could not run ${opts.pulumi ?? "pulumi"} (${e.message}): install the Pulumi CLI and put it on PATH`, { cause: e }),
+        ),
       );
       child.on("close", (c) => {
         out.flush();

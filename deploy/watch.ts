@@ -1,4 +1,5 @@
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { pulumiNotFound } from "./engine";
 import { DeployOptions, deploy } from "./guarded-deploy";
 import { git } from "./git";
 import { liveStatus } from "./live-status";
@@ -26,6 +27,7 @@ const OUTCOME: Record<number, string> = {
   [EXIT.rollbackFailed]: "rollback failed",
   [EXIT.notRecorded]: "rolled back, not recorded in git",
   [EXIT.platform]: "the platform failed; resuming with back-off",
+  [EXIT.waiting]: "waiting for the first image; image automation's first commit is deployed next",
   [-1]: "another deploy of the stack is running; trying again after it",
 };
 
@@ -57,6 +59,9 @@ function onlyOwnRollbacks(root: string, from: string, to: string): boolean {
   return bodies.length > 0 && bodies.every((b) => ROLLBACK_TRAILER in trailers(b));
 }
 
+/** An error for the log: a CLI missing from PATH in one line, not the Automation API's report. */
+const describe = (e: unknown): string => pulumiNotFound(e)?.message ?? (e as Error).message;
+
 /** Another deploy of the stack (from another checkout or machine) held the lock: nothing was tried. */
 const BUSY = -1;
 
@@ -67,7 +72,7 @@ async function deployOnce(opts: WatchOptions): Promise<number> {
     const code = await deploy({ ...opts, onLockHeld: () => (busy = true) });
     return busy ? BUSY : code;
   } catch (e) {
-    say(`unexpected error: ${(e as Error).message}`);
+    say(`unexpected error: ${describe(e)}`);
     return EXIT.unexpected;
   }
 }
@@ -82,7 +87,7 @@ async function checkAndRepair(opts: WatchOptions, stack: Awaited<ReturnType<type
       say(`${p.part}: ${p.findings.join("; ")}`);
     }
   } catch (e) {
-    say(`cannot read what runs: ${(e as Error).message}`);
+    say(`cannot read what runs: ${describe(e)}`);
     return;
   }
   if (agree) {

@@ -96,9 +96,14 @@ describe("GitHub Actions workflows", () => {
   it("preview runs on pull requests with the policy pack, the diff and one comment kept up to date", () => {
     const w = workflow("preview.yml");
     assert.ok("pull_request" in w.on);
-    assert.deepEqual(w.permissions, { contents: "read", "pull-requests": "write" });
+    assert.deepEqual(w.permissions, { contents: "read" });
     assert.match(w.concurrency.group, /github\.event\.pull_request\.number/);
-    assert.ok(steps(w, "preview").some((s) => s.run === "npm run check"));
+    // Only for the repository's own branches, once the check passed, and only it may comment.
+    const job = w.jobs.preview;
+    assert.equal(job.if, "github.event.pull_request.head.repo.full_name == github.repository");
+    assert.equal(job.needs, "check");
+    assert.deepEqual(job.permissions, { contents: "read", "pull-requests": "write" });
+    assert.ok(!steps(w, "preview").some((s) => s.run === "npm run check"), "the check job ran it");
     const p = pulumiStep(w, "preview");
     assert.deepEqual(
       { command: p.with?.command, stack: p.with?.["stack-name"], policy: p.with?.policyPacks, diff: p.with?.diff, comment: p.with?.["comment-on-pr"], edit: p.with?.["edit-pr-comment"] },
@@ -107,6 +112,21 @@ describe("GitHub Actions workflows", () => {
     assert.equal(p.env?.PULUMI_BACKEND_URL, "${{ secrets.PULUMI_BACKEND_URL }}");
     assert.equal(p.env?.PULUMI_ACCESS_TOKEN, "${{ secrets.PULUMI_ACCESS_TOKEN }}");
     assert.equal(p.env?.PULUMI_CONFIG_PASSPHRASE, "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}");
+  });
+
+  it("check runs on every pull request, forks' too: no condition, no secrets, on a GitHub-hosted runner", () => {
+    const w = workflow("preview.yml");
+    assert.deepEqual(Object.keys(w.jobs), ["check", "preview"]);
+    const job = w.jobs.check;
+    assert.equal(job.if, undefined);
+    assert.equal(job.needs, undefined);
+    assert.equal(job.permissions, undefined, "the workflow's read-only contents");
+    assert.equal(job["runs-on"], "ubuntu-latest");
+    assert.deepEqual(
+      steps(w, "check").map((s) => s.uses ?? s.run),
+      ["actions/checkout@v6", "actions/setup-node@v6", "npm ci", "npm run check"],
+    );
+    assert.doesNotMatch(JSON.stringify(job), /secrets\./);
   });
 
   it("deploy is opt-in, gated by the production environment, never cancelled and on the homelab runner", () => {
