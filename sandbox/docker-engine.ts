@@ -5,7 +5,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
-import { isAlive, readState, recordAlive, startProcess, stopProcess, updateState, waitFor } from "./processes";
+import { isAlive, readState, recordAlive, startProcess, stopPid, stopProcess, updateState, waitFor } from "./processes";
 
 export const SYSTEM_DOCKER_SOCKET = "/var/run/docker.sock";
 
@@ -180,18 +180,90 @@ function makeEngine(socket: string, group: string, stop: DockerEngine["stop"], s
   };
 }
 
-/** Unmounts whatever is still mounted below `dir` (deepest first); only mounts dockerd made there. */
-function unmountBelow(dir: string): void {
-  const prefix = path.resolve(dir) + "/";
+/**
+ * Unmounts whatever is still mounted at or below `dir` (deepest first): what a dockerd, its
+ * containers or a node left there, also after they were killed.
+ */
+export function unmountBelow(dir: string): void {
+  const root = path.resolve(dir);
   const mounts = fs
     .readFileSync("/proc/self/mounts", "utf8")
     .split("\n")
     .map((l) => l.split(" ")[1]?.replace(/\\040/g, " "))
-    .filter((m): m is string => !!m && m.startsWith(prefix))
+    .filter((m): m is string => !!m && (m === root || m.startsWith(`${root}/`)))
     .sort((a, b) => b.length - a.length);
   for (const m of mounts) {
     spawnSync("umount", ["-l", m]);
   }
+}
+
+/** PIDs of the processes whose command line names a path under `dir`: what an engine there started. */
+function processesNaming(dir: string): number[] {
+  const needle = `${path.resolve(dir)}/`;
+  return fs
+    .readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
+    .filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").replace(/\0/g, " ").includes(needle);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** What a dockerd started in a directory changed on the host, kept in its state file. */
+interface EngineRecord {
+  network?: "default" | "isolated";
+  createdDocker0?: boolean;
+  hostNet?: HostNetBefore;
+}
+
+/**
+ * Stops the dockerd started in `dir` (its containers and networks first, when it still answers)
+ * and removes everything it made, from what the state file recorded: also when it was killed
+ * earlier and left its mounts, docker0 and iptables rules behind.
+ */
+export async function stopDockerEngine(dir: string, o: { keepData?: boolean } = {}): Promise<void> {
+  dir = path.resolve(dir);
+  const socket = path.join(dir, "docker.sock");
+  const dataRoot = path.join(dir, "docker-data");
+  const execRoot = path.join(dir, "docker-exec");
+  const rec = readState(dir).processes.dockerd;
+  if (recordAlive(rec) && (await pingDocker(socket))) {
+    // Containers and networks first: dockerd leaves user-defined bridges behind otherwise.
+    const env = { ...process.env, DOCKER_HOST: `unix://${socket}` };
+    const ids = spawnSync("docker", ["ps", "-aq"], { env, encoding: "utf8" }).stdout.split(/\s+/).filter(Boolean);
+    if (ids.length) {
+      spawnSync("docker", ["rm", "-f", "-v", ...ids], { env, encoding: "utf8", timeout: 60_000 });
+    }
+    spawnSync("docker", ["network", "prune", "-f"], { env, encoding: "utf8", timeout: 60_000 });
+  }
+  // dockerd exits only after its containers are stopped and containerd is down.
+  await stopProcess(dir, "dockerd", 30_000);
+  // A dockerd that was killed leaves its containerd and shims running, holding its mounts.
+  for (const pid of processesNaming(dir)) {
+    await stopPid(pid, { timeoutMs: 10_000 });
+  }
+  const res = readState(dir).resources["docker-engine"] as EngineRecord | undefined;
+  if (res?.createdDocker0 && linkExists("docker0") && otherDockerds().length === 0) {
+    spawnSync("ip", ["link", "delete", "docker0"]);
+  }
+  if (res?.hostNet) {
+    restoreHostNet(res.hostNet);
+  }
+  unmountBelow(execRoot);
+  unmountBelow(dataRoot);
+  fs.rmSync(execRoot, { recursive: true, force: true });
+  fs.rmSync(socket, { force: true });
+  fs.rmSync(path.join(dir, "dockerd.pid"), { force: true });
+  if (!o.keepData) {
+    fs.rmSync(dataRoot, { recursive: true, force: true, maxRetries: 5 });
+  }
+  updateState(dir, (st) => {
+    delete st.resources["docker-engine"];
+  });
 }
 
 /**
@@ -215,38 +287,7 @@ export async function ensureDockerEngine(dir: string, opts: DockerEngineOptions 
   // The deploy user reaches the socket through this directory.
   fs.chmodSync(dir, 0o755);
 
-  const stop = async (o: { keepData?: boolean } = {}): Promise<void> => {
-    const rec = readState(dir).processes.dockerd;
-    if (recordAlive(rec) && (await pingDocker(socket))) {
-      // Containers and networks first: dockerd leaves user-defined bridges behind otherwise.
-      const env = { ...process.env, DOCKER_HOST: `unix://${socket}` };
-      const ids = spawnSync("docker", ["ps", "-aq"], { env, encoding: "utf8" }).stdout.split(/\s+/).filter(Boolean);
-      if (ids.length) {
-        spawnSync("docker", ["rm", "-f", "-v", ...ids], { env, encoding: "utf8", timeout: 60_000 });
-      }
-      spawnSync("docker", ["network", "prune", "-f"], { env, encoding: "utf8", timeout: 60_000 });
-    }
-    // dockerd exits only after its containers are stopped and containerd is down.
-    await stopProcess(dir, "dockerd", 30_000);
-    const res = readState(dir).resources["docker-engine"] as { createdDocker0?: boolean; hostNet?: HostNetBefore } | undefined;
-    if (res?.createdDocker0 && linkExists("docker0") && otherDockerds().length === 0) {
-      spawnSync("ip", ["link", "delete", "docker0"]);
-    }
-    if (res?.hostNet) {
-      restoreHostNet(res.hostNet);
-    }
-    unmountBelow(execRoot);
-    unmountBelow(dataRoot);
-    fs.rmSync(execRoot, { recursive: true, force: true });
-    fs.rmSync(socket, { force: true });
-    fs.rmSync(path.join(dir, "dockerd.pid"), { force: true });
-    if (!o.keepData) {
-      fs.rmSync(dataRoot, { recursive: true, force: true });
-    }
-    updateState(dir, (s) => {
-      delete s.resources["docker-engine"];
-    });
-  };
+  const stop = (o: { keepData?: boolean } = {}): Promise<void> => stopDockerEngine(dir, o);
 
   const existing = readState(dir).processes.dockerd;
   if (recordAlive(existing) && (await pingDocker(socket))) {
@@ -262,10 +303,22 @@ export async function ensureDockerEngine(dir: string, opts: DockerEngineOptions 
     }
   }
 
+  // A dockerd of this directory that was killed leaves its exec root behind (containerd's pid
+  // file, sockets, mounts, maybe the containerd itself): a new dockerd waits on those for a
+  // containerd that never answers. Nothing of the dead engine's runtime state is kept.
+  for (const pid of processesNaming(dir)) {
+    await stopPid(pid, { timeoutMs: 10_000 });
+  }
+  unmountBelow(execRoot);
+  fs.rmSync(execRoot, { recursive: true, force: true, maxRetries: 5 });
+
   ensureGroup(group);
   const network = opts.network ?? "default";
-  const createdDocker0 = network === "default" && !linkExists("docker0");
-  const hostNet = hostNetBefore();
+  // A dockerd of this directory that was killed left its record: what it found on the host is
+  // still what a stop must restore (its docker0 and chains are still there now).
+  const earlier = readState(dir).resources["docker-engine"] as EngineRecord | undefined;
+  const createdDocker0 = earlier?.createdDocker0 ?? (network === "default" && !linkExists("docker0"));
+  const hostNet = earlier?.hostNet ?? hostNetBefore();
   fs.rmSync(socket, { force: true });
   fs.rmSync(path.join(dir, "dockerd.pid"), { force: true });
   const args = [

@@ -8,7 +8,7 @@ import { startCluster, stopCluster } from "./cluster";
 import { SandboxNode, startNode, stopNode } from "./node";
 import { SandboxTraefik, startTraefik, stopTraefik } from "./traefik";
 import { ensureVmAddress, removeVmAddress } from "./vm-address";
-import { DockerEngine, ensureDockerEngine } from "./docker-engine";
+import { DockerEngine, ensureDockerEngine, stopDockerEngine, unmountBelow } from "./docker-engine";
 import { ensureFluxManifests } from "./flux-manifests";
 import { SandboxFluxControllers, startFluxControllers, stopFluxControllers } from "./flux-controllers";
 import { cloneProject, commitRelease, serverFile } from "./checkout";
@@ -282,24 +282,42 @@ export async function sandboxStack(sb: Sandbox, stackName = LOCAL_STACK, workDir
 
 /** Stops what startSandbox started in `dir`, by PID, and removes what it created. */
 export async function stopSandbox(dir: string, log: Log = (l) => process.stderr.write(`${l}\n`)): Promise<void> {
-  await step(log, "stopping Flux's controllers", () => stopFluxControllers(path.join(dir, "flux")));
-  await step(log, "stopping Traefik", () => stopTraefik(path.join(dir, "traefik")));
+  // Every part is stopped and removed whatever failed or died before: one part that cannot be
+  // stopped must not leave the others running.
+  const failed: string[] = [];
+  const attempt = async (what: string, fn: () => unknown): Promise<void> => {
+    try {
+      await step(log, what, fn);
+    } catch (e) {
+      failed.push(`${what}: ${(e as Error).message}`);
+      log(`sandbox: ${what} failed: ${(e as Error).message}`);
+    }
+  };
+  await attempt("stopping Flux's controllers", () => stopFluxControllers(path.join(dir, "flux")));
+  await attempt("stopping Traefik", () => stopTraefik(path.join(dir, "traefik")));
   // The node first: it drains its pods through the API server while that still answers.
-  await step(log, "stopping the node", () => stopNode(path.join(dir, "node"), { log }));
-  await step(log, "stopping Kubernetes", () => stopCluster(path.join(dir, "cluster")));
+  await attempt("stopping the node", () => stopNode(path.join(dir, "node"), { log }));
+  await attempt("stopping Kubernetes", () => stopCluster(path.join(dir, "cluster")));
   // The VPS started after the VM, so it stops first (the VM may own the shared compose plugin).
   if (fs.existsSync(path.join(dir, "vps"))) {
-    await step(log, "stopping the VPS", () => stopVm(path.join(dir, "vps")));
+    await attempt("stopping the VPS", () => stopVm(path.join(dir, "vps")));
   }
-  await step(log, "stopping the git server", () => stopGitServer(path.join(dir, "git")));
-  await step(log, "stopping the backend VM", () => stopVm(path.join(dir, "vm")));
-  removeVmAddress(path.join(dir, "vm-address"));
+  await attempt("stopping the git server", () => stopGitServer(path.join(dir, "git")));
+  await attempt("stopping the backend VM", () => stopVm(path.join(dir, "vm")));
+  await attempt("removing the VM's address", () => removeVmAddress(path.join(dir, "vm-address")));
   if (runningProcess(path.join(dir, "registry"), "registry")) {
-    await step(log, "stopping the registry", async () => (await startRegistry(path.join(dir, "registry"))).stop({ keepData: false }));
+    await attempt("stopping the registry", async () => (await startRegistry(path.join(dir, "registry"))).stop({ keepData: false }));
   }
-  // Only a dockerd this sandbox started is stopped; the machine's own engine is left alone.
-  if (runningProcess(path.join(dir, "docker"), "dockerd")) {
-    await step(log, "stopping the Docker engine", async () => (await ensureDockerEngine(path.join(dir, "docker"))).stop({ keepData: false }));
+  // Only a dockerd this sandbox started is stopped (the machine's own engine is left alone); one
+  // that died earlier still has its mounts, docker0 and rules removed from its record.
+  if (fs.existsSync(path.join(dir, "docker"))) {
+    await attempt("stopping the Docker engine", () => stopDockerEngine(path.join(dir, "docker"), { keepData: false }));
   }
-  fs.rmSync(dir, { recursive: true, force: true });
+  await attempt("removing the sandbox's directory", () => {
+    unmountBelow(dir);
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+  });
+  if (failed.length > 0) {
+    throw new Error(`the sandbox in ${dir} was not stopped whole:\n${failed.map((f) => `  - ${f}`).join("\n")}`);
+  }
 }
