@@ -7,11 +7,20 @@ import { vpsStack } from "./stacks/vps";
 /**
  * Reads all config and the release file, and resolves every image's digest in its registry. A
  * release whose images the registry does not hold yet is accepted only until the stack's first
- * promotion: afterwards it is refused, naming the images, before anything changes.
+ * promotion: afterwards it is refused, naming the images, before anything changes. Flux objects
+ * in flux-system that something else made (flux bootstrap) are refused too, unless
+ * homelab:fluxAdopt takes them over.
  */
 async function prepare() {
   const config = loadConfig();
-  const [homelabRelease, vpsDigest] = await Promise.all([config.homelab?.resolveDigests(), config.vps?.resolveDigest()]);
+  const [homelabRelease, vpsDigest, fluxWarnings] = await Promise.all([
+    config.homelab?.resolveDigests(),
+    config.vps?.resolveDigest(),
+    config.homelab?.checkFluxObjects(),
+  ]);
+  for (const line of fluxWarnings ?? []) {
+    void pulumi.log.warn(line);
+  }
   if (homelabRelease?.kind === "missing" && (await promotedBefore())) {
     throw new Error(homelabRelease.images.map((image) => `image ${image} is not in the registry (no such tag)`).join("\n"));
   }

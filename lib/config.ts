@@ -124,6 +124,12 @@ export const CONFIG_KEYS = {
     default: "in-cluster",
     description: "Where Flux's controllers run: 'in-cluster' installs them with the CRDs; 'external' installs only the CRDs, the namespace and the aggregated view/edit roles, for controllers run outside the cluster.",
   },
+  fluxAdopt: {
+    kind: "boolean",
+    default: false,
+    description:
+      "Take over Flux objects in flux-system that something else made (flux bootstrap): their url, path and prune become the program's, and with prune Flux deletes what their old path applied. Off: a deploy that finds them stops before anything changes, naming them.",
+  },
   fluxVersion: { kind: "string", default: FLUX_VERSION, description: "Flux release to install." },
   fluxManifests: { kind: "string", default: "", description: "Flux install manifests: an https URL or a local directory; the release's install.yaml when unset." },
   gitUrl: {
@@ -233,6 +239,8 @@ export interface HomelabSettings {
   };
   readonly flux: {
     readonly install: boolean;
+    /** Take over a GitRepository or Kustomization in flux-system that something else made (homelab:fluxAdopt). */
+    readonly adopt: boolean;
     readonly controllers: FluxControllers;
     readonly version: string;
     readonly manifests: { readonly kind: "url"; readonly url: string } | { readonly kind: "directory"; readonly path: string };
@@ -547,6 +555,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       },
       flux: {
         install: bool("fluxInstall"),
+        adopt: bool("fluxAdopt"),
         controllers: (str("fluxControllers", true, (v) => (FLUX_CONTROLLERS.includes(v as FluxControllers) ? undefined : "is not 'in-cluster' or 'external'")) ??
           "in-cluster") as FluxControllers,
         version: fluxVersion,

@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { HomelabSettings, ParsedConfig, VpsSettings, parseConfig } from "../lib/config";
+import { checkFluxAdoption } from "../lib/flux-adoption";
 import { ImageNotFound, resolveDigest } from "../lib/registry-client";
 import { Release, parseReleaseFile } from "../lib/release";
 
@@ -31,6 +32,12 @@ export interface HomelabConfig {
    * credentials or cannot be reached; an image it answers it does not hold is reported, not thrown.
    */
   resolveDigests(): Promise<ReleaseResolution>;
+  /**
+   * Looks for Flux objects in flux-system the program would take over (flux bootstrap's). Rejects,
+   * naming them, unless homelab:fluxAdopt is on; resolves to the lines to warn with (what is taken
+   * over, or why the cluster could not be asked).
+   */
+  checkFluxObjects(): Promise<string[]>;
 }
 
 /** VPS secrets as Pulumi secrets. */
@@ -113,6 +120,13 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
         }
         return { kind: "missing", images: failures.map((e) => (e as ImageNotFound).image) };
       },
+      checkFluxObjects: () =>
+        checkFluxAdoption({
+          kubeconfig: secrets.kubeconfig,
+          context: settings.kubeContext,
+          adopt: settings.flux.adopt,
+          target: { gitUrl: settings.flux.gitUrl, path: settings.flux.path },
+        }),
       secrets: {
         registryPassword: pulumi.secret(secrets.registryPassword),
         kubeconfig: pulumi.secret(secrets.kubeconfig),
