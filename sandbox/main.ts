@@ -26,9 +26,9 @@ function saveCaddyRoot(sb: Sandbox): string | undefined {
   return file;
 }
 
-async function up(): Promise<number> {
+async function up(imageAutomation: boolean): Promise<number> {
   const started = Date.now();
-  const sb = await startSandbox(sandboxDir(), { vps: true });
+  const sb = await startSandbox(sandboxDir(), { vps: true, imageAutomation: imageAutomation ? {} : undefined });
   const stack = await sandboxStack(sb);
   log(`sandbox: ready in ${((Date.now() - started) / 1000).toFixed(1)}s; deploying the local stack`);
   // As a user would: from a clone of the repository Flux watches, on its branch.
@@ -94,13 +94,15 @@ function printEnv(): number {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [command = "up", ...rest] = argv;
+  // --image-automation (with up): the stand-in for Flux's image controllers commits new builds.
+  const imageAutomation = argv.includes("--image-automation");
+  const [command = "up", ...rest] = argv.filter((a) => a !== "--image-automation");
   if (rest.length > 0) {
     throw new Error(`unexpected arguments: ${rest.join(" ")}`);
   }
   switch (command) {
     case "up":
-      return up();
+      return up(imageAutomation);
     case "down":
       return down();
     case "--print-env":

@@ -9,6 +9,7 @@ import { SandboxNode, startNode, stopNode } from "./node";
 import { SandboxTraefik, startTraefik, stopTraefik } from "./traefik";
 import { ensureVmAddress, removeVmAddress } from "./vm-address";
 import { DockerEngine, ensureDockerEngine, stopDockerEngine, unmountBelow } from "./docker-engine";
+import { SandboxImageAutomation, startImageAutomation, stopImageAutomation } from "./image-automation";
 import { ensureFluxManifests } from "./flux-manifests";
 import { SandboxFluxControllers, startFluxControllers, stopFluxControllers } from "./flux-controllers";
 import { cloneProject, commitRelease, serverFile } from "./checkout";
@@ -69,6 +70,8 @@ export interface Sandbox {
   readonly pulumiEnv: Record<string, string>;
   /** Present when the sandbox was started with a VPS. */
   readonly vps?: SandboxVps;
+  /** The image automation stand-in, when started (`SandboxOptions.imageAutomation`). */
+  readonly imageAutomation?: SandboxImageAutomation;
 }
 
 export function sandboxDir(name = "default"): string {
@@ -117,6 +120,12 @@ export interface SandboxOptions {
   readonly backendPort?: number;
   /** Also run the VPS (its own sshd host, Caddy and app images); `user` names its SSH user. @default false */
   readonly vps?: boolean | { readonly user?: string };
+  /**
+   * Run the stand-in for Flux's image controllers (sandbox/image-automation.ts) every
+   * `intervalSeconds` (default 30). Off by default: the suites commit releases themselves, and the
+   * demo images' newest builds are the faulty ones they deploy on purpose.
+   */
+  readonly imageAutomation?: { readonly intervalSeconds?: number };
   /** @default stderr */
   readonly log?: Log;
 }
@@ -146,6 +155,12 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   const flux = await step(log, "Flux (source-controller, kustomize-controller)", () =>
     startFluxControllers(path.join(dir, "flux"), { kubeconfig: cluster.kubeconfig, crds: fluxCrds, log }));
 
+  const imageAutomationDir = path.join(dir, "image-automation");
+  const imageAutomation = opts.imageAutomation
+    ? await step(log, "image automation (a stand-in for Flux's image controllers)", () =>
+      startImageAutomation(imageAutomationDir, { kubeconfig: cluster.kubeconfig, intervalSeconds: opts.imageAutomation?.intervalSeconds ?? 30 }))
+    : await stopImageAutomation(imageAutomationDir).then(() => undefined);
+
   const backendPort = opts.backendPort ?? 3001;
 
   const vps = opts.vps ? await step(log, "VPS (sshd host, Caddy and app images)", () => startVps(dir, docker, registry, tc.dockerCompose, opts.vps === true ? {} : opts.vps || {}, log)) : undefined;
@@ -168,7 +183,7 @@ export async function startSandbox(dir: string, opts: SandboxOptions = {}): Prom
   const pulumiEnv = sandboxPulumiEnv(dir);
   return {
     dir, docker, registry, vm, git, kubeconfig: cluster.kubeconfig, node, traefik, flux, images,
-    ingressUrl: traefik.url, backendHost: vm.host, backendPort, checkout, pulumiEnv, vps,
+    ingressUrl: traefik.url, backendHost: vm.host, backendPort, checkout, pulumiEnv, vps, imageAutomation,
   };
 }
 
@@ -293,6 +308,7 @@ export async function stopSandbox(dir: string, log: Log = (l) => process.stderr.
       log(`sandbox: ${what} failed: ${(e as Error).message}`);
     }
   };
+  await attempt("stopping image automation's stand-in", () => stopImageAutomation(path.join(dir, "image-automation")));
   await attempt("stopping Flux's controllers", () => stopFluxControllers(path.join(dir, "flux")));
   await attempt("stopping Traefik", () => stopTraefik(path.join(dir, "traefik")));
   // The node first: it drains its pods through the API server while that still answers.
