@@ -1,4 +1,4 @@
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as os from "os";
@@ -38,8 +38,13 @@ function programRefusesGitUrl(url: string): boolean {
   }
 }
 
+const tempDirs: string[] = [];
+after(() => tempDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 function tempProject(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "homelab-init-"));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-init-"));
+  tempDirs.push(d);
+  return d;
 }
 
 /** A second homelab's values, all valid. */
