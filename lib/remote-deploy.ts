@@ -1,5 +1,4 @@
 import { shq } from "./shell";
-import { hostPortProblem } from "./validate";
 
 /** A file the deploy writes into the deploy directory. */
 export interface BundleFile {
@@ -546,8 +545,22 @@ END {
  * The check that the engine accepts a plain-HTTP registry; without it, every pull from that
  * registry fails on the VM with an HTTPS error that does not say what to change.
  */
+/**
+ * `host[:port]` as Docker names a registry (a DNS name or an IPv4 address). Checked here rather
+ * than through lib/validate: the remote-script provider is serialized with this module, and an
+ * import would carry that whole module (its key-shaped patterns included) into the stack's state.
+ */
+function registryProblem(value: string): string | undefined {
+  const m = /^([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::(\d{1,5}))?$/.exec(value);
+  if (!m || m[1].length > 253) {
+    return "is not host[:port] (a DNS name or an IPv4 address, and a port)";
+  }
+  const port = m[2] === undefined ? 1 : Number(m[2]);
+  return port >= 1 && port <= 65535 ? undefined : "is not host[:port]: the port is not 1-65535";
+}
+
 function insecureRegistryCheck(registry: string): string {
-  const problem = hostPortProblem(registry);
+  const problem = registryProblem(registry);
   if (problem) {
     throw new Error(`insecureRegistry: ${JSON.stringify(registry)} ${problem}`);
   }
