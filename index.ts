@@ -43,7 +43,8 @@ export = async () => {
     stack: pulumi.getStack(),
     frontendUrl: homelab?.frontendUrl,
     apiUrl: homelab?.apiUrl,
-    waitingForImages: homelab?.waitingForImages,
+    // Only while there is something to wait for: an undefined output is warned about on every run.
+    ...(homelab?.waitingForImages ? { waitingForImages: homelab.waitingForImages } : {}),
     frontendImage: homelab?.frontendImage,
     backendImage: homelab?.backendImage,
     release: homelab?.release,

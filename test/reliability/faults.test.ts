@@ -110,11 +110,11 @@ describe("platform faults during a deploy", { concurrency: false }, () => {
 });
 
 describe("deploys across checkouts and a killed deploy", { concurrency: false }, () => {
-  it("two checkouts of the same rig.stack deploying at once", async () => {
+  it("two checkouts of the same stack deploying at once", async () => {
     // A second clone with nothing shared but the git server and the state backend, as on another machine.
     const other = cloneProject(rig.sb.git, path.join(rig.dir, "project-2"));
     fs.copyFileSync(path.join(rig.projectDir, `Pulumi.${STACK}.yaml`), path.join(other, `Pulumi.${STACK}.yaml`));
-    await scenario("two checkouts of the same rig.stack deploying at once", "fault", [0], async () => {
+    await scenario("two checkouts of the same stack deploying at once", "fault", [0], async () => {
       const { to } = await target("any");
       await release(to);
       const [a, b] = await Promise.all([deploy(), npmDeploy(STACK, other, rig.sb.pulumiEnv)]);
@@ -122,7 +122,7 @@ describe("deploys across checkouts and a killed deploy", { concurrency: false },
       const promoted = [a, b].find((r) => r.code === 0);
       assert.ok(refused && promoted, `one promoted, one refused: exits ${a.code}, ${b.code}\n${a.output}\n${b.output}`);
       assert.equal(refused.code, EXIT.refused, refused.output);
-      assert.match(refused.output, /REFUSED: another deploy of rig.stack reliability is running \(pid \d+ of /);
+      assert.match(refused.output, /REFUSED: another deploy of stack reliability is running \(pid \d+ of /);
       return { ...promoted, output: `${a.output}\n${b.output}` };
     });
   });
