@@ -39,7 +39,7 @@ export function timestampGroupProblem(pattern: string): string | undefined {
 }
 
 /** A decimal number as Go's strconv.ParseFloat reads one (its hex, Inf and NaN forms aside). */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+export const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 /**
  * The tag a numerical ascending ImagePolicy over `pattern` picks from `tags`, after the

@@ -33,7 +33,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { selectTag, TIMESTAMP_EXTRACT } from "../lib/image-policy";
+import { DECIMAL, selectTag, TIMESTAMP_EXTRACT } from "../lib/image-policy";
+import { shq } from "../lib/shell";
 import { RegistryCredentials, parseChallenge, tokenEndpointProblem } from "../lib/registry-client";
 import {
   LatestImage,
@@ -178,9 +179,6 @@ export interface PolicySpec {
     readonly numerical?: { readonly order?: string };
   };
 }
-
-/** A decimal number as Go's strconv.ParseFloat reads one (its hex, Inf and NaN forms aside), as lib/image-policy.ts. */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 function order(value: string | undefined): "ASC" | "DESC" {
   const o = (value ?? "").toUpperCase();
@@ -839,10 +837,6 @@ const PUSH_ATTEMPTS = 4;
 /** The files could not be updated (as opposed to git failing). */
 class UpdateError extends Error {}
 
-function shellQuote(v: string): string {
-  return /^[A-Za-z0-9_./=:@%+,-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
-}
-
 /** Every regular file under `dir`, relative to it, sorted; `.git` and symlinks are not followed. */
 function filesUnder(dir: string, prefix = ""): string[] {
   const out: string[] = [];
@@ -903,7 +897,7 @@ async function updateGit(input: GitUpdateInput): Promise<GitUpdate> {
   const env = {
     ...process.env,
     ...ISOLATED_GIT_ENV,
-    GIT_SSH_COMMAND: ssh.map(shellQuote).join(" "),
+    GIT_SSH_COMMAND: ssh.map(shq).join(" "),
     // Upstream signs author and committer alike.
     GIT_AUTHOR_NAME: input.author.name,
     GIT_AUTHOR_EMAIL: input.author.email,
