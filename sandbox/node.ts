@@ -595,7 +595,17 @@ interface ContainerInfo {
 export async function podNetns(socket: string): Promise<string[]> {
   const out: string[] = [];
   for (const id of (await ctr(socket, ["containers", "ls", "-q"])).split("\n").filter(Boolean)) {
-    const info = JSON.parse(await ctr(socket, ["containers", "info", id])) as ContainerInfo;
+    // The kubelet removes exited containers as it goes: one listed a moment ago may be gone.
+    const raw = await ctr(socket, ["containers", "info", id]).catch((e: unknown) => {
+      if (/not found/.test(String(e))) {
+        return undefined;
+      }
+      throw e;
+    });
+    if (raw === undefined) {
+      continue;
+    }
+    const info = JSON.parse(raw) as ContainerInfo;
     if (info.Labels?.["io.cri-containerd.kind"] !== "sandbox") {
       continue;
     }

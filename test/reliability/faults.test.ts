@@ -64,7 +64,7 @@ describe("platform faults during a deploy", { concurrency: false }, () => {
       const { to } = await target("frontend");
       await release(to);
       const running = deploy();
-      await rolloutStarts(to[0]);
+      await rolloutStarts(to[0], running);
       const clusterDir = path.join(rig.dir, "sandbox", "cluster");
       const pidFile = path.join(clusterDir, "kwok", "clusters", "homelab", "pids", "kube-apiserver.pid");
       await stopPid(Number(fs.readFileSync(pidFile, "utf8").trim()));
@@ -80,7 +80,7 @@ describe("platform faults during a deploy", { concurrency: false }, () => {
       await release(to);
       const running = deploy();
       // The host check has passed once the frontend rolls out; the backend deploy comes next.
-      await rolloutStarts(to[0]);
+      await rolloutStarts(to[0], running);
       const vmDir = path.join(rig.dir, "sandbox", "vm");
       await stopVmSshd(vmDir);
       try {

@@ -180,16 +180,27 @@ export async function cutAt(phase: RegExp, during?: () => Promise<void>): Promis
   return r;
 }
 
-/** Waits until the frontend's Deployment names `tag`: its rollout has started. */
-export async function rolloutStarts(tag: string, timeoutMs = 120_000): Promise<void> {
+/**
+ * Waits until the frontend's Deployment names `tag`: its rollout has started. A deploy that ends
+ * first, or never gets there, fails the scenario with its output, and is never left running.
+ */
+export async function rolloutStarts(tag: string, running: Promise<DeployRun>, timeoutMs = 300_000): Promise<void> {
   const kube = kubeClient(rig.sb.kubeconfig);
   const end = Date.now() + timeoutMs;
+  let ended: DeployRun | undefined;
+  void running.then((r) => { ended = r; }, () => undefined);
   for (;;) {
     const d = await kube.get<{ spec: { template: { spec: { containers: { image: string }[] } } } }>("/apis/apps/v1/namespaces/website/deployments/frontend").catch(() => undefined);
     if (d?.spec.template.spec.containers[0].image.includes(`:${tag}@`)) {
       return;
     }
-    assert.ok(Date.now() < end, "the frontend rollout did not start");
+    if (ended) {
+      assert.fail(`the deploy ended (exit ${ended.code}) before the frontend rollout to ${tag} started:\n${ended.output.slice(-3000)}`);
+    }
+    if (Date.now() >= end) {
+      const r = await running;
+      assert.fail(`the frontend rollout to ${tag} did not start within ${timeoutMs / 1000}s; the deploy then ended (exit ${r.code}):\n${r.output.slice(-3000)}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }

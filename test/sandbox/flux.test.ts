@@ -127,7 +127,10 @@ describe("sandbox flux", () => {
     process.stderr.write(`flux: a push reached the cluster in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
     assert.match((await releaseConfigMap())?.data?.frontend ?? "", /\/frontend:main-abcdef1-1764547200$/);
     assert.ok((await gitRepository())?.status?.artifact?.revision?.endsWith(sha));
-    assert.ok((await kustomization())?.status?.lastAppliedRevision?.endsWith(sha));
+    // The controller writes its status after the apply that changed the ConfigMap.
+    await waitFor(async () => (await kustomization())?.status?.lastAppliedRevision?.endsWith(sha) === true, {
+      what: `the Kustomization's status naming ${sha}`, timeoutMs: 30_000, intervalMs: 250, logFile: flux.logs.kustomize,
+    });
   });
 
   it("refuses a git server whose host key is not the pinned one: not Ready, and a new commit stays out", async () => {

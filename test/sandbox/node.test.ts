@@ -189,7 +189,7 @@ describe("sandbox node", () => {
     assert.deepEqual(links().filter((l) => l === node.bridge || podLinks.includes(l)), []);
     assert.deepEqual(now.chains.filter((c) => !before0.chains.includes(c)), []);
     for (const h of ["memory", "cpu", "pids", "unified"]) {
-      assert.deepEqual(fs.readdirSync(`/sys/fs/cgroup/${h}`).filter((d) => d === "kubepods" || d.startsWith("sandbox-node-")), [], h);
+      assert.deepEqual(fs.readdirSync(`/sys/fs/cgroup/${h}`).filter((d) => d === "kubepods" || `/${d}` === node.cgroupRoot), [], h);
     }
     assert.deepEqual(fs.readdirSync(nodeDir).filter((f) => f !== "sandbox-state.json"), []);
     const nodes = JSON.parse(await kubectl("get", "nodes", "-o", "json")) as { items: unknown[] };
