@@ -47,6 +47,8 @@ export interface SandboxNode {
   readonly podSubnet: string;
   readonly bridge: string;
   readonly containerdSocket: string;
+  /** The kubelet's cgroup root (`/name`), this node's alone. */
+  readonly cgroupRoot: string;
   readonly containerdPid: number;
   readonly kubeletPid: number;
   /**
@@ -504,6 +506,7 @@ function handle(dir: string, res: NodeResources, socket: string, log: (l: string
     podSubnet: res.podSubnet,
     bridge: res.bridge,
     containerdSocket: socket,
+    cgroupRoot: res.cgroupRoot,
     containerdPid: state.processes.containerd?.pid ?? 0,
     kubeletPid: state.processes.kubelet?.pid ?? 0,
     stop: () => stopNode(dir, { log }),
