@@ -2,6 +2,7 @@ import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { composeDeployName } from "../components/compose-host";
 import { FRONTEND_APP_TYPE } from "../components/frontend-app";
 import { GATE_PROBE_TYPE, gateProbeName } from "../components/health-gate";
+import { hostCheckName } from "../components/host-check";
 import { VPS_APP_TYPE, vpsComposeName } from "../components/vps-app";
 import { DEPLOY_EXIT } from "../lib/remote-deploy";
 import { REMOTE_SCRIPT_TYPE, remoteExitCode } from "../providers/remote-script";
@@ -159,16 +160,27 @@ export function failedStage(events: readonly EngineEvent[]): string {
 }
 
 /**
- * The digests of the pair the run tried, read from the backend gate's planned inputs (which name
- * both images by digest), where the preview got that far.
+ * The digests of the pair the run tried, from the goal inputs of the VM check (the first step of
+ * every release) or the backend gate, which both name the two images by digest. A refresh's
+ * steps carry the recorded inputs, the running pair's, so they are never read.
  */
 export function plannedDigests(events: readonly EngineEvent[]): { frontend?: string; backend?: string } {
   for (const e of events) {
     const m = e.resourcePreEvent?.metadata;
-    const release = m?.new?.inputs?.release as unknown;
-    if (m?.type === GATE_PROBE_TYPE && parseUrn(m.urn).name === gateProbeName(PART.backendGate) && typeof release === "string") {
+    if (!m || m.op === "refresh" || m.op === "read" || m.op === "delete") {
+      continue;
+    }
+    const name = parseUrn(m.urn).name;
+    const inputs = m.new?.inputs;
+    const release: unknown =
+      m.type === GATE_PROBE_TYPE && name === gateProbeName(PART.backendGate) ? inputs?.release
+      : m.type === REMOTE_SCRIPT_TYPE && name === hostCheckName(PART.backendVm) ? (inputs?.triggers as unknown[] | undefined)?.[0]
+      : undefined;
+    if (typeof release === "string") {
       const [frontend, backend] = release.split(" ").map((r) => /@(sha256:[a-f0-9]{64})$/.exec(r)?.[1]);
-      return { frontend, backend };
+      if (frontend && backend) {
+        return { frontend, backend };
+      }
     }
   }
   return {};
