@@ -7,10 +7,10 @@ import { REMOTE_SCRIPT_TYPE } from "../providers/remote-script";
 import { EngineRun, up } from "./engine";
 import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
 import { Release, releaseTags } from "../lib/release";
-import { Checkout, commitFileChange, commitWithTrailer, dropUnpushedCommit, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
+import { Checkout, commitFileChange, commitWithTrailer, dropUnpushedCommit, fetchUpstream, fileHistory, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
 import { EXIT, driftFound, failedStage, failureReason, onlyVpsFailed, plannedDigests, releaseMoved, vpsMoved, vpsRestored } from "./outcome";
 import { StackConfig, configProblems, lastPromoted, readRelease, secretValues, setting } from "./release-state";
-import { ROLLBACK_TRAILER, RollbackRecord, TagPair, failedTags, redact, rollbackChange, rollbackMessage } from "./rollback-commit";
+import { ROLLBACK_TRAILER, RollbackRecord, TagPair, failedTags, redact, revertedCommits, rollbackChange, rollbackMessage } from "./rollback-commit";
 import { checkPlatform } from "./platform";
 import { Verdict, classify, describeVerdict } from "./verdict";
 import { Interruption, PendingRollback, StateResource, addInterruption, pendingRollbackOf, setPendingRollback } from "./interruption";
@@ -322,6 +322,7 @@ async function rollBack(c: RollbackContext): Promise<number> {
   const record: RollbackRecord = {
     event: { id: crypto.randomUUID(), at: new Date().toISOString(), failed: c.failed, restored, stage, reason: c.reason.slice(0, 2000), stages: { up: c.run.seconds } },
     digests: { failed: plannedDigests(c.run.events), restored: { frontend: c.last.frontend.digest, backend: c.last.backend.digest } },
+    reverts: revertedCommits(fileHistory(c.co, "HEAD"), restored),
   };
   // Durable before anything else: a deploy killed from here on is finished by the next one,
   // which also runs the remote deploys the failed update cut short.

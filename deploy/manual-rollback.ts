@@ -2,10 +2,10 @@ import * as crypto from "crypto";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { RELEASE_PARTS, findExclusion, readReleaseState } from "../lib/release";
 import { DeployOptions, deploy } from "./guarded-deploy";
-import { Checkout, commitFileChange, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
+import { Checkout, commitFileChange, fetchUpstream, fileHistory, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
 import { EXIT } from "./outcome";
 import { StackConfig, configProblems, lastPromoted, setting } from "./release-state";
-import { MANUAL_STAGE, RollbackRecord, TagPair, failedTags, rollbackChange, rollbackMessage } from "./rollback-commit";
+import { MANUAL_STAGE, RollbackRecord, TagPair, failedTags, revertedCommits, rollbackChange, rollbackMessage } from "./rollback-commit";
 
 export interface ManualRollbackOptions extends DeployOptions {
   /** The pair to return to; the previous promoted pair when unset. */
@@ -61,6 +61,7 @@ export async function manualRollback(opts: ManualRollbackOptions): Promise<numbe
   }
   const record: RollbackRecord = {
     event: { id: crypto.randomUUID(), at: new Date().toISOString(), failed: from, restored: to, stage: MANUAL_STAGE, reason: opts.reason, stages: {} },
+    reverts: revertedCommits(fileHistory(co, base), to),
   };
   const change = rollbackChange(record);
   const message = rollbackMessage(record);

@@ -1,7 +1,7 @@
 import { readReleaseState } from "../lib/release";
 import type { LedgerEntry } from "../components/release-record";
 import { FileCommit, fileHistory } from "./git";
-import { ROLLBACK_TRAILER, STAGE_TRAILER, trailers } from "./rollback-commit";
+import { ROLLBACK_TRAILER, STAGE_TRAILER, revertsIn, trailers } from "./rollback-commit";
 
 /** One release of the history: a commit of the release file, and what the stack recorded of it. */
 export interface ReleaseHistoryEntry {
@@ -15,6 +15,10 @@ export interface ReleaseHistoryEntry {
   readonly backend: string;
   /** For a rollback: the stage that failed and why. */
   readonly reason?: string;
+  /** For a rollback: the release commits it reverts. */
+  readonly reverts?: readonly string[];
+  /** For a release: the rollback commit that reverted it. */
+  readonly revertedBy?: string;
   /** Gate timings of the promotion the stack recorded for this pair, if it was promoted. */
   readonly gates?: { readonly frontendMs: number; readonly backendMs: number };
   readonly promotedAt?: string;
@@ -37,6 +41,18 @@ export function releaseHistory(commits: readonly FileCommit[], ledger: readonly 
   const interruptions = ledger
     .filter((l) => l.result === "interrupted" && l.failed)
     .map((l): ReleaseHistoryEntry => ({ sha: "", at: l.at, author: "", kind: "interrupted", frontend: l.failed!.frontend, backend: l.failed!.backend, reason: l.reason }));
+  // Each release commit a rollback names, by the rollback commit that reverted it.
+  const revertedBy = new Map<string, string>();
+  for (const c of commits) {
+    if (ROLLBACK_TRAILER in trailers(c.body)) {
+      for (const sha of revertsIn(c.body)) {
+        const hit = commits.find((r) => r.sha.startsWith(sha));
+        if (hit && !revertedBy.has(hit.sha)) {
+          revertedBy.set(hit.sha, c.sha);
+        }
+      }
+    }
+  }
   const released = commits.map((c): ReleaseHistoryEntry => {
     const tags = tagsOf(c.text);
     const marks = trailers(c.body);
@@ -52,6 +68,8 @@ export function releaseHistory(commits: readonly FileCommit[], ledger: readonly 
       kind: isRollback ? "rollback" : "release",
       ...tags,
       ...(reason ? { reason } : {}),
+      ...(isRollback && revertsIn(c.body).length > 0 ? { reverts: revertsIn(c.body) } : {}),
+      ...(revertedBy.has(c.sha) ? { revertedBy: revertedBy.get(c.sha) } : {}),
       ...(promoted && !isRollback ? { gates: promoted.gates, promotedAt: promoted.at } : {}),
     };
   });
@@ -68,7 +86,9 @@ export function formatHistory(entries: readonly ReleaseHistoryEntry[]): string {
     e.frontend,
     e.backend,
     e.gates ? `${(e.gates.frontendMs / 1000).toFixed(1)}s / ${(e.gates.backendMs / 1000).toFixed(1)}s` : e.kind === "release" ? "not promoted" : "",
-    e.kind === "release" ? e.author : (e.reason ?? ""),
+    e.kind === "release"
+      ? `${e.author}${e.revertedBy ? `; rolled back by ${e.revertedBy.slice(0, 10)}` : ""}`
+      : `${e.reason ?? ""}${e.reverts?.length ? ` (reverts ${e.reverts.map((r) => r.slice(0, 10)).join(", ")})` : ""}`,
   ]);
   const head = ["when (UTC)", "commit", "kind", "frontend", "backend", "gates", "by / why"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

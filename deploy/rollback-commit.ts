@@ -1,5 +1,6 @@
 import { RELEASE_PARTS, ReleasePart, readReleaseState, updateReleaseFile } from "../lib/release";
 import { RollbackEvent } from "../lib/rollback";
+import type { FileCommit } from "./git";
 
 /** The trailer naming the stage that failed. */
 export const STAGE_TRAILER = "Homelab-Failed-Stage";
@@ -17,6 +18,46 @@ export type TagPair = Readonly<Record<ReleasePart, string>>;
 export interface RollbackRecord {
   readonly event: RollbackEvent & { readonly restored: TagPair; readonly stage: string };
   readonly digests?: { readonly failed?: Partial<TagPair>; readonly restored?: Partial<TagPair> };
+  /** The release commits it undoes, newest first (see `revertedCommits`). */
+  readonly reverts?: readonly string[];
+}
+
+const tagsAt = (c: FileCommit): TagPair | undefined => {
+  try {
+    return readReleaseState(c.text, "release file").tags;
+  } catch {
+    return undefined;
+  }
+};
+
+const samePair = (a: TagPair | undefined, b: TagPair): boolean => a !== undefined && RELEASE_PARTS.every((p) => a[p] === b[p]);
+
+/**
+ * The release commits a rollback to `restored` undoes: walking the release file's history newest
+ * first, every commit that changed a tag, back to the newest commit naming the restored pair.
+ * None when no commit within the history names it (the link is then unknown, not guessed).
+ */
+export function revertedCommits(history: readonly FileCommit[], restored: TagPair): string[] {
+  const undone: string[] = [];
+  for (let i = 0; i < history.length; i++) {
+    const tags = tagsAt(history[i]);
+    if (samePair(tags, restored)) {
+      return undone;
+    }
+    const older = history[i + 1];
+    // A commit that only edits the exclusions (or cannot be read) moved no release.
+    if (older === undefined || (tags !== undefined && !samePair(tagsAt(older), tags))) {
+      undone.push(history[i].sha);
+    }
+  }
+  return [];
+}
+
+const REVERTS = /^This reverts commit ([0-9a-f]{7,40})\.$/gm;
+
+/** The commits a rollback commit's message says it reverts, in git's own wording. */
+export function revertsIn(message: string): string[] {
+  return [...message.matchAll(REVERTS)].map((m) => m[1]);
 }
 
 /**
@@ -77,6 +118,7 @@ export function rollbackMessage(record: RollbackRecord): string {
     `Excluded: ${excluded.length > 0 ? excluded.map((x) => `${x.image} ${x.tag}`).join(", ") : "nothing (the failed pair is the restored one)"}`,
     `At:       ${e.at}`,
     "",
+    ...(record.reverts && record.reverts.length > 0 ? [...record.reverts.map((sha) => `This reverts commit ${sha}.`), ""] : []),
     `${ROLLBACK_TRAILER}: ${e.id}`,
     `${STAGE_TRAILER}: ${e.stage}`,
     "",

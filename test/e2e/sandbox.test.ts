@@ -85,6 +85,18 @@ function server(): { message: string; state: ReturnType<typeof readReleaseState>
   };
 }
 
+/**
+ * The rollback commit names the failed part by its own digest: the failed image is another build
+ * than the restored one, so the two digests of that part differ.
+ */
+function assertFailedDigestsDiffer(message: string, part: "frontend" | "backend"): void {
+  const digestOf = (line: string): string | undefined => new RegExp(`^${line}:.*\\b${part} [^@,\\s]+@(sha256:[a-f0-9]{64})`, "m").exec(message)?.[1];
+  const failed = digestOf("Failed");
+  const restored = digestOf("Restored");
+  assert.ok(failed && restored, `both digests of the ${part} in:\n${message}`);
+  assert.notEqual(failed, restored, `the failed ${part}'s digest is the restored one's:\n${message}`);
+}
+
 async function imageRepositoryExclusions(name: string): Promise<string[]> {
   const repo = await kubeClient(sb.kubeconfig).get<{ spec: { exclusionList: string[] } }>(`/apis/image.toolkit.fluxcd.io/v1/namespaces/flux-system/imagerepositories/${name}`);
   return repo!.spec.exclusionList;
@@ -185,7 +197,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
   for (const bad of ["unhealthy", "crash"] as const) {
     timed(`4. a backend that is ${bad} fails its gate; both roll back and the rollback is a commit in git`, async () => {
       const before = server().subjects.length;
-      await release(sb.images.frontend[0], sb.images.backend[bad]);
+      const released = await release(sb.images.frontend[0], sb.images.backend[bad]);
       let raced = "";
       // The crashing release also races image automation: a bot commit lands while the rollback runs.
       const r = await runDeploy(STACK, projectDir, bad === "crash" ? {
@@ -217,6 +229,8 @@ describe("sandbox end to end", { concurrency: false }, () => {
       assert.equal(git.subjects[0], `Roll back to frontend ${v2()[0]}, backend ${v2()[1]}`);
       assert.match(git.message, new RegExp(`The backend (gate|deploy) failed for frontend ${sb.images.frontend[0]}, backend ${sb.images.backend[bad]}`));
       assert.match(git.message, new RegExp(`Restored: frontend ${v2()[0]}@sha256:[a-f0-9]{64}, backend ${v2()[1]}@sha256:`));
+      assertFailedDigestsDiffer(git.message, "backend");
+      assert.match(git.message, new RegExp(`^This reverts commit ${released}\\.$`, "m"), "the commit names the release commit it undoes");
       assert.match(git.message, /^Reason:\n {2}\S/m);
       assert.match(git.message, /^At: +\d{4}-\d\d-\d\dT/m);
       assert.ok(ROLLBACK_TRAILER in trailers(git.message));
@@ -251,7 +265,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
     timed(`4${bad === "unready" ? "c" : "d"}. a frontend that ${what} on the node fails its rollout within the deadline; both roll back`, async () => {
       const good = v2();
       const faulty = sb.images.frontendFaults[bad];
-      await release(faulty, v1()[1]);
+      const released = await release(faulty, v1()[1]);
       const r = await run();
       assert.equal(r.code, EXIT.rolledBack, r.log);
       const failed = /FAILED after ([\d.]+)s in the frontend/.exec(r.log);
@@ -272,6 +286,8 @@ describe("sandbox end to end", { concurrency: false }, () => {
       const git = server();
       assert.equal(git.subjects[0], `Roll back to frontend ${good[0]}, backend ${good[1]}`);
       assert.match(git.message, new RegExp(`The frontend (rollout|deploy|gate)? ?failed for frontend ${faulty}`));
+      assertFailedDigestsDiffer(git.message, "frontend");
+      assert.match(git.message, new RegExp(`^This reverts commit ${released}\\.$`, "m"), "the commit names the release commit it undoes");
       assert.ok(git.state.excluded.some((e) => e.image === "frontend" && e.tag === faulty), "the failed frontend tag is excluded");
       assert.ok(!git.state.excluded.some((e) => e.image === "backend" && e.tag === v1()[1]), "the frontend's failure does not blame the backend");
     });

@@ -1,0 +1,97 @@
+import { after, before, describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { FileCommit, fileHistory } from "../../deploy/git";
+import { formatHistory, releaseHistory } from "../../deploy/releases";
+import { RollbackRecord, revertedCommits, revertsIn, rollbackChange, rollbackMessage, trailers } from "../../deploy/rollback-commit";
+import { updateReleaseFile } from "../../lib/release";
+import { releaseText } from "../support/fixtures";
+
+/*
+ * A rollback commit names the release commits it undoes in git's own wording, so `git log` links
+ * a failure to its cause; checked on a real repository.
+ */
+const FILE = "release.yaml";
+const GOOD = { frontend: "main-1111111-1800000000", backend: "main-2222222-1800000000" };
+const F_NEW = "main-3333333-1800000100";
+const B_NEW = "main-4444444-1800000200";
+let repo: string;
+
+function sh(...args: string[]): string {
+  return execFileSync("git", args, { cwd: repo, encoding: "utf8", env: { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" } });
+}
+
+function commit(text: string, message: string): string {
+  fs.writeFileSync(path.join(repo, FILE), text);
+  sh("add", FILE);
+  sh("commit", "--quiet", "-m", message);
+  return sh("rev-parse", "HEAD").trim();
+}
+
+const current = (): string => fs.readFileSync(path.join(repo, FILE), "utf8");
+const history = (): FileCommit[] => fileHistory({ root: repo, file: FILE });
+
+before(() => {
+  repo = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-revert-"));
+  sh("init", "--quiet", "-b", "main");
+});
+
+after(() => fs.rmSync(repo, { recursive: true, force: true }));
+
+describe("a rollback commit's revert lines", () => {
+  let frontendCommit: string;
+  let excludeOnly: string;
+  let backendCommit: string;
+  let rollback: string;
+
+  it("name every commit that moved a tag since the restored pair, newest first, and no other", () => {
+    commit(releaseText("main-0000000-1700000000", "main-0000000-1700000000"), "first release");
+    const good = commit(releaseText(GOOD.frontend, GOOD.backend), "good release");
+    frontendCommit = commit(updateReleaseFile(current(), { tags: { frontend: F_NEW } }), "image automation: frontend");
+    // A person's edit of the exclusions moves no release, so nothing of it is reverted.
+    excludeOnly = commit(updateReleaseFile(current(), { exclude: [{ image: "frontend", tag: "main-9999999-1600000000", at: "2026-12-01T00:00:00Z", reason: "by hand" }] }), "exclude an old build");
+    backendCommit = commit(updateReleaseFile(current(), { tags: { backend: B_NEW } }), "image automation: backend");
+    assert.deepEqual(revertedCommits(history(), GOOD), [backendCommit, frontendCommit]);
+    assert.ok(!revertedCommits(history(), GOOD).includes(excludeOnly));
+    assert.ok(!revertedCommits(history(), GOOD).includes(good));
+  });
+
+  it("are none when no commit in the history names the restored pair, rather than a guess", () => {
+    assert.deepEqual(revertedCommits(history(), { frontend: "main-5555555-1500000000", backend: GOOD.backend }), []);
+  });
+
+  it("are written as git revert writes them, before the trailers, and read back", () => {
+    const record: RollbackRecord = {
+      event: { id: "rb-1", at: "2026-12-07T10:00:00Z", failed: { frontend: F_NEW, backend: B_NEW }, restored: GOOD, stage: "backend gate", reason: "503 Service Unavailable", stages: {} },
+      reverts: revertedCommits(history(), GOOD),
+    };
+    const message = rollbackMessage(record);
+    rollback = commit(rollbackChange(record)(current()), message);
+    const logged = sh("log", "-1", "--format=%B", rollback);
+    assert.match(logged, new RegExp(`^This reverts commit ${backendCommit}\\.\\nThis reverts commit ${frontendCommit}\\.$`, "m"));
+    assert.deepEqual(revertsIn(logged), [backendCommit, frontendCommit]);
+    // The trailers stay the message's last paragraph, for `git interpret-trailers` and the deploy.
+    assert.equal(trailers(logged)["Homelab-Rollback"], "rb-1");
+    assert.match(execFileSync("git", ["interpret-trailers", "--parse"], { cwd: repo, input: logged, encoding: "utf8" }), /^Homelab-Failed-Stage: backend gate$/m);
+  });
+
+  it("link a rollback and the releases it undid, both ways, in the release history", () => {
+    const entries = releaseHistory(history(), []);
+    const byCommit = new Map(entries.map((e) => [e.sha, e]));
+    assert.deepEqual(byCommit.get(rollback)?.reverts, [backendCommit, frontendCommit]);
+    assert.equal(byCommit.get(backendCommit)?.revertedBy, rollback);
+    assert.equal(byCommit.get(frontendCommit)?.revertedBy, rollback);
+    assert.equal(byCommit.get(excludeOnly)?.revertedBy, undefined);
+    const table = formatHistory(entries);
+    assert.match(table, new RegExp(`reverts ${backendCommit.slice(0, 10)}, ${frontendCommit.slice(0, 10)}`));
+    assert.match(table, new RegExp(`rolled back by ${rollback.slice(0, 10)}`));
+  });
+
+  it("after a later rollback to the same pair, name only what came since the first", () => {
+    const again = commit(updateReleaseFile(current(), { tags: { frontend: "main-6666666-1800000300" } }), "image automation: frontend again");
+    assert.deepEqual(revertedCommits(history(), GOOD), [again]);
+  });
+});
