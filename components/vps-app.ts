@@ -1,5 +1,6 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { shq } from "../lib/shell";
 import { CaddyTls, caddyfileToText, renderVpsCaddyfile } from "../lib/caddy";
 import { DOCKER_AUTH_ENV, composeToYaml, dockerAuthConfig, renderVpsCompose } from "../lib/compose";
 import { VersionOwner } from "../lib/config";
@@ -85,6 +86,12 @@ export interface VpsAppArgs {
 
 /** The webhook secret's variable unless told otherwise (the seed app verifies GitHub's HMAC with it). */
 export const DEFAULT_WEBHOOK_ENV = "GITHUB_WEBHOOK_SECRET";
+
+/** The command that reads the app's API key on its host, for when the deploy could not yet. */
+export function apiKeyReadHint(o: { host: string; port?: number; user: string; deployDir: string; project: string; file: string }): string {
+  const port = o.port !== undefined && o.port !== 22 ? ` -p ${o.port}` : "";
+  return `ssh${port} ${o.user}@${o.host} docker compose --project-name ${shq(o.project)} --project-directory ${shq(o.deployDir)} exec -T ${shq(o.project)} cat ${shq(o.file)}`;
+}
 
 /** `https://domain`, with the port when it is not 443. */
 export function httpsBase(domain: string, httpsPort: number): string {
@@ -199,7 +206,8 @@ export class VpsApp extends pulumi.ComponentResource {
         `${name}-api-key`,
         {
           connection: connectionArgs(args.connection),
-          create: renderReadSecretScript({ deployDir, project: appName, service: appName, file: args.apiKeyFile }),
+          // Waits as long as the deploy waits for health; a key still missing then is said, not failed.
+          create: renderReadSecretScript({ deployDir, project: appName, service: appName, file: args.apiKeyFile, attempts: Math.ceil((args.deadlineSeconds ?? 120) / 2) }),
           // Read again after every deploy: a fresh data volume means a fresh key.
           triggers: [host.report],
           secretStdout: true,
@@ -207,6 +215,12 @@ export class VpsApp extends pulumi.ComponentResource {
         { parent: this, dependsOn: [host] },
       );
       apiKey = pulumi.secret(read.stdout);
+      const file = args.apiKeyFile;
+      const c = args.connection;
+      // The release is healthy and serving; only the key the app writes is late.
+      pulumi.all([read.stdout, c.host, c.port, c.user]).apply(([key, host, port, user]) =>
+        key ? undefined : pulumi.log.warn(`the app has not written its API key yet; the release is deployed. Read the key later with: ${apiKeyReadHint({ host, port, user, deployDir, project: appName, file })}`, this),
+      );
     }
 
     let image = pulumi.output(args.image);

@@ -616,13 +616,15 @@ export interface ReadSecretScriptOptions {
   readonly service: string;
   /** Absolute path of the file inside the container. */
   readonly file: string;
-  /** Reads tried before failing, 2s apart; the app may write the file shortly after it starts. @default 10 */
+  /** Reads tried, 2s apart; the app may write the file a while after it turns healthy. @default 10 */
   readonly attempts?: number;
 }
 
 /**
  * Renders a script that prints a file from a service's container (e.g. an API key the app
- * generates on first start) and nothing else on stdout, trying a bounded number of times.
+ * generates on first start) and nothing else on stdout, trying a bounded number of times. A
+ * file still missing then is not a failed release: the script prints nothing on stdout, says so
+ * on stderr and succeeds, and the caller tells people how to read it later.
  */
 export function renderReadSecretScript(o: ReadSecretScriptOptions): string {
   checkAbsolute("deployDir", o.deployDir);
@@ -630,13 +632,15 @@ export function renderReadSecretScript(o: ReadSecretScriptOptions): string {
   const attempts = Math.max(1, Math.floor(o.attempts ?? 10));
   return `set -eu
 DIR=${shq(o.deployDir)}
+SERVICE=${shq(o.service)}
+FILE=${shq(o.file)}
 ${composeFunction(o)}
 i=0
 while :; do
-  value=$(compose exec -T ${shq(o.service)} cat ${shq(o.file)} 2>/dev/null || true)
+  value=$(compose exec -T "$SERVICE" cat "$FILE" 2>/dev/null || true)
   if [ -n "$value" ]; then printf '%s' "$value"; exit 0; fi
   i=$((i + 1))
-  if [ "$i" -ge ${attempts} ]; then echo "read-secret: ${o.file.replace(/[^A-Za-z0-9._/-]/g, "")} is empty or missing in service ${o.service.replace(/[^A-Za-z0-9._-]/g, "")} after ${attempts} attempts" >&2; exit 1; fi
+  if [ "$i" -ge ${attempts} ]; then echo "read-secret: $FILE is still empty or missing in service $SERVICE after ${attempts} attempts" >&2; exit 0; fi
   sleep 2
 done
 `;

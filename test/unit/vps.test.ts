@@ -11,6 +11,7 @@ import { composeToYaml, renderVpsCompose } from "../../lib/compose";
 import { ConfigError, parseConfig } from "../../lib/config";
 import { HOST_CHECK_EXIT, renderHostCheckScript, renderReadSecretScript } from "../../lib/remote-deploy";
 import { parseBundle } from "../../lib/bundle";
+import { apiKeyReadHint } from "../../components/vps-app";
 import { parseRunningImage, renderRunningImageScript } from "../../lib/self-update";
 import { DIGEST_A, VPS_SECRET_KEYS, validVpsConfig } from "../support/fixtures";
 import { Recorder, installMocks, isSecret, settle, valueOf } from "../support/mocks";
@@ -253,11 +254,39 @@ describe("VPS host check script", () => {
     assert.equal(spawnSync("sh", ["-n", "-c", script]).status, 0);
   });
 
-  it("reads a secret file with a bounded number of attempts and prints only its content", () => {
-    const script = renderReadSecretScript({ deployDir: "/opt/app", project: "app", service: "app", file: "/data/api_key.txt", attempts: 3 });
-    assert.match(script, /compose exec -T 'app' cat '\/data\/api_key.txt'/);
-    assert.match(script, /-ge 3 \]/);
-    assert.equal(spawnSync("sh", ["-n", "-c", script]).status, 0);
+  // A stand-in `docker` on PATH: `compose exec … cat FILE` prints the file once it exists in $KEYS.
+  function readSecretRun(attempts: number, writeAfterMs?: number): { status: number | null; stdout: string; stderr: string } {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-read-secret-"));
+    try {
+      fs.writeFileSync(path.join(tmp, "docker"), '#!/bin/sh\nfor a; do last=$a; done\ncat "$KEYS$last"\n', { mode: 0o755 });
+      const keys = path.join(tmp, "keys");
+      fs.mkdirSync(path.join(keys, "data"), { recursive: true });
+      const script = renderReadSecretScript({ deployDir: "/opt/app", project: "app", service: "app", file: "/data/api_key.txt", attempts });
+      const env = { ...process.env, PATH: `${tmp}:${process.env.PATH ?? ""}`, KEYS: keys };
+      const cmd = writeAfterMs === undefined ? script : `(sleep ${writeAfterMs / 1000}; printf k3y > ${path.join(keys, "data", "api_key.txt")}) & ${script}`;
+      const r = spawnSync("sh", ["-c", cmd], { env, encoding: "utf8" });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  it("reads a secret file the app writes late, printing only its content", () => {
+    const r = readSecretRun(3, 1000);
+    assert.deepEqual([r.status, r.stdout], [0, "k3y"]);
+  });
+
+  it("treats a key still missing after its attempts as late, not as a failed release: nothing on stdout, a line on stderr", () => {
+    const r = readSecretRun(2);
+    assert.deepEqual([r.status, r.stdout], [0, ""]);
+    assert.match(r.stderr, /read-secret: \/data\/api_key\.txt is still empty or missing in service app after 2 attempts/);
+  });
+
+  it("tells people how to read a late key on its host", () => {
+    assert.equal(
+      apiKeyReadHint({ host: "vps.example.com", port: 2222, user: "deploy", deployDir: "/opt/app", project: "app", file: "/data/api_key.txt" }),
+      "ssh -p 2222 deploy@vps.example.com docker compose --project-name 'app' --project-directory '/opt/app' exec -T 'app' cat '/data/api_key.txt'",
+    );
   });
 });
 
