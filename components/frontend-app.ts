@@ -53,6 +53,12 @@ export interface FrontendAppArgs {
   readonly backend: { readonly address: string; readonly port: number };
   /** How long the rollout may take before the update fails. @default 300 */
   readonly rolloutTimeoutSeconds?: number;
+  /**
+   * How long a pod that is leaving keeps serving before it is told to stop: the ingress
+   * controller needs a moment to see it gone from the Service's endpoints, and until then still
+   * sends it requests. A `preStop` sleep, inside a termination grace period that fits it. @default 5
+   */
+  readonly drainSeconds?: number;
 }
 
 /** Traefik router priorities: the longer `/api` prefix must win over `/`. */
@@ -83,6 +89,7 @@ export class FrontendApp extends pulumi.ComponentResource {
     const runAsNonRoot = args.runAsNonRoot ?? true;
     const className = args.ingress.className ?? "traefik";
     const timeout = args.rolloutTimeoutSeconds ?? 300;
+    const drainSeconds = args.drainSeconds ?? 5;
     const backendService = "backend-service";
 
     const selector = { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": name };
@@ -153,6 +160,8 @@ export class FrontendApp extends pulumi.ComponentResource {
             spec: {
               imagePullSecrets: pullSecretName ? [{ name: pullSecretName }] : undefined,
               securityContext: runAsNonRoot ? { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001 } : undefined,
+              // The drain comes out of the grace period: the app keeps Kubernetes' usual 30s to stop after it.
+              terminationGracePeriodSeconds: drainSeconds + 30,
               containers: [
                 {
                   name,
@@ -161,6 +170,8 @@ export class FrontendApp extends pulumi.ComponentResource {
                   ports: [{ name: "http", containerPort: port }],
                   readinessProbe: probe(10, 5),
                   livenessProbe: probe(30, 10),
+                  // Kubernetes' own sleep (1.30+): no shell or sleep binary needed in the image.
+                  lifecycle: drainSeconds > 0 ? { preStop: { sleep: { seconds: drainSeconds } } } : undefined,
                   resources: { requests: { ...requests }, limits: { ...limits } },
                   securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
                 },

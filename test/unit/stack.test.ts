@@ -53,6 +53,9 @@ describe("homelab stack", () => {
     assert.equal(spec.replicas, 2);
     // Every new pod at once, no old one gone before a new one is ready.
     assert.deepEqual(spec.strategy.rollingUpdate, { maxUnavailable: 0, maxSurge: "100%" });
+    // A leaving pod serves on while Traefik drops it from its endpoints, inside its grace period.
+    assert.deepEqual(c.lifecycle, { preStop: { sleep: { seconds: 5 } } });
+    assert.equal(spec.template.spec.terminationGracePeriodSeconds, 35);
     assert.equal(spec.template.metadata.labels["app.kubernetes.io/version"], TAG_A);
     assert.deepEqual(spec.selector.matchLabels, { "app.kubernetes.io/name": "frontend", "app.kubernetes.io/instance": "frontend" });
     assert.equal((d.inputs.metadata as any).namespace, "website");
@@ -180,6 +183,8 @@ describe("homelab stack", () => {
     assert.equal(fg.type, "pulumi-nodejs:dynamic/homelab:HealthGate");
     assert.deepEqual(fg.inputs.targets, [{ url: "http://127.0.0.1:8080/" }]);
     assert.equal((fg.inputs.options as any).deadlineMs, 300000);
+    // The seeds' "1-2 min" before the next stage: every gate soaks a minute by default.
+    assert.equal((fg.inputs.options as any).soakMs, 60000);
     const bg = rec.byName("backend-gate-probe");
     assert.deepEqual(
       (bg.inputs.targets as { url: string }[]).map((t) => t.url),
