@@ -41,7 +41,7 @@ async function probeOnce(inputs: GateInputs): Promise<string[]> {
   for (const target of inputs.targets) {
     try {
       const res = await io.fetch(target.url, timeout);
-      const problem = judge(target, res.status, res.body);
+      const problem = judge(target, res.status, res.body, res.headers);
       if (problem) {
         failures.push(`${target.url}: ${problem}`);
       }

@@ -38,6 +38,8 @@ const HOMELAB_KEYS = [
   "backendPort",
   "backendContainerName",
   "backendHealthPath",
+  "backendVersionField",
+  "frontendVersionMarker",
   "gitUrl",
   "gitBranch",
   "gitPath",
@@ -46,6 +48,7 @@ const HOMELAB_KEYS = [
   "gitInterval",
   "imageScanInterval",
   "gateDeadlineSeconds",
+  "gateSoakSeconds",
 ] as const satisfies readonly ConfigKey[];
 
 /** The VPS app's keys that differ from one homelab to the next. */

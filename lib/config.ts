@@ -2,6 +2,7 @@ import { CaddyTls } from "./caddy";
 import { FLUX_CONTROLLERS, FluxControllers, fluxGitUrl, parseScpAddress, scpAddressProblem } from "./flux-install";
 import { ImageRef, checkTag, parseImageRef } from "./image-ref";
 import { timestampGroupProblem } from "./image-policy";
+import { VersionMarker, parseVersionMarker } from "./probe";
 import {
   absolutePathProblem,
   domainProblem,
@@ -94,6 +95,12 @@ export const CONFIG_KEYS = {
   },
   frontendPort: { kind: "integer", default: 8080, description: "Port the frontend container listens on." },
   frontendHealthPath: { kind: "string", default: "/", description: "Path of the frontend's readiness probe and health gate." },
+  frontendVersionMarker: {
+    kind: "string",
+    default: "",
+    description: "Where the frontend says which version answers, checked against the deployed frontend tag: header:NAME (a response header), json:FIELD.PATH or meta:NAME (<meta name=NAME content=TAG> in the page); unset: the frontend gate cannot check the version, and says so.",
+  },
+  frontendVersionPath: { kind: "string", default: "/", description: "URL path the frontend gate reads the version marker from." },
   frontendHost: { kind: "string", default: "", description: "Host name the ingress answers for; every host when unset." },
   ingressClass: { kind: "string", default: "traefik", description: "IngressClass of the cluster's ingress controller." },
   publicUrl: { kind: "string", default: "", description: "Base URL of the ingress, used by the health gates (e.g. http://website.lan)." },
@@ -113,7 +120,7 @@ export const CONFIG_KEYS = {
   backendPort: { kind: "integer", default: 3001, description: "Port the backend listens on, in the container and on the VM." },
   backendContainerName: { kind: "string", default: "backend", description: "Container name of the backend." },
   backendHealthPath: { kind: "string", default: "/api/health", description: "Health endpoint of the backend." },
-  backendVersionField: { kind: "string", default: "", description: "JSON field of the health response that must equal the deployed backend tag." },
+  backendVersionField: { kind: "string", default: "", description: "JSON field (dot path) of the backend's health response that must equal the deployed backend tag; unset: the backend gate cannot check which version answers, and says so." },
   backendBindAddress: { kind: "string", default: "0.0.0.0", description: "Address on the VM the backend's port binds to." },
   backendHealthcheck: { kind: "array", default: [], description: "Container health check command of the backend (compose 'test' form); a Node.js probe when empty." },
   backendEnv: { kind: "secret", default: "", description: "JSON object of the backend's environment, written to .env (mode 0600)." },
@@ -147,6 +154,11 @@ export const CONFIG_KEYS = {
   commitAuthorEmail: { kind: "string", default: "fluxcdbot@users.noreply.github.com", description: "Email of image automation commits." },
 
   gateDeadlineSeconds: { kind: "integer", default: 300, description: "How long a health gate waits before the release fails." },
+  gateSoakSeconds: {
+    kind: "integer",
+    default: 60,
+    description: "After a gate first passes, how long it keeps probing; any failed probe (a crash, a restart, another version answering) in that window fails the stage. 0: pass on the first good answer.",
+  },
   gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes (backs off to 10s)." },
   gateTimeoutSeconds: { kind: "integer", default: 5, description: "Timeout of one health probe." },
   vmStepDeadlineSeconds: {
@@ -215,6 +227,8 @@ export interface HomelabSettings {
     readonly rolloutSurge: number | string;
     readonly port: number;
     readonly healthPath: string;
+    /** Where the page says its version, and the path it is read from; none: not checked. */
+    readonly version?: { readonly marker: VersionMarker; readonly path: string };
     readonly host?: string;
     readonly ingressClass: string;
     readonly publicUrl: string;
@@ -252,7 +266,7 @@ export interface HomelabSettings {
     readonly imageScanInterval: string;
     readonly author: { readonly name: string; readonly email: string };
   };
-  readonly gates: { readonly deadlineSeconds: number; readonly intervalSeconds: number; readonly timeoutSeconds: number };
+  readonly gates: { readonly deadlineSeconds: number; readonly intervalSeconds: number; readonly timeoutSeconds: number; readonly soakSeconds: number };
   /** Seconds each step of the backend deploy on the VM may take; the gate deadline when 0. */
   readonly vmStepDeadlineSeconds: number;
 }
@@ -510,6 +524,16 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       /^https?:\/\//.test(v) ? urlProblem(v, ["https:"]) : v.includes("\n") ? "is not a URL or a directory" : undefined,
     );
     const envText = secret("backendEnv", false, envProblem);
+    const markerText = str("frontendVersionMarker", false, (v) => {
+      try {
+        parseVersionMarker(v);
+        return undefined;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    });
+    const versionPath = str("frontendVersionPath", true, (v) => (/^\/[A-Za-z0-9._~/-]*$/.test(v) ? undefined : "is not a URL path")) ?? "/";
+    const frontendVersion = markerText === undefined ? undefined : { marker: parseVersionMarker(markerText), path: versionPath };
 
     const settings: HomelabSettings = {
       registry: {
@@ -533,6 +557,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         rolloutSurge: surge(str("frontendRolloutSurge", true, surgeProblem) ?? "100%"),
         port: int("frontendPort", 1, 65535),
         healthPath: str("frontendHealthPath", true, (v) => (/^\/[A-Za-z0-9._~/-]*$/.test(v) ? undefined : "is not a URL path")) ?? "/",
+        version: frontendVersion,
         host: str("frontendHost", false, hostProblem),
         ingressClass: str("ingressClass", true, k8sNameProblem) ?? "",
         publicUrl: (str("publicUrl", true, urlProblem) ?? "").replace(/\/+$/, ""),
@@ -580,6 +605,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         deadlineSeconds: int("gateDeadlineSeconds", 5, 3600),
         intervalSeconds: int("gateIntervalSeconds", 1, 60),
         timeoutSeconds: int("gateTimeoutSeconds", 1, 120),
+        soakSeconds: int("gateSoakSeconds", 0, 3600),
       },
       vmStepDeadlineSeconds: int("vmStepDeadlineSeconds", 0, 3600),
     };

@@ -5,6 +5,62 @@ export interface ProbeTarget {
   readonly expectStatus?: number;
   /** A JSON field (dot path) in the response body that must equal `equals`. */
   readonly jsonField?: { readonly path: string; readonly equals: string };
+  /** The version the response must carry, where the app says it (see `VersionMarker`). */
+  readonly version?: { readonly marker: VersionMarker; readonly equals: string };
+}
+
+/**
+ * Where a response says which version answered: a response header, a JSON field (dot path) of
+ * the body, or the `content` of an HTML `<meta name=…>` tag of the page.
+ */
+export interface VersionMarker {
+  readonly kind: "header" | "json" | "meta";
+  readonly name: string;
+}
+
+/** Parses `header:NAME`, `json:PATH` or `meta:NAME`; throws saying what is wrong with it (after the text). */
+export function parseVersionMarker(text: string): VersionMarker {
+  const m = /^(header|json|meta):(.+)$/.exec(text);
+  if (!m) {
+    throw new Error("is not header:NAME, json:FIELD.PATH or meta:NAME");
+  }
+  const kind = m[1] as VersionMarker["kind"];
+  const name = m[2];
+  const valid = kind === "header" ? /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/ : kind === "json" ? /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/ : /^[A-Za-z0-9_.:-]+$/;
+  if (!valid.test(name)) {
+    throw new Error(`names ${JSON.stringify(name)}, which is not a ${kind === "header" ? "header name" : kind === "json" ? "JSON field path like version or build.tag" : "meta tag name"}`);
+  }
+  return { kind, name };
+}
+
+/** The `content` of the page's `<meta name="NAME" content="…">` (either attribute order), if any. */
+function metaContent(html: string, name: string): string | undefined {
+  for (const tag of html.match(/<meta\b[^>]*>/gi) ?? []) {
+    const attr = (a: string): string | undefined => new RegExp(`\\b${a}\\s*=\\s*(?:"([^"]*)"|'([^']*)'|([^\\s"'>]+))`, "i").exec(tag)?.slice(1).find((v) => v !== undefined);
+    if (attr("name")?.toLowerCase() === name.toLowerCase()) {
+      return attr("content");
+    }
+  }
+  return undefined;
+}
+
+/** The version a response carries at `marker`, or why it carries none. */
+export function versionAt(marker: VersionMarker, res: { body: string; headers?: Readonly<Record<string, string>> }): { value?: string; missing?: string } {
+  if (marker.kind === "header") {
+    const value = Object.entries(res.headers ?? {}).find(([k]) => k.toLowerCase() === marker.name.toLowerCase())?.[1];
+    return value === undefined ? { missing: `no ${marker.name} header` } : { value: value.trim() };
+  }
+  if (marker.kind === "meta") {
+    const value = metaContent(res.body, marker.name);
+    return value === undefined ? { missing: `no <meta name="${marker.name}"> in the page` } : { value: value.trim() };
+  }
+  let value: unknown;
+  try {
+    value = readField(res.body, marker.name);
+  } catch {
+    return { missing: "the body is not JSON" };
+  }
+  return typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? { value: String(value) } : { missing: `no ${marker.name} field` };
 }
 
 export interface ProbeOptions {
@@ -18,6 +74,13 @@ export interface ProbeOptions {
   readonly maxIntervalMs?: number;
   /** Total deadline for all targets. @default 300000 (5 minutes) */
   readonly deadlineMs?: number;
+  /**
+   * After every target first passes, each keeps being probed for this long; any failure in the
+   * window fails the gate, so a release that answers once and then crashes is not promoted. @default 0
+   */
+  readonly soakMs?: number;
+  /** Wait between the soak's rounds of probes. @default 1000 */
+  readonly soakIntervalMs?: number;
 }
 
 export interface TargetResult {
@@ -31,14 +94,31 @@ export interface ProbeResult {
   readonly healthy: true;
   readonly elapsedMs: number;
   readonly targets: TargetResult[];
+  /** How long every target kept passing after the first pass (the soak), and in how many rounds. */
+  readonly soak?: { readonly ms: number; readonly rounds: number };
 }
 
 /** What the probe needs from the outside world, so tests can drive time and HTTP. */
 export interface ProbeIo {
-  fetch(url: string, timeoutMs: number): Promise<{ status: number; body: string }>;
+  fetch(url: string, timeoutMs: number): Promise<{ status: number; body: string; headers?: Record<string, string> }>;
   sleep(ms: number): Promise<void>;
   now(): number;
   log?(message: string): void;
+}
+
+/** Raised when a target that passed fails again inside the soak. */
+export class SoakError extends Error {
+  constructor(
+    readonly url: string,
+    readonly outcome: string,
+    readonly afterMs: number,
+    readonly soakMs: number,
+  ) {
+    const message = `health gate failed in its soak: ${url} passed, then failed ${(afterMs / 1000).toFixed(1)}s into the ${(soakMs / 1000).toFixed(0)}s soak: ${outcome}`;
+    super(message);
+    this.message = message;
+    this.name = "SoakError";
+  }
 }
 
 /** Raised when a target does not become healthy before the deadline. */
@@ -69,7 +149,7 @@ function readField(body: string, path: string): unknown {
 }
 
 /** Judges one response; returns undefined when healthy, else why not. */
-export function judge(target: ProbeTarget, status: number, body: string): string | undefined {
+export function judge(target: ProbeTarget, status: number, body: string, headers?: Readonly<Record<string, string>>): string | undefined {
   const expected = target.expectStatus ?? 200;
   if (status !== expected) {
     return `status ${status} (expected ${expected})`;
@@ -83,6 +163,13 @@ export function judge(target: ProbeTarget, status: number, body: string): string
     }
     if (String(value) !== target.jsonField.equals) {
       return `status ${status} but ${target.jsonField.path} is ${JSON.stringify(value)} (expected ${JSON.stringify(target.jsonField.equals)})`;
+    }
+  }
+  if (target.version) {
+    const { marker, equals } = target.version;
+    const found = versionAt(marker, { body, headers });
+    if (found.value !== equals) {
+      return `status ${status} but the version (${marker.kind}:${marker.name}) is ${found.value === undefined ? `unknown: ${found.missing}` : JSON.stringify(found.value)}, not ${JSON.stringify(equals)}`;
     }
   }
   return undefined;
@@ -112,7 +199,7 @@ export async function probeUntilHealthy(targets: readonly ProbeTarget[], opts: P
       try {
         const res = await io.fetch(target.url, Math.max(1, Math.min(attemptTimeout, remaining)));
         status = res.status;
-        outcome = judge(target, res.status, res.body);
+        outcome = judge(target, res.status, res.body, res.headers);
       } catch (e) {
         outcome = (e as Error).message || String(e);
       }
@@ -130,7 +217,38 @@ export async function probeUntilHealthy(targets: readonly ProbeTarget[], opts: P
       interval = Math.min(maxInterval, interval * backoff);
     }
   }
-  return { healthy: true, elapsedMs: io.now() - start, targets: results };
+  const soak = await soakTargets(targets, opts, io);
+  return { healthy: true, elapsedMs: io.now() - start, targets: results, ...(soak ? { soak } : {}) };
+}
+
+/** Probes every target in rounds for `soakMs`; throws SoakError at the first failure. */
+async function soakTargets(targets: readonly ProbeTarget[], opts: ProbeOptions, io: ProbeIo): Promise<ProbeResult["soak"]> {
+  const soakMs = opts.soakMs ?? 0;
+  if (soakMs <= 0) {
+    return undefined;
+  }
+  const attemptTimeout = opts.attemptTimeoutMs ?? 5000;
+  const interval = opts.soakIntervalMs ?? 1000;
+  const start = io.now();
+  let rounds = 0;
+  while (io.now() - start < soakMs) {
+    await io.sleep(Math.min(interval, Math.max(0, soakMs - (io.now() - start))));
+    rounds++;
+    for (const target of targets) {
+      let outcome: string | undefined;
+      try {
+        const res = await io.fetch(target.url, attemptTimeout);
+        outcome = judge(target, res.status, res.body, res.headers);
+      } catch (e) {
+        outcome = (e as Error).message || String(e);
+      }
+      if (outcome !== undefined) {
+        throw new SoakError(target.url, outcome, io.now() - start, soakMs);
+      }
+    }
+  }
+  io.log?.(`every target kept passing for the ${(soakMs / 1000).toFixed(0)}s soak (${rounds} round(s))`);
+  return { ms: io.now() - start, rounds };
 }
 
 /** The real clock and HTTP client (Node's fetch). */
@@ -139,7 +257,7 @@ export function realProbeIo(log?: (message: string) => void): ProbeIo {
     async fetch(url, timeoutMs) {
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
-        return { status: res.status, body: await res.text() };
+        return { status: res.status, body: await res.text(), headers: Object.fromEntries(res.headers.entries()) };
       } catch (e) {
         // Node's fetch says only "fetch failed"; the cause names the real problem.
         const cause = (e as { cause?: { code?: string; message?: string } }).cause;

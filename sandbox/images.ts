@@ -92,7 +92,7 @@ wait "$pid"
 function frontend(variant: string, ready = true): ImageSpec {
   // Without an index page `/`, the readiness probe's path, answers 404 while the server runs.
   const page: Record<string, string> = ready
-    ? { "www/index.html": `<!doctype html>\n<html><head><title>website @TAG@</title></head>\n<body><h1>website frontend ${variant}</h1><p id="version">@TAG@</p></body></html>\n` }
+    ? { "www/index.html": `<!doctype html>\n<html><head><title>website @TAG@</title><meta name="app-version" content="@TAG@"></head>\n<body><h1>website frontend ${variant}</h1><p id="version">@TAG@</p></body></html>\n` }
     : { "www/version.txt": "@TAG@\n" };
   return {
     repository: "frontend",

@@ -144,10 +144,23 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
     deadlineMs: s.gates.deadlineSeconds * 1000,
     intervalMs: s.gates.intervalSeconds * 1000,
     attemptTimeoutMs: s.gates.timeoutSeconds * 1000,
+    soakMs: s.gates.soakSeconds * 1000,
   };
+  const frontendTargets: ProbeTarget[] = [{ url: `${s.frontend.publicUrl}${s.frontend.healthPath}` }];
+  if (s.frontend.version) {
+    frontendTargets.push({ url: `${s.frontend.publicUrl}${s.frontend.version.path}`, version: { marker: s.frontend.version.marker, equals: release.frontend.tag } });
+  }
+  // Said on every run: a gate that cannot see the version would pass an old release that answers.
+  const unchecked = [
+    s.frontend.version ? "" : "the frontend gate (homelab:frontendVersionMarker is unset)",
+    s.backend.versionField ? "" : "the backend gate (homelab:backendVersionField is unset)",
+  ].filter(Boolean);
+  if (unchecked.length > 0) {
+    void pulumi.log.info(`which version answers is not checked by ${unchecked.join(" or ")}`);
+  }
   const frontendGate = new HealthGate(
     PART.frontendGate,
-    { targets: [{ url: `${s.frontend.publicUrl}${s.frontend.healthPath}` }], release: frontendImage, after: frontend.generation, options: gateOptions },
+    { targets: frontendTargets, release: frontendImage, after: frontend.generation, options: gateOptions },
     { dependsOn: [frontend] },
   );
 

@@ -126,6 +126,18 @@ describe("config", () => {
     assert.throws(() => parseConfig(validConfig({ "homelab:vmStepDeadlineSeconds": "-1" }), isSecret), /homelab:vmStepDeadlineSeconds: "-1" is not an integer from 0 to 3600/);
   });
 
+  it("takes the frontend's version marker and the gates' soak, refusing a marker it cannot read", () => {
+    const plain = parseConfig(validConfig(), isSecret).homelab!.settings;
+    assert.equal(plain.frontend.version, undefined);
+    assert.equal(plain.gates.soakSeconds, 60);
+    const set = parseConfig(validConfig({ "homelab:frontendVersionMarker": "header:X-App-Version", "homelab:frontendVersionPath": "/version", "homelab:gateSoakSeconds": "0" }), isSecret).homelab!.settings;
+    assert.deepEqual(set.frontend.version, { marker: { kind: "header", name: "X-App-Version" }, path: "/version" });
+    assert.equal(set.gates.soakSeconds, 0);
+    assert.deepEqual(problems({ "homelab:frontendVersionMarker": "X-App-Version" }), ['homelab:frontendVersionMarker: "X-App-Version" is not header:NAME, json:FIELD.PATH or meta:NAME']);
+    assert.deepEqual(problems({ "homelab:frontendVersionMarker": "meta:app version" }), ['homelab:frontendVersionMarker: "meta:app version" names "app version", which is not a meta tag name']);
+    assert.deepEqual(problems({ "homelab:gateSoakSeconds": "-5" }), ['homelab:gateSoakSeconds: "-5" is not an integer from 0 to 3600']);
+  });
+
   it("takes a local directory of Flux manifests", () => {
     const cfg = parseConfig(validConfig({ "homelab:fluxManifests": "vendor/flux" }), isSecret);
     assert.deepEqual(cfg.homelab!.settings.flux.manifests, { kind: "directory", path: "vendor/flux" });

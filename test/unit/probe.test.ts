@@ -2,10 +2,10 @@ import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import * as http from "http";
 import { AddressInfo } from "net";
-import { HealthGateError, ProbeIo, judge, probeUntilHealthy, realProbeIo } from "../../lib/probe";
+import { HealthGateError, ProbeIo, SoakError, judge, parseVersionMarker, probeUntilHealthy, realProbeIo, versionAt } from "../../lib/probe";
 
 /** A clock and HTTP stub: each URL answers from its list of responses, the last one repeating. */
-function fakeIo(responses: Record<string, ({ status: number; body?: string } | Error)[]>): ProbeIo & { slept: number[]; t: number } {
+function fakeIo(responses: Record<string, ({ status: number; body?: string; headers?: Record<string, string> } | Error)[]>): ProbeIo & { slept: number[]; t: number } {
   const io = {
     t: 0,
     slept: [] as number[],
@@ -13,7 +13,7 @@ function fakeIo(responses: Record<string, ({ status: number; body?: string } | E
       const list = responses[url];
       const next = list.length > 1 ? list.shift()! : list[0];
       io.t += 10;
-      return next instanceof Error ? Promise.reject(next) : Promise.resolve({ status: next.status, body: next.body ?? "" });
+      return next instanceof Error ? Promise.reject(next) : Promise.resolve({ status: next.status, body: next.body ?? "", headers: next.headers });
     },
     sleep(ms: number) {
       io.slept.push(ms);
@@ -95,5 +95,74 @@ describe("health probe over real HTTP", () => {
       probeUntilHealthy([{ url: `http://127.0.0.1:${port}/` }], { intervalMs: 20, deadlineMs: 100 }, realProbeIo()),
       new RegExp(`http://127.0.0.1:${port}/ did not become healthy .* last result: ECONNREFUSED$`),
     );
+  });
+});
+
+describe("the version a gate checks", () => {
+  const TAG = "main-81338a1-1900000000";
+  const OLD = "main-41f4c4a-1800000000";
+
+  it("reads a meta tag of the page, in either attribute order and quoting", () => {
+    const meta = parseVersionMarker("meta:app-version");
+    assert.deepEqual(versionAt(meta, { body: `<head><meta charset="utf-8"><meta name="app-version" content="${TAG}"></head>` }), { value: TAG });
+    assert.deepEqual(versionAt(meta, { body: `<META content='${TAG}' NAME=app-version>` }), { value: TAG });
+    assert.deepEqual(versionAt(meta, { body: `<meta name="generator" content="${TAG}">` }), { missing: 'no <meta name="app-version"> in the page' });
+  });
+
+  it("reads a response header whatever its case, and a JSON field", () => {
+    assert.deepEqual(versionAt(parseVersionMarker("header:X-App-Version"), { body: "", headers: { "x-app-version": ` ${TAG} ` } }), { value: TAG });
+    assert.deepEqual(versionAt(parseVersionMarker("header:X-App-Version"), { body: "", headers: {} }), { missing: "no X-App-Version header" });
+    assert.deepEqual(versionAt(parseVersionMarker("json:build.tag"), { body: JSON.stringify({ build: { tag: TAG } }) }), { value: TAG });
+    assert.deepEqual(versionAt(parseVersionMarker("json:build.tag"), { body: "<html>" }), { missing: "the body is not JSON" });
+    assert.deepEqual(versionAt(parseVersionMarker("json:build"), { body: JSON.stringify({ build: { tag: TAG } }) }), { missing: "no build field" });
+  });
+
+  it("refuses a marker it cannot read, saying what it expects", () => {
+    assert.throws(() => parseVersionMarker("X-App-Version"), /^Error: is not header:NAME, json:FIELD\.PATH or meta:NAME$/);
+    assert.throws(() => parseVersionMarker("header:X App"), /names "X App", which is not a header name/);
+    assert.throws(() => parseVersionMarker("json:build..tag"), /names "build\.\.tag", which is not a JSON field path/);
+  });
+
+  it("fails a page that answers with another version, naming both", () => {
+    const t = { url: "x", version: { marker: parseVersionMarker("meta:app-version"), equals: TAG } };
+    assert.equal(judge(t, 200, `<meta name="app-version" content="${TAG}">`), undefined);
+    assert.equal(judge(t, 200, `<meta name="app-version" content="${OLD}">`), `status 200 but the version (meta:app-version) is "${OLD}", not "${TAG}"`);
+    assert.equal(judge(t, 200, "<p>no marker</p>"), `status 200 but the version (meta:app-version) is unknown: no <meta name="app-version"> in the page, not "${TAG}"`);
+  });
+
+  it("keeps probing until an old pod's answers stop, then passes", async () => {
+    const t = { url: "http://web/", version: { marker: parseVersionMarker("header:X-App-Version"), equals: TAG } };
+    const io = fakeIo({ "http://web/": [{ status: 200, headers: { "x-app-version": OLD } }, { status: 200, headers: { "x-app-version": TAG } }] });
+    const r = await probeUntilHealthy([t], { intervalMs: 1000 }, io);
+    assert.equal(r.targets[0].attempts, 2);
+  });
+});
+
+describe("the gate's soak", () => {
+  it("keeps probing every target for the soak after the first pass, and passes when nothing failed", async () => {
+    const io = fakeIo({ "http://vm/": [{ status: 200 }], "http://ingress/": [{ status: 200 }] });
+    const r = await probeUntilHealthy([{ url: "http://vm/" }, { url: "http://ingress/" }], { soakMs: 5000, soakIntervalMs: 1000 }, io);
+    assert.ok(r.soak && r.soak.rounds >= 4 && r.soak.ms >= 5000, JSON.stringify(r.soak));
+    assert.ok(io.slept.every((ms) => ms <= 1000), String(io.slept));
+  });
+
+  it("fails a release that answers once and then crashes inside the window, naming the answer and when", async () => {
+    const io = fakeIo({ "http://web/": [{ status: 200 }, { status: 200 }, { status: 200 }, new Error("ECONNREFUSED")] });
+    await assert.rejects(
+      probeUntilHealthy([{ url: "http://web/" }], { soakMs: 60_000, soakIntervalMs: 1000 }, io),
+      (e: unknown) => {
+        assert.ok(e instanceof SoakError);
+        assert.equal(e.outcome, "ECONNREFUSED");
+        assert.match(e.message, /^health gate failed in its soak: http:\/\/web\/ passed, then failed 3\.\ds into the 60s soak: ECONNREFUSED$/);
+        return true;
+      },
+    );
+  });
+
+  it("is off at 0: the first good answer passes", async () => {
+    const io = fakeIo({ "http://web/": [{ status: 200 }, new Error("never asked")] });
+    const r = await probeUntilHealthy([{ url: "http://web/" }], { soakMs: 0 }, io);
+    assert.equal(r.soak, undefined);
+    assert.deepEqual(io.slept, []);
   });
 });
