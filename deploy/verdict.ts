@@ -88,6 +88,12 @@ function judgeGate(f: Failure, part: "frontend" | "backend", reach: readonly Rea
   if (down) {
     return platform(down.part, `${down.address} does not answer; the gate saw: ${last}`);
   }
+  // It passed, then stopped answering or answered wrong in its soak while the platform answers:
+  // the release went down on the way that had just worked.
+  const soak = /passed, then failed .*$/m.exec(f.message)?.[0];
+  if (soak) {
+    return { fault: "release", part, evidence: `${gateProbeName(part === "frontend" ? PART.frontendGate : PART.backendGate)}: ${soak}` };
+  }
   // An HTTP answer came back: the way to the release works, and the release answered wrong.
   if (/^status \d+/.test(last)) {
     return { fault: "release", part, evidence: `${gateProbeName(part === "frontend" ? PART.frontendGate : PART.backendGate)}: ${last}` };

@@ -221,7 +221,11 @@ export async function probeUntilHealthy(targets: readonly ProbeTarget[], opts: P
   return { healthy: true, elapsedMs: io.now() - start, targets: results, ...(soak ? { soak } : {}) };
 }
 
-/** Probes every target in rounds for `soakMs`; throws SoakError at the first failure. */
+/**
+ * Probes every target in rounds for `soakMs`; throws SoakError at the first failure. The version
+ * marker was checked by the first pass: in the soak, a pod leaving the rotation (draining after
+ * the rollout) may still answer with the previous version, and that is not a failure.
+ */
 async function soakTargets(targets: readonly ProbeTarget[], opts: ProbeOptions, io: ProbeIo): Promise<ProbeResult["soak"]> {
   const soakMs = opts.soakMs ?? 0;
   if (soakMs <= 0) {
@@ -238,7 +242,7 @@ async function soakTargets(targets: readonly ProbeTarget[], opts: ProbeOptions, 
       let outcome: string | undefined;
       try {
         const res = await io.fetch(target.url, attemptTimeout);
-        outcome = judge(target, res.status, res.body, res.headers);
+        outcome = judge({ ...target, version: undefined }, res.status, res.body, res.headers);
       } catch (e) {
         outcome = (e as Error).message || String(e);
       }

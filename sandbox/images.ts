@@ -31,7 +31,8 @@ export interface DemoImages {
   readonly repositories: { readonly frontend: string; readonly backend: string };
   /** Frontend tags, v1 then v2. */
   readonly frontend: readonly [string, string];
-  readonly backend: { readonly v1: string; readonly v2: string; readonly unhealthy: string; readonly crash: string };
+  /** `flaky` answers healthy for its first seconds, then exits: a crash loop a first probe misses. */
+  readonly backend: { readonly v1: string; readonly v2: string; readonly unhealthy: string; readonly crash: string; readonly flaky: string };
   /** Frontends that fail on a real node: one never passes its readiness probe, one exits at start. */
   readonly frontendFaults: { readonly unready: string; readonly crash: string };
   /** Manifest digest (`sha256:…`) of every tag above. */
@@ -59,10 +60,10 @@ export interface BuildDemoImagesOptions {
 
 type ImageName =
   | "frontend-v1" | "frontend-v2" | "backend-v1" | "backend-v2" | "backend-unhealthy" | "backend-crash"
-  | "frontend-unready" | "frontend-crash";
+  | "frontend-unready" | "frontend-crash" | "backend-flaky";
 /** The images, in tag-timestamp order. */
 const ORDER: readonly ImageName[] = [
-  "frontend-v1", "frontend-v2", "backend-v1", "backend-v2", "backend-unhealthy", "backend-crash", "frontend-unready", "frontend-crash",
+  "frontend-v1", "frontend-v2", "backend-v1", "backend-v2", "backend-unhealthy", "backend-crash", "frontend-unready", "frontend-crash", "backend-flaky",
 ];
 
 interface ImageSpec {
@@ -152,6 +153,9 @@ EXPOSE ${BACKEND_PORT}
 CMD ["/app/start.sh"]
 `;
 
+/** How long the flaky backend answers before it exits. */
+export const FLAKY_SECONDS = 8;
+
 const SPECS: Record<ImageName, ImageSpec> = {
   "frontend-v1": frontend("v1"),
   "frontend-v2": frontend("v2"),
@@ -166,6 +170,22 @@ const SPECS: Record<ImageName, ImageSpec> = {
 USER ${DEMO_UID}:${DEMO_UID}
 CMD ["/bin/busybox","sh","-c","echo 'frontend @TAG@: fatal: cannot start' >&2; exit 1"]
 `,
+  },
+  "backend-flaky": {
+    repository: "backend",
+    files: {
+      "app/start.sh": `#!/bin/sh
+/app/serve "\${PORT:-${BACKEND_PORT}}" /www &
+pid=$!
+/bin/busybox sleep ${FLAKY_SECONDS}
+echo "backend @TAG@: fatal: lost its database after ${FLAKY_SECONDS}s" >&2
+kill -TERM "$pid"
+exit 1
+`,
+      "app/serve": SERVE,
+      "www/api/health": `{"status":"ok","version":"@TAG@"}\n`,
+    },
+    dockerfile: BACKEND_DOCKERFILE,
   },
   "backend-crash": {
     repository: "backend",
@@ -292,7 +312,7 @@ export class ImagePusher {
  * tag the registry already holds. Tags are `main-<sha7>-<ts>`: sha7 from the image's content,
  * ts from a base time that is kept (in `<dir>/images.json`) while the contents stay the same, so
  * a second call reuses the tags; timestamps increase in the order frontend v1, v2, backend v1,
- * v2, unhealthy, crash, frontend unready, crash. Writes the result to `<dir>/images.json`.
+ * v2, unhealthy, crash, frontend unready, crash, backend flaky. Writes the result to `<dir>/images.json`.
  */
 export async function buildDemoImages(o: BuildDemoImagesOptions): Promise<DemoImages> {
   const log = o.log ?? (() => undefined);
@@ -359,7 +379,7 @@ export async function buildDemoImages(o: BuildDemoImagesOptions): Promise<DemoIm
     registry: o.registry.host,
     repositories: { frontend: `${o.registry.host}/${repos.frontend}`, backend: `${o.registry.host}/${repos.backend}` },
     frontend: [tags["frontend-v1"], tags["frontend-v2"]],
-    backend: { v1: tags["backend-v1"], v2: tags["backend-v2"], unhealthy: tags["backend-unhealthy"], crash: tags["backend-crash"] },
+    backend: { v1: tags["backend-v1"], v2: tags["backend-v2"], unhealthy: tags["backend-unhealthy"], crash: tags["backend-crash"], flaky: tags["backend-flaky"] },
     frontendFaults: { unready: tags["frontend-unready"], crash: tags["frontend-crash"] },
     digests,
     base,

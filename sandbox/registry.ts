@@ -233,3 +233,31 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
     },
   };
 }
+
+/**
+ * Points `toTag` of `repository` at the image `fromTag` names: the manifest put again under the
+ * new tag, in the registry alone. Returns the digest (the same image, so the same digest).
+ */
+export async function copyImageTag(
+  reg: { readonly host: string; readonly username: string; readonly password: string },
+  repository: string,
+  fromTag: string,
+  toTag: string,
+): Promise<string> {
+  const url = (tag: string): string => `http://${reg.host}/v2/${repository}/manifests/${tag}`;
+  const authorization = `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString("base64")}`;
+  const got = await fetch(url(fromTag), {
+    headers: { authorization, accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" },
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (got.status !== 200) {
+    throw new Error(`registry ${reg.host}: GET ${repository}:${fromTag} answered ${got.status}`);
+  }
+  const type = got.headers.get("content-type") ?? "application/vnd.docker.distribution.manifest.v2+json";
+  const body = Buffer.from(await got.arrayBuffer());
+  const put = await fetch(url(toTag), { method: "PUT", headers: { authorization, "content-type": type }, body, signal: AbortSignal.timeout(10_000) });
+  if (put.status !== 201) {
+    throw new Error(`registry ${reg.host}: PUT ${repository}:${toTag} answered ${put.status}`);
+  }
+  return `sha256:${crypto.createHash("sha256").update(body).digest("hex")}`;
+}

@@ -246,7 +246,7 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:gitDeployKey": { value: sb.git.privateKey, secret: true },
     "homelab:gateDeadlineSeconds": { value: "120" },
     // A short soak: the sandbox's faults show within seconds, and every scenario promotes.
-    "homelab:gateSoakSeconds": { value: "2" },
+    "homelab:gateSoakSeconds": { value: "1" },
     "homelab:frontendVersionMarker": { value: "meta:app-version" },
     // The sandbox's stacks are thrown away with it.
     "homelab:protect": { value: "false" },

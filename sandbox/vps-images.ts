@@ -10,6 +10,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { cacheDir, toolchainPaths } from "../toolchain/env";
 import { BUSYBOX, HEADER, ImagePusher, SERVE, registryDigest } from "./images";
+import { copyImageTag } from "./registry";
 /** Port the demo app listens on inside the compose network. */
 export const VPS_APP_PORT = 8000;
 /** Where the demo app keeps its data, and the API key it generates there. */
@@ -326,29 +327,9 @@ export async function buildVpsImages(o: BuildVpsImagesOptions): Promise<VpsImage
 }
 
 /**
- * Points `toTag` of the demo app at the image `fromTag` names, in the registry alone (the
- * manifest put again under the new tag), as a CI pushing a new build under the same tag does.
- * Returns the digest.
+ * Points `toTag` of the demo app at the image `fromTag` names, in the registry alone, as a CI
+ * pushing a new build under the same tag does. Returns the digest.
  */
-export async function tagAppImage(
-  reg: BuildVpsImagesOptions["registry"],
-  fromTag: string,
-  toTag: string,
-): Promise<string> {
-  const url = (tag: string): string => `http://${reg.host}/v2/vps-app/manifests/${tag}`;
-  const authorization = `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString("base64")}`;
-  const got = await fetch(url(fromTag), {
-    headers: { authorization, accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" },
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (got.status !== 200) {
-    throw new Error(`registry ${reg.host}: GET vps-app:${fromTag} answered ${got.status}`);
-  }
-  const type = got.headers.get("content-type") ?? "application/vnd.docker.distribution.manifest.v2+json";
-  const body = Buffer.from(await got.arrayBuffer());
-  const put = await fetch(url(toTag), { method: "PUT", headers: { authorization, "content-type": type }, body, signal: AbortSignal.timeout(10_000) });
-  if (put.status !== 201) {
-    throw new Error(`registry ${reg.host}: PUT vps-app:${toTag} answered ${put.status}`);
-  }
-  return `sha256:${crypto.createHash("sha256").update(body).digest("hex")}`;
+export function tagAppImage(reg: BuildVpsImagesOptions["registry"], fromTag: string, toTag: string): Promise<string> {
+  return copyImageTag(reg, "vps-app", fromTag, toTag);
 }

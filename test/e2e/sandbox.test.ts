@@ -13,6 +13,8 @@ import { runDeploy } from "../support/deploy-run";
 import { runDeployCli, userPulumiEnv } from "../support/user-env";
 import { RELEASE_PATH, cloneProject, clearExclusions, serverFile } from "../../sandbox/checkout";
 import { PAUSE_IMAGE } from "../../sandbox/node";
+import { FLAKY_SECONDS } from "../../sandbox/images";
+import { copyImageTag } from "../../sandbox/registry";
 import { readReleaseState } from "../../lib/release";
 import { manualRollback } from "../../deploy/manual-rollback";
 import { watch } from "../../deploy/watch";
@@ -292,6 +294,47 @@ describe("sandbox end to end", { concurrency: false }, () => {
       assert.ok(!git.state.excluded.some((e) => e.image === "backend" && e.tag === v1()[1]), "the frontend's failure does not blame the backend");
     });
   }
+
+  timed("4e. a frontend that answers with another build's version fails its gate; both roll back", async () => {
+    const good = v2();
+    // A stale build pushed under a new tag: v1's page, which names v1's tag in its version marker.
+    const stale = `main-5ca1e00-${String(Math.floor(Date.now() / 1000))}`;
+    await copyImageTag(sb.registry, "frontend", sb.images.frontend[0], stale);
+    const released = await release(stale, good[1]);
+    const r = await run();
+    assert.equal(r.code, EXIT.rolledBack, r.log);
+    assert.match(r.log, /FAILED after [\d.]+s in the frontend gate/);
+    assert.match(r.log, new RegExp(`the version \\(meta:app-version\\) is "${sb.images.frontend[0]}", not "${stale}"`));
+    assert.match(await (await fetch(`${sb.ingressUrl}/`)).text(), new RegExp(good[0]), "Traefik serves the last good frontend");
+    const git = server();
+    assert.equal(git.subjects[0], `Roll back to frontend ${good[0]}, backend ${good[1]}`);
+    assert.match(git.message, new RegExp(`^This reverts commit ${released}\\.$`, "m"));
+    assert.ok(git.state.excluded.some((e) => e.image === "frontend" && e.tag === stale), "the stale tag is excluded");
+  });
+
+  timed("4f. a backend that passes its gate, then crash-loops inside the soak, fails it; both roll back", async () => {
+    const good = v2();
+    // A soak longer than the flaky backend's healthy start, so its first answers pass and the soak catches the crash.
+    await stack.setConfig("homelab:gateSoakSeconds", { value: String(FLAKY_SECONDS * 3) });
+    let r: { code: number; log: string };
+    let released: string;
+    try {
+      released = await release(v1()[0], sb.images.backend.flaky);
+      r = await run();
+    } finally {
+      await stack.removeConfig("homelab:gateSoakSeconds");
+    }
+    assert.equal(r.code, EXIT.rolledBack, r.log);
+    assert.match(r.log, /FAILED after [\d.]+s in the backend gate/);
+    assert.match(r.log, /health gate failed in its soak: \S+ passed, then failed [\d.]+s into the \d+s soak/);
+    assert.deepEqual(await health(), { status: 200, version: good[1] });
+    assert.match(await (await fetch(`${sb.ingressUrl}/`)).text(), new RegExp(good[0]), "the frontend is back on the last good pair too");
+    assert.equal(docker("exec", "homelab-sandbox-backend", "cat", "/data/first-boot.txt"), firstBoot);
+    const git = server();
+    assert.equal(git.subjects[0], `Roll back to frontend ${good[0]}, backend ${good[1]}`);
+    assert.match(git.message, new RegExp(`^This reverts commit ${released}\\.$`, "m"));
+    assert.ok(git.state.excluded.some((e) => e.image === "backend" && e.tag === sb.images.backend.flaky));
+  });
 
   timed("5. a missing tag, a malformed tag, an excluded tag and bad config values are refused before any change", async () => {
     const before = await outputs();

@@ -159,6 +159,13 @@ describe("the gate's soak", () => {
     );
   });
 
+  it("does not fail on a draining pod's previous version once the first pass saw the new one", async () => {
+    const t = { url: "http://web/", version: { marker: parseVersionMarker("header:X-App-Version"), equals: "new" } };
+    const io = fakeIo({ "http://web/": [{ status: 200, headers: { "x-app-version": "new" } }, { status: 200, headers: { "x-app-version": "old" } }, { status: 200, headers: { "x-app-version": "new" } }] });
+    const r = await probeUntilHealthy([t], { soakMs: 3000, soakIntervalMs: 1000 }, io);
+    assert.equal(r.soak?.rounds, 3);
+  });
+
   it("is off at 0: the first good answer passes", async () => {
     const io = fakeIo({ "http://web/": [{ status: 200 }, new Error("never asked")] });
     const r = await probeUntilHealthy([{ url: "http://web/" }], { soakMs: 0 }, io);

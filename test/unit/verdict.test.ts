@@ -77,6 +77,17 @@ describe("who is at fault when a release fails", () => {
     assert.deepEqual([noAnswer.fault, noAnswer.part], ["platform", "ingress"]);
   });
 
+  it("blames a release that passed its gate and then stopped answering in the soak, unless the platform is down too", () => {
+    const msg = "health gate failed in its soak: http://127.0.0.1:3001/api/health passed, then failed 7.2s into the 24s soak: ECONNREFUSED";
+    assert.deepEqual(classify([error(BACKEND_GATE, msg)], undefined, ALL_UP), {
+      fault: "release",
+      part: "backend",
+      evidence: "backend-gate-probe: passed, then failed 7.2s into the 24s soak: ECONNREFUSED",
+    });
+    const cut = classify([error(BACKEND_GATE, msg)], undefined, down("backend VM (SSH)"));
+    assert.deepEqual([cut.fault, cut.part], ["platform", "backend VM (SSH)"]);
+  });
+
   it("reads the remote deploy's exit code: a failed health check is the release's, a pull or an engine is the platform's", () => {
     const unhealthy = classify([error(BACKEND_DEPLOY, "update on 127.0.0.1 exited with code 10:\ndeploy: service backend is unhealthy\ndeploy: FAILED: health check failed\ndeploy: previous release restored and healthy")], undefined, ALL_UP);
     assert.deepEqual([unhealthy.fault, unhealthy.part], ["release", "backend"]);
