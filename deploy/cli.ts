@@ -14,10 +14,12 @@ import { fileHistory, git } from "./git";
 import { manualRollback } from "./manual-rollback";
 import { EXIT } from "./outcome";
 import { formatHistory, releaseHistory } from "./releases";
-import { StackConfig, setting } from "./release-state";
+import { checkPlatform } from "./platform";
+import { StackConfig, lastPromoted, setting } from "./release-state";
 import { STATUS_EXIT, formatStatus } from "./status";
 import { liveStatus } from "./live-status";
 import { watch } from "./watch";
+import { changedParts, releaseFault, watchWindowEnd } from "./watch-window";
 
 export type Command = "deploy" | "rollback" | "releases" | "status";
 
@@ -190,6 +192,17 @@ async function status(opts: CliOptions): Promise<number> {
   const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
   const result = await liveStatus(stack, opts.workDir, (t) => void process.stderr.write(t));
   process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatStatus(result)}\n`);
+  // Inside a promotion's watch window, what differs is judged as --watch judges it.
+  const cfg = (await stack.getAllConfig()) as StackConfig;
+  const last = await lastPromoted(stack);
+  const window = watchWindowEnd(last.promotion, Number(setting(cfg, "postPromotionWatchSeconds")));
+  if (window) {
+    const fault = releaseFault(result, await checkPlatform(cfg), changedParts(last.current, last.previous));
+    say(
+      `the last promotion is in its watch window until ${window.toISOString()}` +
+        (fault ? `: the promoted release fails (${fault.part}: ${fault.evidence}); --watch rolls it back` : ": a crash loop or a gate answering wrong now counts as the release's failure"),
+    );
+  }
   return result.agree ? STATUS_EXIT.agree : STATUS_EXIT.disagree;
 }
 

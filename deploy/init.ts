@@ -49,6 +49,7 @@ const HOMELAB_KEYS = [
   "imageScanInterval",
   "gateDeadlineSeconds",
   "gateSoakSeconds",
+  "postPromotionWatchSeconds",
 ] as const satisfies readonly ConfigKey[];
 
 /** The VPS app's keys that differ from one homelab to the next. */

@@ -12,6 +12,8 @@ export interface ManualRollbackOptions extends DeployOptions {
   readonly to?: TagPair;
   /** Why, for the commit and the exclusions. */
   readonly reason: string;
+  /** The stage recorded as failed (its part is the one excluded). @default "manual rollback" */
+  readonly stage?: string;
 }
 
 const say = (line: string): void => void process.stderr.write(`rollback: ${line}\n`);
@@ -60,7 +62,7 @@ export async function manualRollback(opts: ManualRollbackOptions): Promise<numbe
     return deploy(opts);
   }
   const record: RollbackRecord = {
-    event: { id: crypto.randomUUID(), at: new Date().toISOString(), failed: from, restored: to, stage: MANUAL_STAGE, reason: opts.reason, stages: {} },
+    event: { id: crypto.randomUUID(), at: new Date().toISOString(), failed: from, restored: to, stage: opts.stage ?? MANUAL_STAGE, reason: opts.reason, stages: {} },
     reverts: revertedCommits(fileHistory(co, base), to),
   };
   const change = rollbackChange(record);

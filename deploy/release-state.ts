@@ -4,6 +4,7 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { PromotedRelease, RELEASE_RECORD_TYPE } from "../components/release-record";
 import { CONFIG_KEYS, ConfigError, parseConfig } from "../lib/config";
 import { Release, parseReleaseFile } from "../lib/release";
+import type { Promotion } from "./watch-window";
 
 /** A stack's config as the Automation API reads it. */
 export type StackConfig = Record<string, { value: string; secret: boolean }>;
@@ -56,12 +57,14 @@ export function secretValues(cfg: StackConfig): string[] {
  * soon as the backend gate passes, even when a later part of the same update (the VPS) fails and
  * the stack's outputs keep the value of the update before.
  */
-export async function lastPromoted(stack: Stack): Promise<{ current?: PromotedRelease; previous?: PromotedRelease }> {
+export async function lastPromoted(stack: Stack): Promise<{ current?: PromotedRelease; previous?: PromotedRelease; promotion: Promotion }> {
   const state = await stack.exportStack();
   const resources = (state.deployment as { resources?: { type: string; outputs?: Record<string, unknown> }[] }).resources ?? [];
   const record = resources.find((r) => r.type === RELEASE_RECORD_TYPE);
+  const ledger = (record?.outputs?.ledger as { result?: string }[] | undefined) ?? [];
   return {
     current: record?.outputs?.release as PromotedRelease | undefined,
     previous: (record?.outputs?.previous as PromotedRelease | null | undefined) ?? undefined,
+    promotion: { at: record?.outputs?.promotedAt as string | undefined, lastResult: ledger[ledger.length - 1]?.result },
   };
 }

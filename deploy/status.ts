@@ -15,6 +15,8 @@ export interface PartStatus {
   readonly running: string;
   /** What differs; empty when the part runs what is recorded. */
   readonly findings: string[];
+  /** For a host: how often its containers restarted since they were created. */
+  readonly restarts?: number;
 }
 
 export interface StackStatus {
@@ -68,7 +70,9 @@ function hostPart(part: string, recorded: string, r: Read | undefined, error: st
     return { part, recorded, running: "unknown", findings: [`cannot read: ${error ?? "not in the stack"}`] };
   }
   const findings = driftOf(r);
-  return { part, recorded, running: findings.length === 0 ? "as recorded, healthy" : "differs", findings };
+  const counts = typeof r.outputs.restarts === "object" && r.outputs.restarts !== null ? Object.values(r.outputs.restarts as Record<string, unknown>).map(Number) : [];
+  const restarts = counts.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+  return { part, recorded, running: findings.length === 0 ? "as recorded, healthy" : "differs", findings, ...(counts.length > 0 ? { restarts } : {}) };
 }
 
 /**

@@ -3,9 +3,12 @@ import { pulumiNotFound } from "./engine";
 import { DeployOptions, deploy } from "./guarded-deploy";
 import { git } from "./git";
 import { liveStatus } from "./live-status";
+import { manualRollback } from "./manual-rollback";
 import { EXIT } from "./outcome";
-import { StackConfig, setting } from "./release-state";
+import { checkPlatform } from "./platform";
+import { StackConfig, lastPromoted, setting } from "./release-state";
 import { ROLLBACK_TRAILER, trailers } from "./rollback-commit";
+import { WATCH_STAGE, changedParts, releaseFault, watchWindowEnd } from "./watch-window";
 
 export interface WatchOptions extends DeployOptions {
   /** Seconds between looks at the branch. @default 30 */
@@ -77,12 +80,29 @@ async function deployOnce(opts: WatchOptions): Promise<number> {
   }
 }
 
-/** Reads what runs; when a part differs from the recorded release, the guarded deploy repairs it with the same gates. */
-async function checkAndRepair(opts: WatchOptions, stack: Awaited<ReturnType<typeof LocalWorkspace.selectStack>>): Promise<void> {
-  let agree: boolean;
+type WatchedStack = Awaited<ReturnType<typeof LocalWorkspace.selectStack>>;
+
+/** The end of the last promotion's watch window, if it is open now, and the parts it changed. */
+async function openWindow(stack: WatchedStack, cfg: StackConfig): Promise<{ end: Date; changed: ReturnType<typeof changedParts> } | undefined> {
   try {
-    const status = await liveStatus(stack, opts.workDir);
-    agree = status.agree;
+    const last = await lastPromoted(stack);
+    const end = watchWindowEnd(last.promotion, Number(setting(cfg, "postPromotionWatchSeconds")));
+    return end ? { end, changed: changedParts(last.current, last.previous) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads what runs. Inside the last promotion's watch window, the promoted release's own failure
+ * (a crash loop, a gate answering wrong, while the platform answers) rolls it back, with a
+ * rollback commit; otherwise a part that differs from the recorded release is repaired by the
+ * guarded deploy with the same gates.
+ */
+async function checkAndRepair(opts: WatchOptions, stack: WatchedStack, cfg: StackConfig): Promise<void> {
+  let status: Awaited<ReturnType<typeof liveStatus>>;
+  try {
+    status = await liveStatus(stack, opts.workDir);
     for (const p of status.parts.filter((x) => x.findings.length > 0)) {
       say(`${p.part}: ${p.findings.join("; ")}`);
     }
@@ -90,8 +110,21 @@ async function checkAndRepair(opts: WatchOptions, stack: Awaited<ReturnType<type
     say(`cannot read what runs: ${describe(e)}`);
     return;
   }
-  if (agree) {
+  // In the window a container's restarts count too, though it runs and so agrees.
+  const window = await openWindow(stack, cfg);
+  const fault = window ? releaseFault(status, await checkPlatform(cfg), window.changed) : undefined;
+  if (status.agree && !fault) {
     say("every part runs the recorded release");
+    return;
+  }
+  if (window && fault) {
+    say(`the promoted release fails in its watch window (until ${window.end.toISOString()}): ${fault.part}: ${fault.evidence}; rolling it back`);
+    const code = await manualRollback({ ...opts, reason: `${fault.part} failed after its promotion: ${fault.evidence}`, stage: WATCH_STAGE[fault.part] }).catch((e: unknown) => {
+      say(`unexpected error: ${describe(e)}`);
+      return EXIT.unexpected;
+    });
+    say(`rollback: ${OUTCOME[code] ?? `exit ${code}`}`);
+    opts.onOutcome?.(code, "watch-window rollback");
     return;
   }
   say("repairing: deploying the recorded release again");
@@ -104,7 +137,9 @@ async function checkAndRepair(opts: WatchOptions, stack: Awaited<ReturnType<type
  * Follows the branch Flux watches and runs the guarded deploy on each new commit, one at a time: a
  * commit that arrives during a deploy is deployed next, and the deploy's own rollback commits are
  * not deployed again. The first look deploys what the branch says now. Between commits it checks
- * what runs every `checkEverySeconds` and repairs a part that differs. Runs until stopped.
+ * what runs every `checkEverySeconds` (at every look while a promotion's watch window is open)
+ * and repairs a part that differs, or rolls back a promoted release that fails in its window.
+ * Runs until stopped.
  */
 export async function watch(opts: WatchOptions): Promise<void> {
   const interval = (opts.intervalSeconds ?? 30) * 1000;
@@ -158,12 +193,14 @@ export async function watch(opts: WatchOptions): Promise<void> {
         continue;
       }
     }
-    if (Date.now() - lastCheck >= checkEvery) {
+    // A promotion's watch window is checked at every look at the branch, not every few minutes.
+    const every = (await openWindow(stack, cfg)) ? Math.min(checkEvery, interval) : checkEvery;
+    if (Date.now() - lastCheck >= every) {
       lastCheck = Date.now();
-      await checkAndRepair(opts, stack);
+      await checkAndRepair(opts, stack, cfg);
       continue;
     }
-    await sleep(Math.min(interval, Math.max(1000, checkEvery - (Date.now() - lastCheck))), opts.signal);
+    await sleep(Math.min(interval, Math.max(1000, every - (Date.now() - lastCheck))), opts.signal);
   }
   say("stopped");
 }

@@ -154,6 +154,11 @@ export const CONFIG_KEYS = {
   commitAuthorEmail: { kind: "string", default: "fluxcdbot@users.noreply.github.com", description: "Email of image automation commits." },
 
   gateDeadlineSeconds: { kind: "integer", default: 300, description: "How long a health gate waits before the release fails." },
+  postPromotionWatchSeconds: {
+    kind: "integer",
+    default: 600,
+    description: "For this long after a promotion, --watch and npm run status treat the promoted release's crash loop or failing gate as the release's failure, and --watch rolls it back with a rollback commit; after it, such a fault is drift, repaired. 0: no window.",
+  },
   gateSoakSeconds: {
     kind: "integer",
     default: 60,
@@ -269,6 +274,8 @@ export interface HomelabSettings {
   readonly gates: { readonly deadlineSeconds: number; readonly intervalSeconds: number; readonly timeoutSeconds: number; readonly soakSeconds: number };
   /** Seconds each step of the backend deploy on the VM may take; the gate deadline when 0. */
   readonly vmStepDeadlineSeconds: number;
+  /** Seconds after a promotion in which the release's own failure is rolled back by --watch. */
+  readonly postPromotionWatchSeconds: number;
 }
 
 export interface HomelabSecrets {
@@ -608,6 +615,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         soakSeconds: int("gateSoakSeconds", 0, 3600),
       },
       vmStepDeadlineSeconds: int("vmStepDeadlineSeconds", 0, 3600),
+      postPromotionWatchSeconds: int("postPromotionWatchSeconds", 0, 86400),
     };
     const secrets: HomelabSecrets = {
       registryPassword: secret("registryPassword", true) ?? "",

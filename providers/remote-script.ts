@@ -57,6 +57,8 @@ interface State {
   inspect?: string;
   /** What the last refresh found on the host that differs from the recorded run; empty after a run. */
   drift?: string[];
+  /** How often each service's container restarted, as the last refresh read it (a crash loop's count). */
+  restarts?: Record<string, number>;
   /** When the script last ran (each run sets it, so what depends on a run runs after it again). */
   ranAt?: string;
   /** With trust on first use: the host key the host presented on first contact, checked from then on. */
@@ -208,7 +210,9 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       throw failure("read", props.connection.host, r.code, r.stderr || r.stdout);
     }
     const recorded = writtenFiles(props) ?? {};
-    return { id, props: { ...props, drift: findDrift(recorded, parseInspect(r.stdout)), ...pinAfter(props, props.pinnedHostKey, r.hostKey) } };
+    const live = parseInspect(r.stdout);
+    const restarts = Object.fromEntries(live.containers.map((c) => [c.service, c.restarts]));
+    return { id, props: { ...props, drift: findDrift(recorded, live), restarts, ...pinAfter(props, props.pinnedHostKey, r.hostKey) } };
   },
   async delete(_id: string, props: State) {
     if (props.delete) {

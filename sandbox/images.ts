@@ -154,7 +154,7 @@ CMD ["/app/start.sh"]
 `;
 
 /** How long the flaky backend answers before it exits. */
-export const FLAKY_SECONDS = 8;
+export const FLAKY_SECONDS = 15;
 
 const SPECS: Record<ImageName, ImageSpec> = {
   "frontend-v1": frontend("v1"),

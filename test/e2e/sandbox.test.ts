@@ -315,7 +315,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
   timed("4f. a backend that passes its gate, then crash-loops inside the soak, fails it; both roll back", async () => {
     const good = v2();
     // A soak longer than the flaky backend's healthy start, so its first answers pass and the soak catches the crash.
-    await stack.setConfig("homelab:gateSoakSeconds", { value: String(FLAKY_SECONDS * 3) });
+    await stack.setConfig("homelab:gateSoakSeconds", { value: String(FLAKY_SECONDS * 2) });
     let r: { code: number; log: string };
     let released: string;
     try {
@@ -434,6 +434,40 @@ describe("sandbox end to end", { concurrency: false }, () => {
       stop.abort();
       await watching;
     }
+  });
+
+  timed("8a. a release that crash-loops after its promotion, inside its watch window, is rolled back by --watch", async () => {
+    const good = v2();
+    const outcomes: { code: number; head: string }[] = [];
+    const stop = new AbortController();
+    const watching = watch({ stack: STACK, workDir: projectDir, intervalSeconds: 2, checkEverySeconds: 600, signal: stop.signal, onOutcome: (code, head) => outcomes.push({ code, head }) });
+    const waitFor = async (what: string, found: () => boolean): Promise<void> => {
+      for (let i = 0; i < 300 && !found(); i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      assert.ok(found(), `${what}: ${JSON.stringify(outcomes)}`);
+    };
+    let released = "";
+    try {
+      await waitFor("the first look", () => outcomes.length >= 1);
+      // Healthy for its first seconds: through both gates and a short soak, so it is promoted.
+      released = await release(good[0], sb.images.backend.flaky);
+      await waitFor("the flaky release deployed", () => outcomes.some((o) => o.head === released));
+      assert.deepEqual(outcomes.find((o) => o.head === released), { code: EXIT.promoted, head: released });
+      await waitFor("the watch window's rollback", () => outcomes.some((o) => o.head === "watch-window rollback"));
+      assert.equal(outcomes.find((o) => o.head === "watch-window rollback")?.code, EXIT.promoted, "the restored pair deployed");
+    } finally {
+      stop.abort();
+      await watching;
+    }
+    assert.deepEqual(await health(), { status: 200, version: good[1] });
+    const git = server();
+    assert.equal(git.subjects[0], `Roll back to frontend ${good[0]}, backend ${good[1]}`);
+    assert.equal(trailers(git.message)["Homelab-Failed-Stage"], "backend in its watch window");
+    assert.match(git.message, /restarted \d+ time\(s\) since the release started it|service backend is (restarting|exited)/);
+    assert.match(git.message, new RegExp(`^This reverts commit ${released}\\.$`, "m"));
+    assert.ok(git.state.excluded.some((e) => e.image === "backend" && e.tag === sb.images.backend.flaky));
+    assert.ok(!git.state.excluded.some((e) => e.image === "frontend"), "the frontend did not change, so it is not blamed");
   });
 
   describe("8b. every run checks what is live", { concurrency: false }, () => {
