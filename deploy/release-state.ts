@@ -1,9 +1,8 @@
-import * as fs from "fs";
-import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { PromotedRelease, RELEASE_RECORD_TYPE } from "../components/release-record";
 import { CONFIG_KEYS, ConfigError, parseConfig } from "../lib/config";
 import { Release, parseReleaseFile } from "../lib/release";
+import { readReleaseFileText } from "../lib/release-file";
 import type { Promotion } from "./watch-window";
 
 /** A stack's config as the Automation API reads it. */
@@ -31,9 +30,8 @@ export function configProblems(cfg: StackConfig): string | undefined {
 
 /** The release the next `up` deploys: the release file's, with the stack's own overrides. */
 export function readRelease(cfg: StackConfig, workDir: string): Release {
-  const file = path.resolve(workDir, setting(cfg, "releaseFile"));
   return parseReleaseFile(
-    fs.readFileSync(file, "utf8"),
+    readReleaseFileText(workDir, setting(cfg, "releaseFile")),
     setting(cfg, "releaseFile"),
     {
       registry: setting(cfg, "registry"),

@@ -5,6 +5,7 @@ import { HomelabSettings, ParsedConfig, VpsSettings, parseConfig } from "../lib/
 import { checkFluxAdoption } from "../lib/flux-adoption";
 import { ImageNotFound, resolveDigest } from "../lib/registry-client";
 import { Release, parseReleaseFile } from "../lib/release";
+import { readReleaseFileText } from "../lib/release-file";
 
 /** Homelab secrets as Pulumi secrets: they stay encrypted in state and masked in output. */
 export interface HomelabSecretInputs {
@@ -78,13 +79,7 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
   if (parsed.homelab) {
     const { secrets } = parsed.homelab;
     let settings = parsed.homelab.settings;
-    const file = path.resolve(projectDir, settings.releaseFile);
-    let text: string;
-    try {
-      text = fs.readFileSync(file, "utf8");
-    } catch (e) {
-      throw new Error(`homelab:releaseFile: cannot read ${JSON.stringify(settings.releaseFile)}: ${(e as Error).message}`, { cause: e });
-    }
+    const text = readReleaseFileText(projectDir, settings.releaseFile);
     const release = parseReleaseFile(
       text,
       settings.releaseFile,
