@@ -196,21 +196,25 @@ export interface FileCommit {
 
 /** The commits that changed the file, newest first. */
 export function fileHistory(co: Pick<Checkout, "root" | "file">, ref = "HEAD", limit = 50): FileCommit[] {
-  const sep = "\x1e";
-  const out = git(co.root, ["log", `-n${limit}`, `--format=%H%x1f%aI%x1f%an <%ae>%x1f%s%x1f%b${sep}`, ref, "--", co.file]);
+  // Commits end with NUL (-z), which no commit message holds; the body, free text, comes last,
+  // so separators inside it never start a record or shift a field.
+  const out = git(co.root, ["log", "-z", `-n${limit}`, "--format=%H%x1f%aI%x1f%an <%ae>%x1f%s%x1f%b", ref, "--", co.file]);
   return out
-    .split(sep)
+    .split("\0")
     .map((r) => r.trim())
     .filter(Boolean)
-    .map((r) => {
-      const [sha, at, author, subject, body] = r.split("\x1f");
+    .map((r) => r.split("\x1f"))
+    // Only what git printed as a commit id ever reaches `git show`.
+    .filter(([sha]) => /^[0-9a-f]{40}$/.test(sha ?? ""))
+    .map(([sha, at, author, subject, ...rest]) => {
+      const body = rest.join("\x1f");
       let text = "";
       try {
         text = git(co.root, ["show", `${sha}:${co.file}`]);
       } catch {
         // deleted in that commit
       }
-      return { sha, at, author, subject, body: body ?? "", text };
+      return { sha, at, author, subject, body, text };
     });
 }
 

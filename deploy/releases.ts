@@ -1,7 +1,7 @@
 import { readReleaseState } from "../lib/release";
 import type { LedgerEntry } from "../components/release-record";
 import { FileCommit, fileHistory } from "./git";
-import { ROLLBACK_TRAILER, STAGE_TRAILER, revertsIn, trailers } from "./rollback-commit";
+import { ROLLBACK_TRAILER, STAGE_TRAILER, plainText, revertsIn, trailers } from "./rollback-commit";
 
 /** One release of the history: a commit of the release file, and what the stack recorded of it. */
 export interface ReleaseHistoryEntry {
@@ -91,6 +91,10 @@ export function formatHistory(entries: readonly ReleaseHistoryEntry[]): string {
       : `${e.reason ?? ""}${e.reverts?.length ? ` (reverts ${e.reverts.map((r) => r.slice(0, 10)).join(", ")})` : ""}`,
   ]);
   const head = ["when (UTC)", "commit", "kind", "frontend", "backend", "gates", "by / why"];
+  // What commits carry is anyone's text: no control character or escape reaches the terminal.
+  for (const r of rows) {
+    r.forEach((cell, i) => (r[i] = plainText(cell).replace(/[\n\t]+/g, " ")));
+  }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
   return [line(head), ...rows.map(line)].join("\n");

@@ -2,6 +2,16 @@ import { RELEASE_PARTS, ReleasePart, readReleaseState, updateReleaseFile } from 
 import { RollbackEvent } from "../lib/rollback";
 import type { FileCommit } from "./git";
 
+/**
+ * Text from elsewhere (a failure's evidence, a reason typed by hand) made safe for a commit
+ * message, a release file and a terminal: control characters, a NUL among them (git refuses a
+ * message with one) and terminal escapes, are dropped; lines and tabs stay.
+ */
+export function plainText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, "");
+}
+
 /** The trailer naming the stage that failed. */
 export const STAGE_TRAILER = "Homelab-Failed-Stage";
 
@@ -87,7 +97,7 @@ export function failedTags(failed: TagPair, restored: TagPair, stage = ""): { im
  * release is deployed next), the failed tags are excluded, and the event is recorded.
  */
 export function rollbackChange(record: RollbackRecord): (text: string) => string {
-  const e = record.event;
+  const e = { ...record.event, reason: plainText(record.event.reason) };
   return (text) =>
     updateReleaseFile(text, {
       tags: Object.fromEntries(RELEASE_PARTS.filter((p) => readReleaseState(text, "release file").tags[p] === e.failed[p]).map((p) => [p, e.restored[p]])),
@@ -101,7 +111,7 @@ const pair = (tags: TagPair, digests?: Partial<TagPair>): string =>
 
 /** The commit message of a rollback: what failed, where, why, what runs again, when; trailers for tools. */
 export function rollbackMessage(record: RollbackRecord): string {
-  const e = record.event;
+  const e = { ...record.event, reason: plainText(record.event.reason) };
   const excluded = failedTags(e.failed, e.restored, e.stage);
   return [
     `Roll back to ${pair(e.restored)}`,

@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { FileCommit, fileHistory } from "../../deploy/git";
 import { formatHistory, releaseHistory } from "../../deploy/releases";
-import { RollbackRecord, revertedCommits, revertsIn, rollbackChange, rollbackMessage, trailers } from "../../deploy/rollback-commit";
+import { RollbackRecord, plainText, revertedCommits, revertsIn, rollbackChange, rollbackMessage, trailers } from "../../deploy/rollback-commit";
 import { updateReleaseFile } from "../../lib/release";
 import { releaseText } from "../support/fixtures";
 
@@ -93,5 +93,31 @@ describe("a rollback commit's revert lines", () => {
   it("after a later rollback to the same pair, name only what came since the first", () => {
     const again = commit(updateReleaseFile(current(), { tags: { frontend: "main-6666666-1800000300" } }), "image automation: frontend again");
     assert.deepEqual(revertedCommits(history(), GOOD), [again]);
+  });
+});
+
+describe("hostile text in commits", () => {
+  it("never takes a commit id from a commit's text, whatever separators it holds", () => {
+    const pwned = path.join(repo, "pwned");
+    const before = history().length;
+    // A body that tries to start a record of its own with a "sha" that is an option to git show.
+    commit(updateReleaseFile(current(), { tags: { frontend: "main-7777777-1800000400" } }), `release\n\nx\x1e--output=${pwned}\x1f2026\x1fme\x1fs\x1fb\x1e`);
+    const after = history();
+    assert.equal(after.length, before + 1);
+    assert.ok(after.every((c) => /^[0-9a-f]{40}$/.test(c.sha)));
+    assert.match(after[0].body, /--output=/, "the body is read whole, as text");
+    assert.deepEqual(fs.readdirSync(repo).filter((f) => f.startsWith("pwned")), [], "git show wrote no file");
+  });
+
+  it("drops control characters and terminal escapes from reasons and the history table, keeping lines", () => {
+    assert.equal(plainText("a\x00b\x1b[31mred\x1b[0m\x07\r\nnext\tcol"), "abred\nnext\tcol");
+    const record: RollbackRecord = {
+      event: { id: "rb-2", at: "2026-12-07T11:00:00Z", failed: { frontend: "main-7777777-1800000400", backend: B_NEW }, restored: GOOD, stage: "manual rollback", reason: "broken\x00 page\x1b]0;owned\x07", stages: {} },
+    };
+    // git refuses a message with a NUL: the commit is made all the same.
+    const sha = commit(rollbackChange(record)(current()), rollbackMessage(record));
+    assert.match(sh("log", "-1", "--format=%B", sha), /^ {2}broken page\]0;owned$/m);
+    const table = formatHistory(releaseHistory(history(), []));
+    assert.ok([...table].every((c) => c === "\n" || c.charCodeAt(0) >= 0x20) && !table.includes("\x7f"), "no control character in the table");
   });
 });
