@@ -6,7 +6,8 @@ import { VersionMarker, parseVersionMarker } from "./probe";
 import {
   absolutePathProblem,
   domainProblem,
-  durationProblem,
+  intervalProblem,
+  nestedQuantifier,
   embeddedCredentials,
   envProblem,
   hostKeyProblem,
@@ -373,6 +374,9 @@ function tagPatternProblem(value: string): string | undefined {
   if (value.includes("(?P<")) {
     return "uses Go's old (?P<name>…) group, which JavaScript refuses: write (?<name>…), which Flux reads as well";
   }
+  if (nestedQuantifier(value)) {
+    return "repeats a group that itself repeats (like (a+)+), which can take a matcher minutes on one tag: write it without the nested repetition";
+  }
   return regexProblem(value) ?? timestampGroupProblem(value);
 }
 
@@ -600,9 +604,9 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         gitUrl: gitUrl ?? "",
         branch: str("gitBranch", true, (v) => (/^[A-Za-z0-9._/-]+$/.test(v) && !v.includes("..") ? undefined : "is not a branch name")) ?? "",
         path: str("gitPath", true, (v) => (/^\.\/[A-Za-z0-9._/-]*$/.test(v) && !v.includes("..") ? undefined : "is not a path like ./flux/clusters/production")) ?? "",
-        interval: str("gitInterval", true, durationProblem) ?? "",
+        interval: str("gitInterval", true, intervalProblem(10)) ?? "",
         knownHosts: str("gitKnownHosts", gitIsSsh, (v) => (/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) \S+$/.test(v.trim()) ? undefined : "is not a known_hosts line 'host type key'")),
-        imageScanInterval: str("imageScanInterval", true, durationProblem) ?? "",
+        imageScanInterval: str("imageScanInterval", true, intervalProblem(10)) ?? "",
         author: {
           name: str("commitAuthorName", true, plainTextProblem) ?? "",
           email: str("commitAuthorEmail", true, (v) => (/^[^\s@"'`$\\]+@[^\s@"'`$\\]+$/.test(v) ? undefined : "is not an email address")) ?? "",

@@ -100,6 +100,43 @@ export function durationProblem(value: string): string | undefined {
   return /^([0-9]+(ms|s|m|h))+$/.test(value) ? undefined : "is not a duration like 30s, 1m or 1h30m";
 }
 
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration (`1h30m`) in milliseconds; NaN when it is not one. */
+export function durationMs(value: string): number {
+  if (durationProblem(value)) {
+    return NaN;
+  }
+  return [...value.matchAll(/([0-9]+)(ms|s|m|h)/g)].reduce((sum, m) => sum + Number(m[1]) * UNIT_MS[m[2]], 0);
+}
+
+/** A polling interval: a duration of at least `minSeconds`, so nothing polls without pause. */
+export function intervalProblem(minSeconds: number): (value: string) => string | undefined {
+  return (value) => durationProblem(value) ?? (durationMs(value) < minSeconds * 1000 ? `is shorter than ${minSeconds}s: Flux would poll without pause` : undefined);
+}
+
+/**
+ * Whether a regular expression repeats a group that itself repeats, like `(a+)+` or `(\d*)*`:
+ * the shape whose matching time explodes on a near-miss (ReDoS). Groups are reduced from the
+ * innermost out, remembering which hold a repetition.
+ */
+export function nestedQuantifier(pattern: string): boolean {
+  // Escapes and classes repeat nothing by themselves: one plain character each.
+  let p = pattern.replace(/\\./g, "x").replace(/\[(?:\\.|[^\]])*\]/g, "x");
+  const repeats = /[+*]|\{\d+,\d*\}/;
+  for (;;) {
+    const inner = /\((?:\?(?:<[^>]*>|[:=!]))?([^()]*)\)([+*]|\{\d+,\d*\}|\{\d+\})?/.exec(p);
+    if (!inner) {
+      return false;
+    }
+    if (inner[2] && repeats.test(inner[1]) && inner[2] !== "?") {
+      return true;
+    }
+    // The group becomes one character: Q when it repeats inside, so an outer repetition sees it.
+    p = p.slice(0, inner.index) + (repeats.test(inner[1]) ? "Q+" : "x") + p.slice(inner.index + inner[0].length);
+  }
+}
+
 export function absolutePathProblem(value: string): string | undefined {
   if (!/^\/[A-Za-z0-9._/-]*$/.test(value) || value.split("/").includes("..")) {
     return "is not an absolute path of letters, digits, '.', '_', '-' and '/'";

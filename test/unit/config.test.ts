@@ -5,6 +5,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { CONFIG_KEYS, ConfigError, parseConfig } from "../../lib/config";
 import { committedStackFileProblems } from "../../lib/stack-file-secrets";
+import { nestedQuantifier } from "../../lib/validate";
 import { SECRET_KEYS, validConfig } from "../support/fixtures";
 
 const isSecret = (k: string): boolean => SECRET_KEYS.includes(k);
@@ -138,6 +139,15 @@ describe("config", () => {
     assert.deepEqual(problems({ "homelab:gateSoakSeconds": "-5" }), ['homelab:gateSoakSeconds: "-5" is not an integer from 0 to 3600']);
   });
 
+  it("refuses polling intervals without a pause and tag patterns whose matching can explode, naming the key", () => {
+    assert.deepEqual(problems({ "homelab:imageScanInterval": "0s" }), ['homelab:imageScanInterval: "0s" is shorter than 10s: Flux would poll without pause']);
+    assert.deepEqual(problems({ "homelab:gitInterval": "500ms" }), ['homelab:gitInterval: "500ms" is shorter than 10s: Flux would poll without pause']);
+    assert.deepEqual(problems({ "homelab:gitInterval": "1m30s", "homelab:imageScanInterval": "10s" }), []);
+    assert.deepEqual(problems({ "homelab:tagPattern": "^main-(a+)+-(?<ts>[0-9]{10})$" }), [
+      'homelab:tagPattern: "^main-(a+)+-(?<ts>[0-9]{10})$" repeats a group that itself repeats (like (a+)+), which can take a matcher minutes on one tag: write it without the nested repetition',
+    ]);
+  });
+
   it("takes a local directory of Flux manifests", () => {
     const cfg = parseConfig(validConfig({ "homelab:fluxManifests": "vendor/flux" }), isSecret);
     assert.deepEqual(cfg.homelab!.settings.flux.manifests, { kind: "directory", path: "vendor/flux" });
@@ -208,3 +218,14 @@ describe("config", () => {
   });
 });
 
+
+describe("a tag pattern's repetitions", () => {
+  it("finds a repeated group that repeats inside, at any depth, and nothing else", () => {
+    for (const p of ["(a+)+$", "(\\d*)*", "((a+))+", "(ab{2,})*", "(.*,)+x", "(?<ts>[0-9]+)+"]) {
+      assert.equal(nestedQuantifier(p), true, p);
+    }
+    for (const p of ["^main-[a-f0-9]{7}-(?<ts>[0-9]{10})$", "(a|b)+", "(?<ts>[0-9]+)", "^(x+)?$", "([+*])+", "(a{3})+", "\\(a+\\)+"]) {
+      assert.equal(nestedQuantifier(p), false, p);
+    }
+  });
+});
