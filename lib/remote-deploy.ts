@@ -63,6 +63,8 @@ export interface DeployScriptOptions {
   readonly stepDeadlineSeconds?: number;
   /** Log lines printed from the failed release. @default 30 */
   readonly logLines?: number;
+  /** Seconds one look at a container (`docker inspect`) may take before it counts as gone. @default 30 */
+  readonly lookSeconds?: number;
 }
 
 /** Exit codes of the deploy script, so callers can tell a restored failure from a broken host. */
@@ -229,6 +231,7 @@ HEALTH_URL=${shq(o.healthUrl ?? "")}
 DEADLINE=${deadline}
 STEP=${step}
 LOG_LINES=${Math.max(1, Math.floor(o.logLines ?? 30))}
+LOOK=${Math.max(1, Math.floor(o.lookSeconds ?? 30))}
 START=$(date +%s)
 say() { echo "deploy: $*"; }
 warn() { echo "deploy: $*" >&2; }
@@ -237,6 +240,8 @@ compose() { timeout -k 5 "$STEP" docker compose --project-name ${shq(o.project)}
 # The staged release, for pulling before anything in the deploy directory changes.
 staged() { timeout -k 5 "$STEP" docker compose --project-name ${shq(o.project)} --project-directory "$REL/next" -f "$REL/next/docker-compose.yml" "$@"; }
 engine_down() { ! timeout -k 5 30 docker info >/dev/null 2>&1; }
+# A hung engine must not hold the host's deploy lock: every look at a container is bounded too.
+inspect() { timeout -k 1 "$LOOK" docker inspect "$@"; }
 # A Docker engine recreates its socket when it starts: a changed socket means it restarted during
 # this deploy, and what its containers did meanwhile says nothing about the release.
 engine_mark() { s="\${DOCKER_HOST:-unix:///var/run/docker.sock}"; case "$s" in unix://*) stat -c '%i %Y %Z' "\${s#unix://}" 2>/dev/null || true ;; esac; }
@@ -274,7 +279,7 @@ baseline() {
   BASE=""
   for svc in $HEALTH_SERVICES; do
     cid=$(compose ps -q "$svc" 2>/dev/null | head -n 1 || true)
-    if [ -n "$cid" ]; then BASE="$BASE $svc=$cid=$(docker inspect -f '{{.RestartCount}}' "$cid" 2>/dev/null || echo 0)"; fi
+    if [ -n "$cid" ]; then BASE="$BASE $svc=$cid=$(inspect -f '{{.RestartCount}}' "$cid" 2>/dev/null || echo 0)"; fi
   done
   SINCE=$(date +%s)
 }
@@ -289,7 +294,7 @@ state_of() {
   cid=$(compose ps -q "$1" 2>/dev/null | head -n 1 || true)
   [ -n "$cid" ] || return 0
   # The times of its health results, where the engine's template supports them.
-  set -- "$1" "$cid" $(docker inspect -f "$STATE_FORMAT {{with .State.Health}}{{range .Log}}{{.End.Unix}} {{end}}{{end}}" "$cid" 2>/dev/null || docker inspect -f "$STATE_FORMAT" "$cid" 2>/dev/null || echo gone 0 none)
+  set -- "$1" "$cid" $(inspect -f "$STATE_FORMAT {{with .State.Health}}{{range .Log}}{{.End.Unix}} {{end}}{{end}}" "$cid" 2>/dev/null || inspect -f "$STATE_FORMAT" "$cid" 2>/dev/null || echo gone 0 none)
   svc=$1 cid=$2 status=$3 restarts=$4 health=$5; shift 5
   checked=0; for t in "$@"; do checked=$t; done
   restarts=$(restarts_since "$svc" "$cid" "$restarts")
@@ -670,14 +675,14 @@ export function renderInspectScript(o: InspectScriptOptions): string {
   return `set -u
 DIR=${shq(o.deployDir)}
 FILES=${shq(o.files.join(" "))}
-${composeFunction(o)}
 for f in $FILES; do
   if [ -f "$DIR/$f" ]; then echo "file $f $(sha256sum < "$DIR/$f" | cut -d ' ' -f 1)"; else echo "file $f missing"; fi
 done
-if ! docker info >/dev/null 2>&1; then echo "engine down"; exit 0; fi
+# Every call bounded: a hung engine reads as down, never as a read that never ends.
+if ! timeout -k 5 30 docker info >/dev/null 2>&1; then echo "engine down"; exit 0; fi
 [ -f "$DIR/docker-compose.yml" ] || exit 0
-ids=$(compose ps -a -q 2>/dev/null || true)
+ids=$(timeout -k 5 30 docker compose --project-name ${shq(o.project)} --project-directory "$DIR" -f "$DIR/docker-compose.yml" ps -a -q 2>/dev/null || true)
 [ -n "$ids" ] || exit 0
-docker inspect -f 'container {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.Config.Image}}' $ids
+timeout -k 5 30 docker inspect -f 'container {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.Config.Image}}' $ids
 `;
 }

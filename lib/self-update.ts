@@ -20,11 +20,12 @@ export function renderRunningImageScript(o: RunningImageScriptOptions): string {
       throw new Error(`${field}: ${JSON.stringify(value)} is not a compose name`);
     }
   }
+  // Each docker call bounded, so a hung engine fails the read instead of holding it.
   return `set -eu
-ids=$(docker ps -q --filter ${shq(`label=com.docker.compose.project=${o.project}`)} --filter ${shq(`label=com.docker.compose.service=${o.service}`)} --filter label=com.docker.compose.oneoff=False)
+ids=$(timeout -k 5 30 docker ps -q --filter ${shq(`label=com.docker.compose.project=${o.project}`)} --filter ${shq(`label=com.docker.compose.service=${o.service}`)} --filter label=com.docker.compose.oneoff=False)
 for id in $ids; do
-  image=$(docker inspect -f '{{.Image}}' "$id")
-  echo "container $id $(docker image inspect -f '{{join .RepoDigests " "}}' "$image")"
+  image=$(timeout -k 5 30 docker inspect -f '{{.Image}}' "$id")
+  echo "container $id $(timeout -k 5 30 docker image inspect -f '{{join .RepoDigests " "}}' "$image")"
 done
 `;
 }

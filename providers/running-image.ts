@@ -25,8 +25,12 @@ interface State {
   running?: string;
 }
 
+/** How long reading the running image may take. */
+export const READ_DEADLINE_SECONDS = 120;
+
 async function readDigest(s: State, attempts?: number): Promise<string> {
-  const r = await runScript({ ...s.connection, attempts: attempts ?? s.connection.attempts }, s.script, "");
+  // Bounded: a hung docker on the host must not hang every refresh and deploy.
+  const r = await runScript({ ...s.connection, attempts: attempts ?? s.connection.attempts }, s.script, "", { deadlineSeconds: READ_DEADLINE_SECONDS });
   if (r.code !== 0) {
     throw new Error(`reading the running image on ${s.connection.host} exited with code ${r.code}: ${(r.stderr || r.stdout).trim().split("\n").slice(-5).join("\n")}`);
   }

@@ -16,13 +16,15 @@ export const DOCKER_DEFAULT_REGISTRY_CONFIG = {
  * The rendered scripts run for real under /bin/sh here, against a stand-in `docker` and `curl`
  * that record what they were asked and behave according to the image in the compose file:
  * images named *unhealthy* report an unhealthy container, *crash* ones keep restarting, *missing*
- * ones cannot be pulled, *hang* ones never finish their pull and *slow* ones take 3s.
+ * ones cannot be pulled, *hang* ones never finish their pull, *slow* ones take 3s, and a look at
+ * an *lookstuck* container never returns.
  */
 export const FAKE_DOCKER = `#!/bin/sh
 log="$FAKE_STATE/calls"
 if [ "$1" = login ]; then pw=$(cat); echo "login $* pwlen=\${#pw}" >> "$log"; echo '{"auths":{}}' > "$DOCKER_CONFIG/config.json"; exit 0; fi
 if [ "$1" = inspect ]; then
   img=$(cat "$FAKE_STATE/running" 2>/dev/null)
+  case "$img" in *lookstuck*) echo "inspect (hangs)" >> "$log"; exec sleep 600 ;; esac
   restarts=$(cat "$FAKE_STATE/restarts" 2>/dev/null || echo 0)
   status=running; health=healthy
   case "$img" in *crash*) status=restarting; restarts=$((restarts + 3)) ;; esac

@@ -24,6 +24,7 @@ interface DeployOptions {
   readonly env?: string;
   readonly deadlineSeconds?: number;
   readonly stepDeadlineSeconds?: number;
+  readonly lookSeconds?: number;
   /** Sent as RUN_ID, with the bundle's end line unless `cut`. */
   readonly runId?: string;
   readonly cut?: boolean;
@@ -41,6 +42,7 @@ function deploy(image: string, opts: DeployOptions = {}): { code: number | null;
     healthUrl: "http://127.0.0.1:3001/api/health",
     deadlineSeconds: opts.deadlineSeconds ?? 3,
     stepDeadlineSeconds: opts.stepDeadlineSeconds,
+    lookSeconds: opts.lookSeconds,
   });
   const bundle = renderBundle(
     [
@@ -173,6 +175,17 @@ describe("deploy script", () => {
     assert.equal(read("docker-compose.yml"), compose("r/backend:good-5"));
     assert.doesNotMatch(fs.readFileSync(path.join(state, "calls"), "utf8"), /compose up/);
     assert.ok(!fs.existsSync(path.join(deployDir, ".docker/config.json")), "no registry password is left on the host");
+  });
+
+  it("bounds every look at a container: an engine whose inspect hangs fails the release and frees the host's lock", () => {
+    fs.rmSync(path.join(state, "calls"), { force: true });
+    const r = deploy("r/backend:lookstuck-9", { lookSeconds: 1, deadlineSeconds: 3 });
+    assert.equal(r.code, DEPLOY_EXIT.restored, r.stderr);
+    assert.match(fs.readFileSync(path.join(state, "calls"), "utf8"), /inspect \(hangs\)/);
+    assert.equal(read("docker-compose.yml"), compose("r/backend:good-5"), "the previous release is back");
+    // Nothing of that run holds the lock: the next deploy runs at once.
+    const next = deploy("r/backend:good-5", { env: "SECRET='rotated'\n" });
+    assert.equal(next.code, 0, next.stderr);
   });
 
   it("waits for another deploy's lock on the deploy directory and gives up at the step deadline, changing nothing", async () => {
