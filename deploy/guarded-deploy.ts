@@ -356,7 +356,6 @@ async function rollBack(c: RollbackContext): Promise<number> {
     say(`ROLLBACK FAILED after ${back!.seconds}s:\n${redact(failureReason(back!.events, back!.error), secretValues(c.cfg))}\nCheck the frontend and the VM by hand; the stack still records ${describeRunning(c.last)} as the last good pair. The next deploy tries the rollback again first.`);
     outcome = EXIT.rollbackFailed;
   } else {
-    await clearPendingRollback(c.stack);
     say(`ROLLED BACK in ${back!.seconds}s: running ${describeRunning(c.last)} again.`);
     outcome = EXIT.rolledBack;
   }
@@ -366,13 +365,21 @@ async function rollBack(c: RollbackContext): Promise<number> {
     if (pushed.sha !== commit) {
       moveCheckoutTo(c.co, pushed.sha);
     }
+    // Done only once git has it: until then the rollback stays pending in the stack's state, and
+    // the next deploy, from this checkout or a fresh one, pushes it before anything else.
+    if (outcome === EXIT.rolledBack) {
+      await clearPendingRollback(c.stack);
+    }
     const excluded = failedTags(c.failed, restored, stage);
     say(
       `recorded in git: ${pushed.sha.slice(0, 12)} on ${c.co.branch}${pushed.retries > 0 ? ` (made again on top of ${pushed.retries} newer commit(s))` : ""}; ` +
         (excluded.length > 0 ? `image automation now skips ${excluded.map((x) => `${x.image} ${x.tag}`).join(", ")}` : "nothing excluded"),
     );
   } catch (e) {
-    say(`NOT RECORDED: the rollback commit ${commit.slice(0, 12)} could not be pushed to ${c.co.branch}: ${(e as Error).message}\nIt is on the local branch; push it with \`git push origin ${c.co.branch}\` so the next deploy and image automation see it.`);
+    say(
+      `NOT RECORDED: the rollback commit ${commit.slice(0, 12)} could not be pushed to ${c.co.branch}: ${(e as Error).message}\n` +
+        `The rollback stays pending in the stack's state: the next deploy, from any checkout, pushes it before it deploys anything (or push it now with \`git push origin ${c.co.branch}\`).`,
+    );
     return outcome === EXIT.rolledBack ? EXIT.notRecorded : outcome;
   }
   return outcome;
