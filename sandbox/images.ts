@@ -31,7 +31,7 @@ export interface DemoImages {
   readonly repositories: { readonly frontend: string; readonly backend: string };
   /** Frontend tags, v1 then v2. */
   readonly frontend: readonly [string, string];
-  /** `flaky` answers healthy for its first seconds, then exits: a crash loop a first probe misses. */
+  /** `flaky` answers healthy for its first seconds, then crash-loops: a failure a first probe misses. */
   readonly backend: { readonly v1: string; readonly v2: string; readonly unhealthy: string; readonly crash: string; readonly flaky: string };
   /** Frontends that fail on a real node: one never passes its readiness probe, one exits at start. */
   readonly frontendFaults: { readonly unready: string; readonly crash: string };
@@ -174,10 +174,19 @@ CMD ["/bin/busybox","sh","-c","echo 'frontend @TAG@: fatal: cannot start' >&2; e
   "backend-flaky": {
     repository: "backend",
     files: {
+      // Once it has crashed, every restart of the same container fails again after a while: a
+      // crash loop that stays down, not one that is back within a probe's interval.
       "app/start.sh": `#!/bin/sh
+mark="/data/flaky-crashed-$(/bin/busybox hostname)"
+if [ -f "$mark" ]; then
+  echo "backend @TAG@: fatal: still cannot reach its database" >&2
+  /bin/busybox sleep 5
+  exit 1
+fi
 /app/serve "\${PORT:-${BACKEND_PORT}}" /www &
 pid=$!
 /bin/busybox sleep ${FLAKY_SECONDS}
+/bin/busybox touch "$mark"
 echo "backend @TAG@: fatal: lost its database after ${FLAKY_SECONDS}s" >&2
 kill -TERM "$pid"
 exit 1
