@@ -3,6 +3,7 @@ import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { RELEASE_PARTS, findExclusion, readReleaseState } from "../lib/release";
 import { DeployOptions, deploy } from "./guarded-deploy";
 import { Checkout, commitFileChange, fetchUpstream, fileHistory, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
+import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
 import { EXIT } from "./outcome";
 import { StackConfig, configProblems, lastPromoted, setting } from "./release-state";
 import { MANUAL_STAGE, RollbackRecord, TagPair, failedTags, revertedCommits, rollbackChange, rollbackMessage } from "./rollback-commit";
@@ -67,6 +68,17 @@ export async function manualRollback(opts: ManualRollbackOptions): Promise<numbe
   };
   const change = rollbackChange(record);
   const message = rollbackMessage(record);
+  // Held while the commit is pushed: no deploy of the stack runs meanwhile and misses it.
+  let lock: DeployLock;
+  try {
+    lock = await acquireDeployLock({ project: (await stack.workspace.projectSettings()).name, stack: opts.stack, say });
+  } catch (e) {
+    if (e instanceof LockHeld) {
+      say(`REFUSED: ${e.message}; nothing was committed`);
+      return EXIT.refused;
+    }
+    throw e;
+  }
   try {
     const pushed = pushFileChange(co, change, message, { base, sha: commitFileChange(co, base, change, message) });
     moveCheckoutTo(co, pushed.sha);
@@ -75,6 +87,8 @@ export async function manualRollback(opts: ManualRollbackOptions): Promise<numbe
   } catch (e) {
     say(`NOT RECORDED: ${(e as Error).message}; nothing was deployed`);
     return EXIT.refused;
+  } finally {
+    await lock.release();
   }
   return deploy(opts);
 }

@@ -1,4 +1,6 @@
+import * as path from "path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { readReleaseState } from "../lib/release";
 import { pulumiNotFound } from "./engine";
 import { DeployOptions, deploy } from "./guarded-deploy";
 import { git } from "./git";
@@ -56,10 +58,29 @@ function isAncestor(root: string, a: string, b: string): boolean {
   }
 }
 
-/** Whether every commit in `from..to` is one of the deploy's own rollback commits. */
-function onlyOwnRollbacks(root: string, from: string, to: string): boolean {
+/** Whether every commit in `from..to` carries the deploy's rollback trailer. */
+function onlyRollbacks(root: string, from: string, to: string): boolean {
   const bodies = git(root, ["log", "--format=%B%x1e", `${from}..${to}`]).split("\x1e").map((b) => b.trim()).filter(Boolean);
   return bodies.length > 0 && bodies.every((b) => ROLLBACK_TRAILER in trailers(b));
+}
+
+/**
+ * Whether rollback commits on top of what was deployed need no deploy: the pair the release file
+ * names at `sha` is the one the stack records as running. A trailer alone proves nothing (anyone
+ * can write one), and a rollback by hand that found the stack busy has not been deployed yet.
+ */
+async function rollbackIsLive(stack: WatchedStack, root: string, file: string, sha: string): Promise<boolean> {
+  try {
+    return namesRunningPair(git(root, ["show", `${sha}:${file}`]), file, (await lastPromoted(stack)).current);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a release file's text names the pair the stack records as running. */
+export function namesRunningPair(text: string, file: string, current: { frontend: { tag: string }; backend: { tag: string } } | undefined): boolean {
+  const { tags } = readReleaseState(text, file);
+  return current !== undefined && current.frontend.tag === tags.frontend && current.backend.tag === tags.backend;
 }
 
 /** An error for the log: a CLI missing from PATH in one line, not the Automation API's report. */
@@ -135,8 +156,8 @@ async function checkAndRepair(opts: WatchOptions, stack: WatchedStack, cfg: Stac
 
 /**
  * Follows the branch Flux watches and runs the guarded deploy on each new commit, one at a time: a
- * commit that arrives during a deploy is deployed next, and the deploy's own rollback commits are
- * not deployed again. The first look deploys what the branch says now. Between commits it checks
+ * commit that arrives during a deploy is deployed next, and rollback commits whose pair already
+ * runs are not deployed again. The first look deploys what the branch says now. Between commits it checks
  * what runs every `checkEverySeconds` (at every look while a promotion's watch window is open)
  * and repairs a part that differs, or rolls back a promoted release that fails in its window.
  * Runs until stopped.
@@ -147,6 +168,7 @@ export async function watch(opts: WatchOptions): Promise<void> {
   const cfg = (await stack.getAllConfig()) as StackConfig;
   const branch = setting(cfg, "gitBranch");
   const root = git(opts.workDir, ["rev-parse", "--show-toplevel"]).trim();
+  const releaseFile = path.relative(root, path.resolve(opts.workDir, setting(cfg, "releaseFile")));
   say(`following ${branch} of ${setting(cfg, "gitUrl")} every ${interval / 1000}s for stack ${opts.stack}`);
   const checkEvery = (opts.checkEverySeconds ?? 300) * 1000;
   let lastCheck = Date.now();
@@ -164,7 +186,7 @@ export async function watch(opts: WatchOptions): Promise<void> {
       continue;
     }
     if (upstream !== deployed) {
-      if (deployed !== undefined && onlyOwnRollbacks(root, deployed, upstream)) {
+      if (deployed !== undefined && onlyRollbacks(root, deployed, upstream) && (await rollbackIsLive(stack, root, releaseFile, upstream))) {
         deployed = upstream;
       } else {
         say(`deploying ${branch} at ${upstream.slice(0, 12)}`);

@@ -4,6 +4,8 @@ import type { Reach } from "../../deploy/platform";
 import type { PartStatus, StackStatus } from "../../deploy/status";
 import { partsAtFault } from "../../deploy/rollback-commit";
 import { WATCH_STAGE, changedParts, releaseFault, watchWindowEnd } from "../../deploy/watch-window";
+import { namesRunningPair } from "../../deploy/watch";
+import { TAG_A, TAG_B, releaseText } from "../support/fixtures";
 
 const ALL_UP: Reach[] = [
   { part: "Kubernetes API", address: "127.0.0.1:6443", answered: true },
@@ -80,5 +82,17 @@ describe("the watch window after a promotion", () => {
   it("records the rollback under a stage that excludes the failing part's tag alone", () => {
     assert.deepEqual(partsAtFault(WATCH_STAGE.backend), ["backend"]);
     assert.deepEqual(partsAtFault(WATCH_STAGE.frontend), ["frontend"]);
+  });
+});
+
+describe("--watch and rollback commits", () => {
+  const pair = (f: string, b: string): { frontend: { tag: string }; backend: { tag: string } } => ({ frontend: { tag: f }, backend: { tag: b } });
+
+  it("skips a rollback commit only when the pair it names is the one running, whatever its trailer says", () => {
+    const text = releaseText(TAG_A, TAG_B);
+    assert.equal(namesRunningPair(text, "release.yaml", pair(TAG_A, TAG_B)), true);
+    // A rollback by hand that found the stack busy, or a forged trailer: not running, so deployed.
+    assert.equal(namesRunningPair(text, "release.yaml", pair(TAG_A, TAG_A)), false);
+    assert.equal(namesRunningPair(text, "release.yaml", undefined), false);
   });
 });
