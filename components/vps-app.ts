@@ -151,7 +151,13 @@ export class VpsApp extends pulumi.ComponentResource {
       : undefined;
 
     const caddyfile = caddyfileToText(
-      renderVpsCaddyfile({ domain: args.domain, upstreamHost: appName, upstreamPort: appPort, tls: args.tls ?? { kind: "acme" } }),
+      renderVpsCaddyfile({
+        domain: args.domain,
+        upstreamHost: appName,
+        upstreamPort: appPort,
+        tls: args.tls ?? { kind: "acme" },
+        webhookPath: selfUpdate ? (args.webhookPath ?? "/api/self-update") : undefined,
+      }),
     );
     const compose = composeToYaml(
       renderVpsCompose({

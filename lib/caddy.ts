@@ -69,6 +69,13 @@ export interface VpsCaddyfileOptions {
   /** The app's port inside the compose network. */
   readonly upstreamPort: number;
   readonly tls: CaddyTls;
+  /**
+   * The app's webhook path, when it has one: a request body bigger than `webhookMaxBody` is
+   * refused there before it reaches the app (GitHub's push payloads are well below it).
+   */
+  readonly webhookPath?: string;
+  /** @default "5MB" */
+  readonly webhookMaxBody?: string;
 }
 
 /**
@@ -87,6 +94,10 @@ export function renderVpsCaddyfile(o: VpsCaddyfileOptions): Caddyfile {
   const directives: CaddyDirective[] = [];
   if (o.tls.kind === "internal") {
     directives.push({ name: "tls", args: ["internal"] });
+  }
+  if (o.webhookPath) {
+    directives.push({ name: "@webhook", args: ["path", o.webhookPath] });
+    directives.push({ name: "request_body", args: ["@webhook"], block: [{ name: "max_size", args: [o.webhookMaxBody ?? "5MB"] }] });
   }
   directives.push({ name: "reverse_proxy", args: [`${o.upstreamHost}:${o.upstreamPort}`] });
   return { global, sites: [{ addresses: [o.domain], directives }] };

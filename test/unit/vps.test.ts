@@ -31,6 +31,14 @@ describe("VPS Caddyfile", () => {
     assert.equal(text, "{\n\tskip_install_trust\n}\n\napp.homelab.test {\n\ttls internal\n\treverse_proxy app:8000\n}\n");
   });
 
+  it("caps the request body on the app's webhook before it reaches the app", () => {
+    const text = caddyfileToText(renderVpsCaddyfile({ domain: "app.homelab.test", upstreamHost: "app", upstreamPort: 8000, tls: { kind: "internal" }, webhookPath: "/api/self-update" }));
+    assert.equal(
+      text,
+      "{\n\tskip_install_trust\n}\n\napp.homelab.test {\n\ttls internal\n\t@webhook path /api/self-update\n\trequest_body @webhook {\n\t\tmax_size 5MB\n\t}\n\treverse_proxy app:8000\n}\n",
+    );
+  });
+
   it("has no global block without options, quotes odd tokens and refuses line breaks", () => {
     assert.equal(
       caddyfileToText({ sites: [{ addresses: ["a.test"], directives: [{ name: "respond", args: ["hello world", 'say "hi"'] }] }] }),
