@@ -45,6 +45,12 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
   const s = cfg.settings;
   const secrets = cfg.secrets;
   const release = cfg.release;
+  if (s.registry.insecure) {
+    // Said on every run: plain HTTP is the default here, and what it exposes is easy to forget.
+    void pulumi.log.warn(
+      `homelab:registryInsecure: the registry ${s.registry.host} is reached over plain HTTP, so its password (from this machine, the VM and the cluster's nodes) and every image cross the network unencrypted; keep it on a network you trust`,
+    );
+  }
 
   const cluster = new k8s.Provider("k3s", {
     kubeconfig: secrets.kubeconfig,

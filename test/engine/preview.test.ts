@@ -191,6 +191,10 @@ describe("pulumi preview of the local stack (real engine)", () => {
     assert.equal(httpHits, 0);
   });
 
+  it("warns that the plain-HTTP registry's password and images cross the network unencrypted", () => {
+    assert.match(stdout, new RegExp(`homelab:registryInsecure: the registry ${registry.host.replace(/\./g, "\\.")} is reached over plain HTTP`));
+  });
+
   it("ran the policy pack on the plan, which passed", () => {
     assert.match(stdout, /homelab-guardrails/);
     const violations = events.filter((e) => e.policyEvent && e.policyEvent.enforcementLevel === "mandatory");
