@@ -2,7 +2,7 @@ import { CaddyTls } from "./caddy";
 import { FLUX_CONTROLLERS, FluxControllers, fluxGitUrl, parseScpAddress, scpAddressProblem } from "./flux-install";
 import { ImageRef, checkTag, parseImageRef } from "./image-ref";
 import { timestampGroupProblem } from "./image-policy";
-import { VersionMarker, parseVersionMarker } from "./probe";
+import { VersionMarker, parseVersionMarker } from "./version-marker";
 import {
   absolutePathProblem,
   domainProblem,

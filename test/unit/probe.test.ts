@@ -2,7 +2,8 @@ import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import * as http from "http";
 import { AddressInfo } from "net";
-import { HealthGateError, ProbeIo, SoakError, judge, parseVersionMarker, probeUntilHealthy, realProbeIo, versionAt } from "../../lib/probe";
+import { HealthGateError, ProbeIo, SoakError, judge, probeUntilHealthy, realProbeIo } from "../../lib/probe";
+import { parseVersionMarker, versionAt } from "../../lib/version-marker";
 
 /** A clock and HTTP stub: each URL answers from its list of responses, the last one repeating. */
 function fakeIo(responses: Record<string, ({ status: number; body?: string; headers?: Record<string, string> } | Error)[]>): ProbeIo & { slept: number[]; t: number } {
