@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "./stacks/config";
-import { promotedBefore } from "./stacks/first-release";
+import { frozenRefusal } from "./lib/freeze";
+import { releaseTags } from "./lib/release";
+import { promotedBefore, runningTags } from "./stacks/first-release";
 import { homelabStack } from "./stacks/homelab";
 import { vpsStack } from "./stacks/vps";
 
@@ -9,7 +11,7 @@ import { vpsStack } from "./stacks/vps";
  * release whose images the registry does not hold yet is accepted only until the stack's first
  * promotion: afterwards it is refused, naming the images, before anything changes. Flux objects
  * in flux-system that something else made (flux bootstrap) are refused too, unless
- * homelab:fluxAdopt takes them over.
+ * homelab:fluxAdopt takes them over, and so is a new pair while the release file is frozen.
  */
 async function prepare() {
   const config = loadConfig();
@@ -23,6 +25,13 @@ async function prepare() {
   }
   if (homelabRelease?.kind === "missing" && (await promotedBefore())) {
     throw new Error(homelabRelease.images.map((image) => `image ${image} is not in the registry (no such tag)`).join("\n"));
+  }
+  const release = config.homelab?.release;
+  if (release?.frozen) {
+    const refusal = frozenRefusal(release.frozen, { source: config.homelab!.settings.releaseFile, ...releaseTags(release) }, await runningTags());
+    if (refusal) {
+      throw new Error(refusal);
+    }
   }
   return { config, homelabRelease, vpsDigest };
 }

@@ -39,6 +39,8 @@ export interface ImageAutomationArgs {
   readonly author: { readonly name: string; readonly email: string };
   /** @default "flux-system" */
   readonly namespace?: string;
+  /** Stop writing release commits while releases are frozen (Flux's `spec.suspend`). @default false */
+  readonly suspend?: boolean;
 }
 
 /** Lists each changed image as `old -> new` in the automation's commit message. */
@@ -141,6 +143,8 @@ export class ImageAutomation extends pulumi.ComponentResource {
             push: { branch },
           },
           update: { path, strategy: "Setters" },
+          // Only while frozen: lifting the freeze drops the field, and Flux resumes.
+          ...(args.suspend ? { suspend: true } : {}),
         },
       },
       { parent: this, dependsOn: policies },

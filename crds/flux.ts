@@ -60,6 +60,8 @@ export interface ImageUpdateAutomationSpec {
     push: { branch: pulumi.Input<string> };
   };
   update: { path: pulumi.Input<string>; strategy: "Setters" };
+  /** Flux stops writing commits while true (a freeze). */
+  suspend?: boolean;
 }
 
 export interface FluxResourceArgs<Spec> {

@@ -2,6 +2,8 @@
 // npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd DIR]
 // npm run releases -- --stack NAME [--json] [--cwd DIR]
 // npm run status   -- --stack NAME [--json] [--cwd DIR]
+// npm run freeze   -- --stack NAME --reason TEXT [--cwd DIR]
+// npm run unfreeze -- --stack NAME [--cwd DIR]
 // Every option takes its value as `--stack NAME` or `--stack=NAME`.
 import * as os from "os";
 import * as path from "path";
@@ -11,6 +13,7 @@ import type { LedgerEntry } from "../components/release-record";
 import { DeployOptions, POLICY_PACK, deploy } from "./guarded-deploy";
 import { PulumiNotFound, findOnPath, pulumiNotFound } from "./engine";
 import { fileHistory, git } from "./git";
+import { freeze } from "./freeze";
 import { manualRollback } from "./manual-rollback";
 import { EXIT } from "./outcome";
 import { formatHistory, releaseHistory } from "./releases";
@@ -21,13 +24,15 @@ import { liveStatus } from "./live-status";
 import { watch } from "./watch";
 import { changedParts, releaseFault, watchWindowEnd } from "./watch-window";
 
-export type Command = "deploy" | "rollback" | "releases" | "status";
+export type Command = "deploy" | "rollback" | "releases" | "status" | "freeze" | "unfreeze";
 
 const USAGE: Record<Command, string> = {
   deploy: "usage: npm run deploy -- --stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]... [--watch [--interval SECONDS] [--check-every SECONDS]]",
   rollback: "usage: npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd PROJECT_DIR]",
   releases: "usage: npm run releases -- --stack NAME [--json] [--cwd PROJECT_DIR]",
   status: "usage: npm run status -- --stack NAME [--json] [--cwd PROJECT_DIR]",
+  freeze: "usage: npm run freeze -- --stack NAME --reason TEXT [--cwd PROJECT_DIR]",
+  unfreeze: "usage: npm run unfreeze -- --stack NAME [--cwd PROJECT_DIR]",
 };
 
 type Options = NonNullable<util.ParseArgsConfig["options"]>;
@@ -49,6 +54,8 @@ const OPTIONS = {
   rollback: { ...COMMON, reason: { type: "string" }, to: { type: "string" } },
   releases: { ...COMMON, json: { type: "boolean" } },
   status: { ...COMMON, json: { type: "boolean" } },
+  freeze: { ...COMMON, reason: { type: "string" } },
+  unfreeze: { ...COMMON },
 } as const satisfies Record<Command, Options>;
 
 export interface CliOptions extends DeployOptions {
@@ -108,7 +115,7 @@ function seconds(option: string, v: string | undefined, fallback: number): numbe
 export function parseArgs(argv: readonly string[], repo: string): CliOptions {
   let command: Command = "deploy";
   let rest = argv;
-  if (argv[0] === "rollback" || argv[0] === "releases" || argv[0] === "status") {
+  if (argv[0] === "rollback" || argv[0] === "releases" || argv[0] === "status" || argv[0] === "freeze" || argv[0] === "unfreeze") {
     command = argv[0];
     rest = argv.slice(1);
   }
@@ -144,8 +151,8 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
   if (!stack || !/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){0,2}$/.test(stack)) {
     throw new Error(`--stack: ${JSON.stringify(stack ?? "")} is not a stack name (${usage})`);
   }
-  if (command === "rollback" && !reason?.trim()) {
-    throw new Error(`--reason is required: it goes into the rollback commit (${usage})`);
+  if ((command === "rollback" || command === "freeze") && !reason?.trim()) {
+    throw new Error(`--reason is required: it goes into the ${command} commit (${usage})`);
   }
   // The reason travels only as a commit message on stdin, so any printable text will do.
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
@@ -216,6 +223,9 @@ async function main(opts: CliOptions): Promise<number> {
       return status(opts);
     case "rollback":
       return manualRollback({ ...opts, reason: opts.reason ?? "" });
+    case "freeze":
+    case "unfreeze":
+      return freeze({ ...opts, lift: opts.command === "unfreeze" });
     case "deploy":
       if (opts.watch) {
         const stop = new AbortController();

@@ -1,5 +1,6 @@
 import * as YAML from "yaml";
 import { ImageRef, checkTag, parseImageRef } from "./image-ref";
+import { Freeze, parseFreeze } from "./freeze";
 import { RollbackEvent, parseRollbackEvent } from "./rollback";
 import { tagProblem } from "./validate";
 
@@ -24,6 +25,8 @@ export interface Release {
   readonly backend: ImageRef;
   readonly excluded: readonly ExcludedTag[];
   readonly rollback?: RollbackEvent;
+  /** Releases are frozen: only the running pair is deployed until it is lifted. */
+  readonly frozen?: Freeze;
 }
 
 /** What the release file must agree with. */
@@ -101,6 +104,12 @@ function parseRollback(text: unknown, source: string): RollbackEvent | undefined
   return event;
 }
 
+/** `{ frozen }` while the file records a freeze, else nothing. */
+function frozenOf(data: Record<string, unknown>, source: string): { frozen?: Freeze } {
+  const frozen = parseFreeze(data.frozen, source);
+  return frozen ? { frozen } : {};
+}
+
 /** The exclusion naming `tag` of `part`, if any. */
 export function findExclusion(excluded: readonly ExcludedTag[], part: ReleasePart, tag: string): ExcludedTag | undefined {
   return excluded.find((e) => e.image === part && e.tag === tag);
@@ -155,6 +164,7 @@ export function parseReleaseFile(text: string, source: string, expect: ReleaseEx
     backend: read("backend", expect.backendRepository, pins.backendTag),
     excluded,
     rollback: parseRollback(data.rollback, source),
+    ...frozenOf(data, source),
   };
 }
 
@@ -162,7 +172,7 @@ export function parseReleaseFile(text: string, source: string, expect: ReleaseEx
  * The release file's state as it stands, without judging it: the tags it names (whatever they are,
  * excluded or not), the exclusions and the last rollback. For tools that change or show the file.
  */
-export function readReleaseState(text: string, source: string): { tags: Record<ReleasePart, string>; excluded: ExcludedTag[]; rollback?: RollbackEvent } {
+export function readReleaseState(text: string, source: string): { tags: Record<ReleasePart, string>; excluded: ExcludedTag[]; rollback?: RollbackEvent; frozen?: Freeze } {
   let doc: unknown;
   try {
     doc = YAML.parse(text);
@@ -177,7 +187,12 @@ export function readReleaseState(text: string, source: string): { tags: Record<R
     }
     return parseImageRef(v).tag;
   };
-  return { tags: { frontend: tag("frontend"), backend: tag("backend") }, excluded: parseExcluded(data.excluded, source), rollback: parseRollback(data.rollback, source) };
+  return {
+    tags: { frontend: tag("frontend"), backend: tag("backend") },
+    excluded: parseExcluded(data.excluded, source),
+    rollback: parseRollback(data.rollback, source),
+    ...frozenOf(data, source),
+  };
 }
 
 /** The image tags of a release, by part. */
@@ -199,6 +214,8 @@ export interface ReleaseChange {
   /** Exclusions to remove, by image and tag. */
   readonly release?: readonly { readonly image: ReleasePart; readonly tag: string }[];
   readonly rollback?: RollbackEvent;
+  /** A freeze to record, or null to lift the one recorded. */
+  readonly frozen?: Freeze | null;
 }
 
 /**
@@ -240,6 +257,11 @@ export function updateReleaseFile(text: string, change: ReleaseChange): string {
   }
   if (change.rollback) {
     data.set("rollback", blockText(change.rollback));
+  }
+  if (change.frozen === null) {
+    data.delete("frozen");
+  } else if (change.frozen) {
+    data.set("frozen", blockText(change.frozen));
   }
   return doc.toString({ lineWidth: 0 });
 }

@@ -12,6 +12,16 @@ export async function promotedBefore(): Promise<boolean> {
 }
 
 /**
+ * The tags of the pair this stack last promoted, read back like `promotedBefore`; asked only
+ * while releases are frozen.
+ */
+export async function runningTags(): Promise<{ frontend: string; backend: string } | undefined> {
+  const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`);
+  const release = (await self.getOutputDetails("release")).value as { frontend?: { tag?: string }; backend?: { tag?: string } } | undefined;
+  return release?.frontend?.tag && release.backend?.tag ? { frontend: release.frontend.tag, backend: release.backend.tag } : undefined;
+}
+
+/**
  * The one line a stack prints while its release file names images the registry does not hold yet
  * and it never promoted a release: everything that needs no image is installed, nothing promoted.
  */

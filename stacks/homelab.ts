@@ -93,6 +93,8 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
       branch: s.flux.branch,
       path: s.flux.path,
       author: s.flux.author,
+      // A freeze in the release file stops release commits piling up while it lasts.
+      suspend: release.frozen !== undefined,
     },
     { providers: [cluster], dependsOn: [flux] },
   );

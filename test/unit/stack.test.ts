@@ -131,6 +131,7 @@ describe("homelab stack", () => {
     assert.equal(update.git.checkout.ref.branch, "master");
     assert.equal(update.git.push.branch, "master");
     assert.match(update.git.commit.messageTemplate, /range \.Changed\.Changes/);
+    assert.equal(update.suspend, undefined, "not frozen: Flux writes release commits");
     const creds = rec.byName("image-automation-registry-credentials");
     assert.equal((creds.inputs.metadata as any).name, "harbor-credentials");
     assert.equal(creds.inputs.type, "kubernetes.io/dockerconfigjson");

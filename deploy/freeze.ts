@@ -1,0 +1,107 @@
+import * as os from "os";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { Freeze, describeFreeze } from "../lib/freeze";
+import { readReleaseState, updateReleaseFile } from "../lib/release";
+import { DeployOptions, deploy } from "./guarded-deploy";
+import { Checkout, commitFileChange, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
+import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
+import { EXIT } from "./outcome";
+import { StackConfig, configProblems, setting } from "./release-state";
+import { plainText } from "./rollback-commit";
+
+/** The trailer of the commits that freeze releases and lift a freeze. */
+export const FREEZE_TRAILER = "Homelab-Freeze";
+
+export interface FreezeOptions extends DeployOptions {
+  /** Lift the freeze instead of recording one. */
+  readonly lift: boolean;
+  /** Why releases stop (freezing only). */
+  readonly reason?: string;
+}
+
+const say = (line: string): void => void process.stderr.write(`freeze: ${line}\n`);
+
+/** Who freezes: git's configured author where there is one, else the login. */
+function whoAmI(root: string): string {
+  try {
+    const name = git(root, ["config", "user.name"]).trim();
+    const email = git(root, ["config", "user.email"]).trim();
+    if (name) {
+      return email ? `${name} <${email}>` : name;
+    }
+  } catch {
+    // not configured
+  }
+  return `${os.userInfo().username}@${os.hostname()}`;
+}
+
+/** The commit message of a freeze or of lifting one; the trailer tells tools which. */
+export function freezeMessage(change: { freeze: Freeze } | { lifted: Freeze }): string {
+  if ("freeze" in change) {
+    const f = change.freeze;
+    return [`Freeze releases: ${plainText(f.reason).split("\n")[0].slice(0, 72)}`, "", `Releases are ${describeFreeze(f)}.`, "Only the running pair is deployed (its repairs and rollbacks) until the freeze is lifted.", "", `${FREEZE_TRAILER}: frozen`, ""].join("\n");
+  }
+  return [`Unfreeze releases`, "", `Lifts the freeze: ${describeFreeze(change.lifted)}.`, "", `${FREEZE_TRAILER}: lifted`, ""].join("\n");
+}
+
+/**
+ * Records a freeze in the release file (or lifts it) as a commit on the branch Flux watches,
+ * pushed while the stack's deploy lock is held; then the guarded deploy applies it (image
+ * automation suspended while frozen, resumed once lifted).
+ */
+export async function freeze(opts: FreezeOptions): Promise<number> {
+  const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
+  const cfg = (await stack.getAllConfig()) as StackConfig;
+  const invalid = configProblems(cfg);
+  if (invalid) {
+    say(`REFUSED: ${invalid}`);
+    return EXIT.refused;
+  }
+  let co: Checkout;
+  try {
+    co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"));
+  } catch (e) {
+    say(`REFUSED: ${(e as Error).message}`);
+    return EXIT.refused;
+  }
+  const base = fetchUpstream(co);
+  const { frozen } = readReleaseState(git(co.root, ["show", `${base}:${co.file}`]), co.file);
+  let change: { freeze: Freeze } | { lifted: Freeze };
+  if (opts.lift) {
+    if (!frozen) {
+      say(`releases of stack ${opts.stack} are not frozen; nothing to lift`);
+      return EXIT.promoted;
+    }
+    change = { lifted: frozen };
+  } else {
+    if (frozen) {
+      say(`REFUSED: releases are already ${describeFreeze(frozen)}`);
+      return EXIT.refused;
+    }
+    change = { freeze: { by: plainText(whoAmI(co.root)).slice(0, 200), at: new Date().toISOString(), reason: plainText(opts.reason ?? "").trim() } };
+  }
+  const edit = (text: string): string => updateReleaseFile(text, { frozen: "freeze" in change ? change.freeze : null });
+  const message = freezeMessage(change);
+  let lock: DeployLock;
+  try {
+    lock = await acquireDeployLock({ project: (await stack.workspace.projectSettings()).name, stack: opts.stack, say });
+  } catch (e) {
+    if (e instanceof LockHeld) {
+      say(`REFUSED: ${e.message}; nothing was committed`);
+      return EXIT.refused;
+    }
+    throw e;
+  }
+  try {
+    const pushed = pushFileChange(co, edit, message, { base, sha: commitFileChange(co, base, edit, message) });
+    moveCheckoutTo(co, pushed.sha);
+    say(`committed ${pushed.sha.slice(0, 12)} to ${co.branch}: ${"freeze" in change ? `releases ${describeFreeze(change.freeze)}` : "the freeze is lifted"}`);
+  } catch (e) {
+    say(`NOT RECORDED: ${(e as Error).message}; nothing changed`);
+    return EXIT.refused;
+  } finally {
+    await lock.release();
+  }
+  // Applies it: image automation suspended (or resumed); the running pair stays.
+  return deploy(opts);
+}
