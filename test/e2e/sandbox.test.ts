@@ -436,7 +436,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
     }
   });
 
-  timed("8a. a release that crash-loops after its promotion, inside its watch window, is rolled back by --watch", async () => {
+  timed("8a. a backend that crashes after its promotion, inside its watch window, is rolled back by --watch", async () => {
     const good = v2();
     const outcomes: { code: number; head: string }[] = [];
     const stop = new AbortController();
@@ -450,10 +450,11 @@ describe("sandbox end to end", { concurrency: false }, () => {
     let released = "";
     try {
       await waitFor("the first look", () => outcomes.length >= 1);
-      // Healthy for its first seconds: through both gates and a short soak, so it is promoted.
-      released = await release(good[0], sb.images.backend.flaky);
-      await waitFor("the flaky release deployed", () => outcomes.some((o) => o.head === released));
+      released = await release(good[0], v1()[1]);
+      await waitFor("the new backend deployed", () => outcomes.some((o) => o.head === released));
       assert.deepEqual(outcomes.find((o) => o.head === released), { code: EXIT.promoted, head: released });
+      // The promoted backend's process ends (as a crash would), and Docker restarts its container.
+      docker("exec", "homelab-sandbox-backend", "/bin/busybox", "kill", "-TERM", "1");
       await waitFor("the watch window's rollback", () => outcomes.some((o) => o.head === "watch-window rollback"));
       assert.equal(outcomes.find((o) => o.head === "watch-window rollback")?.code, EXIT.promoted, "the restored pair deployed");
     } finally {
@@ -466,7 +467,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
     assert.equal(trailers(git.message)["Homelab-Failed-Stage"], "backend in its watch window");
     assert.match(git.message, /restarted \d+ time\(s\) since the release started it|service backend is (restarting|exited)/);
     assert.match(git.message, new RegExp(`^This reverts commit ${released}\\.$`, "m"));
-    assert.ok(git.state.excluded.some((e) => e.image === "backend" && e.tag === sb.images.backend.flaky));
+    assert.ok(git.state.excluded.some((e) => e.image === "backend" && e.tag === v1()[1]));
     assert.ok(!git.state.excluded.some((e) => e.image === "frontend"), "the frontend did not change, so it is not blamed");
   });
 

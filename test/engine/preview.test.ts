@@ -8,6 +8,7 @@ import * as path from "path";
 import { ConfigMap, EngineEvent } from "@pulumi/pulumi/automation";
 import { ensureFluxManifests } from "../../sandbox/flux-manifests";
 import { HOST_KEY, TAG_A, TAG_B, fakePrivateKey } from "../support/fixtures";
+import { updateReleaseFile } from "../../lib/release";
 import { LocalStack, createLocalStack } from "../support/local-stack";
 import { SandboxCluster, startCluster } from "../../sandbox/cluster";
 import { RunningRegistry, startRegistry } from "../support/registry";
@@ -199,6 +200,20 @@ describe("pulumi preview of the local stack (real engine)", () => {
     assert.match(stdout, /homelab-guardrails/);
     const violations = events.filter((e) => e.policyEvent && e.policyEvent.enforcementLevel === "mandatory");
     assert.deepEqual(violations.map((e) => e.policyEvent?.message), []);
+  });
+
+  it("refuses a new pair while the release file is frozen, naming who froze it, when and why", async () => {
+    const file = path.join(work, "release.yaml");
+    const text = fs.readFileSync(file, "utf8");
+    fs.writeFileSync(file, updateReleaseFile(text, { frozen: { by: "Ada", at: "2026-12-07T09:00:00Z", reason: "demo day" } }));
+    try {
+      await assert.rejects(
+        local.stack.preview({ color: "never", policyPacks: [POLICY] }),
+        /releases are frozen by Ada at 2026-12-07T09:00:00Z: "demo day"\. .*release\.yaml names frontend \S+, backend \S+, and the stack has promoted nothing yet/,
+      );
+    } finally {
+      fs.writeFileSync(file, text);
+    }
   });
 
   it("refuses the old switch that turned host-key checking off", async () => {
