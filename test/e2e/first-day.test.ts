@@ -199,10 +199,11 @@ describe("a homelab's first day, from nothing", { concurrency: false }, () => {
 
     pulumi(["stack", "init", STACK, "--secrets-provider", "passphrase"], project);
     // What only the sandbox needs: Flux's controllers run beside its API server, the demo backend's
-    // own health check and port, one frontend replica, and a stack that can be destroyed.
+    // own health check and port, one frontend replica, the sandbox's short soak, and a stack that
+    // can be destroyed.
     const plain: [string, string][] = [
       ["fluxManifests", ensureFluxManifests()], ["fluxControllers", "external"],
-      ["backendBindAddress", sb.vm.host], ["frontendReplicas", "1"], ["gateDeadlineSeconds", "120"], ["protect", "false"],
+      ["backendBindAddress", sb.vm.host], ["frontendReplicas", "1"], ["gateDeadlineSeconds", "120"], ["gateSoakSeconds", "1"], ["protect", "false"],
     ];
     for (const [k, v] of plain) {
       pulumi(["config", "set", "--stack", STACK, `homelab:${k}`, v], project);

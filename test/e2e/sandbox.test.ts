@@ -315,6 +315,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
   timed("4f. a backend that passes its gate, then crash-loops inside the soak, fails it; both roll back", async () => {
     const good = v2();
     // A soak longer than the flaky backend's healthy start, so its first answers pass and the soak catches the crash.
+    const soak = await stack.getConfig("homelab:gateSoakSeconds");
     await stack.setConfig("homelab:gateSoakSeconds", { value: String(FLAKY_SECONDS * 2) });
     let r: { code: number; log: string };
     let released: string;
@@ -322,7 +323,8 @@ describe("sandbox end to end", { concurrency: false }, () => {
       released = await release(v1()[0], sb.images.backend.flaky);
       r = await run();
     } finally {
-      await stack.removeConfig("homelab:gateSoakSeconds");
+      // The sandbox's own short soak again (not the default minute).
+      await stack.setConfig("homelab:gateSoakSeconds", soak);
     }
     assert.equal(r.code, EXIT.rolledBack, r.log);
     assert.match(r.log, /FAILED after [\d.]+s in the backend gate/);
