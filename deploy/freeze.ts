@@ -1,12 +1,10 @@
 import * as os from "os";
-import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { Freeze, describeFreeze } from "../lib/freeze";
 import { readReleaseState, updateReleaseFile } from "../lib/release";
 import { DeployOptions, deploy } from "./guarded-deploy";
-import { Checkout, commitFileChange, fetchUpstream, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
-import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
+import { git } from "./git";
 import { EXIT } from "./outcome";
-import { StackConfig, configProblems, setting } from "./release-state";
+import { openReleaseCheckout, pushReleaseChange } from "./release-commit";
 import { plainText } from "./rollback-commit";
 
 /** The trailer of the commits that freeze releases and lift a freeze. */
@@ -50,21 +48,11 @@ export function freezeMessage(change: { freeze: Freeze } | { lifted: Freeze }): 
  * automation suspended while frozen, resumed once lifted).
  */
 export async function freeze(opts: FreezeOptions): Promise<number> {
-  const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
-  const cfg = (await stack.getAllConfig()) as StackConfig;
-  const invalid = configProblems(cfg);
-  if (invalid) {
-    say(`REFUSED: ${invalid}`);
-    return EXIT.refused;
+  const rc = await openReleaseCheckout(opts, say);
+  if (typeof rc === "number") {
+    return rc;
   }
-  let co: Checkout;
-  try {
-    co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"));
-  } catch (e) {
-    say(`REFUSED: ${(e as Error).message}`);
-    return EXIT.refused;
-  }
-  const base = fetchUpstream(co);
+  const { co, base } = rc;
   const { frozen } = readReleaseState(git(co.root, ["show", `${base}:${co.file}`]), co.file);
   let change: { freeze: Freeze } | { lifted: Freeze };
   if (opts.lift) {
@@ -82,26 +70,11 @@ export async function freeze(opts: FreezeOptions): Promise<number> {
   }
   const edit = (text: string): string => updateReleaseFile(text, { frozen: "freeze" in change ? change.freeze : null });
   const message = freezeMessage(change);
-  let lock: DeployLock;
-  try {
-    lock = await acquireDeployLock({ project: (await stack.workspace.projectSettings()).name, stack: opts.stack, say });
-  } catch (e) {
-    if (e instanceof LockHeld) {
-      say(`REFUSED: ${e.message}; nothing was committed`);
-      return EXIT.refused;
-    }
-    throw e;
+  const pushed = await pushReleaseChange(rc, edit, message, say);
+  if (typeof pushed === "number") {
+    return pushed;
   }
-  try {
-    const pushed = pushFileChange(co, edit, message, { base, sha: commitFileChange(co, base, edit, message) });
-    moveCheckoutTo(co, pushed.sha);
-    say(`committed ${pushed.sha.slice(0, 12)} to ${co.branch}: ${"freeze" in change ? `releases ${describeFreeze(change.freeze)}` : "the freeze is lifted"}`);
-  } catch (e) {
-    say(`NOT RECORDED: ${(e as Error).message}; nothing changed`);
-    return EXIT.refused;
-  } finally {
-    await lock.release();
-  }
+  say(`committed ${pushed.slice(0, 12)} to ${co.branch}: ${"freeze" in change ? `releases ${describeFreeze(change.freeze)}` : "the freeze is lifted"}`);
   // Applies it: image automation suspended (or resumed); the running pair stays.
   return deploy(opts);
 }

@@ -1,11 +1,10 @@
 import * as crypto from "crypto";
-import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { RELEASE_PARTS, findExclusion, readReleaseState } from "../lib/release";
 import { DeployOptions, deploy } from "./guarded-deploy";
-import { Checkout, commitFileChange, fetchUpstream, fileHistory, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
-import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
+import { fileHistory, git } from "./git";
 import { EXIT } from "./outcome";
-import { StackConfig, configProblems, lastPromoted, setting } from "./release-state";
+import { openReleaseCheckout, pushReleaseChange } from "./release-commit";
+import { lastPromoted } from "./release-state";
 import { MANUAL_STAGE, RollbackRecord, TagPair, failedTags, revertedCommits, rollbackChange, rollbackMessage } from "./rollback-commit";
 
 export interface ManualRollbackOptions extends DeployOptions {
@@ -25,21 +24,11 @@ const say = (line: string): void => void process.stderr.write(`rollback: ${line}
  * excludes the tags it leaves, pushed; then the guarded deploy of it.
  */
 export async function manualRollback(opts: ManualRollbackOptions): Promise<number> {
-  const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
-  const cfg = (await stack.getAllConfig()) as StackConfig;
-  const invalid = configProblems(cfg);
-  if (invalid) {
-    say(`REFUSED: ${invalid}`);
-    return EXIT.refused;
+  const rc = await openReleaseCheckout(opts, say);
+  if (typeof rc === "number") {
+    return rc;
   }
-  let co: Checkout;
-  try {
-    co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"));
-  } catch (e) {
-    say(`REFUSED: ${(e as Error).message}`);
-    return EXIT.refused;
-  }
-  const base = fetchUpstream(co);
+  const { stack, co, base } = rc;
   // The file as it is on the branch: the release it names may itself be excluded already.
   const { tags: from, excluded } = readReleaseState(git(co.root, ["show", `${base}:${co.file}`]), co.file);
   let to = opts.to;
@@ -68,27 +57,11 @@ export async function manualRollback(opts: ManualRollbackOptions): Promise<numbe
   };
   const change = rollbackChange(record);
   const message = rollbackMessage(record);
-  // Held while the commit is pushed: no deploy of the stack runs meanwhile and misses it.
-  let lock: DeployLock;
-  try {
-    lock = await acquireDeployLock({ project: (await stack.workspace.projectSettings()).name, stack: opts.stack, say });
-  } catch (e) {
-    if (e instanceof LockHeld) {
-      say(`REFUSED: ${e.message}; nothing was committed`);
-      return EXIT.refused;
-    }
-    throw e;
+  const pushed = await pushReleaseChange(rc, change, message, say);
+  if (typeof pushed === "number") {
+    return pushed;
   }
-  try {
-    const pushed = pushFileChange(co, change, message, { base, sha: commitFileChange(co, base, change, message) });
-    moveCheckoutTo(co, pushed.sha);
-    const dropped = failedTags(from, to, record.event.stage);
-    say(`committed ${pushed.sha.slice(0, 12)} to ${co.branch}: frontend ${to.frontend}, backend ${to.backend}${dropped.length ? `; excluded ${dropped.map((d) => `${d.image} ${d.tag}`).join(", ")}` : ""}`);
-  } catch (e) {
-    say(`NOT RECORDED: ${(e as Error).message}; nothing was deployed`);
-    return EXIT.refused;
-  } finally {
-    await lock.release();
-  }
+  const dropped = failedTags(from, to, record.event.stage);
+  say(`committed ${pushed.slice(0, 12)} to ${co.branch}: frontend ${to.frontend}, backend ${to.backend}${dropped.length ? `; excluded ${dropped.map((d) => `${d.image} ${d.tag}`).join(", ")}` : ""}`);
   return deploy(opts);
 }
