@@ -26,14 +26,17 @@ import { changedParts, releaseFault, watchWindowEnd } from "./watch-window";
 
 export type Command = "deploy" | "rollback" | "releases" | "status" | "freeze" | "unfreeze";
 
-const USAGE: Record<Command, string> = {
-  deploy: "usage: npm run deploy -- --stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]... [--watch [--interval SECONDS] [--check-every SECONDS]]",
-  rollback: "usage: npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd PROJECT_DIR]",
-  releases: "usage: npm run releases -- --stack NAME [--json] [--cwd PROJECT_DIR]",
-  status: "usage: npm run status -- --stack NAME [--json] [--cwd PROJECT_DIR]",
-  freeze: "usage: npm run freeze -- --stack NAME --reason TEXT [--cwd PROJECT_DIR]",
-  unfreeze: "usage: npm run unfreeze -- --stack NAME [--cwd PROJECT_DIR]",
+/** Each command's arguments, as both ways in take them (`npm run NAME --` and `homelab NAME`). */
+export const ARGUMENTS: Record<Command, string> = {
+  deploy: "--stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]... [--watch [--interval SECONDS] [--check-every SECONDS]]",
+  rollback: "--stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd PROJECT_DIR]",
+  releases: "--stack NAME [--json] [--cwd PROJECT_DIR]",
+  status: "--stack NAME [--json] [--cwd PROJECT_DIR]",
+  freeze: "--stack NAME --reason TEXT [--cwd PROJECT_DIR]",
+  unfreeze: "--stack NAME [--cwd PROJECT_DIR]",
 };
+
+const USAGE = Object.fromEntries(Object.entries(ARGUMENTS).map(([c, a]) => [c, `usage: npm run ${c} -- ${a}`])) as Record<Command, string>;
 
 type Options = NonNullable<util.ParseArgsConfig["options"]>;
 
@@ -249,8 +252,11 @@ async function main(opts: CliOptions): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  const argv = process.argv.slice(2);
+/**
+ * Runs one command from its command line (`deploy`'s without the word, the others with theirs)
+ * and exits with its code: `npm run deploy|rollback|…` and the `homelab` bin both come here.
+ */
+export function run(argv: readonly string[]): void {
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`${Object.values(USAGE).join("\n")}\n`);
     process.exit(0);
@@ -278,4 +284,8 @@ if (require.main === module) {
       process.exit(busy ? EXIT.refused : EXIT.unexpected);
     },
   );
+}
+
+if (require.main === module) {
+  run(process.argv.slice(2));
 }

@@ -2,6 +2,7 @@
 // under a directory, recorded in that directory's state file, and stopped by PID only.
 
 import { spawn } from "child_process";
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
@@ -291,13 +292,56 @@ export function waitForUrl(
   );
 }
 
-/** A free TCP port on loopback. */
+/**
+ * A free TCP port on loopback, below the kernel's ephemeral range and Kubernetes' NodePorts: a port the kernel hands to
+ * any other process's `listen(0)` or outgoing connection could be taken the moment a sandbox
+ * service restarts, and the sandbox's services come back at the address they had.
+ */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
+  // Kubernetes' NodePort range starts at 30000; stay below both.
+  const ceiling = Math.min(ephemeralRange()[0], 30000);
+  const floor = 20000;
+  for (let i = 0; ceiling - floor > 1000 && i < 50; i++) {
+    const port = floor + crypto.randomInt(ceiling - floor);
+    if (await canListen(port)) {
+      return port;
+    }
+  }
+  return listenOn(0);
+}
+
+/** The kernel's ephemeral port range (net.ipv4.ip_local_port_range). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [a, b] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (Number.isInteger(a) && Number.isInteger(b)) {
+      return [a, b];
+    }
+  } catch {
+    // Not Linux: fall through to the usual defaults.
+  }
+  return [32768, 60999];
+}
+
+async function canListen(port: number): Promise<boolean> {
+  try {
+    await listenOn(port);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Binds 127.0.0.1:port, releases it, and returns the port bound. */
+function listenOn(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      const bound = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(bound));
+    });
+  });
 }
 
 /** What a command printed and how it exited. */

@@ -406,7 +406,8 @@ describe("sandbox end to end", { concurrency: false }, () => {
     assert.match(git.message, /Reason:\n {2}e2e: checkout page broken/);
     assert.deepEqual(git.state.tags, { frontend: v1()[0], backend: v1()[1] });
     assert.ok(git.state.excluded.some((e) => e.image === "backend" && e.tag === v2()[1]), "the tags it left are excluded");
-    const history = execFileSync(path.join(REPO, "node_modules", ".bin", "tsx"), [path.join(REPO, "deploy", "cli.ts"), "releases", "--stack", STACK, "--cwd", projectDir, "--json"], { encoding: "utf8", env: process.env });
+    // Through the package's bin, as a script would run it.
+    const history = execFileSync(process.execPath, [path.join(REPO, "bin", "homelab.js"), "releases", "--stack", STACK, "--cwd", projectDir, "--json"], { encoding: "utf8", env: process.env });
     const entries = JSON.parse(history) as { kind: string; frontend: string; backend: string; reason?: string; gates?: { frontendMs: number } }[];
     assert.equal(entries[0].kind, "rollback");
     assert.deepEqual([entries[0].frontend, entries[0].backend], v1());
@@ -505,7 +506,9 @@ describe("sandbox end to end", { concurrency: false }, () => {
       assert.equal(r.code, EXIT.promoted, r.log);
       assert.doesNotMatch(r.log, /REPAIRED|no longer runs/);
       assert.doesNotMatch(r.log, /backend-deploy\s+(updating|updated)|vps-compose-deploy\s+(updating|updated)/, "no remote deploy ran");
-      const cli = spawnSync(path.join(REPO, "node_modules", ".bin", "tsx"), [path.join(REPO, "deploy", "cli.ts"), "status", "--stack", STACK, "--cwd", projectDir, "--json"], {
+      // `npx homelab status --json`, as the README has scripts run it: stdout holds only the JSON.
+      const cli = spawnSync("npx", ["--no", "homelab", "status", "--stack", STACK, "--cwd", projectDir, "--json"], {
+        cwd: REPO,
         env: { ...process.env, ...sb.pulumiEnv },
         encoding: "utf8",
       });

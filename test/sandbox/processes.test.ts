@@ -53,6 +53,14 @@ describe("sandbox processes", () => {
     await stopProcess(dir, "stubborn");
   });
 
+  it("free ports come from below the kernel's ephemeral range and Kubernetes' NodePorts, so no other process's listen(0) takes them", async () => {
+    const low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    const ports = [await freePort(), await freePort(), await freePort()];
+    for (const port of ports) {
+      assert.ok(port >= 20000 && port < Math.min(low, 30000), `port ${port} outside [20000, ${Math.min(low, 30000)})`);
+    }
+  });
+
   it("wait helpers name what did not come up and the log", async () => {
     const port = await freePort();
     const log = path.join(dir, "svc.log");

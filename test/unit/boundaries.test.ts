@@ -12,16 +12,17 @@ import * as ts from "typescript";
  * product may import the harness.
  */
 const REPO = path.resolve(__dirname, "../..");
-const PRODUCT = ["index.ts", "components", "crds", "deploy", "lib", "policy", "providers", "stacks"];
+const PRODUCT = ["index.ts", "bin", "components", "crds", "deploy", "lib", "policy", "providers", "stacks"];
 const HARNESS = ["toolchain", "sandbox", "bench", "test", "scripts"];
 
+/** The TypeScript and JavaScript files of a file or folder. */
 function tsFiles(entry: string): string[] {
   const full = path.join(REPO, entry);
   if (fs.statSync(full).isFile()) {
     return [full];
   }
   return fs.readdirSync(full, { withFileTypes: true }).flatMap((d) =>
-    d.name === "node_modules" ? [] : d.isDirectory() ? tsFiles(path.join(entry, d.name)) : d.name.endsWith(".ts") ? [path.join(full, d.name)] : [],
+    d.name === "node_modules" ? [] : d.isDirectory() ? tsFiles(path.join(entry, d.name)) : /\.(ts|js)$/.test(d.name) ? [path.join(full, d.name)] : [],
   );
 }
 
