@@ -19,7 +19,7 @@ import { EXIT } from "./outcome";
 import { formatHistory, releaseHistory } from "./releases";
 import { checkPlatform } from "./platform";
 import { StackConfig, lastPromoted, setting } from "./release-state";
-import { STATUS_EXIT, formatStatus } from "./status";
+import { STATUS_EXIT, formatStatus, statusExit } from "./status";
 import { liveStatus } from "./live-status";
 import { watch } from "./watch";
 import { changedParts, releaseFault, watchWindowEnd } from "./watch-window";
@@ -197,7 +197,7 @@ async function releases(opts: CliOptions): Promise<number> {
   return 0;
 }
 
-/** What each part runs against what the stack records; the exit code says whether they agree. */
+/** What each part runs against what the stack records; the exit code is the worst part's condition. */
 async function status(opts: CliOptions): Promise<number> {
   const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
   const result = await liveStatus(stack, opts.workDir, (t) => void process.stderr.write(t));
@@ -213,7 +213,7 @@ async function status(opts: CliOptions): Promise<number> {
         (fault ? `: the promoted release fails (${fault.part}: ${fault.evidence}); --watch rolls it back` : ": a crash loop or a gate answering wrong now counts as the release's failure"),
     );
   }
-  return result.agree ? STATUS_EXIT.agree : STATUS_EXIT.disagree;
+  return statusExit(result);
 }
 
 const say = (line: string): void => void process.stderr.write(`deploy: ${line}\n`);
@@ -281,7 +281,8 @@ export function run(argv: readonly string[]): void {
       const msg = pulumiNotFound(e)?.message ?? (e as Error).message;
       const busy = msg.startsWith("another deploy");
       say(busy ? `REFUSED: ${msg}` : `unexpected error: ${msg}`);
-      process.exit(busy ? EXIT.refused : EXIT.unexpected);
+      // For status, 1 means drift: a status that could not be read at all says 2.
+      process.exit(busy ? EXIT.refused : opts.command === "status" ? STATUS_EXIT.unreadable : EXIT.unexpected);
     },
   );
 }

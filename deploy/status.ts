@@ -4,15 +4,24 @@ import { FRONTEND_APP_TYPE } from "../components/frontend-app";
 import { gateProbeName } from "../components/health-gate";
 import type { PromotedRelease } from "../components/release-record";
 import { vpsComposeName, vpsRunningImageName } from "../components/vps-app";
-import { composeImages } from "../lib/live";
+import { composeImages, stopsService } from "../lib/live";
 import { PART } from "../stacks/names";
 import { parseUrn } from "./outcome";
+
+/**
+ * How a part stands against the recorded release, from best to worst for whoever is paged:
+ * it agrees; it serves, but not as recorded (drift); it could not be read (unreachable); it does
+ * not serve (down).
+ */
+export type Condition = "agrees" | "drift" | "unreachable" | "down";
+const SEVERITY: readonly Condition[] = ["agrees", "drift", "unreachable", "down"];
 
 /** One part of the stack: what the stack records and what runs, and whether they agree. */
 export interface PartStatus {
   readonly part: string;
   readonly recorded: string;
   readonly running: string;
+  readonly condition: Condition;
   /** What differs; empty when the part runs what is recorded. */
   readonly findings: string[];
   /** For a host: how often its containers restarted since they were created. */
@@ -22,11 +31,27 @@ export interface PartStatus {
 export interface StackStatus {
   readonly stack: string;
   readonly agree: boolean;
+  /** The worst part's condition. */
+  readonly condition: Condition;
   readonly parts: PartStatus[];
 }
 
-/** Exit codes of `npm run status`. */
-export const STATUS_EXIT = { agree: 0, disagree: 1, unreadable: 2 } as const;
+/**
+ * Exit codes of `npm run status`: the worst part's condition, so cron or a monitor can tell a
+ * part that does not serve (3) from one it could not reach (4) and from drift (1). 2: the
+ * command or the stack could not be read at all.
+ */
+export const STATUS_EXIT = { agrees: 0, drift: 1, unreadable: 2, down: 3, unreachable: 4 } as const;
+
+/** The worst of some conditions; "agrees" for none. */
+export function worst(conditions: readonly Condition[]): Condition {
+  return conditions.reduce<Condition>((w, c) => (SEVERITY.indexOf(c) > SEVERITY.indexOf(w) ? c : w), "agrees");
+}
+
+/** The exit code of a status. */
+export function statusExit(s: Pick<StackStatus, "condition">): number {
+  return STATUS_EXIT[s.condition];
+}
 
 interface Read {
   readonly name: string;
@@ -65,14 +90,24 @@ function unreadable(events: readonly EngineEvent[]): Map<string, string> {
 
 const driftOf = (r: Read | undefined): string[] => (Array.isArray(r?.outputs.drift) ? (r.outputs.drift as unknown[]).map(String) : []);
 
+/** A part that could not be read. */
+const unread = (part: string, recorded: string, error: string | undefined): PartStatus => ({
+  part,
+  recorded,
+  running: "unknown",
+  condition: "unreachable",
+  findings: [`cannot read: ${error ?? "not in the stack"}`],
+});
+
 function hostPart(part: string, recorded: string, r: Read | undefined, error: string | undefined): PartStatus {
   if (error || !r) {
-    return { part, recorded, running: "unknown", findings: [`cannot read: ${error ?? "not in the stack"}`] };
+    return unread(part, recorded, error);
   }
   const findings = driftOf(r);
+  const condition: Condition = findings.length === 0 ? "agrees" : findings.some(stopsService) ? "down" : "drift";
   const counts = typeof r.outputs.restarts === "object" && r.outputs.restarts !== null ? Object.values(r.outputs.restarts as Record<string, unknown>).map(Number) : [];
   const restarts = counts.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
-  return { part, recorded, running: findings.length === 0 ? "as recorded, healthy" : "differs", findings, ...(counts.length > 0 ? { restarts } : {}) };
+  return { part, recorded, running: findings.length === 0 ? "as recorded, healthy" : "differs", condition, findings, ...(counts.length > 0 ? { restarts } : {}) };
 }
 
 /**
@@ -94,10 +129,11 @@ function selfUpdatingPart(tag: string, self: Read, r: Read | undefined, error: s
 function gatePart(part: string, r: Read | undefined, error: string | undefined): PartStatus {
   const targets = Array.isArray(r?.outputs.targets) ? (r.outputs.targets as { url: string }[]).map((t) => t.url).join(", ") : "";
   if (error || !r) {
-    return { part, recorded: targets, running: "unknown", findings: [`cannot read: ${error ?? "not in the stack"}`] };
+    return unread(part, targets, error);
   }
   const findings = driftOf(r);
-  return { part, recorded: targets, running: findings.length === 0 ? "answering as expected" : "failing", findings };
+  // A gate that no longer passes is what visitors meet: the part is down for them.
+  return { part, recorded: targets, running: findings.length === 0 ? "answering as expected" : "failing", condition: findings.length === 0 ? "agrees" : "down", findings };
 }
 
 interface DeploymentOutputs {
@@ -108,7 +144,7 @@ interface DeploymentOutputs {
 function frontendPart(release: PromotedRelease | undefined, r: Read | undefined, error: string | undefined): PartStatus {
   const recorded = release ? `${release.frontend.tag}@${release.frontend.digest}` : "nothing promoted";
   if (error || !r) {
-    return { part: PART.frontend, recorded, running: "unknown", findings: [`cannot read: ${error ?? "not in the stack"}`] };
+    return unread(PART.frontend, recorded, error);
   }
   const d = r.outputs as DeploymentOutputs;
   const image = d.spec?.template?.spec?.containers?.[0]?.image ?? "";
@@ -123,7 +159,8 @@ function frontendPart(release: PromotedRelease | undefined, r: Read | undefined,
   } else if (ready < want) {
     findings.push(`${ready} of ${want} pods Ready`);
   }
-  return { part: PART.frontend, recorded, running: `${ready}/${want} Ready on ${image.split("/").pop() ?? image}`, findings };
+  const condition: Condition = findings.length === 0 ? "agrees" : ready === 0 ? "down" : "drift";
+  return { part: PART.frontend, recorded, running: `${ready}/${want} Ready on ${image.split("/").pop() ?? image}`, condition, findings };
 }
 
 /** The status of every part from a refresh's reads (`pulumi refresh --preview-only`) and the recorded release. */
@@ -150,14 +187,15 @@ export function stackStatus(stack: string, events: readonly EngineEvent[], relea
     const self = byName(vpsRunningImageName(PART.vps));
     parts.push(self && appImage ? selfUpdatingPart(appImage, self, vps, errors.get(vpsName)) : hostPart(PART.vps, appImage ?? "the recorded compose project", vps, errors.get(vpsName)));
   }
-  return { stack, agree: parts.every((p) => p.findings.length === 0), parts };
+  return { stack, agree: parts.every((p) => p.findings.length === 0), condition: worst(parts.map((p) => p.condition)), parts };
 }
 
 /** The status as a table for people. */
 export function formatStatus(s: StackStatus): string {
-  const rows = s.parts.map((p) => [p.part, p.recorded, p.running, p.findings.length === 0 ? "yes" : p.findings.join("; ")]);
-  const head = ["part", "recorded", "running", "agree"];
+  const rows = s.parts.map((p) => [p.part, p.recorded, p.running, p.findings.length === 0 ? p.condition : `${p.condition}: ${p.findings.join("; ")}`]);
+  const head = ["part", "recorded", "running", "condition"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => Math.min(r[i].length, 72))));
   const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
-  return [`stack ${s.stack}: ${s.agree ? "every part runs the recorded release" : "some parts differ from the recorded release"}`, line(head), ...rows.map(line)].join("\n");
+  const summary = s.agree ? "every part runs the recorded release" : `some parts differ from the recorded release (worst: ${s.condition})`;
+  return [`stack ${s.stack}: ${summary}`, line(head), ...rows.map(line)].join("\n");
 }

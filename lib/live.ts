@@ -45,6 +45,14 @@ export function composeImages(compose: string): Record<string, string> {
 }
 
 /**
+ * Whether a finding of `findDrift` means a service does not run (no container, not running,
+ * unhealthy, no Docker engine), as against one that runs other files or another image.
+ */
+export function stopsService(finding: string): boolean {
+  return /^service \S+ (has no container|is \S+)$|^the Docker engine does not answer$/.test(finding);
+}
+
+/**
  * What differs between the recorded release (its files, by content) and what the host runs: a
  * file changed or missing, a service without a container, stopped, unhealthy or on another image.
  * Findings name files and services only, never content.

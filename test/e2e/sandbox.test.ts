@@ -24,6 +24,7 @@ import { freePort, stopProcess, waitFor } from "../../sandbox/processes";
 import { requestReconcile } from "../../sandbox/flux-controllers";
 import { ensureDockerEngine } from "../../sandbox/docker-engine";
 import { liveStatus } from "../../deploy/live-status";
+import type { Condition } from "../../deploy/status";
 import { driftFound } from "../../deploy/outcome";
 import { markerIntact, writeMarker } from "../reliability/support";
 
@@ -479,10 +480,11 @@ describe("sandbox end to end", { concurrency: false }, () => {
     const deployDir = (): string => path.join(sb.vm.workDir, "backend");
     const kube = (): ReturnType<typeof kubeClient> => kubeClient(sb.kubeconfig);
 
-    /** The fault is found by `status` and by a refresh, then repaired by the next deploy with every gate passing. */
-    async function foundAndRepaired(finding: RegExp): Promise<void> {
+    /** The fault is found by `status` (as `condition`) and by a refresh, then repaired by the next deploy with every gate passing. */
+    async function foundAndRepaired(finding: RegExp, condition: Condition): Promise<void> {
       const status = await liveStatus(stack, projectDir);
       assert.equal(status.agree, false, JSON.stringify(status, null, 2));
+      assert.equal(status.condition, condition, JSON.stringify(status, null, 2));
       assert.ok(
         status.parts.some((p) => p.findings.some((f) => finding.test(f))),
         `status names the fault: ${JSON.stringify(status.parts.map((p) => p.findings))}`,
@@ -520,7 +522,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
 
     timed("the backend container stopped by hand", async () => {
       docker("stop", "homelab-sandbox-backend");
-      await foundAndRepaired(/service backend is exited/);
+      await foundAndRepaired(/service backend is exited/, "down");
     });
 
     timed("the frontend Deployment scaled to zero by hand", async () => {
@@ -533,12 +535,12 @@ describe("sandbox end to end", { concurrency: false }, () => {
         }
         await new Promise((r) => setTimeout(r, 500));
       }
-      await foundAndRepaired(/scaled to 0|frontend-gate-probe: .*status (404|503)/);
+      await foundAndRepaired(/scaled to 0|frontend-gate-probe: .*status (404|503)/, "down");
     });
 
     timed("the backend's compose file edited on the VM", async () => {
       fs.appendFileSync(path.join(deployDir(), "docker-compose.yml"), "# edited by hand\n");
-      await foundAndRepaired(/docker-compose\.yml on the host differs from the recorded release/);
+      await foundAndRepaired(/docker-compose\.yml on the host differs from the recorded release/, "drift");
       assert.doesNotMatch(fs.readFileSync(path.join(deployDir(), "docker-compose.yml"), "utf8"), /edited by hand/);
     });
 

@@ -7,13 +7,13 @@ import * as path from "path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { parseArgs } from "../../deploy/cli";
 import { driftFound } from "../../deploy/outcome";
-import { formatStatus, stackStatus } from "../../deploy/status";
+import { STATUS_EXIT, formatStatus, stackStatus, statusExit } from "../../deploy/status";
 import { COMPOSE_HOST_TYPE } from "../../components/compose-host";
 import { FRONTEND_APP_TYPE } from "../../components/frontend-app";
 import { GATE_PROBE_TYPE } from "../../components/health-gate";
 import type { PromotedRelease } from "../../components/release-record";
 import { VPS_APP_TYPE } from "../../components/vps-app";
-import { composeImages, findDrift, parseInspect, sha256 } from "../../lib/live";
+import { LiveProject, composeImages, findDrift, parseInspect, sha256, stopsService } from "../../lib/live";
 import { renderInspectScript } from "../../lib/remote-deploy";
 import { REMOTE_SCRIPT_TYPE } from "../../providers/remote-script";
 
@@ -142,6 +142,46 @@ describe("npm run status", () => {
     assert.deepEqual(s.parts.find((p) => p.part === "backend")?.findings, ["cannot read: cannot reach deploy@127.0.0.1:22: ECONNREFUSED"]);
   });
 
+  it("gives each part a condition and exits with the worst: 0 agrees, 1 drift, 3 down, 4 unreachable", () => {
+    const of = (ev: EngineEvent[]): [string, string][] => stackStatus("e2e", ev, RELEASE).parts.map((p) => [p.part, p.condition]);
+    const exit = (ev: EngineEvent[]): number => statusExit(stackStatus("e2e", ev, RELEASE));
+    assert.equal(exit(events()), STATUS_EXIT.agrees);
+    // Files or an image other than recorded, still serving: drift.
+    const edited = events({ backendDrift: ["docker-compose.yml on the host differs from the recorded release"] });
+    assert.deepEqual(of(edited)[2], ["backend", "drift"]);
+    assert.equal(exit(edited), 1);
+    assert.equal(exit(events({ ready: 1, replicas: 2 })), 1, "one of two pods Ready still serves");
+    // A stopped service, no Ready pod, a failing gate: down.
+    assert.deepEqual(of(events({ backendDrift: ["service backend is exited"] }))[2], ["backend", "down"]);
+    assert.deepEqual(of(events({ replicas: 0, ready: 0 }))[0], ["frontend", "down"]);
+    assert.deepEqual(of(events({ gateDrift: ["http://i/: status 503 (expected 200)"] }))[1], ["frontend-gate", "down"]);
+    // Not read: unreachable, and down outranks it.
+    const unreached = events().filter((e) => !e.resOutputsEvent?.metadata.urn.endsWith("backend-deploy"));
+    unreached.push({ sequence: 0, timestamp: 0, diagnosticEvent: { urn: urn([COMPOSE_HOST_TYPE, REMOTE_SCRIPT_TYPE], "backend-deploy"), message: "cannot reach\n", color: "never", severity: "error" } });
+    assert.deepEqual(of(unreached)[2], ["backend", "unreachable"]);
+    assert.equal(exit(unreached), 4);
+    assert.equal(exit([...unreached.slice(0, 1), ...events({ gateDrift: ["x"] }).slice(1, 2), ...unreached.slice(2)]), 3);
+    assert.deepEqual(Object.values(STATUS_EXIT).sort(), [0, 1, 2, 3, 4]);
+  });
+
+  it("counts as down exactly the findings of a service that does not run", () => {
+    const one = "services:\n  backend:\n    image: r/backend:b2@sha256:bb\n";
+    const live = (status: string, health = "healthy"): LiveProject => ({ engineUp: true, files: { "docker-compose.yml": sha256(one) }, containers: [{ service: "backend", status, health, restarts: 0, image: "r/backend:b2@sha256:bb" }] });
+    for (const [project, down] of [
+      [live("exited"), true],
+      [live("restarting"), true],
+      [live("running", "unhealthy"), true],
+      [{ engineUp: false, files: {}, containers: [] }, true],
+      [{ engineUp: true, files: { "docker-compose.yml": sha256(one) }, containers: [] }, true],
+      [{ ...live("running"), files: { "docker-compose.yml": "0".repeat(64) } }, false],
+      [{ ...live("running"), containers: [{ service: "backend", status: "running", health: "healthy", restarts: 0, image: "r/backend:old" }] }, false],
+    ] as [LiveProject, boolean][]) {
+      const findings = findDrift({ "docker-compose.yml": one }, project);
+      assert.ok(findings.length > 0, JSON.stringify(project));
+      assert.equal(findings.some(stopsService), down, findings.join("; "));
+    }
+  });
+
   it("shows what a self-updating VPS app runs, and counts its own update as no difference", () => {
     const compose = "services:\n  caddy:\n    image: caddy:2\n  infrakt:\n    image: r/infrakt:latest\n";
     const vpsEvents = (running: string, drift: string[] = []): EngineEvent[] => [
@@ -149,7 +189,7 @@ describe("npm run status", () => {
       refreshed(urn([VPS_APP_TYPE, "pulumi-nodejs:dynamic/homelab:RunningImage"], "vps-running-image"), "pulumi-nodejs:dynamic/homelab:RunningImage", { recorded: "sha256:aa", running }),
     ];
     const same = stackStatus("e2e", vpsEvents("sha256:aa"), undefined).parts;
-    assert.deepEqual(same, [{ part: "vps", recorded: "r/infrakt:latest@sha256:aa", running: "r/infrakt:latest@sha256:aa, healthy", findings: [] }]);
+    assert.deepEqual(same, [{ part: "vps", recorded: "r/infrakt:latest@sha256:aa", running: "r/infrakt:latest@sha256:aa, healthy", condition: "agrees", findings: [] }]);
     const updated = stackStatus("e2e", vpsEvents("sha256:bb"), undefined);
     assert.equal(updated.agree, true);
     assert.equal(updated.parts[0].running, "r/infrakt:latest@sha256:bb, updated by the app, healthy");

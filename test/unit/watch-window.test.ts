@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import type { Reach } from "../../deploy/platform";
-import type { PartStatus, StackStatus } from "../../deploy/status";
+import { type PartStatus, type StackStatus, worst } from "../../deploy/status";
 import { partsAtFault } from "../../deploy/rollback-commit";
 import { WATCH_STAGE, changedParts, releaseFault, watchWindowEnd } from "../../deploy/watch-window";
 import { namesRunningPair } from "../../deploy/watch";
@@ -21,10 +21,11 @@ function status(findings: Partial<Record<"frontend" | "frontend-gate" | "backend
     part,
     recorded: "r",
     running: "x",
+    condition: (findings[part] ?? []).length > 0 ? "drift" : "agrees",
     findings: findings[part] ?? [],
     ...(part === "backend" && backendRestarts !== undefined ? { restarts: backendRestarts } : {}),
   }));
-  return { stack: "production", agree: parts.every((p) => p.findings.length === 0), parts };
+  return { stack: "production", agree: parts.every((p) => p.findings.length === 0), condition: worst(parts.map((p) => p.condition)), parts };
 }
 
 describe("the watch window after a promotion", () => {
