@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ProbeOptions, ProbeResult, ProbeTarget, judge, probeUntilHealthy, realProbeIo } from "../lib/probe";
+import { ProbeOptions, ProbeResult, ProbeTarget, probeOnce, probeUntilHealthy, realProbeIo } from "../lib/probe";
 
 export interface HealthGateArgs {
   /** URLs probed in order; all must be healthy. */
@@ -33,25 +33,6 @@ interface GateOutputs extends GateInputs {
 
 const inputKey = (g: GateInputs): string => JSON.stringify([g.targets, g.release, g.after ?? "", g.options]);
 
-/** One attempt at each target, as a refresh reads the gate: the failures, by URL. */
-async function probeOnce(inputs: GateInputs): Promise<string[]> {
-  const io = realProbeIo();
-  const timeout = inputs.options.attemptTimeoutMs ?? 5000;
-  const failures: string[] = [];
-  for (const target of inputs.targets) {
-    try {
-      const res = await io.fetch(target.url, timeout);
-      const problem = judge(target, res.status, res.body, res.headers);
-      if (problem) {
-        failures.push(`${target.url}: ${problem}`);
-      }
-    } catch (e) {
-      failures.push(`${target.url}: ${(e as Error).message}`);
-    }
-  }
-  return failures;
-}
-
 async function check(inputs: GateInputs): Promise<GateOutputs> {
   try {
     const result = await probeUntilHealthy(inputs.targets, inputs.options, realProbeIo());
@@ -80,7 +61,7 @@ const gateProvider: pulumi.dynamic.ResourceProvider = {
   },
   /** A refresh probes each URL once: a gate that no longer passes is drift, checked again by the next `up`. */
   async read(id: string, props: GateOutputs) {
-    return { id, props: { ...props, drift: await probeOnce(props) } };
+    return { id, props: { ...props, drift: await probeOnce(props.targets, props.options.attemptTimeoutMs ?? 5000, realProbeIo()) } };
   },
 };
 

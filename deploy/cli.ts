@@ -1,7 +1,7 @@
 // npm run deploy   -- --stack NAME [--cwd DIR] [--policy-pack DIR]... [--watch [--interval SECONDS] [--check-every SECONDS]]
 // npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd DIR]
 // npm run releases -- --stack NAME [--json] [--cwd DIR]
-// npm run status   -- --stack NAME [--json] [--cwd DIR]
+// npm run status   -- --stack NAME [--quick] [--json] [--cwd DIR]
 // npm run freeze   -- --stack NAME --reason TEXT [--cwd DIR]
 // npm run unfreeze -- --stack NAME [--cwd DIR]
 // Every option takes its value as `--stack NAME` or `--stack=NAME`.
@@ -21,6 +21,7 @@ import { checkPlatform } from "./platform";
 import { StackConfig, lastPromoted, setting } from "./release-state";
 import { STATUS_EXIT, formatStatus, statusExit } from "./status";
 import { liveStatus } from "./live-status";
+import { formatQuickStatus, quickStatus } from "./quick-status";
 import { watch } from "./watch";
 import { changedParts, releaseFault, watchWindowEnd } from "./watch-window";
 
@@ -31,7 +32,7 @@ export const ARGUMENTS: Record<Command, string> = {
   deploy: "--stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]... [--watch [--interval SECONDS] [--check-every SECONDS]]",
   rollback: "--stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd PROJECT_DIR]",
   releases: "--stack NAME [--json] [--cwd PROJECT_DIR]",
-  status: "--stack NAME [--json] [--cwd PROJECT_DIR]",
+  status: "--stack NAME [--quick] [--json] [--cwd PROJECT_DIR]",
   freeze: "--stack NAME --reason TEXT [--cwd PROJECT_DIR]",
   unfreeze: "--stack NAME [--cwd PROJECT_DIR]",
 };
@@ -56,7 +57,7 @@ const OPTIONS = {
   },
   rollback: { ...COMMON, reason: { type: "string" }, to: { type: "string" } },
   releases: { ...COMMON, json: { type: "boolean" } },
-  status: { ...COMMON, json: { type: "boolean" } },
+  status: { ...COMMON, json: { type: "boolean" }, quick: { type: "boolean" } },
   freeze: { ...COMMON, reason: { type: "string" } },
   unfreeze: { ...COMMON },
 } as const satisfies Record<Command, Options>;
@@ -69,6 +70,8 @@ export interface CliOptions extends DeployOptions {
   readonly reason?: string;
   readonly to?: { frontend: string; backend: string };
   readonly json: boolean;
+  /** status: a glance with no refresh and nothing read over SSH. */
+  readonly quick: boolean;
 }
 
 /**
@@ -175,6 +178,7 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
     reason,
     to,
     json: values.json === true,
+    quick: values.quick === true,
   };
 }
 
@@ -200,6 +204,11 @@ async function releases(opts: CliOptions): Promise<number> {
 /** What each part runs against what the stack records; the exit code is the worst part's condition. */
 async function status(opts: CliOptions): Promise<number> {
   const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
+  if (opts.quick) {
+    const glance = await quickStatus(stack, opts.workDir);
+    process.stdout.write(opts.json ? `${JSON.stringify(glance, null, 2)}\n` : `${formatQuickStatus(glance)}\n`);
+    return statusExit(glance);
+  }
   const result = await liveStatus(stack, opts.workDir, (t) => void process.stderr.write(t));
   process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatStatus(result)}\n`);
   // Inside a promotion's watch window, what differs is judged as --watch judges it.

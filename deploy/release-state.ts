@@ -55,9 +55,30 @@ export function secretValues(cfg: StackConfig): string[] {
  * soon as the backend gate passes, even when a later part of the same update (the VPS) fails and
  * the stack's outputs keep the value of the update before.
  */
-export async function lastPromoted(stack: Stack): Promise<{ current?: PromotedRelease; previous?: PromotedRelease; promotion: Promotion }> {
-  const state = await stack.exportStack();
-  const resources = (state.deployment as { resources?: { type: string; outputs?: Record<string, unknown> }[] }).resources ?? [];
+export async function lastPromoted(stack: Stack): Promise<LastPromoted> {
+  return promotedIn(stateResources(await stack.exportStack()));
+}
+
+/** One resource of an exported stack state. */
+export interface StateResource {
+  readonly urn: string;
+  readonly type: string;
+  readonly outputs?: Record<string, unknown>;
+}
+
+/** The resources of an exported stack state (`pulumi stack export`). */
+export function stateResources(state: { deployment: unknown }): StateResource[] {
+  return (state.deployment as { resources?: StateResource[] } | undefined)?.resources ?? [];
+}
+
+export interface LastPromoted {
+  readonly current?: PromotedRelease;
+  readonly previous?: PromotedRelease;
+  readonly promotion: Promotion;
+}
+
+/** The last promoted pair, from the release record among a state's resources. */
+export function promotedIn(resources: readonly StateResource[]): LastPromoted {
   const record = resources.find((r) => r.type === RELEASE_RECORD_TYPE);
   const ledger = (record?.outputs?.ledger as { result?: string }[] | undefined) ?? [];
   return {

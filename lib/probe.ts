@@ -193,6 +193,23 @@ async function soakTargets(targets: readonly ProbeTarget[], opts: ProbeOptions, 
   return { ms: io.now() - start, rounds };
 }
 
+/** One attempt at each target, as a refresh reads a gate: the failures, as `URL: problem`. */
+export async function probeOnce(targets: readonly ProbeTarget[], timeoutMs: number, io: Pick<ProbeIo, "fetch">): Promise<string[]> {
+  const failures: string[] = [];
+  for (const target of targets) {
+    try {
+      const res = await io.fetch(target.url, timeoutMs);
+      const problem = judge(target, res.status, res.body, res.headers);
+      if (problem) {
+        failures.push(`${target.url}: ${problem}`);
+      }
+    } catch (e) {
+      failures.push(`${target.url}: ${(e as Error).message}`);
+    }
+  }
+  return failures;
+}
+
 /** The real clock and HTTP client (Node's fetch). */
 export function realProbeIo(log?: (message: string) => void): ProbeIo {
   return {

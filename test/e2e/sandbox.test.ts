@@ -25,6 +25,8 @@ import { requestReconcile } from "../../sandbox/flux-controllers";
 import { ensureDockerEngine } from "../../sandbox/docker-engine";
 import { liveStatus } from "../../deploy/live-status";
 import type { Condition } from "../../deploy/status";
+import type { QuickStatus } from "../../deploy/quick-status";
+import { acceptedSessions } from "../../bench/sessions";
 import { driftFound } from "../../deploy/outcome";
 import { markerIntact, writeMarker } from "../reliability/support";
 
@@ -518,6 +520,26 @@ describe("sandbox end to end", { concurrency: false }, () => {
       const parsed = JSON.parse(cli.stdout) as { agree: boolean; parts: { part: string }[] };
       assert.equal(parsed.agree, true);
       assert.deepEqual(parsed.parts.map((p) => p.part), ["frontend", "frontend-gate", "backend", "backend-gate"]);
+
+      // The quick glance: the state, one probe per gate URL, nothing over SSH.
+      const sshdLog = path.join(sb.vm.workDir, "..", "sshd.log");
+      const sessions = acceptedSessions(sshdLog);
+      assert.ok(sessions > 0, `the VM's sshd log ${sshdLog} counts the deploys' sessions`);
+      const started = Date.now();
+      const quick = spawnSync(process.execPath, [path.join(REPO, "bin", "homelab.js"), "status", "--quick", "--stack", STACK, "--cwd", projectDir, "--json"], {
+        env: { ...process.env, ...sb.pulumiEnv },
+        encoding: "utf8",
+      });
+      console.log(`# status --quick answered in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      assert.equal(quick.status, 0, quick.stderr.slice(-3000));
+      const glance = JSON.parse(quick.stdout) as QuickStatus;
+      assert.equal(glance.condition, "agrees");
+      assert.equal(glance.recorded.backend?.split("@")[0], v2()[1]);
+      assert.deepEqual(glance.gates.map((g) => [g.part, g.condition]), [["frontend-gate", "agrees"], ["backend-gate", "agrees"]]);
+      assert.equal(glance.frozen, undefined);
+      // The sandbox's kubeconfig names its CA by file, which the program's API client does not read.
+      assert.match(glance.automationProblem ?? "", /homelab:kubeconfig: .*reads its CA from a file/);
+      assert.equal(acceptedSessions(sshdLog), sessions, "no SSH session on the VM");
     });
 
     timed("the backend container stopped by hand", async () => {

@@ -48,6 +48,7 @@ describe("the deploy's command line", () => {
       reason: undefined,
       to: undefined,
       json: false,
+      quick: false,
     });
   });
 
