@@ -6,6 +6,8 @@ import { git } from "./git";
 import { EXIT } from "./outcome";
 import { openReleaseCheckout, pushReleaseChange } from "./release-commit";
 import { plainText } from "./rollback-commit";
+import { notify } from "./notify";
+import { secretValues } from "./release-state";
 
 /** The trailer of the commits that freeze releases and lift a freeze. */
 export const FREEZE_TRAILER = "Homelab-Freeze";
@@ -75,6 +77,9 @@ export async function freeze(opts: FreezeOptions): Promise<number> {
     return pushed;
   }
   say(`committed ${pushed.slice(0, 12)} to ${co.branch}: ${"freeze" in change ? `releases ${describeFreeze(change.freeze)}` : "the freeze is lifted"}`);
+  // Told once it is in git, whatever the deploy that applies it does.
+  const f = "freeze" in change ? change.freeze : change.lifted;
+  await notify(rc.cfg, opts.stack, [{ event: "freeze" in change ? "frozen" : "unfrozen", reason: "freeze" in change ? describeFreeze(f) : `lifts the freeze: ${describeFreeze(f)}`, commit: { sha: pushed } }], { secrets: secretValues(rc.cfg), say });
   // Applies it: image automation suspended (or resumed); the running pair stays.
   return deploy(opts);
 }

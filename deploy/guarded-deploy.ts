@@ -15,6 +15,7 @@ import { checkPlatform } from "./platform";
 import { Verdict, classify, describeVerdict } from "./verdict";
 import { Interruption, PendingRollback, StateResource, addInterruption, pendingRollbackOf, setPendingRollback } from "./interruption";
 import { waitingLine } from "../stacks/first-release";
+import { Notice, notify } from "./notify";
 
 /** The policy pack of this program, enforced on every preview and update the deploy makes. */
 export const POLICY_PACK = path.resolve(__dirname, "..", "policy");
@@ -100,6 +101,22 @@ const pairOf = (r: PromotedRelease): TagPair => ({ frontend: r.frontend.tag, bac
  * plugins and git credentials.
  */
 export async function deploy(opts: DeployOptions): Promise<number> {
+  const told: Told = { notices: [] };
+  const code = await guardedDeploy(opts, told);
+  // After the lock is released: a slow receiver holds up no other deploy.
+  if (told.cfg && told.notices.length > 0) {
+    await notify(told.cfg, opts.stack, told.notices, { secrets: secretValues(told.cfg), say });
+  }
+  return code;
+}
+
+/** What the deploy tells its receivers, and the config that names them. */
+interface Told {
+  cfg?: StackConfig;
+  readonly notices: Notice[];
+}
+
+async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
   const policyPacks = opts.policyPacks ?? [POLICY_PACK];
   // Set once the stack's config is read: nothing the engine prints before then carries a secret of it.
   let secrets: readonly string[] = [];
@@ -129,8 +146,9 @@ export async function deploy(opts: DeployOptions): Promise<number> {
   }
   try {
     let cfg = config as StackConfig;
+    told.cfg = cfg;
     if (cfg["homelab:deployHomelab"]?.value === "false") {
-      return await deployVpsOnly(engine, opts.stack, secrets);
+      return await deployVpsOnly(engine, opts.stack, secrets, told);
     }
     const invalid = configProblems(cfg);
     if (invalid) {
@@ -156,6 +174,7 @@ export async function deploy(opts: DeployOptions): Promise<number> {
     // The stack file travels in git with its encrypted secrets: what the fast-forward brought is
     // what the engine runs with, so it is what is checked and kept out of the output.
     cfg = (await stack.getAllConfig()) as StackConfig;
+    told.cfg = cfg;
     secrets = secretValues(cfg);
     const invalidAfterSync = configProblems(cfg);
     if (invalidAfterSync) {
@@ -188,33 +207,40 @@ export async function deploy(opts: DeployOptions): Promise<number> {
         say(`WAITING after ${run.seconds}s: ${waitingLine(waitingFor)}`);
         return EXIT.waiting;
       }
-      const running = describeRunning(promotedRelease(run.events) ?? (await lastPromoted(stack)).current);
+      const now = promotedRelease(run.events) ?? (await lastPromoted(stack)).current;
+      const running = describeRunning(now);
       const moved = releaseMoved(run.events) && !(last && last.frontend.tag === target.frontend && last.backend.tag === target.backend);
       say(drift.length > 0 && !moved ? `REPAIRED in ${run.seconds}s, every gate passing: ${running}` : `PROMOTED in ${run.seconds}s: ${running}${drift.length > 0 ? " (and repaired)" : ""}`);
+      // A deploy that changed nothing tells no one: --watch runs one every few minutes.
+      if (now && (moved || drift.length > 0)) {
+        told.notices.push({ event: moved ? "promoted" : "repaired", pair: pairOf(now), ...(drift.length > 0 ? { reason: `found and deployed again: ${drift.join("; ")}` } : {}) });
+      }
       return EXIT.promoted;
     }
     const reason = redact(failureReason(run.events, run.error), secretValues(cfg));
     if (onlyVpsFailed(run.events)) {
       // The homelab's stages did not fail: its release is not rolled back for the VPS's sake.
-      return vpsFailure(run.events, reason, run.seconds);
+      return vpsFailure(run.events, reason, run.seconds, told);
     }
     const verdict = classify(run.events, run.error, await checkPlatform(cfg));
     if (!releaseMoved(run.events)) {
       if (verdict.fault === "platform" && verdict.part !== "unknown") {
         say(`PLATFORM FAILURE before any change (${run.seconds}s): ${redact(describeVerdict(verdict), secretValues(cfg))}\nNothing changed, nothing excluded. Deploy again once the ${verdict.part} answers.\nStill running: ${describeRunning(last)}`);
+        told.notices.push({ event: "platform-failure", failed: target, ...(last ? { pair: pairOf(last) } : {}), reason: `before any change: ${describeVerdict(verdict)}` });
         return EXIT.platform;
       }
       say(`REFUSED before any change (${run.seconds}s):\n${reason}\nStill running: ${describeRunning(last)}`);
       return EXIT.refused;
     }
     if (verdict.fault === "platform") {
-      return await platformFailure({ stack, cfg, run, verdict, target, last });
+      return await platformFailure({ stack, cfg, run, verdict, target, last, told });
     }
     if (!last) {
       say(`FAILED and there is no promoted release to roll back to (${redact(describeVerdict(verdict), secretValues(cfg))}):\n${reason}`);
+      told.notices.push({ event: "rollback-failed", failed: target, stage: failedStage(run.events), reason: `no promoted release to roll back to: ${describeVerdict(verdict)}` });
       return EXIT.rollbackFailed;
     }
-    return await rollBack({ stack, engine, co, cfg, run, reason: `${redact(describeVerdict(verdict), secretValues(cfg))}\n${reason}`, failed: target, last });
+    return await rollBack({ stack, engine, co, cfg, run, reason: `${redact(describeVerdict(verdict), secretValues(cfg))}\n${reason}`, failed: target, last, told });
   } catch (e) {
     if (e instanceof Refused) {
       say(`REFUSED before any change: ${e.message}`);
@@ -277,6 +303,7 @@ interface PlatformContext {
   readonly verdict: Extract<Verdict, { fault: "platform" }>;
   readonly target: TagPair;
   readonly last: PromotedRelease | undefined;
+  readonly told: Told;
 }
 
 /**
@@ -296,6 +323,7 @@ async function platformFailure(c: PlatformContext): Promise<number> {
       (unfinished.length > 0 ? ` The next deploy runs ${unfinished.join(", ")} again.` : "") +
       ` Deploy again once the ${c.verdict.part} answers; it resumes the release.`,
   );
+  c.told.notices.push({ event: "platform-failure", failed: c.target, ...(c.last ? { pair: pairOf(c.last) } : {}), stage: failedStage(c.run.events), reason: evidence });
   return EXIT.platform;
 }
 
@@ -308,6 +336,7 @@ interface RollbackContext {
   readonly reason: string;
   readonly failed: TagPair;
   readonly last: PromotedRelease;
+  readonly told: Told;
 }
 
 /**
@@ -359,9 +388,19 @@ async function rollBack(c: RollbackContext): Promise<number> {
     say(`ROLLED BACK in ${back!.seconds}s: running ${describeRunning(c.last)} again.`);
     outcome = EXIT.rolledBack;
   }
+  const tell = (sha: string): void =>
+    void c.told.notices.push({
+      event: outcome === EXIT.rolledBack ? "rolled-back" : "rollback-failed",
+      pair: restored,
+      failed: c.failed,
+      stage,
+      reason: c.reason,
+      commit: { sha },
+    });
   // The failed pair stays excluded whether or not the rollback deploy succeeded: it did fail.
   try {
     const pushed = pushFileChange(c.co, change, message, { base, sha: commit });
+    tell(pushed.sha);
     if (pushed.sha !== commit) {
       moveCheckoutTo(c.co, pushed.sha);
     }
@@ -376,6 +415,7 @@ async function rollBack(c: RollbackContext): Promise<number> {
         (excluded.length > 0 ? `image automation now skips ${excluded.map((x) => `${x.image} ${x.tag}`).join(", ")}` : "nothing excluded"),
     );
   } catch (e) {
+    tell(commit);
     say(
       `NOT RECORDED: the rollback commit ${commit.slice(0, 12)} could not be pushed to ${c.co.branch}: ${(e as Error).message}\n` +
         `The rollback stays pending in the stack's state: the next deploy, from any checkout, pushes it before it deploys anything (or push it now with \`git push origin ${c.co.branch}\`).`,
@@ -399,7 +439,7 @@ async function updateSince(stack: Stack, since: Date): Promise<string | undefine
 }
 
 /** Deploys a stack without the homelab part; the VPS's host restores itself on failure. */
-async function deployVpsOnly(engine: (refresh?: boolean) => Promise<EngineRun>, name: string, secrets: readonly string[]): Promise<number> {
+async function deployVpsOnly(engine: (refresh?: boolean) => Promise<EngineRun>, name: string, secrets: readonly string[], told: Told): Promise<number> {
   say(`stack ${name}: deploying the VPS app (the stack has no homelab part)`);
   // Refreshed: a VPS app that no longer runs as recorded is deployed again.
   const run = await engine(true);
@@ -411,21 +451,26 @@ async function deployVpsOnly(engine: (refresh?: boolean) => Promise<EngineRun>, 
   if (run.ok) {
     const image = stackOutput(run.events, "vpsImage");
     say(`${drift.length > 0 ? "REPAIRED" : "DEPLOYED"} in ${run.seconds}s${typeof image === "string" ? `: ${image}` : ""}`);
+    if (drift.length > 0 || vpsMoved(run.events)) {
+      told.notices.push({ event: drift.length > 0 ? "repaired" : "promoted", stage: "VPS app", reason: `${typeof image === "string" ? `running ${image}` : "deployed"}${drift.length > 0 ? `; found and deployed again: ${drift.join("; ")}` : ""}` });
+    }
     return EXIT.promoted;
   }
-  return vpsFailure(run.events, redact(failureReason(run.events, run.error), secrets), run.seconds);
+  return vpsFailure(run.events, redact(failureReason(run.events, run.error), secrets), run.seconds, told);
 }
 
 /** The outcome of a failed VPS deploy: nothing is pinned; the exit code says whether the previous release is back. */
-function vpsFailure(events: readonly EngineEvent[], reason: string, seconds: number): number {
+function vpsFailure(events: readonly EngineEvent[], reason: string, seconds: number, told: Told): number {
   if (!vpsMoved(events)) {
     say(`REFUSED before any change (${seconds}s):\n${reason}`);
     return EXIT.refused;
   }
   if (vpsRestored(events)) {
     say(`FAILED after ${seconds}s in the VPS app; its host restored the previous release, which is serving:\n${reason}`);
+    told.notices.push({ event: "rolled-back", stage: "VPS app", reason: `its host restored the previous release: ${reason}` });
     return EXIT.rolledBack;
   }
   say(`FAILED after ${seconds}s in the VPS app, and its previous release is not back (check the host):\n${reason}`);
+  told.notices.push({ event: "rollback-failed", stage: "VPS app", reason });
   return EXIT.rollbackFailed;
 }

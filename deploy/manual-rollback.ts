@@ -4,7 +4,8 @@ import { DeployOptions, deploy } from "./guarded-deploy";
 import { fileHistory, git } from "./git";
 import { EXIT } from "./outcome";
 import { openReleaseCheckout, pushReleaseChange } from "./release-commit";
-import { lastPromoted } from "./release-state";
+import { lastPromoted, secretValues } from "./release-state";
+import { notify } from "./notify";
 import { MANUAL_STAGE, RollbackRecord, TagPair, failedTags, revertedCommits, rollbackChange, rollbackMessage } from "./rollback-commit";
 
 export interface ManualRollbackOptions extends DeployOptions {
@@ -63,5 +64,7 @@ export async function manualRollback(opts: ManualRollbackOptions): Promise<numbe
   }
   const dropped = failedTags(from, to, record.event.stage);
   say(`committed ${pushed.slice(0, 12)} to ${co.branch}: frontend ${to.frontend}, backend ${to.backend}${dropped.length ? `; excluded ${dropped.map((d) => `${d.image} ${d.tag}`).join(", ")}` : ""}`);
+  // Told once git has it, as a rollback: the deploy that follows tells what it runs.
+  await notify(rc.cfg, opts.stack, [{ event: "rolled-back", pair: to, failed: from, stage: record.event.stage, reason: opts.reason, commit: { sha: pushed } }], { secrets: secretValues(rc.cfg), say });
   return deploy(opts);
 }

@@ -3,6 +3,7 @@ import { FLUX_CONTROLLERS, FluxControllers, fluxGitUrl, parseScpAddress, scpAddr
 import { ImageRef, checkTag, parseImageRef } from "./image-ref";
 import { timestampGroupProblem } from "./image-policy";
 import { VersionMarker, parseVersionMarker } from "./version-marker";
+import { parseNotifyTargets } from "./notify";
 import {
   absolutePathProblem,
   domainProblem,
@@ -159,6 +160,12 @@ export const CONFIG_KEYS = {
     kind: "integer",
     default: 600,
     description: "For this long after a promotion, --watch and npm run status treat the promoted release's crash loop or failing gate as the release's failure, and --watch rolls it back with a rollback commit; after it, such a fault is drift, repaired. 0: no window.",
+  },
+  notify: {
+    kind: "secret",
+    default: "",
+    description:
+      'JSON list of receivers told about promotions, repairs, rollbacks, failed rollbacks, platform failures and freezes: [{"kind": "webhook"|"ntfy"|"discord"|"slack", "url": "…", "hmacKey": "…" (webhook only)}].',
   },
   gateSoakSeconds: {
     kind: "integer",
@@ -493,6 +500,15 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     return v;
   }
 
+
+  secret("notify", false, (v) => {
+    try {
+      parseNotifyTargets(v);
+      return undefined;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  });
 
   const deployHomelab = bool("deployHomelab");
   const deployVps = bool("deployVps");

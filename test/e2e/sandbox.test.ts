@@ -1,7 +1,10 @@
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "child_process";
+import * as crypto from "crypto";
 import * as fs from "fs";
+import * as http from "http";
+import type { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
@@ -26,6 +29,7 @@ import { ensureDockerEngine } from "../../sandbox/docker-engine";
 import { liveStatus } from "../../deploy/live-status";
 import type { Condition } from "../../deploy/status";
 import type { QuickStatus } from "../../deploy/quick-status";
+import type { NotifyEvent } from "../../lib/notify";
 import { acceptedSessions } from "../../bench/sessions";
 import { driftFound } from "../../deploy/outcome";
 import { markerIntact, writeMarker } from "../reliability/support";
@@ -80,10 +84,41 @@ function release(frontendTag: string, backendTag: string): Promise<string> {
   return writeRelease(sb, frontendTag, backendTag);
 }
 
+/**
+ * The deploy's receivers, as a user's webhook endpoint and ntfy server would be: one HTTP server
+ * on loopback, a signed webhook on /hook and an ntfy topic on /ntfy/lab.
+ */
+const HMAC_KEY = crypto.randomBytes(16).toString("hex");
+const received: { path: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
+let receiver: http.Server | undefined;
+
+async function startReceiver(): Promise<string> {
+  receiver = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString()));
+    req.on("end", () => {
+      received.push({ path: req.url ?? "", headers: req.headers, body });
+      res.statusCode = 200;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => receiver!.listen(0, "127.0.0.1", r));
+  return `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+}
+
+/** The webhook's notices since `from` (an index into what was received), each signature checked. */
+function notices(from = 0): NotifyEvent[] {
+  return received.slice(from).filter((r) => r.path === "/hook").map((r) => {
+    assert.equal(r.headers["x-signature"], `sha256=${crypto.createHmac("sha256", HMAC_KEY).update(r.body).digest("hex")}`, "the webhook's body is signed");
+    return JSON.parse(r.body) as NotifyEvent;
+  });
+}
+
 /** The git host's branch: its last commit's message and the release file it holds. */
-function server(): { message: string; state: ReturnType<typeof readReleaseState>; subjects: string[] } {
+function server(): { sha: string; message: string; state: ReturnType<typeof readReleaseState>; subjects: string[] } {
   const git = (...args: string[]): string => execFileSync("git", ["--git-dir", sb.git.repository, ...args], { encoding: "utf8" });
   return {
+    sha: git("rev-parse", sb.git.branch).trim(),
     message: git("log", "-1", "--format=%B", sb.git.branch),
     state: readReleaseState(serverFile(sb.git), RELEASE_PATH),
     subjects: git("log", "--format=%s", sb.git.branch).trim().split("\n"),
@@ -127,10 +162,20 @@ before(async () => {
   stack = await sandboxStack(sb, STACK, projectDir);
   // One replica: each healthy rollout waits for one readiness probe (10 s initial delay), not two.
   await stack.setAllConfig({ "homelab:gateDeadlineSeconds": { value: String(GATE_DEADLINE_SECONDS) }, "homelab:frontendReplicas": { value: "1" } });
+  const receiverUrl = await startReceiver();
+  await stack.setConfig("homelab:notify", {
+    value: JSON.stringify([
+      { kind: "webhook", url: `${receiverUrl}/hook`, hmacKey: HMAC_KEY },
+      { kind: "ntfy", url: `${receiverUrl}/ntfy/lab` },
+    ]),
+    secret: true,
+  });
   process.stderr.write(`e2e: sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
 });
 
 after(async () => {
+  receiver?.closeAllConnections();
+  receiver?.close();
   try {
     await tearDownSandboxStack(torn ? undefined : stack, STACK, sb, dir);
   } finally {
@@ -151,6 +196,9 @@ describe("sandbox end to end", { concurrency: false }, () => {
     const r = await runDeployCli(["--stack", STACK, "--cwd", projectDir], env);
     assert.equal(r.code, EXIT.promoted, r.log);
     assert.match(r.log, /Policies:|homelab-guardrails/, "the policy pack ran");
+    // Its receivers heard of it: the signed webhook and the ntfy topic.
+    assert.deepEqual(notices().map((n) => [n.event, n.stack, n.pair?.frontend, n.pair?.backend]), [["promoted", STACK, ...v1()]]);
+    assert.equal(received.find((x) => x.path === "/ntfy/lab")?.headers.title, `${STACK}: promoted frontend ${v1()[0]}, backend ${v1()[1]}`);
     assert.match(r.log, /PROMOTED in [\d.]+s: frontend \S+, backend \S+/);
     const out = await outputs();
     assert.equal(out.frontendUrl, `${sb.ingressUrl}/`);
@@ -202,6 +250,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
   for (const bad of ["unhealthy", "crash"] as const) {
     timed(`4. a backend that is ${bad} fails its gate; both roll back and the rollback is a commit in git`, async () => {
       const before = server().subjects.length;
+      const heard = received.length;
       const released = await release(sb.images.frontend[0], sb.images.backend[bad]);
       let raced = "";
       // The crashing release also races image automation: a bot commit lands while the rollback runs.
@@ -243,6 +292,14 @@ describe("sandbox end to end", { concurrency: false }, () => {
       assert.ok(git.state.excluded.some((e) => e.image === "backend" && e.tag === sb.images.backend[bad]));
       assert.ok(!git.state.excluded.some((e) => e.image === "frontend"), "the backend's failure does not blame the frontend");
       assert.ok((await imageRepositoryExclusions("backend")).includes(`^${sb.images.backend[bad]}$`), "image automation skips the bad tag");
+      // The receivers heard of the rollback: both pairs, the stage, the reason and the commit.
+      const told = notices(heard);
+      assert.deepEqual(told.map((n) => n.event), ["rolled-back"]);
+      assert.deepEqual(told[0].failed, { frontend: sb.images.frontend[0], backend: sb.images.backend[bad] });
+      assert.deepEqual(told[0].pair, { frontend: v2()[0], backend: v2()[1] });
+      assert.match(told[0].stage ?? "", /^backend (gate|deploy)$/);
+      assert.equal(told[0].commit?.sha, git.sha, "the notice names the rollback commit on the branch");
+      assert.ok(received.slice(heard).every((x) => !x.body.includes(sb.registry.password) && !x.body.includes("hello from the sandbox")), "no secret in a notification");
       if (bad === "unhealthy") {
         assert.deepEqual(git.state.tags, { frontend: v2()[0], backend: v2()[1] });
         assert.equal(git.subjects.length, before + 2);
@@ -385,6 +442,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
     for (const [label, change, expected, exit] of cases) {
       await release(...v1());
       await stack.setAllConfig(change);
+      const heard = received.length;
       const r = await run();
       await stack.setAllConfig({
         "homelab:vmPort": { value: String(sb.vm.port) },
@@ -393,6 +451,8 @@ describe("sandbox end to end", { concurrency: false }, () => {
       });
       assert.equal(r.code, exit, `${label}: ${r.log}`);
       assert.match(r.log, expected, label);
+      // The platform's failure is told; a refusal (nothing happened) is not.
+      assert.deepEqual(notices(heard).map((n) => [n.event, n.failed?.backend]), exit === EXIT.platform ? [["platform-failure", v1()[1]]] : [], label);
       assert.deepEqual((await outputs()).release, before.release, label);
       assert.deepEqual(await health(), { status: 200, version: v2()[1] }, label);
     }
@@ -400,10 +460,16 @@ describe("sandbox end to end", { concurrency: false }, () => {
   });
 
   timed("7. npm run rollback makes the same kind of commit and deploys it; npm run releases shows the history", async () => {
+    const heard = received.length;
     const code = await manualRollback({ stack: STACK, workDir: projectDir, to: { frontend: v1()[0], backend: v1()[1] }, reason: "e2e: checkout page broken" });
     assert.equal(code, EXIT.promoted);
     assert.deepEqual(await health(), { status: 200, version: v1()[1] });
     const git = server();
+    // Told as a rollback with its reason and commit, then as the promotion of the pair it restores.
+    assert.deepEqual(notices(heard).map((n) => [n.event, n.pair?.backend, n.reason ?? "", n.commit?.sha ?? ""]), [
+      ["rolled-back", v1()[1], "e2e: checkout page broken", git.sha],
+      ["promoted", v1()[1], "", ""],
+    ]);
     assert.equal(git.subjects[0], `Roll back to frontend ${v1()[0]}, backend ${v1()[1]}`);
     assert.match(git.message, new RegExp(`Rolled back by hand from frontend ${v2()[0]}, backend ${v2()[1]}\\.`));
     assert.match(git.message, /Reason:\n {2}e2e: checkout page broken/);
@@ -484,6 +550,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
 
     /** The fault is found by `status` (as `condition`) and by a refresh, then repaired by the next deploy with every gate passing. */
     async function foundAndRepaired(finding: RegExp, condition: Condition): Promise<void> {
+      const heard = received.length;
       const status = await liveStatus(stack, projectDir);
       assert.equal(status.agree, false, JSON.stringify(status, null, 2));
       assert.equal(status.condition, condition, JSON.stringify(status, null, 2));
@@ -498,6 +565,9 @@ describe("sandbox end to end", { concurrency: false }, () => {
       const r = await run();
       assert.equal(r.code, EXIT.promoted, r.log);
       assert.match(r.log, /REPAIRED in [\d.]+s, every gate passing/);
+      const told = notices(heard);
+      assert.deepEqual(told.map((n) => [n.event, n.pair?.backend]), [["repaired", v2()[1]]]);
+      assert.match(told[0].reason ?? "", finding);
       assert.deepEqual(await health(), { status: 200, version: v2()[1] });
       assert.ok(markerIntact(sb, marker), "the data volume kept its marker");
       const after = await liveStatus(stack, projectDir);
@@ -506,7 +576,9 @@ describe("sandbox end to end", { concurrency: false }, () => {
 
     timed("a healthy no-op deploy runs no remote deploy and status agrees", async () => {
       writeMarker(sb, marker);
+      const heard = received.length;
       const r = await run();
+      assert.deepEqual(notices(heard), [], "a deploy that changed nothing tells no one");
       assert.equal(r.code, EXIT.promoted, r.log);
       assert.doesNotMatch(r.log, /REPAIRED|no longer runs/);
       assert.doesNotMatch(r.log, /backend-deploy\s+(updating|updated)|vps-compose-deploy\s+(updating|updated)/, "no remote deploy ran");
