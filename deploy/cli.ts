@@ -203,12 +203,12 @@ async function releases(opts: CliOptions): Promise<number> {
 
 /** What each part runs against what the stack records; the exit code is the worst part's condition. */
 async function status(opts: CliOptions): Promise<number> {
-  const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
   if (opts.quick) {
-    const glance = await quickStatus(stack, opts.workDir);
+    const glance = await quickStatus(opts.stack, opts.workDir);
     process.stdout.write(opts.json ? `${JSON.stringify(glance, null, 2)}\n` : `${formatQuickStatus(glance)}\n`);
     return statusExit(glance);
   }
+  const stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
   const result = await liveStatus(stack, opts.workDir, (t) => void process.stderr.write(t));
   process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatStatus(result)}\n`);
   // Inside a promotion's watch window, what differs is judged as --watch judges it.

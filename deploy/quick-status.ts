@@ -1,7 +1,8 @@
-import type { Stack } from "@pulumi/pulumi/automation";
+import * as fs from "fs";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { GATE_PROBE_TYPE } from "../components/health-gate";
 import type { Freeze } from "../lib/freeze";
-import { KubeApi, KubeApiUnreachable, KubeconfigError, kubeApi } from "../lib/kube-api";
+import { KubeApi, KubeApiUnreachable, KubeconfigError, inlineKubeconfigFiles, kubeApi } from "../lib/kube-api";
 import { ProbeIo, ProbeTarget, probeOnce, realProbeIo } from "../lib/probe";
 import { RELEASE_PARTS, type Release } from "../lib/release";
 import { parseUrn } from "./outcome";
@@ -122,8 +123,10 @@ export function glanceCondition(gates: readonly GateGlance[], automationUnreacha
 }
 
 /** The quick glance of a stack: its state, one probe per gate URL, image automation's selection, the freeze. */
-export async function quickStatus(stack: Stack, workDir: string): Promise<QuickStatus> {
-  const [state, cfg] = await Promise.all([stack.exportStack(), stack.getAllConfig() as Promise<StackConfig>]);
+export async function quickStatus(stackName: string, workDir: string): Promise<QuickStatus> {
+  // Straight from the workspace, with --stack: selecting the stack first would cost a CLI run.
+  const ws = await LocalWorkspace.create({ workDir });
+  const [state, cfg] = await Promise.all([ws.exportStack(stackName), ws.getAllConfig(stackName) as Promise<StackConfig>]);
   const resources = stateResources(state);
   const { current, promotion } = promotedIn(resources);
   let release: Release | undefined;
@@ -139,7 +142,9 @@ export async function quickStatus(stack: Stack, workDir: string): Promise<QuickS
       return { glances: [], unreachable: false };
     }
     try {
-      const api = kubeApi(cfg["homelab:kubeconfig"]?.value ?? "", setting(cfg, "kubeContext") || undefined, { timeoutMs: QUICK_TIMEOUT_MS });
+      // Run where the kubeconfig's files are: they are read in (kubectl reads them too).
+      const kubeconfig = inlineKubeconfigFiles(cfg["homelab:kubeconfig"]?.value ?? "", (f) => fs.readFileSync(f));
+      const api = kubeApi(kubeconfig, setting(cfg, "kubeContext") || undefined, { timeoutMs: QUICK_TIMEOUT_MS });
       return { glances: await readPolicies(api, policies, release), unreachable: false };
     } catch (e) {
       if (e instanceof KubeconfigError || e instanceof KubeApiUnreachable) {
@@ -152,7 +157,7 @@ export async function quickStatus(stack: Stack, workDir: string): Promise<QuickS
   const secrets = secretValues(cfg);
   const clean = (t: string): string => redact(t, secrets);
   return {
-    stack: stack.name,
+    stack: stackName,
     quick: true,
     condition: glanceCondition(gates, auto.unreachable),
     recorded: {
@@ -180,7 +185,7 @@ export function formatQuickStatus(q: QuickStatus): string {
       : "recorded   nothing promoted yet",
   );
   for (const g of q.gates) {
-    lines.push(`gate       ${g.part}: ${g.condition === "agrees" ? `passes (${g.urls.join(", ")})` : `FAILS: ${g.failures.join("; ")}`}`);
+    lines.push(`gate       ${g.part}: ${g.condition === "agrees" ? `passes (${[...new Set(g.urls)].join(", ")})` : `FAILS: ${g.failures.join("; ")}`}`);
   }
   for (const p of q.automation) {
     const what = p.problem

@@ -166,6 +166,49 @@ function connection(kubeconfig: string, context: string | undefined): Connection
   };
 }
 
+/** The file fields of a kubeconfig and the `-data` fields that hold the same material inline. */
+const FILE_FIELDS: readonly { list: "clusters" | "users"; field: string; file: string }[] = [
+  { list: "clusters", field: "cluster", file: "certificate-authority" },
+  { list: "users", field: "user", file: "client-certificate" },
+  { list: "users", field: "user", file: "client-key" },
+];
+
+/**
+ * The kubeconfig with the files it names by absolute path (CA, client certificate and key) read
+ * in, as `kubectl config view --raw --flatten` writes it. For the deploy's commands, which run on
+ * the machine that holds those files; the program's own checks never read files. What is not
+ * YAML, not absolute or not readable is left as it is, for kubeApi to refuse by name.
+ */
+export function inlineKubeconfigFiles(kubeconfig: string, readFile: (file: string) => Buffer): string {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(kubeconfig);
+  } catch {
+    return kubeconfig;
+  }
+  if (!isRecord(doc)) {
+    return kubeconfig;
+  }
+  let changed = false;
+  for (const { list, field, file } of FILE_FIELDS) {
+    for (const item of Array.isArray(doc[list]) ? (doc[list] as unknown[]) : []) {
+      const inner = isRecord(item) ? item[field] : undefined;
+      const name = isRecord(inner) ? inner[file] : undefined;
+      if (!isRecord(inner) || typeof name !== "string" || !name.startsWith("/") || inner[`${file}-data`] !== undefined) {
+        continue;
+      }
+      try {
+        inner[`${file}-data`] = readFile(name).toString("base64");
+        delete inner[file];
+        changed = true;
+      } catch {
+        // Left for kubeApi to name.
+      }
+    }
+  }
+  return changed ? YAML.stringify(doc) : kubeconfig;
+}
+
 /** `HTTP <status>` and the message of the server's Status object, if it sent one. */
 function summarize(status: number, body: unknown): string {
   const message = isRecord(body) && typeof body.message === "string" ? body.message.slice(0, 300) : "";

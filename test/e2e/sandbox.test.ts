@@ -609,8 +609,14 @@ describe("sandbox end to end", { concurrency: false }, () => {
       assert.equal(glance.recorded.backend?.split("@")[0], v2()[1]);
       assert.deepEqual(glance.gates.map((g) => [g.part, g.condition]), [["frontend-gate", "agrees"], ["backend-gate", "agrees"]]);
       assert.equal(glance.frozen, undefined);
-      // The sandbox's kubeconfig names its CA by file, which the program's API client does not read.
-      assert.match(glance.automationProblem ?? "", /homelab:kubeconfig: .*reads its CA from a file/);
+      // The ImagePolicies read from the cluster (the kubeconfig's CA and client files read in). This
+      // sandbox runs no image controllers, so no policy has selected a tag.
+      assert.equal(glance.automationProblem, undefined);
+      assert.deepEqual(glance.automation.map((p) => [p.policy, p.problem, p.selected, p.next]).sort(), [
+        ["flux-system/backend", undefined, undefined, false],
+        ["flux-system/frontend", undefined, undefined, false],
+      ]);
+      assert.deepEqual(glance.automation.map((p) => p.releaseFile).sort(), [...v2()].sort());
       assert.equal(acceptedSessions(sshdLog), sessions, "no SSH session on the VM");
     });
 

@@ -22,7 +22,7 @@ import {
   programFluxNames,
 } from "../../lib/flux-adoption";
 import { FLUX_SYNC_NAME, fluxSyncObjects } from "../../lib/flux-install";
-import { KubeApiUnreachable, KubeconfigError, kubeApi } from "../../lib/kube-api";
+import { KubeApiUnreachable, KubeconfigError, inlineKubeconfigFiles, kubeApi } from "../../lib/kube-api";
 import { SECRET_KEYS, validConfig } from "../support/fixtures";
 
 const TARGET = { gitUrl: "ssh://git@git.lan/homelab/website.git", path: "./flux/clusters/production" };
@@ -283,6 +283,27 @@ describe("the read-only Kubernetes API client", () => {
     assert.throws(() => kubeApi(kubeconfigFor(url, undefined, { "client-certificate": "/etc/k.crt", "client-key": "/etc/k.key" })), /reads client-certificate from a file.*kubectl config view --raw --flatten/);
     assert.throws(() => kubeApi(kubeconfigFor(url, undefined, {}, { "certificate-authority": "/etc/ca.crt" })), /reads its CA from a file/);
     assert.throws(() => kubeApi(`clusters: [\n  token: ${token}: : :\n`), (e: unknown) => e instanceof KubeconfigError && /^homelab:kubeconfig: the secret value is not YAML/.test(e.message) && !e.message.includes(token));
+  });
+
+  it("for the deploy's commands, reads in the CA and client certificate a kubeconfig names by absolute path, and leaves the rest", async () => {
+    const files: Record<string, string> = { "/etc/k3s/ca.crt": certs.ca, "/etc/k3s/client.crt": certs.clientCert, "/etc/k3s/client.key": certs.clientKey };
+    const read = (f: string): Buffer => {
+      if (!(f in files)) {
+        throw new Error(`ENOENT: ${f}`);
+      }
+      return Buffer.from(files[f]);
+    };
+    const byFile = kubeconfigFor(url, undefined, { "client-certificate": "/etc/k3s/client.crt", "client-key": "/etc/k3s/client.key" }, { "certificate-authority": "/etc/k3s/ca.crt" });
+    const inlined = inlineKubeconfigFiles(byFile, read);
+    const res = await kubeApi(inlined).get(FLUX_COLLECTIONS.GitRepository);
+    assert.equal((res.body as { who: string }).who, "cert:homelab-test");
+    assert.doesNotMatch(inlined, /certificate-authority:|client-certificate:|client-key:/);
+    // A relative path, a file that is not there, and text that is not YAML stay as they are.
+    const relative = kubeconfigFor(url, undefined, {}, { "certificate-authority": "ca.crt" });
+    assert.equal(inlineKubeconfigFiles(relative, read), relative);
+    const missing = kubeconfigFor(url, undefined, {}, { "certificate-authority": "/etc/none.crt" });
+    assert.throws(() => kubeApi(inlineKubeconfigFiles(missing, read)), /reads its CA from a file/);
+    assert.equal(inlineKubeconfigFiles("a: [", read), "a: [");
   });
 
   it("gives up on a server it does not trust, one that does not answer in time, and one that is not there", async () => {
