@@ -15,6 +15,8 @@ export interface PromotedRelease {
   readonly frontend: ReleasedImage;
   readonly backend: ReleasedImage;
   readonly gates: { readonly frontendMs: number; readonly backendMs: number };
+  /** The parts whose gate did not check which version answers (no marker or version field configured). */
+  readonly unverified?: readonly ("frontend" | "backend")[];
 }
 
 export interface LedgerEntry {
@@ -25,6 +27,8 @@ export interface LedgerEntry {
   readonly frontend: string;
   readonly backend: string;
   readonly gates?: PromotedRelease["gates"];
+  /** The parts promoted without their version checked. */
+  readonly unverified?: PromotedRelease["unverified"];
   readonly failed?: RollbackEvent["failed"];
   readonly reason?: string;
   readonly stages?: RollbackEvent["stages"];
@@ -49,7 +53,14 @@ const ref = (image: ReleasedImage): string => `${image.tag}@${image.digest}`;
 
 /** Appends a promotion to the ledger, keeping the newest LEDGER_LIMIT entries. */
 export function appendLedger(ledger: readonly LedgerEntry[], release: PromotedRelease, at: string): LedgerEntry[] {
-  const entry: LedgerEntry = { at, result: "promoted", frontend: ref(release.frontend), backend: ref(release.backend), gates: release.gates };
+  const entry: LedgerEntry = {
+    at,
+    result: "promoted",
+    frontend: ref(release.frontend),
+    backend: ref(release.backend),
+    gates: release.gates,
+    ...(release.unverified?.length ? { unverified: release.unverified } : {}),
+  };
   return [...ledger, entry].slice(-LEDGER_LIMIT);
 }
 
@@ -143,6 +154,8 @@ export interface ReleaseRecordArgs {
   readonly frontend: Inputs<ReleasedImage>;
   readonly backend: Inputs<ReleasedImage>;
   readonly gates: Inputs<PromotedRelease["gates"]>;
+  /** The parts whose gate does not check the version; recorded in the ledger with each promotion. @default [] */
+  readonly unverified?: PromotedRelease["unverified"];
   /** Set while `npm run deploy` redeploys the last good pair after a failure. */
   readonly rollback?: RollbackEvent;
 }
@@ -162,7 +175,7 @@ export class ReleaseRecord extends pulumi.ComponentResource {
     super("homelab:release:ReleaseRecord", name, {}, opts);
     // A plain object of inputs, not one Output: in preview the gate timings are unknown while the
     // images are known, and the diff needs the images.
-    const release = { frontend: args.frontend, backend: args.backend, gates: args.gates } as pulumi.Input<PromotedRelease>;
+    const release = { frontend: args.frontend, backend: args.backend, gates: args.gates, ...(args.unverified?.length ? { unverified: args.unverified } : {}) } as pulumi.Input<PromotedRelease>;
     const record = new RecordResource(`${name}-record`, release, args.rollback, { parent: this });
     this.current = record.release;
     this.previous = record.previous;

@@ -210,7 +210,8 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
       const now = promotedRelease(run.events) ?? (await lastPromoted(stack)).current;
       const running = describeRunning(now);
       const moved = releaseMoved(run.events) && !(last && last.frontend.tag === target.frontend && last.backend.tag === target.backend);
-      say(drift.length > 0 && !moved ? `REPAIRED in ${run.seconds}s, every gate passing: ${running}` : `PROMOTED in ${run.seconds}s: ${running}${drift.length > 0 ? " (and repaired)" : ""}`);
+      const unchecked = moved && now?.unverified?.length ? `; which version answers was not checked for the ${now.unverified.join(" and ")}` : "";
+      say(drift.length > 0 && !moved ? `REPAIRED in ${run.seconds}s, every gate passing: ${running}` : `PROMOTED in ${run.seconds}s: ${running}${drift.length > 0 ? " (and repaired)" : ""}${unchecked}`);
       // A deploy that changed nothing tells no one: --watch runs one every few minutes.
       if (now && (moved || drift.length > 0)) {
         told.notices.push({ event: moved ? "promoted" : "repaired", pair: pairOf(now), ...(drift.length > 0 ? { reason: `found and deployed again: ${drift.join("; ")}` } : {}) });

@@ -21,6 +21,8 @@ export interface ReleaseHistoryEntry {
   readonly revertedBy?: string;
   /** Gate timings of the promotion the stack recorded for this pair, if it was promoted. */
   readonly gates?: { readonly frontendMs: number; readonly backendMs: number };
+  /** The parts promoted without their version checked. */
+  readonly unverified?: readonly string[];
   readonly promotedAt?: string;
 }
 
@@ -70,7 +72,7 @@ export function releaseHistory(commits: readonly FileCommit[], ledger: readonly 
       ...(reason ? { reason } : {}),
       ...(isRollback && revertsIn(c.body).length > 0 ? { reverts: revertsIn(c.body) } : {}),
       ...(revertedBy.has(c.sha) ? { revertedBy: revertedBy.get(c.sha) } : {}),
-      ...(promoted && !isRollback ? { gates: promoted.gates, promotedAt: promoted.at } : {}),
+      ...(promoted && !isRollback ? { gates: promoted.gates, promotedAt: promoted.at, ...(promoted.unverified?.length ? { unverified: promoted.unverified } : {}) } : {}),
     };
   });
   // Newest first, as git log lists the commits.
@@ -85,7 +87,7 @@ export function formatHistory(entries: readonly ReleaseHistoryEntry[]): string {
     e.kind,
     e.frontend,
     e.backend,
-    e.gates ? `${(e.gates.frontendMs / 1000).toFixed(1)}s / ${(e.gates.backendMs / 1000).toFixed(1)}s` : e.kind === "release" ? "not promoted" : "",
+    e.gates ? `${(e.gates.frontendMs / 1000).toFixed(1)}s / ${(e.gates.backendMs / 1000).toFixed(1)}s${e.unverified?.length ? ` (${e.unverified.join(", ")}: version not checked)` : ""}` : e.kind === "release" ? "not promoted" : "",
     e.kind === "release"
       ? `${e.author}${e.revertedBy ? `; rolled back by ${e.revertedBy.slice(0, 10)}` : ""}`
       : `${e.reason ?? ""}${e.reverts?.length ? ` (reverts ${e.reverts.map((r) => r.slice(0, 10)).join(", ")})` : ""}`,

@@ -166,6 +166,8 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
   if (unchecked.length > 0) {
     void pulumi.log.info(`which version answers is not checked by ${unchecked.join(" or ")}`);
   }
+  // Recorded with the promotion, so the ledger says which parts went out unchecked.
+  const unverified = (["frontend", "backend"] as const).filter((p) => (p === "frontend" ? !s.frontend.version : !s.backend.versionField));
   const frontendGate = new HealthGate(
     PART.frontendGate,
     { targets: frontendTargets, release: frontendImage, after: frontend.generation, options: gateOptions },
@@ -222,6 +224,7 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
       frontend: { image: frontendImage, tag: release.frontend.tag, digest: digests.frontend },
       backend: { image: backendImage, tag: release.backend.tag, digest: digests.backend },
       gates: { frontendMs: frontendGate.elapsedMs, backendMs: backendGate.elapsedMs },
+      ...(unverified.length > 0 ? { unverified } : {}),
       rollback: release.rollback,
     },
     { dependsOn: [backendGate] },

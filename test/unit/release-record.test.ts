@@ -35,6 +35,11 @@ describe("release record", () => {
     assert.equal((await recordProvider.diff!("id", first, { release: pair(TAG_A, DIGEST_A, 999) })).changes, false);
   });
 
+  it("writes into the ledger which parts were promoted without their version checked, and nothing when both were", () => {
+    assert.deepEqual(appendLedger([], { ...pair(TAG_A, DIGEST_A), unverified: ["frontend"] }, "t0")[0].unverified, ["frontend"]);
+    assert.equal("unverified" in appendLedger([], pair(TAG_A, DIGEST_A), "t0")[0], false);
+  });
+
   it("keeps a bounded ledger", () => {
     let ledger = appendLedger([], pair(TAG_A, DIGEST_A), "t0");
     for (let i = 1; i <= LEDGER_LIMIT + 5; i++) {

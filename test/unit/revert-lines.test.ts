@@ -90,6 +90,16 @@ describe("a rollback commit's revert lines", () => {
     assert.match(table, new RegExp(`rolled back by ${rollback.slice(0, 10)}`));
   });
 
+  it("show the gate timings a promotion recorded, and which parts it promoted without their version checked", () => {
+    const entries = releaseHistory(history(), [
+      { at: "2026-12-07T09:00:00Z", result: "promoted", frontend: `${GOOD.frontend}@sha256:aa`, backend: `${GOOD.backend}@sha256:bb`, gates: { frontendMs: 1500, backendMs: 2500 }, unverified: ["frontend"] },
+    ]);
+    const promoted = entries.filter((e) => e.gates);
+    assert.ok(promoted.length > 0);
+    assert.ok(promoted.every((e) => e.unverified?.join() === "frontend"));
+    assert.match(formatHistory(entries), /1\.5s \/ 2\.5s \(frontend: version not checked\)/);
+  });
+
   it("after a later rollback to the same pair, name only what came since the first", () => {
     const again = commit(updateReleaseFile(current(), { tags: { frontend: "main-6666666-1800000300" } }), "image automation: frontend again");
     assert.deepEqual(revertedCommits(history(), GOOD), [again]);

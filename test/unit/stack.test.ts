@@ -142,6 +142,11 @@ describe("homelab stack", () => {
     assert.ok(deps("image-automation-frontend-repository").includes(urn("flux-install")));
   });
 
+  it("records which parts go out without their version checked (no marker, no version field configured)", () => {
+    const record = rec.byName("release-record");
+    assert.deepEqual((record.inputs.release as { unverified?: string[] }).unverified, ["frontend", "backend"]);
+  });
+
   it("orders the release: VM check, frontend, frontend gate, backend, backend gate, record", () => {
     assert.ok(deps("frontend-deployment").includes(urn("backend-vm-check")), "frontend waits for the VM check");
     assert.ok(deps("frontend-gate-probe").includes(urn("frontend-deployment")), "frontend gate waits for the rollout");
