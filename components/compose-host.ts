@@ -1,3 +1,4 @@
+import { renderLogsScript } from "../lib/logs";
 import * as pulumi from "@pulumi/pulumi";
 import { BUNDLE_END, FOLLOW_NO_RUN, renderBundle, renderDeployScript, renderDownScript, renderFollowScript, renderInspectScript } from "../lib/remote-deploy";
 import { renderEnvFile } from "../lib/compose";
@@ -111,6 +112,7 @@ export class ComposeHost extends pulumi.ComponentResource {
         files: plainFiles,
         envKeys,
         inspect,
+        logs: renderLogsScript({ deployDir: args.deployDir, project: args.project }),
         stdin: pulumi.secret(secretBundle),
       },
       { parent: this, protect: args.protect ?? false },

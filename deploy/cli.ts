@@ -4,6 +4,7 @@
 // npm run status   -- --stack NAME [--quick] [--json] [--cwd DIR]
 // npm run freeze   -- --stack NAME --reason TEXT [--cwd DIR]
 // npm run unfreeze -- --stack NAME [--cwd DIR]
+// npm run logs     -- --stack NAME frontend|backend|vps [--follow] [--since 10m] [--tail N] [--cwd DIR]
 // Every option takes its value as `--stack NAME` or `--stack=NAME`.
 import * as os from "os";
 import * as path from "path";
@@ -21,11 +22,13 @@ import { checkPlatform } from "./platform";
 import { StackConfig, lastPromoted, setting } from "./release-state";
 import { STATUS_EXIT, formatStatus, statusExit } from "./status";
 import { liveStatus } from "./live-status";
+import { showLogs } from "./logs";
+import { LOG_PARTS, LogPart, LogWindow, parseSince, parseTail } from "../lib/logs";
 import { formatQuickStatus, quickStatus } from "./quick-status";
 import { watch } from "./watch";
 import { changedParts, releaseFault, watchWindowEnd } from "./watch-window";
 
-export type Command = "deploy" | "rollback" | "releases" | "status" | "freeze" | "unfreeze";
+export type Command = "deploy" | "rollback" | "releases" | "status" | "freeze" | "unfreeze" | "logs";
 
 /** Each command's arguments, as both ways in take them (`npm run NAME --` and `homelab NAME`). */
 export const ARGUMENTS: Record<Command, string> = {
@@ -35,6 +38,7 @@ export const ARGUMENTS: Record<Command, string> = {
   status: "--stack NAME [--quick] [--json] [--cwd PROJECT_DIR]",
   freeze: "--stack NAME --reason TEXT [--cwd PROJECT_DIR]",
   unfreeze: "--stack NAME [--cwd PROJECT_DIR]",
+  logs: "--stack NAME frontend|backend|vps [--follow] [--since 10m] [--tail N] [--cwd PROJECT_DIR]",
 };
 
 const USAGE = Object.fromEntries(Object.entries(ARGUMENTS).map(([c, a]) => [c, `usage: npm run ${c} -- ${a}`])) as Record<Command, string>;
@@ -60,6 +64,7 @@ const OPTIONS = {
   status: { ...COMMON, json: { type: "boolean" }, quick: { type: "boolean" } },
   freeze: { ...COMMON, reason: { type: "string" } },
   unfreeze: { ...COMMON },
+  logs: { ...COMMON, follow: { type: "boolean", short: "f" }, since: { type: "string" }, tail: { type: "string" } },
 } as const satisfies Record<Command, Options>;
 
 export interface CliOptions extends DeployOptions {
@@ -72,16 +77,18 @@ export interface CliOptions extends DeployOptions {
   readonly json: boolean;
   /** status: a glance with no refresh and nothing read over SSH. */
   readonly quick: boolean;
+  /** logs: which part, and which lines. */
+  readonly logs?: LogWindow & { readonly part: LogPart };
 }
 
 /**
  * What is wrong with a command line the strict parse refused, naming the option, from the
  * tokens of a lenient parse of the same arguments.
  */
-function commandLineProblem(args: readonly string[], options: Options): string | undefined {
+function commandLineProblem(args: readonly string[], options: Options, positionals = false): string | undefined {
   const { tokens } = util.parseArgs({ args: [...args], options, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
-    if (t.kind === "positional") {
+    if (t.kind === "positional" && !positionals) {
       return `unknown argument ${JSON.stringify(t.value)}`;
     }
     if (t.kind !== "option") {
@@ -121,17 +128,20 @@ function seconds(option: string, v: string | undefined, fallback: number): numbe
 export function parseArgs(argv: readonly string[], repo: string): CliOptions {
   let command: Command = "deploy";
   let rest = argv;
-  if (argv[0] === "rollback" || argv[0] === "releases" || argv[0] === "status" || argv[0] === "freeze" || argv[0] === "unfreeze") {
+  if (argv[0] === "rollback" || argv[0] === "releases" || argv[0] === "status" || argv[0] === "freeze" || argv[0] === "unfreeze" || argv[0] === "logs") {
     command = argv[0];
     rest = argv.slice(1);
   }
   const usage = USAGE[command];
   const options: Options = OPTIONS[command];
+  // Only logs takes a word of its own: the part.
+  const allowPositionals = command === "logs";
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  let positionals: string[];
   try {
-    ({ values } = util.parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }));
+    ({ values, positionals } = util.parseArgs({ args: [...rest], options, strict: true, allowPositionals }));
   } catch (e) {
-    throw new Error(`${commandLineProblem(rest, options) ?? (e as Error).message} (${usage})`, { cause: e });
+    throw new Error(`${commandLineProblem(rest, options, allowPositionals) ?? (e as Error).message} (${usage})`, { cause: e });
   }
   // `--cwd=` or `--cwd "$UNSET"` is a mistake, not the current directory.
   const empty = Object.entries(values).find(([, v]) => v === "" || (Array.isArray(v) && v.includes("")));
@@ -166,6 +176,15 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
   if (reasonProblem) {
     throw new Error(`--reason: ${reasonProblem}`);
   }
+  let logs: CliOptions["logs"];
+  if (command === "logs") {
+    const part = positionals[0];
+    if (positionals.length !== 1 || !(LOG_PARTS as readonly string[]).includes(part)) {
+      throw new Error(`name one part: ${LOG_PARTS.join(", ")}${positionals.length > 0 ? ` (not ${positionals.map((p) => JSON.stringify(p)).join(" ")})` : ""} (${usage})`);
+    }
+    const since = text("since");
+    logs = { part: part as LogPart, tail: parseTail(text("tail") ?? "100"), sinceSeconds: since === undefined ? undefined : parseSince(since), follow: values.follow === true };
+  }
   const cwd = text("cwd");
   return {
     command,
@@ -179,6 +198,7 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
     to,
     json: values.json === true,
     quick: values.quick === true,
+    ...(logs ? { logs } : {}),
   };
 }
 
@@ -238,6 +258,13 @@ async function main(opts: CliOptions): Promise<number> {
     case "freeze":
     case "unfreeze":
       return freeze({ ...opts, lift: opts.command === "unfreeze" });
+    case "logs": {
+      // Ctrl-C ends a followed log cleanly: the streams close, the remote follower with them.
+      const stop = new AbortController();
+      process.once("SIGINT", () => stop.abort());
+      process.once("SIGTERM", () => stop.abort());
+      return showLogs({ ...opts.logs!, stack: opts.stack, workDir: opts.workDir, signal: stop.signal, say: (l) => void process.stderr.write(`logs: ${l}\n`) });
+    }
     case "deploy":
       if (opts.watch) {
         const stop = new AbortController();

@@ -4,7 +4,7 @@ import { ARGUMENTS, run } from "./cli";
 import { INIT_EXIT, main as init } from "./init";
 
 /** The commands the bin takes, in the order its help lists them. */
-export const BIN_COMMANDS = ["deploy", "rollback", "releases", "status", "freeze", "unfreeze", "init"] as const;
+export const BIN_COMMANDS = ["deploy", "rollback", "releases", "status", "logs", "freeze", "unfreeze", "init"] as const;
 export type BinCommand = (typeof BIN_COMMANDS)[number];
 
 /** The bin's help: one line per command. */

@@ -51,6 +51,12 @@ export interface KubeApi {
   readonly server: string;
   /** GETs `path` (`/apis/…`) on the API server. Rejects with KubeApiUnreachable when nothing answered. */
   get(path: string): Promise<KubeResponse>;
+  /**
+   * GETs `path` and hands each piece of a 200's body to `onText` as it arrives (a pod's log with
+   * `follow`), until the server ends it or `signal` aborts (then it resolves). Another status
+   * resolves with its summary. Only the wait for the answer's start is bounded.
+   */
+  stream(path: string, onText: (text: string) => void, signal?: AbortSignal): Promise<KubeResponse>;
 }
 
 interface Connection {
@@ -231,21 +237,75 @@ export function kubeApi(kubeconfig: string, context?: string, options: { timeout
     headers.authorization = `Bearer ${c.token}`;
   }
 
+  const target = (path: string): { url: URL; where: string; tls: https.RequestOptions; request: typeof https.request } => {
+    const url = new URL(`${base}${path.startsWith("/") ? path : `/${path}`}`, server);
+    return {
+      url,
+      where: `GET ${path.replace(/\?.*$/, "")} on ${server}`,
+      tls: url.protocol === "https:" ? { ca: c.ca, cert: c.cert, key: c.key, rejectUnauthorized: !c.insecure, servername: c.servername } : {},
+      request: url.protocol === "https:" ? https.request : http.request,
+    };
+  };
+  const unreachable = (where: string, e: unknown): KubeApiUnreachable => {
+    const err = e as NodeJS.ErrnoException;
+    const timedOut = err.name === "AbortError" || err.name === "TimeoutError";
+    const why = timedOut ? `no answer within ${timeoutMs / 1000} s` : err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message;
+    return new KubeApiUnreachable(scrub(`${where}: ${why}`));
+  };
+
   return {
     server,
-    get(path: string): Promise<KubeResponse> {
-      const url = new URL(`${base}${path.startsWith("/") ? path : `/${path}`}`, server);
-      const where = `GET ${path} on ${server}`;
+    stream(path: string, onText: (text: string) => void, signal?: AbortSignal): Promise<KubeResponse> {
+      const { url, where, tls, request } = target(path);
       return new Promise<KubeResponse>((resolve, reject) => {
-        const fail = (e: unknown): void => {
-          const err = e as NodeJS.ErrnoException;
-          const timedOut = err.name === "AbortError" || err.name === "TimeoutError";
-          const why = timedOut ? `no answer within ${timeoutMs / 1000} s` : err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message;
-          reject(new KubeApiUnreachable(scrub(`${where}: ${why}`)));
+        if (signal?.aborted) {
+          resolve({ status: 0, body: undefined, summary: "stopped" });
+          return;
+        }
+        let answered = false;
+        const started = setTimeout(() => req.destroy(Object.assign(new Error("timeout"), { name: "TimeoutError" })), timeoutMs);
+        const stop = (): void => {
+          req.destroy();
+          resolve({ status: 200, body: undefined, summary: "stopped" });
         };
-        const tls: https.RequestOptions =
-          url.protocol === "https:" ? { ca: c.ca, cert: c.cert, key: c.key, rejectUnauthorized: !c.insecure, servername: c.servername } : {};
-        const request = url.protocol === "https:" ? https.request : http.request;
+        signal?.addEventListener("abort", stop, { once: true });
+        const done = (): void => {
+          clearTimeout(started);
+          signal?.removeEventListener("abort", stop);
+        };
+        const req = request(url, { method: "GET", headers, agent: false, ...tls }, (res) => {
+          answered = true;
+          clearTimeout(started);
+          const status = res.statusCode ?? 0;
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => (status === 200 ? onText(chunk.toString("utf8")) : chunks.length < 64 && chunks.push(chunk)));
+          res.on("error", () => undefined);
+          res.on("close", () => {
+            done();
+            let body: unknown;
+            try {
+              body = status === 200 ? undefined : JSON.parse(Buffer.concat(chunks).toString("utf8"));
+            } catch {
+              body = undefined;
+            }
+            resolve({ status, body, summary: scrub(summarize(status, body)) });
+          });
+        });
+        req.on("error", (e) => {
+          done();
+          if (signal?.aborted || answered) {
+            resolve({ status: answered ? 200 : 0, body: undefined, summary: "stopped" });
+          } else {
+            reject(unreachable(where, e));
+          }
+        });
+        req.end();
+      });
+    },
+    get(path: string): Promise<KubeResponse> {
+      const { url, where, tls, request } = target(path);
+      return new Promise<KubeResponse>((resolve, reject) => {
+        const fail = (e: unknown): void => reject(unreachable(where, e));
         // agent: false: one connection, closed afterwards, so nothing keeps the program's process alive.
         const req = request(url, { method: "GET", headers, agent: false, signal: AbortSignal.timeout(timeoutMs), ...tls }, (res) => {
           const chunks: Buffer[] = [];

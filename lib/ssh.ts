@@ -142,6 +142,13 @@ export interface RunLimits {
   readonly onLine?: (line: string) => void;
   /** Filled with the host key the server presented, as soon as it did. */
   readonly seen?: { hostKey?: string };
+  /** Ends the run from this side (Ctrl-C on a followed log): resolves with code 130. */
+  readonly signal?: AbortSignal;
+  /**
+   * Keeps the script's stdin open until the connection closes, so the script can tell (its stdin
+   * ends) that the client went away. @default false
+   */
+  readonly holdStdin?: boolean;
 }
 
 /**
@@ -158,6 +165,12 @@ export async function runScript(ep: SshEndpoint, script: string, stdin = "", lim
       if (limits.deadlineSeconds !== undefined) {
         timer = setTimeout(() => reject(new SshDeadlineExceeded(where, limits.deadlineSeconds!, false)), limits.deadlineSeconds * 1000);
       }
+      if (limits.signal?.aborted) {
+        resolve({ code: 130, stdout: "", stderr: "", hostKey: seen.hostKey });
+        return;
+      }
+      // Closing the connection ends the remote command with it (its session's hangup).
+      limits.signal?.addEventListener("abort", () => resolve({ code: 130, stdout: "", stderr: "", hostKey: seen.hostKey }), { once: true });
       // The connection dying while the script runs (keepalives unanswered, a reset) ends the wait too.
       // Deferred, so a script whose exit status arrived with the close still resolves.
       conn.once("close", () => setImmediate(() => reject(new SshConnectionLost(where))));
@@ -192,7 +205,11 @@ export async function runScript(ep: SshEndpoint, script: string, stdin = "", lim
           }
           resolve({ code, stdout, stderr, hostKey: seen.hostKey });
         });
-        stream.end(stdin);
+        if (limits.holdStdin) {
+          stream.write(stdin);
+        } else {
+          stream.end(stdin);
+        }
       });
     });
   } finally {

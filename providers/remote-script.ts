@@ -39,6 +39,11 @@ export interface RemoteScriptArgs {
    * recorded run is drift, and the next `up` runs the script again.
    */
   readonly inspect?: pulumi.Input<string>;
+  /**
+   * A read-only script that prints the host's logs (lib/logs.ts renderLogsScript), kept in state
+   * for `homelab logs`; never run by the engine.
+   */
+  readonly logs?: pulumi.Input<string>;
   /** The script prints a secret: keep stdout encrypted in state and masked in output. @default false */
   readonly secretStdout?: boolean;
 }
@@ -55,6 +60,7 @@ interface State {
   envKeys?: string[];
   triggers?: unknown[];
   inspect?: string;
+  logs?: string;
   /** What the last refresh found on the host that differs from the recorded run; empty after a run. */
   drift?: string[];
   /** How often each service's container restarted, as the last refresh read it (a crash loop's count). */
@@ -134,7 +140,8 @@ export function remoteExitCode(message: string): number | undefined {
 const DEFAULT_TIMEOUT_SECONDS = 600;
 
 /** The endpoint to connect to: the configured host key, else the one pinned on first contact. */
-function endpoint(state: State, pinned: string | undefined): SshEndpoint {
+/** Where a recorded run connects: its connection, with the host key pinned on first contact where none is configured. */
+export function endpoint(state: Pick<State, "connection">, pinned: string | undefined): SshEndpoint {
   return state.connection.hostKey || !pinned ? state.connection : { ...state.connection, hostKey: pinned };
 }
 
@@ -184,7 +191,7 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   },
   diff(_id: string, olds: State, news: State) {
     const drifted = (olds.drift?.length ?? 0) > 0;
-    const changed = drifted || runKey(olds) !== runKey(news) || JSON.stringify(olds.connection) !== JSON.stringify(news.connection) || olds.delete !== news.delete || olds.inspect !== news.inspect;
+    const changed = drifted || runKey(olds) !== runKey(news) || JSON.stringify(olds.connection) !== JSON.stringify(news.connection) || olds.delete !== news.delete || olds.inspect !== news.inspect || olds.logs !== news.logs;
     return Promise.resolve({ changes: changed });
   },
   async update(_id: string, olds: State, news: State) {

@@ -49,7 +49,27 @@ export async function startCluster(dir: string, opts: { name?: string; nodes?: n
     const [etcdPort, etcdPeerPort, managerPort, schedulerPort, kwokPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const config = path.join(dir, "kwokctl.yaml");
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(config, YAML.stringify({ apiVersion: "config.kwok.x-k8s.io/v1alpha1", kind: "KwokctlConfiguration", options: { etcdPeerPort } }));
+    const pki = path.join(workdir, "clusters", name, "pki");
+    fs.writeFileSync(
+      config,
+      YAML.stringify({
+        apiVersion: "config.kwok.x-k8s.io/v1alpha1",
+        kind: "KwokctlConfiguration",
+        options: { etcdPeerPort },
+        // The API server reaches the real node's kubelet (pod logs, exec) at its InternalIP, with
+        // the admin certificate the kubelet's client CA signed; kwokctl sets neither.
+        componentsPatches: [
+          {
+            name: "kube-apiserver",
+            extraArgs: [
+              { key: "kubelet-client-certificate", value: path.join(pki, "admin.crt") },
+              { key: "kubelet-client-key", value: path.join(pki, "admin.key") },
+              { key: "kubelet-preferred-address-types", value: "InternalIP,Hostname" },
+            ],
+          },
+        ],
+      }),
+    );
     log(`cluster: starting etcd, kube-apiserver (127.0.0.1:${port}), controller-manager, scheduler${opts.nodes === 0 ? "" : " and kwok"}`);
     await kwok(
       "create", "cluster",

@@ -80,10 +80,12 @@ RUN ["/bin/busybox","--install","-s","/bin"]
 `;
 
 /**
- * `serve PORT ROOT`: busybox httpd in the foreground under a shell that forwards SIGTERM. As
- * PID 1, httpd alone ignores SIGTERM (no handler), so every stop would wait for the kill timeout.
+ * `serve PORT ROOT`: busybox httpd in the foreground under a shell that forwards SIGTERM, saying
+ * first what it serves (a line for `homelab logs`). As PID 1, httpd alone ignores SIGTERM (no
+ * handler), so every stop would wait for the kill timeout.
  */
 export const SERVE = `#!/bin/sh
+echo "serving $2 on port $1 as \${APP_VERSION:-an app}"
 /bin/busybox httpd -f -p "$1" -h "$2" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT

@@ -306,6 +306,42 @@ describe("the read-only Kubernetes API client", () => {
     assert.equal(inlineKubeconfigFiles("a: [", read), "a: [");
   });
 
+  it("streams a 200's body as it arrives (a followed pod log) until the server ends it, or until stopped", async () => {
+    answer = (req, res) => {
+      if (!caller(req)) {
+        json(res, 401, { kind: "Status", status: "Failure", message: "Unauthorized", code: 401 });
+        return;
+      }
+      if (req.url?.startsWith("/api/v1/namespaces/website/pods/p1/log")) {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("line one\n");
+        setTimeout(() => res.end("line two\n"), 50);
+        return;
+      }
+      if (req.url?.startsWith("/api/v1/namespaces/website/pods/p2/log")) {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("first\n"); // and never ends: a follow
+        return;
+      }
+      json(res, 404, { kind: "Status", status: "Failure", message: "pods \"p3\" not found", code: 404 });
+    };
+    const api = kubeApi(kubeconfigFor(url, certs.ca, { token }));
+    let text = "";
+    const ended = await api.stream("/api/v1/namespaces/website/pods/p1/log?follow=true", (t) => (text += t));
+    assert.deepEqual([ended.status, text], [200, "line one\nline two\n"]);
+    const stop = new AbortController();
+    let followed = "";
+    const following = api.stream("/api/v1/namespaces/website/pods/p2/log?follow=true", (t) => {
+      followed += t;
+      stop.abort();
+    }, stop.signal);
+    assert.equal((await following).summary, "stopped");
+    assert.equal(followed, "first\n");
+    const missing = await api.stream("/api/v1/namespaces/website/pods/p3/log", () => assert.fail("no text from a 404"));
+    assert.deepEqual([missing.status, missing.summary], [404, 'HTTP 404: pods "p3" not found']);
+    await assert.rejects(kubeApi(kubeconfigFor(url, certs.otherCa, { token })).stream("/api/v1/namespaces/website/pods/p1/log", () => undefined), (e: unknown) => e instanceof KubeApiUnreachable);
+  });
+
   it("gives up on a server it does not trust, one that does not answer in time, and one that is not there", async () => {
     await assert.rejects(kubeApi(kubeconfigFor(url, certs.otherCa, certUser())).get("/version"), (e: unknown) => e instanceof KubeApiUnreachable && /certificate/i.test(e.message));
     answer = () => undefined;

@@ -34,6 +34,7 @@ function api(answers: Record<string, KubeResponse>): KubeApi & { asked: string[]
   return {
     server: "https://k3s:6443",
     asked,
+    stream: () => Promise.reject(new Error("a glance streams nothing")),
     get(path: string) {
       asked.push(path);
       return Promise.resolve(answers[path] ?? { status: 404, body: {}, summary: "HTTP 404: not found" });
