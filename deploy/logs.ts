@@ -9,7 +9,7 @@ import { runScript } from "../lib/ssh";
 import { REMOTE_SCRIPT_TYPE, endpoint } from "../providers/remote-script";
 import { PART } from "../stacks/names";
 import { parseUrn } from "./outcome";
-import { StackConfig, StateResource, secretValues, setting, stateResources } from "./release-state";
+import { StackConfig, StateResource, revealed, secretValues, setting, stateResources } from "./release-state";
 import { redact } from "./rollback-commit";
 
 export interface LogsOptions extends LogWindow {
@@ -61,7 +61,8 @@ export async function showLogs(o: LogsOptions): Promise<number> {
     return frontendLogs(o, resources, cfg, out);
   }
   const run = hostRun(resources, o.part);
-  const outputs = run?.outputs as { connection?: Parameters<typeof endpoint>[0]["connection"]; pinnedHostKey?: string; logs?: string } | undefined;
+  // The connection is a secret in the state (it holds the SSH key).
+  const outputs = revealed(run?.outputs) as { connection?: Parameters<typeof endpoint>[0]["connection"]; pinnedHostKey?: string; logs?: string } | undefined;
   if (!outputs?.connection) {
     o.say(`stack ${o.stack} has no ${o.part} deployed (nothing in its state)`);
     return LOGS_EXIT.refused;

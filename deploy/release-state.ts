@@ -66,6 +66,27 @@ export interface StateResource {
   readonly outputs?: Record<string, unknown>;
 }
 
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+/**
+ * A state value with its secrets as plain values: `pulumi stack export --show-secrets` writes each
+ * secret as an object carrying the secret signature and the value's JSON as `plaintext`.
+ */
+export function revealed(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    return value.map(revealed);
+  }
+  if (typeof value !== "object" || value === null) {
+    return value;
+  }
+  const o = value as Record<string, unknown>;
+  if (o[SECRET_SIG] === SECRET_SIG_VALUE && typeof o.plaintext === "string") {
+    return revealed(JSON.parse(o.plaintext) as unknown);
+  }
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, revealed(v)]));
+}
+
 /** The resources of an exported stack state (`pulumi stack export`). */
 export function stateResources(state: { deployment: unknown }): StateResource[] {
   return (state.deployment as { resources?: StateResource[] } | undefined)?.resources ?? [];

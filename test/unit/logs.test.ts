@@ -6,6 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { parseArgs } from "../../deploy/cli";
 import { logSecrets } from "../../deploy/logs";
+import { revealed } from "../../deploy/release-state";
 import { labelSelector, lineSplitter, logsInvocation, parseSince, parseTail, podLogPath, renderLogsScript } from "../../lib/logs";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-logs-"));
@@ -54,6 +55,12 @@ describe("homelab logs: what it asks for", () => {
     assert.deepEqual(lines, ["one", "two"]);
     s.flush();
     assert.deepEqual(lines, ["one", "two", "three"]);
+  });
+
+  it("reads a host's recorded connection out of the state, where it is a secret", () => {
+    const secret = (v: unknown): unknown => ({ "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", plaintext: JSON.stringify(v) });
+    const connection = { host: "10.0.0.5", port: 22, user: "deploy", privateKey: "KEY" };
+    assert.deepEqual(revealed({ connection: secret(connection), logs: "set -u", list: [secret("a"), "b"] }), { connection, logs: "set -u", list: ["a", "b"] });
   });
 
   it("never prints a secret of the stack, nor a value of the backend's environment", () => {
