@@ -1,5 +1,6 @@
 import * as fs from "fs";
 import * as os from "os";
+import * as path from "path";
 import { fileURLToPath } from "url";
 import { ConcurrentUpdateError, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 
@@ -71,15 +72,127 @@ function alive(pid: number): boolean {
 }
 
 /**
- * The lock file a holder left, when it is safe to remove: a file backend's lock written by a
- * process of this machine that is gone. A holder on another machine, or on a backend whose files
- * this process cannot remove one by one, is never judged stale.
+ * What tells one running system from another on the same host name: its boot and its PID
+ * namespace (a container on the host's network has the host's name, and its own PIDs).
  */
-export function staleLockFile(holder: LockHolder, hostname = os.hostname(), isAlive = alive): string | undefined {
-  if (!holder.url.startsWith("file://") || holder.host !== hostname || isAlive(holder.pid)) {
+export interface HostIdentity {
+  readonly bootId: string;
+  readonly pidNamespace: string;
+}
+
+/** A deploy lock's holder as its taker recorded it: the system it ran in, and the engine's PID there. */
+export interface HolderIdentity extends HostIdentity {
+  readonly pid: number;
+}
+
+/** This process's boot and PID namespace; empty where the system does not say (not Linux). */
+export function thisSystem(): HostIdentity {
+  const read = (f: () => string): string => {
+    try {
+      return f().trim();
+    } catch {
+      return "";
+    }
+  };
+  return { bootId: read(() => fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8")), pidNamespace: read(() => fs.readlinkSync("/proc/self/ns/pid")) };
+}
+
+/**
+ * Where the identity of a file backend lock's holder is kept: beside the backend's locks, never
+ * among them, where the CLI counts every file as a lock.
+ */
+export function identityFile(lockFile: string): string | undefined {
+  const m = /^(.*[\\/]\.pulumi)[\\/]locks[\\/](.+)\.json$/.exec(lockFile);
+  return m ? path.join(m[1], "homelab-lock-holders", `${m[2]}.json`) : undefined;
+}
+
+function readIdentity(file: string | undefined): HolderIdentity | undefined {
+  try {
+    const id = JSON.parse(fs.readFileSync(file ?? "", "utf8")) as Partial<HolderIdentity>;
+    return typeof id.bootId === "string" && typeof id.pidNamespace === "string" && typeof id.pid === "number" ? (id as HolderIdentity) : undefined;
+  } catch {
     return undefined;
   }
-  return fileURLToPath(holder.url.replace(/\?.*$/, ""));
+}
+
+/**
+ * The lock file a holder left, when it is safe to remove: a file backend's lock written on this
+ * machine by a process that is gone. Where its taker recorded its system: gone with an earlier
+ * boot; never judged from another PID namespace, whose processes this one cannot see. A holder on
+ * another machine, or on a backend whose files this process cannot remove one by one, is never
+ * judged stale.
+ */
+export function staleLockFile(
+  holder: LockHolder,
+  hostname = os.hostname(),
+  isAlive = alive,
+  here: HostIdentity = thisSystem(),
+  identityOf: (lockFile: string) => HolderIdentity | undefined = (f) => readIdentity(identityFile(f)),
+): string | undefined {
+  if (!holder.url.startsWith("file://") || holder.host !== hostname) {
+    return undefined;
+  }
+  const file = fileURLToPath(holder.url.replace(/\?.*$/, ""));
+  const id = identityOf(file);
+  if (id && id.bootId && here.bootId && id.bootId !== here.bootId) {
+    return file;
+  }
+  if (id && id.pidNamespace !== here.pidNamespace) {
+    return undefined;
+  }
+  return isAlive(holder.pid) ? undefined : file;
+}
+
+/** The parent of a process, from /proc; undefined where there is none to read. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file backend's root of this process's state, from the environment or the CLI's credentials file. */
+function fileBackendRoot(): string | undefined {
+  let url = process.env.PULUMI_BACKEND_URL;
+  if (!url) {
+    try {
+      const home = process.env.PULUMI_HOME ?? path.join(os.homedir(), ".pulumi");
+      url = (JSON.parse(fs.readFileSync(path.join(home, "credentials.json"), "utf8")) as { current?: string }).current;
+    } catch {
+      return undefined;
+    }
+  }
+  return url?.startsWith("file://") ? fileURLToPath(url.replace(/\?.*$/, "")) : undefined;
+}
+
+/**
+ * Records who holds the lock just taken, beside the lock file the engine (a child of this process)
+ * wrote: this system's boot and PID namespace. Returns the file written, to remove on release.
+ * Best effort: without it, staleness is judged from the host name and PID alone, as before.
+ */
+function recordHolder(lock: { project: string; stack: string }): string | undefined {
+  const root = fileBackendRoot();
+  if (!root) {
+    return undefined;
+  }
+  const dir = path.join(root, ".pulumi", "locks", "organization", lock.project, lock.stack);
+  try {
+    for (const name of fs.readdirSync(dir).filter((n) => n.endsWith(".json"))) {
+      const lockFile = path.join(dir, name);
+      const { pid } = JSON.parse(fs.readFileSync(lockFile, "utf8")) as { pid?: number };
+      const target = identityFile(lockFile);
+      if (typeof pid === "number" && parentOf(pid) === process.pid && target) {
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.writeFileSync(target, JSON.stringify({ ...thisSystem(), pid } satisfies HolderIdentity));
+        return target;
+      }
+    }
+  } catch {
+    // Not this layout, or not readable: judged as before.
+  }
+  return undefined;
 }
 
 // The lock stack holds no secrets; a fixed, empty passphrase lets any machine open it whatever
@@ -148,11 +261,16 @@ async function hold(stack: Stack, opts: LockOptions, what: string, dropWorkspace
     });
     const first = await Promise.race([held, update.then(() => "ended" as const, (e: unknown) => e as Error)]);
     if (first === "held") {
+      const names = lockStackName(opts.project, opts.stack);
+      const identity = recordHolder({ project: names.project, stack: names.stack.split("/").pop() ?? names.stack });
       return {
         stack: stack.name,
         async release() {
           release();
           await update.catch(() => undefined);
+          if (identity) {
+            fs.rmSync(identity, { force: true });
+          }
           dropWorkspace();
         },
       };
@@ -178,6 +296,10 @@ async function hold(stack: Stack, opts: LockOptions, what: string, dropWorkspace
       for (const { h, file } of stale) {
         fs.rmSync(file, { force: true });
         fs.rmSync(`${file}.attrs`, { force: true });
+        const identity = identityFile(file);
+        if (identity) {
+          fs.rmSync(identity, { force: true });
+        }
         opts.say?.(`removed the deploy lock left by a deploy that is gone (pid ${h.pid} on ${h.host}, since ${h.since})`);
       }
       continue;
@@ -188,7 +310,12 @@ async function hold(stack: Stack, opts: LockOptions, what: string, dropWorkspace
       await new Promise((r) => setTimeout(r, 500 + Math.random() * 1000));
       continue;
     }
-    const who = holders.length > 0 ? holders.map((h) => `pid ${h.pid} of ${h.user} on ${h.host}, since ${h.since}`).join("; ") : "an update of its lock stack is in progress";
+    const here = thisSystem();
+    const elsewhere = (h: LockHolder): string => {
+      const id = h.url.startsWith("file://") ? readIdentity(identityFile(fileURLToPath(h.url.replace(/\?.*$/, "")))) : undefined;
+      return id && id.pidNamespace !== here.pidNamespace ? ` in another PID namespace (${id.pidNamespace}: a container?), whose processes this one cannot see` : "";
+    };
+    const who = holders.length > 0 ? holders.map((h) => `pid ${h.pid} of ${h.user} on ${h.host}${elsewhere(h)}, since ${h.since}`).join("; ") : "an update of its lock stack is in progress";
     const names = lockStackName(opts.project, opts.stack);
     throw new LockHeld(
       `another deploy of ${what} is running (${who}); wait for it to finish. ` +

@@ -4,7 +4,7 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { LockHeld, acquireDeployLock } from "../../deploy/lock";
+import { LockHeld, acquireDeployLock, thisSystem } from "../../deploy/lock";
 import { toolchainEnv } from "../../toolchain/env";
 
 /*
@@ -16,6 +16,7 @@ import { toolchainEnv } from "../../toolchain/env";
 let dir: string;
 let saved: NodeJS.ProcessEnv;
 const LOCKS = (): string => path.join(dir, "state", ".pulumi", "locks", "organization", "homelab-stack-deploy-lock", "lock-test");
+const HOLDERS = (): string => path.join(dir, "state", ".pulumi", "homelab-lock-holders", "organization", "homelab-stack-deploy-lock", "lock-test");
 const opts = { project: "homelab-stack", stack: "lock-test" };
 
 before(() => {
@@ -50,9 +51,15 @@ function holder(): Promise<{ pid: number; kill(): void }> {
 describe("deploy lock on a shared file backend", { concurrency: false }, () => {
   it("is refused to a second taker while held, naming the holder, and free once released", async () => {
     const first = await acquireDeployLock(opts);
+    // Who holds it is recorded beside the engine's lock file: this system's boot and PID namespace.
+    const [lockFile] = fs.readdirSync(LOCKS()).filter((f) => f.endsWith(".json"));
+    const identity = JSON.parse(fs.readFileSync(path.join(HOLDERS(), lockFile), "utf8")) as { bootId: string; pidNamespace: string; pid: number };
+    assert.deepEqual({ bootId: identity.bootId, pidNamespace: identity.pidNamespace }, thisSystem());
+    assert.equal(identity.pid, (JSON.parse(fs.readFileSync(path.join(LOCKS(), lockFile), "utf8")) as { pid: number }).pid);
     await assert.rejects(acquireDeployLock(opts), (e: Error) => e instanceof LockHeld && /another deploy of stack lock-test is running \(pid \d+ of .* on .*, since /.test(e.message));
     await first.release();
     assert.deepEqual(fs.readdirSync(LOCKS()), []);
+    assert.deepEqual(fs.readdirSync(HOLDERS()), [], "the identity goes with the lock");
     await (await acquireDeployLock(opts)).release();
   });
 
@@ -81,6 +88,22 @@ describe("deploy lock on a shared file backend", { concurrency: false }, () => {
     const lock = await acquireDeployLock({ ...opts, say: (l) => said.push(l) });
     assert.match(said.join("\n"), /removed the deploy lock left by a deploy that is gone \(pid \d+ on /);
     await lock.release();
+    assert.deepEqual(fs.readdirSync(HOLDERS()), [], "the dead holder's identity went with its lock file");
+  });
+
+  it("is never taken from a holder in another PID namespace of this host, which this process cannot see", async () => {
+    const h = await holder();
+    h.kill();
+    await new Promise((r) => setTimeout(r, 500));
+    // As a container on the host's network would have recorded it: the host's name, its own PIDs.
+    const [identity] = fs.readdirSync(HOLDERS());
+    const file = path.join(HOLDERS(), identity);
+    fs.writeFileSync(file, JSON.stringify({ ...(JSON.parse(fs.readFileSync(file, "utf8")) as object), pidNamespace: "pid:[1]" }));
+    await assert.rejects(acquireDeployLock(opts), (e: Error) => e instanceof LockHeld && /in another PID namespace \(pid:\[1\]: a container\?\)/.test(e.message));
+    assert.equal(fs.readdirSync(LOCKS()).filter((f) => f.endsWith(".json")).length, 1, "its lock file stays");
+    // The same file recorded by this system: the dead holder's lock is recovered.
+    fs.writeFileSync(file, JSON.stringify({ ...(JSON.parse(fs.readFileSync(file, "utf8")) as object), ...thisSystem() }));
+    await (await acquireDeployLock(opts)).release();
   });
 
   it("is never taken over while a lock file is being written", async () => {

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { LockHolder, lockHolders, lockStackName, staleLockFile } from "../../deploy/lock";
+import { LockHolder, identityFile, lockHolders, lockStackName, staleLockFile, thisSystem } from "../../deploy/lock";
 
 // What `pulumi up` says when a file backend's stack is locked (pkg/backend/diy/lock.go).
 const REFUSAL = [
@@ -35,5 +35,30 @@ describe("deploy lock", () => {
     assert.equal(staleLockFile(file, "other-host", gone), undefined, "a pid of another machine says nothing here");
     const s3Here: LockHolder = { ...s3, host: "vm" };
     assert.equal(staleLockFile(s3Here, "vm", gone), undefined, "an object store's lock is freed with pulumi cancel");
+  });
+
+  it("judges a holder by the boot and PID namespace its taker recorded: gone with an earlier boot, never judged from another namespace", () => {
+    const [file] = lockHolders(REFUSAL);
+    const path = "/srv/state/.pulumi/locks/organization/homelab-stack-deploy-lock/production/48d6045f.json";
+    const here = { bootId: "boot-1", pidNamespace: "pid:[4026531836]" };
+    const gone = (): boolean => false;
+    const running = (): boolean => true;
+    const recorded = (id: Partial<{ bootId: string; pidNamespace: string }>) => () => ({ bootId: "boot-1", pidNamespace: "pid:[4026531836]", pid: 7640, ...id });
+    assert.equal(staleLockFile(file, "vm", gone, here, recorded({})), path, "same system, process gone");
+    assert.equal(staleLockFile(file, "vm", running, here, recorded({})), undefined, "same system, process running");
+    // A container on the host's network: same host name, its own PIDs. Its pid is not ours to look up.
+    assert.equal(staleLockFile(file, "vm", gone, here, recorded({ pidNamespace: "pid:[4026532999]" })), undefined);
+    // The machine booted since: whatever held it is gone, even if some process has that pid now.
+    assert.equal(staleLockFile(file, "vm", running, here, recorded({ bootId: "boot-0" })), path);
+    // Nothing recorded (a taker from before this was kept): host name and pid, as before.
+    assert.equal(staleLockFile(file, "vm", gone, here, () => undefined), path);
+  });
+
+  it("keeps a holder's identity beside the backend's locks, never among them", () => {
+    assert.equal(identityFile("/srv/state/.pulumi/locks/organization/p-deploy-lock/production/48d6045f.json"), "/srv/state/.pulumi/homelab-lock-holders/organization/p-deploy-lock/production/48d6045f.json");
+    assert.equal(identityFile("/srv/state/other/48d6045f.json"), undefined);
+    const me = thisSystem();
+    assert.match(me.bootId, /^[0-9a-f-]{36}$/);
+    assert.match(me.pidNamespace, /^pid:\[\d+\]$/);
   });
 });
