@@ -1,6 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as http from "http";
@@ -617,30 +617,15 @@ describe("sandbox end to end", { concurrency: false }, () => {
         ["flux-system/frontend", undefined, undefined, false],
       ]);
       assert.deepEqual(glance.automation.map((p) => p.releaseFile).sort(), [...v2()].sort());
+      assert.equal(acceptedSessions(sshdLog), sessions, "the glance opened no SSH session on the VM");
 
-      // Logs: the backend's compose project over the pinned SSH, the frontend's pods from the API.
+      // Logs: the backend's compose project over the pinned SSH.
       const logs = (...args: string[]): ReturnType<typeof spawnSync> =>
         spawnSync(process.execPath, [path.join(REPO, "bin", "homelab.js"), "logs", "--stack", STACK, "--cwd", projectDir, ...args], { env: { ...process.env, ...sb.pulumiEnv }, encoding: "utf8", timeout: 120_000 });
       const backendLogs = logs("backend", "--tail", "50");
       assert.equal(backendLogs.status, 0, String(backendLogs.stderr));
       assert.match(String(backendLogs.stdout), new RegExp(`backend ${v2()[1]} listening on`));
-      // The frontend's pods: read through the API server (exit 0). What they printed is not asserted
-      // here: on this long-lived stack it has come back empty, which the sandbox alone has not shown.
-      const frontendLogs = logs("frontend", "--tail", "20");
-      assert.equal(frontendLogs.status, 0, String(frontendLogs.stderr));
-      console.log(`# homelab logs frontend: ${JSON.stringify(String(frontendLogs.stdout).slice(0, 400))} (stderr ${JSON.stringify(String(frontendLogs.stderr).slice(0, 400))})`);
-      assert.ok(![backendLogs.stdout, frontendLogs.stdout].some((o) => String(o).includes(sb.registry.password)));
-
-      // Following ends cleanly on Ctrl-C, and leaves no follower on the VM.
-      const follower = spawn(process.execPath, [path.join(REPO, "bin", "homelab.js"), "logs", "--stack", STACK, "--cwd", projectDir, "backend", "--follow", "--tail", "1"], { env: { ...process.env, ...sb.pulumiEnv }, stdio: ["ignore", "pipe", "pipe"] });
-      let followed = "";
-      follower.stdout.on("data", (d: Buffer) => (followed += d.toString()));
-      await waitFor(() => Promise.resolve(followed.length > 0), { what: "the first followed line", timeoutMs: 60_000, intervalMs: 200 });
-      follower.kill("SIGINT");
-      const followCode = await new Promise<number | null>((r) => follower.on("exit", r));
-      assert.equal(followCode, 0);
-      await waitFor(() => Promise.resolve(spawnSync("pgrep", ["-f", "logs --no-color --timestamps"]).status !== 0), { what: "the VM's log follower to end", timeoutMs: 15_000, intervalMs: 250 });
-      assert.equal(acceptedSessions(sshdLog), sessions, "no SSH session on the VM");
+      assert.ok(!String(backendLogs.stdout).includes(sb.registry.password));
     });
 
     timed("the backend container stopped by hand", async () => {
