@@ -2,14 +2,14 @@ import * as crypto from "crypto";
 import * as path from "path";
 import { LocalWorkspace, Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { PromotedRelease, RELEASE_RECORD_TYPE } from "../components/release-record";
+import { PromotedRelease } from "../components/release-record";
 import { REMOTE_SCRIPT_TYPE } from "../providers/remote-script";
 import { EngineRun, up } from "./engine";
 import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
 import { Release, releaseTags } from "../lib/release";
 import { Checkout, commitFileChange, commitWithTrailer, dropUnpushedCommit, fetchUpstream, fileHistory, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
 import { EXIT, driftFound, failedStage, failureReason, onlyVpsFailed, plannedDigests, releaseMoved, vpsMoved, vpsRestored } from "./outcome";
-import { StackConfig, configProblems, lastPromoted, readRelease, secretValues, setting } from "./release-state";
+import { StackConfig, configProblems, lastPromoted, promotedIn, readRelease, secretValues, setting, stateResources } from "./release-state";
 import { ROLLBACK_TRAILER, RollbackRecord, TagPair, failedTags, redact, revertedCommits, rollbackChange, rollbackMessage } from "./rollback-commit";
 import { checkPlatform } from "./platform";
 import { Verdict, classify, describeVerdict } from "./verdict";
@@ -154,7 +154,7 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     if (invalid) {
       throw new Refused(invalid);
     }
-    const state = stateResources(stack);
+    const state = stack.exportStack().then(stateResources);
     // Awaited below; a refusal before then must not leave it rejected unhandled.
     state.catch(() => undefined);
     const pending = pendingRollbackOf(await state);
@@ -186,7 +186,7 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
       throw new Refused((e as Error).message);
     }
     const target = releaseTags(release);
-    const last = lastPromotedIn(await state);
+    const last = promotedIn(await state).current;
     say(`stack ${opts.stack}: deploying frontend ${target.frontend}, backend ${target.backend} from ${co.branch} at ${git(co.root, ["rev-parse", "--short", "HEAD"]).trim()} (running: ${describeRunning(last)})`);
 
     // Refreshed every time: each part is read (hosts, gates, the cluster) and whatever no longer
@@ -251,16 +251,6 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
   } finally {
     await lock.release();
   }
-}
-
-/** The resources of the stack's state, exported once. */
-async function stateResources(stack: Stack): Promise<StateResource[]> {
-  return ((await stack.exportStack()).deployment as { resources?: StateResource[] }).resources ?? [];
-}
-
-/** The last promoted pair in an exported state (see lastPromoted). */
-function lastPromotedIn(resources: readonly StateResource[]): PromotedRelease | undefined {
-  return resources.find((r) => r.type === RELEASE_RECORD_TYPE)?.outputs?.release as PromotedRelease | undefined;
 }
 
 /** Clears the marker of a rollback begun, where the update that finished it left it. */

@@ -83,7 +83,8 @@ export async function notify(cfg: StackConfig, stack: string, notices: readonly 
   }
   const gitUrl = setting(cfg, "gitUrl");
   for (const n of notices) {
-    const commit = n.commit ? { sha: n.commit.sha, ...(commitUrl(gitUrl, n.commit.sha) ? { url: commitUrl(gitUrl, n.commit.sha) } : {}) } : undefined;
+    const url = n.commit ? commitUrl(gitUrl, n.commit.sha) : undefined;
+    const commit = n.commit ? { sha: n.commit.sha, ...(url ? { url } : {}) } : undefined;
     const event: NotifyEvent = { ...n, ...(commit ? { commit } : {}), ...(n.reason ? { reason: redact(n.reason, o.secrets) } : {}), stack, at: new Date().toISOString() };
     await sendNotifications(targets, event, o);
   }

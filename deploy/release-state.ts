@@ -1,3 +1,4 @@
+import type { StateResource } from "./interruption";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { PromotedRelease, RELEASE_RECORD_TYPE } from "../components/release-record";
 import { CONFIG_KEYS, ConfigError, parseConfig } from "../lib/config";
@@ -59,13 +60,6 @@ export async function lastPromoted(stack: Stack): Promise<LastPromoted> {
   return promotedIn(stateResources(await stack.exportStack()));
 }
 
-/** One resource of an exported stack state. */
-export interface StateResource {
-  readonly urn: string;
-  readonly type: string;
-  readonly outputs?: Record<string, unknown>;
-}
-
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270";
 
@@ -88,6 +82,8 @@ export function revealed(value: unknown): unknown {
 }
 
 /** The resources of an exported stack state (`pulumi stack export`). */
+export type { StateResource };
+
 export function stateResources(state: { deployment: unknown }): StateResource[] {
   return (state.deployment as { resources?: StateResource[] } | undefined)?.resources ?? [];
 }
