@@ -4,7 +4,8 @@ import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
-import { Server, utils } from "ssh2";
+import { Server } from "ssh2";
+import { sshKeyPair } from "../support/fake-ssh-host";
 import { FakeDockerHost, fakeDockerHost } from "../support/fake-docker";
 import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, renderBundle, renderDeployScript, renderFollowScript } from "../../lib/remote-deploy";
 import { SshEndpoint, runDetached, runScript } from "../../lib/ssh";
@@ -28,8 +29,8 @@ const shells = new Set<ChildProcess>();
 before(async () => {
   host = fakeDockerHost("ssh-detached-");
   ({ state, deployDir } = host);
-  const hostKey = utils.generateKeyPairSync("ed25519");
-  const clientKey = utils.generateKeyPairSync("ed25519");
+  const hostKey = sshKeyPair();
+  const clientKey = sshKeyPair();
   server = new Server({ hostKeys: [hostKey.private] }, (conn) => {
     conn.on("authentication", (ctx) => (ctx.method === "publickey" ? ctx.accept() : ctx.reject(["publickey"])));
     conn.on("error", () => undefined);
@@ -128,7 +129,7 @@ describe("host keys", () => {
   });
 
   it("refuses a host whose key changed", async () => {
-    const other = utils.generateKeyPairSync("ed25519").public.trim();
+    const other = sshKeyPair().public.trim();
     await assert.rejects(run({ ...ep, hostKey: other }), /host key of 127\.0\.0\.1:\d+ is ssh-ed25519 .*, not the pinned ssh-ed25519 .*: refusing to connect/);
   });
 
@@ -139,7 +140,7 @@ describe("host keys", () => {
     assert.equal(created.outs.pinnedHostKey, ep.hostKey);
     const updated = await remoteScriptProvider.update!(created.id, created.outs, { connection: tofu, create: "echo two" });
     assert.equal(updated.outs!.pinnedHostKey, ep.hostKey);
-    const stolen = { ...created.outs, pinnedHostKey: utils.generateKeyPairSync("ed25519").public.trim() };
+    const stolen = { ...created.outs, pinnedHostKey: sshKeyPair().public.trim() };
     await assert.rejects(remoteScriptProvider.update!(created.id, stolen, { connection: tofu, create: "echo three" }), /not the pinned ssh-ed25519/);
     // A configured key wins and nothing stays pinned.
     const configured = await remoteScriptProvider.update!(created.id, created.outs, { connection: ep, create: "echo four" });
