@@ -1,6 +1,7 @@
 import { renderLogsScript } from "../lib/logs";
 import * as pulumi from "@pulumi/pulumi";
-import { BUNDLE_END, FOLLOW_NO_RUN, renderBundle, renderDeployScript, renderDownScript, renderFollowScript, renderInspectScript } from "../lib/remote-deploy";
+import { BUNDLE_END, FOLLOW_NO_RUN, renderDeployScript, renderDownScript, renderFollowScript, renderInspectScript } from "../lib/remote-deploy";
+import { renderBundle } from "../lib/bundle";
 import { renderEnvFile } from "../lib/compose";
 import { RemoteScript } from "../providers/remote-script";
 import { SshTarget, connectionArgs, warnTrustOnFirstUse } from "./ssh-target";

@@ -1,4 +1,41 @@
-import { BundleFile, renderBundle } from "./remote-deploy";
+/** A file the deploy writes into the deploy directory. */
+export interface BundleFile {
+  /** Plain file name inside the deploy directory. */
+  readonly name: string;
+  readonly content: string;
+  /** Octal mode; secret-bearing files use 0600. */
+  readonly mode: "0600" | "0644";
+}
+
+/** Secrets the deploy script consumes but never writes to disk as plain files. */
+export interface BundleSecrets {
+  /** Password or token for `docker login --password-stdin`. */
+  readonly registryPassword?: string;
+}
+
+const FILE_NAME = /^[A-Za-z0-9._-]+$/;
+
+function b64(text: string): string {
+  return Buffer.from(text, "utf8").toString("base64");
+}
+
+/**
+ * Renders what the deploy script reads on stdin: one line per entry, `kind name mode base64`.
+ * Everything that may be secret travels here, never on a command line.
+ */
+export function renderBundle(files: readonly BundleFile[], secrets: BundleSecrets = {}): string {
+  const lines: string[] = [];
+  for (const f of files) {
+    if (!FILE_NAME.test(f.name) || f.name === "." || f.name === "..") {
+      throw new Error(`bundle: file name ${JSON.stringify(f.name)} must be a plain file name`);
+    }
+    lines.push(`file ${f.name} ${f.mode} ${b64(f.content)}`);
+  }
+  if (secrets.registryPassword !== undefined) {
+    lines.push(`secret registry-password - ${b64(secrets.registryPassword)}`);
+  }
+  return lines.join("\n") + "\n";
+}
 
 /** What a deploy bundle carries, read back from its lines (see renderBundle). */
 export interface ParsedBundle {

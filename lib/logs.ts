@@ -1,3 +1,4 @@
+import { hostScript } from "./host-script";
 import { shq } from "./shell";
 
 /*
@@ -38,31 +39,12 @@ export function parseTail(v: string): number {
 }
 
 /**
- * The script that prints a compose project's logs on its host: `docker compose logs` of the
- * project the deploy wrote, both colours where there are two. Its parameters ($1 tail, $2 since in
- * seconds or empty, $3 `follow` or empty) come from `logsInvocation`.
+ * The script that prints a compose project's logs on its host (remote/logs.sh): `docker compose
+ * logs` of the project the deploy wrote. Its window ($1 tail, $2 since in seconds or empty, $3
+ * `follow` or empty) comes from `logsInvocation`.
  */
 export function renderLogsScript(o: { deployDir: string; project: string }): string {
-  return `set -u
-DIR=${shq(o.deployDir)}
-[ -f "$DIR/docker-compose.yml" ] || { echo "no compose project in $DIR" >&2; exit 3; }
-TAIL=$1 SINCE=$2 FOLLOW=$3
-set -- --tail "$TAIL"
-if [ -n "$SINCE" ]; then set -- "$@" --since "\${SINCE}s"; fi
-if [ -n "$FOLLOW" ]; then set -- "$@" --follow; fi
-# A command run in the background reads /dev/null: the watcher reads the session's stdin through fd 3.
-exec 3<&0
-docker compose --project-name ${shq(o.project)} --project-directory "$DIR" -f "$DIR/docker-compose.yml" logs --no-color --timestamps "$@" &
-pid=$!
-# The client holds stdin open: when it goes away (Ctrl-C, a dropped connection), stdin ends and
-# a follower would otherwise stay until its next line fails to write.
-( cat <&3 >/dev/null; kill "$pid" 2>/dev/null ) &
-watcher=$!
-wait "$pid"
-status=$?
-kill "$watcher" 2>/dev/null
-exit "$status"
-`;
+  return hostScript(["logs.sh"], { DIR: o.deployDir, PROJECT: o.project });
 }
 
 /** The logs script run with the window's values, each quoted as one parameter. */

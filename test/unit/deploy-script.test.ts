@@ -4,7 +4,8 @@ import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { FakeDockerHost, fakeDockerHost } from "../support/fake-docker";
-import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, HOST_CHECK_EXIT, renderBundle, renderDeployScript, renderDownScript, renderFollowScript, renderHostCheckScript } from "../../lib/remote-deploy";
+import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, HOST_CHECK_EXIT, renderDeployScript, renderDownScript, renderFollowScript, renderHostCheckScript } from "../../lib/remote-deploy";
+import { renderBundle } from "../../lib/bundle";
 
 let host: FakeDockerHost;
 let state: string;

@@ -113,7 +113,8 @@ describe("HostCheck: the registry is checked only where it is insecure", () => {
     const r = run(script("https-vm-check"));
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!fs.existsSync(path.join(host.state, "info-calls")), "docker info --format was not run");
-    assert.doesNotMatch(plain, /RegistryConfig|insecure-registries/);
+    assert.match(plain, /^REGISTRY=''$/m);
+    assert.match(plain, /^ENGINE_ALLOWS_INSECURE=''$/m);
   });
 
   it("takes a registry value into the script only as quoted parameters, and refuses hostile ones", async () => {
@@ -123,7 +124,7 @@ describe("HostCheck: the registry is checked only where it is insecure", () => {
       // The awk program reads it from the environment; the body names only "$REGISTRY".
       assert.deepEqual(
         lines.filter((l) => l.includes(registry)),
-        [`REGISTRY='${registry}'`, `REGISTRY_SETTING='"insecure-registries": ["${registry}"]'`],
+        [`REGISTRY='${registry}'`],
       );
     }
     for (const [what, payload] of Object.entries(PAYLOADS)) {

@@ -1,9 +1,9 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { joinBundle, parseBundle } from "../../lib/bundle";
+import { joinBundle, parseBundle, renderBundle } from "../../lib/bundle";
 import { composeToYaml, renderBackendCompose, renderEnvFile } from "../../lib/compose";
 import { planServices } from "../../lib/compose-changes";
-import { renderBundle } from "../../lib/remote-deploy";
+
 import { remoteScriptProvider } from "../../providers/remote-script";
 import { DIGEST_A, DIGEST_B, TAG_A, TAG_B } from "../support/fixtures";
 

@@ -7,7 +7,8 @@ import * as path from "path";
 import { Server } from "ssh2";
 import { sshKeyPair } from "../support/fake-ssh-host";
 import { FakeDockerHost, fakeDockerHost } from "../support/fake-docker";
-import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, renderBundle, renderDeployScript, renderFollowScript } from "../../lib/remote-deploy";
+import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, renderDeployScript, renderFollowScript } from "../../lib/remote-deploy";
+import { renderBundle } from "../../lib/bundle";
 import { SshEndpoint, runDetached, runScript } from "../../lib/ssh";
 
 /*

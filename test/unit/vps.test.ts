@@ -255,8 +255,9 @@ describe("VPS host check script", () => {
   });
 
   it("installs Docker only where enabled", () => {
-    assert.doesNotMatch(renderHostCheckScript({ deployDir: "/opt/app" }), /get\.docker\.com/);
+    assert.match(renderHostCheckScript({ deployDir: "/opt/app" }), /^INSTALL_DOCKER='0'$/m);
     const script = renderHostCheckScript({ deployDir: "/opt/app", installDocker: true });
+    assert.match(script, /^INSTALL_DOCKER='1'$/m);
     assert.match(script, /curl -fsSL https:\/\/get\.docker\.com \| \$SUDO sh/);
     assert.match(script, /needs root or passwordless sudo/);
     assert.equal(spawnSync("sh", ["-n", "-c", script]).status, 0);
