@@ -114,6 +114,10 @@ function judgeRemote(f: Failure, reach: readonly Reach[]): Verdict {
   if (code === DEPLOY_EXIT.busy || code === DEPLOY_EXIT.incomplete) {
     return platform("backend VM (SSH)", deployLines(f.message) || firstLine(f.message));
   }
+  // The run was killed or the VM restarted under it: the host's doing, and the next run undoes it.
+  if (code === DEPLOY_EXIT.lost) {
+    return platform("backend VM (SSH)", deployLines(f.message) || firstLine(f.message));
+  }
   if (code === DEPLOY_EXIT.engineUnreachable || code === HOST_CHECK_EXIT.noEngine) {
     return platform("backend VM's Docker engine", firstLine(f.message.split("\n").slice(1).join("\n")) || firstLine(f.message));
   }

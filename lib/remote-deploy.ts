@@ -44,6 +44,11 @@ export const DEPLOY_EXIT = {
   busy: 15,
   /** The run's bundle arrived cut short (the connection dropped while sending it); nothing was changed. */
   incomplete: 16,
+  /**
+   * The run ended without a verdict (killed, or the host restarted): the deploy directory may be
+   * between two releases, and the next run brings back the current release first.
+   */
+  lost: 18,
 } as const;
 
 /** Exit code of the follow script when the host has no run of that id: it never started. */
@@ -75,7 +80,7 @@ function checkFiles(files: readonly string[]): void {
  */
 export function renderFollowScript(o: { deployDir: string }): string {
   checkAbsolute("deployDir", o.deployDir);
-  return hostScript(["runs.sh", "follow.sh"], { DIR: o.deployDir, EXIT_NO_RUN: FOLLOW_NO_RUN });
+  return hostScript(["process.sh", "runs.sh", "follow.sh"], { DIR: o.deployDir, EXIT_NO_RUN: FOLLOW_NO_RUN, EXIT_LOST: DEPLOY_EXIT.lost });
 }
 
 /**
@@ -94,7 +99,7 @@ export function renderDeployScript(o: DeployScriptOptions): string {
     throw new Error(`files: must include docker-compose.yml`);
   }
   const worker = renderDeployRunScript(o);
-  return hostScript(["runs.sh", "deploy.sh"], { DIR: o.deployDir, WORKER: worker, BUNDLE_END, EXIT_INCOMPLETE: DEPLOY_EXIT.incomplete });
+  return hostScript(["process.sh", "runs.sh", "deploy.sh"], { DIR: o.deployDir, WORKER: worker, BUNDLE_END, EXIT_INCOMPLETE: DEPLOY_EXIT.incomplete, EXIT_LOST: DEPLOY_EXIT.lost });
 }
 
 /**
@@ -102,7 +107,7 @@ export function renderDeployScript(o: DeployScriptOptions): string {
  * as $1. Exported for its checks; a host gets it only inside the deploy script.
  */
 export function renderDeployRunScript(o: DeployScriptOptions): string {
-  return hostScript(["deploy-run.sh"], {
+  return hostScript(["process.sh", "deploy-run.sh"], {
     DIR: o.deployDir,
     PROJECT: o.project,
     FILES: o.files.join(" "),
@@ -115,8 +120,8 @@ export function renderDeployRunScript(o: DeployScriptOptions): string {
     REGISTRY_SERVER: o.registry?.server ?? "",
     REGISTRY_USERNAME: o.registry?.username ?? "",
     BUNDLE_END,
-    // deploy.sh, not the run, refuses a bundle cut short.
-    ...exitParams(Object.fromEntries(Object.entries(DEPLOY_EXIT).filter(([name]) => name !== "incomplete"))),
+    // deploy.sh refuses a bundle cut short, and a follower tells a lost run; the run does neither.
+    ...exitParams(Object.fromEntries(Object.entries(DEPLOY_EXIT).filter(([name]) => name !== "incomplete" && name !== "lost"))),
   });
 }
 

@@ -8,10 +8,12 @@
 # step has a deadline, and the registry credentials leave the host once the pull is over.
 # Parameters: DIR, PROJECT, FILES and HEALTH_SERVICES (space-separated), HEALTH_URL (may be
 # empty), DEADLINE, STEP, LOG_LINES, LOOK (seconds), REGISTRY_SERVER and REGISTRY_USERNAME (empty
-# for no login), BUNDLE_END, and the EXIT_* codes.
+# for no login), BUNDLE_END, and the EXIT_* codes; after process.sh.
 set -eu
 umask 077
 R="$1"
+# First of all, so a follower can tell this run alive from one that was killed.
+record_run "$R"
 REL="$DIR/.release"
 RUNS="$REL/runs"
 START=$(date +%s)
@@ -51,6 +53,11 @@ forget_login
 
 exec 9>> "$REL/lock"
 if ! flock -w "$STEP" 9; then warn "BUSY: another deploy held $DIR for ${STEP}s; nothing was changed"; exit "$EXIT_BUSY"; fi
+# A run killed before it read its bundle left it behind (the registry password among it): gone
+# now, whichever run it was.
+for run in "$RUNS"/*; do
+  if [ "$run" != "$R" ] && [ -f "$run/bundle" ] && { [ -f "$run/verdict" ] || run_lost "$run"; }; then rm -f "$run/bundle"; fi
+done
 # The last ten runs' output is kept for whoever follows them; older ones go (run ids are
 # letters, digits and -, so ls lists them whole).
 # shellcheck disable=SC2012

@@ -2,7 +2,7 @@
 # Starts a deploy as a run of its own on the host, detached from the SSH session, and follows it.
 # The run (WORKER, deploy-run.sh) writes its output and verdict under $RUNS/$RUN_ID, so a dropped
 # connection neither kills nor hides it: follow.sh picks it up again.
-# Parameters: DIR, WORKER, BUNDLE_END, EXIT_INCOMPLETE; follows runs.sh.
+# Parameters: DIR, WORKER, BUNDLE_END, EXIT_INCOMPLETE, EXIT_LOST; after process.sh and runs.sh.
 umask 077
 for tool in setsid flock timeout; do command -v "$tool" >/dev/null 2>&1 || { echo "deploy: $tool is missing on $(hostname)" >&2; exit 2; }; done
 # Without a RUN_ID (a run by hand) the bundle need not end with its end line.

@@ -221,6 +221,62 @@ describe("deploy script", () => {
     assert.equal(again.stdout, r.stdout);
   });
 
+  it("tells a run killed without a verdict within seconds (exit 18), and the next run removes the bundle it left", async () => {
+    const holder = spawn("flock", ["--close", path.join(deployDir, ".release/lock"), "sleep", "30"], { stdio: "ignore" });
+    const run = path.join(deployDir, ".release/runs/run-lost");
+    try {
+      // The run waits for the lock with its bundle (the registry password among it) on the host.
+      const script = renderDeployScript({ deployDir, project: "backend", files: ["docker-compose.yml", ".env"], healthServices: ["backend"], deadlineSeconds: 3, stepDeadlineSeconds: 25 });
+      const bundle = renderBundle([{ name: "docker-compose.yml", content: compose("r/backend:good-13"), mode: "0644" }], { registryPassword: "pa$$ word" });
+      const child = spawn("/bin/sh", ["-c", script], { env: hostEnv({ RUN_ID: "run-lost" }) });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      child.stdin.end(`${bundle}${BUNDLE_END}\n`);
+      const deadline = Date.now() + 10_000;
+      while (!fs.existsSync(path.join(run, "pid")) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const [pid, boot] = fs.readFileSync(path.join(run, "pid"), "utf8").trim().split(" ");
+      assert.equal(boot, fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim());
+      // An OOM kill: no trap runs, no verdict is written.
+      process.kill(Number(pid), "SIGKILL");
+      const t0 = Date.now();
+      assert.equal(await exited, DEPLOY_EXIT.lost, stderr);
+      assert.ok(Date.now() - t0 < 10_000, `the follow ended ${Date.now() - t0} ms after the kill`);
+      assert.match(stderr, /LOST: run run-lost on .* ended without a verdict \(killed, or the host restarted\)/);
+      assert.ok(fs.existsSync(path.join(run, "bundle")), "the killed run left its bundle");
+      // Followed again, it ends at once with the same code.
+      const again = spawnSync("/bin/sh", ["-c", renderFollowScript({ deployDir })], { env: hostEnv({ RUN_ID: "run-lost" }), encoding: "utf8", timeout: 10_000 });
+      assert.equal(again.status, DEPLOY_EXIT.lost);
+    } finally {
+      if (holder.pid) {
+        process.kill(holder.pid);
+      }
+    }
+    const next = deploy("r/backend:good-5", { env: "SECRET='rotated'\n" });
+    assert.equal(next.code, 0, next.stderr);
+    assert.ok(!fs.existsSync(path.join(run, "bundle")), "the next run removed the bundle the killed one left");
+  });
+
+  it("tells a run recorded before the host restarted as lost at once", () => {
+    const run = path.join(deployDir, ".release/runs/run-rebooted");
+    fs.mkdirSync(run, { recursive: true });
+    for (const f of ["started", "out", "err"]) {
+      fs.writeFileSync(path.join(run, f), "");
+    }
+    fs.writeFileSync(path.join(run, "pid"), `${process.pid} 00000000-0000-0000-0000-000000000000 1\n`);
+    const t0 = Date.now();
+    const r = spawnSync("/bin/sh", ["-c", renderFollowScript({ deployDir })], { env: hostEnv({ RUN_ID: "run-rebooted" }), encoding: "utf8", timeout: 10_000 });
+    assert.equal(r.status, DEPLOY_EXIT.lost, r.stderr);
+    assert.ok(Date.now() - t0 < 3_000);
+    // A live process with that PID but another start time is not the run either.
+    fs.rmSync(path.join(run, "verdict"));
+    fs.writeFileSync(path.join(run, "pid"), `${process.pid} ${fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()} 1\n`);
+    const reused = spawnSync("/bin/sh", ["-c", renderFollowScript({ deployDir })], { env: hostEnv({ RUN_ID: "run-rebooted" }), encoding: "utf8", timeout: 10_000 });
+    assert.equal(reused.status, DEPLOY_EXIT.lost, reused.stderr);
+  });
+
   it("refuses a bundle cut short, changing nothing", () => {
     const r = deploy("r/backend:good-10", { runId: "run-b", cut: true });
     assert.equal(r.code, DEPLOY_EXIT.incomplete, r.stderr);

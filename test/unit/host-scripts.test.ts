@@ -35,9 +35,9 @@ const deployOptions = {
 
 /** Every script the program sends to a host, as it renders them, with the remote/ files each is made of. */
 const SCRIPTS: Record<string, { script: string; files: string[] }> = {
-  deploy: { script: renderDeployScript(deployOptions), files: ["runs.sh", "deploy.sh"] },
-  "deploy run": { script: renderDeployRunScript(deployOptions), files: ["deploy-run.sh"] },
-  follow: { script: renderFollowScript({ deployDir: DEPLOY_DIR }), files: ["runs.sh", "follow.sh"] },
+  deploy: { script: renderDeployScript(deployOptions), files: ["process.sh", "runs.sh", "deploy.sh"] },
+  "deploy run": { script: renderDeployRunScript(deployOptions), files: ["process.sh", "deploy-run.sh"] },
+  follow: { script: renderFollowScript({ deployDir: DEPLOY_DIR }), files: ["process.sh", "runs.sh", "follow.sh"] },
   down: { script: renderDownScript({ deployDir: DEPLOY_DIR, project: PROJECT }), files: ["down.sh"] },
   inspect: { script: renderInspectScript({ deployDir: DEPLOY_DIR, project: PROJECT, files: ["docker-compose.yml", ".env"] }), files: ["inspect.sh"] },
   "read secret": { script: renderReadSecretScript({ deployDir: DEPLOY_DIR, project: PROJECT, service: "app", file: "/data/it's key" }), files: ["read-secret.sh"] },

@@ -98,6 +98,9 @@ describe("who is at fault when a release fails", () => {
     assert.deepEqual([engine.fault, engine.part], ["platform", "backend VM's Docker engine"]);
     const check = classify([error(HOST_CHECK, "create on 127.0.0.1 exited with code 22:\nhost-check: deploy cannot reach the Docker engine on vm")], undefined, ALL_UP);
     assert.deepEqual([check.fault, check.part], ["platform", "backend VM's Docker engine"]);
+    const lost = classify([error(BACKEND_DEPLOY, "update on 127.0.0.1 exited with code 18:\ndeploy: pulling images\ndeploy: LOST: run 17-3 on vm ended without a verdict (killed, or the host restarted); the next deploy brings back the current release first")], undefined, ALL_UP);
+    assert.deepEqual([lost.fault, lost.part], ["platform", "backend VM (SSH)"]);
+    assert.match(lost.evidence, /LOST: run 17-3 on vm ended without a verdict/);
   });
 
   it("blames the VM's SSH for a connection refused or lost mid-deploy", () => {
