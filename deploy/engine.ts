@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { LockHolder, lockHolders, recordHolder, removeDeadDeployLocks } from "./lock";
 import { redact } from "./rollback-commit";
 
 /**
@@ -68,6 +69,8 @@ export interface EngineRun {
   readonly error?: string;
   /** Another update of the stack held its lock. */
   readonly concurrent: boolean;
+  /** Who held it, as the CLI named them (a file or cloud-storage backend names them). */
+  readonly holders: readonly LockHolder[];
   readonly seconds: number;
 }
 
@@ -89,6 +92,14 @@ export interface UpOptions {
    * @default []
    */
   readonly secrets?: readonly string[];
+  /**
+   * The stack's project and name, to record this engine as the holder of the stack's update lock
+   * (so a deploy killed mid-update leaves a lock the next one can prove dead and remove) and to
+   * remove such a lock when it refuses the update. @default none: a lock is only reported
+   */
+  readonly lock?: { readonly project: string; readonly stack: string };
+  /** Says what happened to a lock a killed deploy left. */
+  readonly say?: (line: string) => void;
 }
 
 /**
@@ -128,7 +139,7 @@ const CONCURRENT = ["[409] Conflict: Another update is currently in progress", "
  * and changes nothing when the preview fails; then it updates, enforcing them again. One engine
  * invocation does both, so the preview costs no second start of the CLI and its plugins.
  */
-export function up(opts: UpOptions): Promise<EngineRun> {
+export async function up(opts: UpOptions): Promise<EngineRun> {
   const args = ["up", "--yes"];
   for (const pack of opts.policyPacks) {
     args.push("--policy-pack", pack);
@@ -136,7 +147,19 @@ export function up(opts: UpOptions): Promise<EngineRun> {
   if (opts.refresh) {
     args.push("--refresh");
   }
-  return runCli(args, opts);
+  const run = await runCli(args, opts);
+  // A deploy killed mid-update left the stack locked: its lock removed, the creates it left
+  // pending dropped from the state (the program's creates are idempotent: the update makes them
+  // again), and the update runs again.
+  if (run.concurrent && opts.lock && removeDeadDeployLocks(run.holders, opts.say)) {
+    const cleared = await runCli(["refresh", "--yes", "--skip-preview", "--clear-pending-creates"], opts);
+    if (!cleared.ok) {
+      return cleared;
+    }
+    opts.say?.("cleared the operations the killed update left pending");
+    return runCli(args, opts);
+  }
+  return run;
 }
 
 /**
@@ -147,7 +170,7 @@ export function readLive(opts: Pick<UpOptions, "stack" | "workDir" | "onOutput" 
   return runCli(["refresh", "--preview-only"], opts);
 }
 
-async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDir" | "onOutput" | "pulumi" | "secrets">): Promise<EngineRun> {
+async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDir" | "onOutput" | "pulumi" | "secrets" | "lock">): Promise<EngineRun> {
   const started = Date.now();
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-deploy-"));
   const eventLog = path.join(logDir, "events.jsonl");
@@ -173,7 +196,21 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
             : new Error(`could not run ${opts.pulumi ?? "pulumi"} (${e.message}): install the Pulumi CLI and put it on PATH`, { cause: e }),
         ),
       );
+      // The engine takes the stack's lock as it starts: who holds it is recorded beside it.
+      let identity: string | undefined;
+      const recorder = opts.lock
+        ? setInterval(() => {
+            identity = recordHolder({ project: opts.lock!.project, stack: opts.lock!.stack.split("/").pop()! });
+            if (identity) {
+              clearInterval(recorder);
+            }
+          }, 250)
+        : undefined;
       child.on("close", (c) => {
+        clearInterval(recorder);
+        if (identity) {
+          fs.rmSync(identity, { force: true });
+        }
         out.flush();
         resolve({ code: c ?? 1, stderr: redact(errText, opts.secrets ?? []) });
       });
@@ -185,6 +222,7 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
       events,
       error: code === 0 ? undefined : stderr.trim().split("\n").slice(-8).join("\n"),
       concurrent,
+      holders: concurrent ? lockHolders(stderr) : [],
       seconds: Math.round((Date.now() - started) / 100) / 10,
     };
   } finally {

@@ -120,7 +120,6 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
   const policyPacks = opts.policyPacks ?? [POLICY_PACK];
   // Set once the stack's config is read: nothing the engine prints before then carries a secret of it.
   let secrets: readonly string[] = [];
-  const engine = (refresh = false): Promise<EngineRun> => up({ stack: opts.stack, workDir: opts.workDir, policyPacks, refresh, secrets });
   let stack: Stack;
   try {
     stack = await LocalWorkspace.selectStack({ stackName: opts.stack, workDir: opts.workDir });
@@ -133,6 +132,9 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
   }
   const [project, config] = await Promise.all([stack.workspace.projectSettings(), stack.getAllConfig()]);
   secrets = secretValues(config as StackConfig);
+  // The engine records itself as the holder of the stack's lock, and removes one a killed deploy left.
+  const stackLock = { project: project.name, stack: opts.stack };
+  const engine = (refresh = false): Promise<EngineRun> => up({ stack: opts.stack, workDir: opts.workDir, policyPacks, refresh, secrets, lock: stackLock, say });
   let lock: DeployLock;
   try {
     lock = await acquireDeployLock({ project: project.name, stack: opts.stack, say });
@@ -193,7 +195,7 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     // runs the recorded release is deployed and gated again in the same update.
     const run = await engine(true);
     if (run.concurrent) {
-      say(`REFUSED: another update of stack ${opts.stack} is in progress; wait for it to finish`);
+      say(anotherUpdate(opts.stack, run));
       return EXIT.refused;
     }
     const drift = reportDrift(run.events, secretValues(cfg));
@@ -435,7 +437,7 @@ async function deployVpsOnly(engine: (refresh?: boolean) => Promise<EngineRun>, 
   // Refreshed: a VPS app that no longer runs as recorded is deployed again.
   const run = await engine(true);
   if (run.concurrent) {
-    say(`REFUSED: another update of stack ${name} is in progress; wait for it to finish`);
+    say(anotherUpdate(name, run));
     return EXIT.refused;
   }
   const drift = reportDrift(run.events, secrets);
@@ -464,4 +466,16 @@ function vpsFailure(events: readonly EngineEvent[], reason: string, seconds: num
   say(`FAILED after ${seconds}s in the VPS app, and its previous release is not back (check the host):\n${reason}`);
   told.notices.push({ event: "rollback-failed", stage: "VPS app", reason });
   return EXIT.rollbackFailed;
+}
+
+/**
+ * The refusal when another update holds the stack. A lock a killed deploy of this machine left is
+ * removed before this is said (see up); any other is named, with what frees it once none runs.
+ */
+function anotherUpdate(stack: string, run: EngineRun): string {
+  const who = run.holders.map((h) => `pid ${h.pid} of ${h.user} on ${h.host}, since ${h.since}`).join("; ");
+  return (
+    `REFUSED: another update of stack ${stack} is in progress${who ? ` (${who})` : ""}; wait for it to finish. ` +
+    `If none runs (a \`pulumi up\` killed by hand, or a deploy killed on another machine), \`pulumi cancel --stack ${stack}\` frees it`
+  );
 }

@@ -172,7 +172,7 @@ function fileBackendRoot(): string | undefined {
  * wrote: this system's boot and PID namespace. Returns the file written, to remove on release.
  * Best effort: without it, staleness is judged from the host name and PID alone, as before.
  */
-function recordHolder(lock: { project: string; stack: string }): string | undefined {
+export function recordHolder(lock: { project: string; stack: string }): string | undefined {
   const root = fileBackendRoot();
   if (!root) {
     return undefined;
@@ -293,15 +293,7 @@ async function hold(stack: Stack, opts: LockOptions, what: string, dropWorkspace
       return file ? [{ h, file }] : [];
     });
     if (holders.length > 0 && stale.length === holders.length) {
-      for (const { h, file } of stale) {
-        fs.rmSync(file, { force: true });
-        fs.rmSync(`${file}.attrs`, { force: true });
-        const identity = identityFile(file);
-        if (identity) {
-          fs.rmSync(identity, { force: true });
-        }
-        opts.say?.(`removed the deploy lock left by a deploy that is gone (pid ${h.pid} on ${h.host}, since ${h.since})`);
-      }
+      removeLocks(stale, "the deploy lock", opts.say);
       continue;
     }
     if (attempt === 0 && holders.length > 0) {
@@ -324,4 +316,38 @@ async function hold(stack: Stack, opts: LockOptions, what: string, dropWorkspace
     );
   }
   throw new LockHeld(`another deploy of ${what} took the lock each time it was free; wait for it to finish`);
+}
+
+/** Removes lock files judged stale, each with its metadata and its recorded holder. */
+function removeLocks(stale: readonly { h: LockHolder; file: string }[], what: string, say?: (line: string) => void): void {
+  for (const { h, file } of stale) {
+    fs.rmSync(file, { force: true });
+    fs.rmSync(`${file}.attrs`, { force: true });
+    const identity = identityFile(file);
+    if (identity) {
+      fs.rmSync(identity, { force: true });
+    }
+    say?.(`removed ${what} left by a deploy that is gone (pid ${h.pid} on ${h.host}, since ${h.since})`);
+  }
+}
+
+/**
+ * Removes the deployed stack's update locks that a killed deploy left: only locks whose holder a
+ * deploy recorded (an engine it ran on this machine, see recordHolder) and that is gone. A lock
+ * of a `pulumi up` run by hand, or from another machine, is never judged. Returns true when every
+ * holder was such a lock, so the update may be tried again.
+ */
+export function removeDeadDeployLocks(holders: readonly LockHolder[], say?: (line: string) => void): boolean {
+  const stale = holders.flatMap((h) => {
+    if (!h.url.startsWith("file://") || !readIdentity(identityFile(fileURLToPath(h.url.replace(/\?.*$/, ""))))) {
+      return [];
+    }
+    const file = staleLockFile(h);
+    return file ? [{ h, file }] : [];
+  });
+  if (holders.length === 0 || stale.length !== holders.length) {
+    return false;
+  }
+  removeLocks(stale, "the stack's update lock", say);
+  return true;
 }
