@@ -5,7 +5,8 @@ import { FLUX_SYNC_NAME, FluxControllers, fluxGitAuthData, fluxInstallObjects, f
 
 /** Where Flux's install manifests (CRDs and controllers) come from. */
 export type FluxManifestSource =
-  | { readonly kind: "url"; readonly url: string }
+  /** An https URL; with `sha256`, its text must have that SHA-256 or nothing of it is applied. */
+  | { readonly kind: "url"; readonly url: string; readonly sha256?: string }
   /** A directory of YAML files, for clusters without internet access. */
   | { readonly kind: "directory"; readonly path: string };
 
@@ -68,9 +69,10 @@ export class FluxBootstrap extends pulumi.ComponentResource {
     if (install) {
       const manifests = args.manifests;
       // In-cluster, the provider reads the manifests itself; external controllers need them read
-      // here to leave the controllers out.
+      // here to leave the controllers out, and pinned ones to check what was downloaded.
+      const pinned = manifests.kind === "url" && manifests.sha256 !== undefined;
       const source =
-        controllers === "in-cluster"
+        controllers === "in-cluster" && !pinned
           ? { files: [manifests.kind === "url" ? manifests.url : `${manifests.path.replace(/\/+$/, "")}/*.yaml`] }
           : { objs: pulumi.output(readFluxManifests(manifests).then((objs) => fluxInstallObjects(objs, controllers))) };
       // Deleting Flux's CRDs deletes every Flux object in the cluster, so the stack never does.

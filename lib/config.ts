@@ -141,6 +141,11 @@ export const CONFIG_KEYS = {
   },
   fluxVersion: { kind: "string", default: FLUX_VERSION, description: "Flux release to install." },
   fluxManifests: { kind: "string", default: "", description: "Flux install manifests: an https URL or a local directory; the release's install.yaml when unset." },
+  fluxManifestsSha256: {
+    kind: "string",
+    default: "",
+    description: "SHA-256 (64 hex digits) the install manifests read from a URL must have; a download that differs is refused before anything of it is applied. Unset: whatever the URL serves.",
+  },
   gitUrl: {
     kind: "string",
     default: "",
@@ -270,7 +275,7 @@ export interface HomelabSettings {
     readonly adopt: boolean;
     readonly controllers: FluxControllers;
     readonly version: string;
-    readonly manifests: { readonly kind: "url"; readonly url: string } | { readonly kind: "directory"; readonly path: string };
+    readonly manifests: { readonly kind: "url"; readonly url: string; readonly sha256?: string } | { readonly kind: "directory"; readonly path: string };
     readonly gitUrl: string;
     readonly branch: string;
     readonly path: string;
@@ -550,6 +555,14 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     const manifestsRaw = str("fluxManifests", false, (v) =>
       /^https?:\/\//.test(v) ? urlProblem(v, ["https:"]) : v.includes("\n") ? "is not a URL or a directory" : undefined,
     );
+    const manifestsSha256 = str("fluxManifestsSha256", false, (v) =>
+      !/^[a-f0-9]{64}$/.test(v)
+        ? "is not a SHA-256 (64 lower-case hex digits)"
+        : manifestsRaw !== undefined && !/^https?:\/\//.test(manifestsRaw)
+          ? `pins manifests read from a URL, and homelab:fluxManifests is the directory ${JSON.stringify(manifestsRaw)}`
+          : undefined,
+    );
+    const pin = manifestsSha256 === undefined ? {} : { sha256: manifestsSha256 };
     const envText = secret("backendEnv", false, envProblem);
     const markerText = str("frontendVersionMarker", false, (v) => {
       try {
@@ -613,9 +626,9 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         version: fluxVersion,
         manifests:
           manifestsRaw === undefined
-            ? { kind: "url", url: `https://github.com/fluxcd/flux2/releases/download/${fluxVersion}/install.yaml` }
+            ? { kind: "url", url: `https://github.com/fluxcd/flux2/releases/download/${fluxVersion}/install.yaml`, ...pin }
             : /^https:\/\//.test(manifestsRaw)
-              ? { kind: "url", url: manifestsRaw }
+              ? { kind: "url", url: manifestsRaw, ...pin }
               : { kind: "directory", path: manifestsRaw },
         gitUrl: gitUrl ?? "",
         branch: str("gitBranch", true, (v) => (/^[A-Za-z0-9._/-]+$/.test(v) && !v.includes("..") ? undefined : "is not a branch name")) ?? "",

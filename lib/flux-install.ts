@@ -1,3 +1,4 @@
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
@@ -66,9 +67,10 @@ export function parseManifests(text: string, source: string): unknown[] {
 
 /**
  * Reads Flux's install manifests: a directory's `*.yaml` files in name order (the files the
- * in-cluster install applies), or an https URL.
+ * in-cluster install applies), or an https URL, refused unless its text has the SHA-256 `sha256`
+ * when one is pinned.
  */
-export async function readFluxManifests(source: { kind: "url"; url: string } | { kind: "directory"; path: string }): Promise<unknown[]> {
+export async function readFluxManifests(source: { kind: "url"; url: string; sha256?: string } | { kind: "directory"; path: string }): Promise<unknown[]> {
   if (source.kind === "directory") {
     const files = fs.readdirSync(source.path).filter((f) => f.endsWith(".yaml")).sort();
     return files.flatMap((f) => {
@@ -80,7 +82,12 @@ export async function readFluxManifests(source: { kind: "url"; url: string } | {
   if (!res.ok) {
     throw new Error(`${source.url}: HTTP ${res.status}`);
   }
-  return parseManifests(await res.text(), source.url);
+  const text = await res.text();
+  const got = crypto.createHash("sha256").update(text).digest("hex");
+  if (source.sha256 !== undefined && got !== source.sha256) {
+    throw new Error(`homelab:fluxManifestsSha256: ${source.url} has SHA-256 ${got}, not the pinned ${source.sha256}; nothing of it was applied`);
+  }
+  return parseManifests(text, source.url);
 }
 
 export interface FluxSyncOptions<S> {

@@ -3,7 +3,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { CONFIG_KEYS, ConfigError, parseConfig } from "../../lib/config";
+import { CONFIG_KEYS, ConfigError, FLUX_VERSION, parseConfig } from "../../lib/config";
 import { committedStackFileProblems } from "../../lib/stack-file-secrets";
 import { nestedQuantifier } from "../../lib/validate";
 import { SECRET_KEYS, validConfig } from "../support/fixtures";
@@ -145,6 +145,19 @@ describe("config", () => {
     assert.deepEqual(problems({ "homelab:gitInterval": "1m30s", "homelab:imageScanInterval": "10s" }), []);
     assert.deepEqual(problems({ "homelab:tagPattern": "^main-(a+)+-(?<ts>[0-9]{10})$" }), [
       'homelab:tagPattern: "^main-(a+)+-(?<ts>[0-9]{10})$" repeats a group that itself repeats (like (a+)+), which can take a matcher minutes on one tag: write it without the nested repetition',
+    ]);
+  });
+
+  it("pins Flux's manifests read from a URL by their SHA-256, naming the key for a bad one", () => {
+    const sha = "a".repeat(64);
+    assert.deepEqual(parseConfig(validConfig({ "homelab:fluxManifestsSha256": sha }), isSecret).homelab!.settings.flux.manifests, {
+      kind: "url",
+      url: `https://github.com/fluxcd/flux2/releases/download/${FLUX_VERSION}/install.yaml`,
+      sha256: sha,
+    });
+    assert.deepEqual(problems({ "homelab:fluxManifestsSha256": "abc" }), ['homelab:fluxManifestsSha256: "abc" is not a SHA-256 (64 lower-case hex digits)']);
+    assert.deepEqual(problems({ "homelab:fluxManifests": "vendor/flux", "homelab:fluxManifestsSha256": sha }), [
+      `homelab:fluxManifestsSha256: "${sha}" pins manifests read from a URL, and homelab:fluxManifests is the directory "vendor/flux"`,
     ]);
   });
 

@@ -1,6 +1,9 @@
 import { after, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
+import * as crypto from "crypto";
 import * as fs from "fs";
+import * as http from "http";
+import type { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
 import { FLUX_SYNC_NAME, fluxInstallObjects, fluxSyncObjects, parseManifests, readFluxManifests } from "../../lib/flux-install";
@@ -110,6 +113,24 @@ describe("Flux's install manifests", () => {
     assert.deepEqual(names(await readFluxManifests({ kind: "directory", path: d })), ["Namespace/flux-system", "CustomResourceDefinition/b"]);
   });
 
+  it("reads manifests from a URL, refusing a download whose SHA-256 is not the pinned one", async () => {
+    const text = "kind: CustomResourceDefinition\nmetadata: {name: c}\n";
+    const server = http.createServer((_req, res) => res.end(text));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/install.yaml`;
+      const sha256 = crypto.createHash("sha256").update(text).digest("hex");
+      assert.deepEqual(names(await readFluxManifests({ kind: "url", url })), ["CustomResourceDefinition/c"]);
+      assert.deepEqual(names(await readFluxManifests({ kind: "url", url, sha256 })), ["CustomResourceDefinition/c"]);
+      const other = "b".repeat(64);
+      await assert.rejects(readFluxManifests({ kind: "url", url, sha256: other }), {
+        message: `homelab:fluxManifestsSha256: ${url} has SHA-256 ${sha256}, not the pinned ${other}; nothing of it was applied`,
+      });
+    } finally {
+      server.close();
+    }
+  });
+
   it("builds the flux-system GitRepository and Kustomization", () => {
     const o = fluxSyncObjects({ gitUrl: "ssh://git@git.lan/site.git", namespace: "flux-system", branch: "main", path: "./clusters/x", interval: "1m", timeout: "5m", secretName: FLUX_SYNC_NAME });
     assert.deepEqual(o.gitRepository.spec, { url: "ssh://git@git.lan/site.git", ref: { branch: "main" }, interval: "1m", secretRef: { name: "flux-system" } });
@@ -133,6 +154,26 @@ describe("FluxBootstrap with external controllers", () => {
     assert.equal(install.inputs.files, undefined);
     assert.deepEqual(names(install.inputs.objs as unknown[]), names(fluxInstallObjects(parseManifests(INSTALL_YAML, "x"), "external")));
     assert.ok(rec.byName("flux-source").dependencies.includes(install.urn));
+  });
+
+  it("in-cluster, reads pinned manifests itself to check them, and leaves unpinned ones to the provider", async () => {
+    const server = http.createServer((_req, res) => res.end(INSTALL_YAML));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/install.yaml`;
+      const sha256 = crypto.createHash("sha256").update(INSTALL_YAML).digest("hex");
+      const rec = installMocks();
+      const { FluxBootstrap } = await import("../../components/flux-bootstrap");
+      const pinned = new FluxBootstrap("pinned", { manifests: { kind: "url", url, sha256 }, gitUrl: "https://git.lan/x.git" });
+      const open = new FluxBootstrap("open", { manifests: { kind: "url", url }, gitUrl: "https://git.lan/x.git" });
+      await Promise.all([valueOf(pinned.gitRepositoryName), valueOf(open.gitRepositoryName)]);
+      await settle(rec);
+      assert.equal(rec.byName("pinned-install").inputs.files, undefined);
+      assert.deepEqual(names(rec.byName("pinned-install").inputs.objs as unknown[]), names(parseManifests(INSTALL_YAML, "x")));
+      assert.deepEqual(rec.byName("open-install").inputs.files, [url]);
+    } finally {
+      server.close();
+    }
   });
 });
 
