@@ -16,6 +16,8 @@ export interface HostCheckArgs {
   readonly trigger: pulumi.Input<string>;
   /** Install Docker and compose v2 where missing (needs root or passwordless sudo). @default false */
   readonly installDocker?: boolean;
+  /** SHA-256 the Docker install script must have before it runs. @default unpinned */
+  readonly dockerInstallSha256?: string;
   /**
    * The registry the host pulls from. When it is `insecure` (plain HTTP), the check fails unless
    * the host's Docker engine accepts `host` (host[:port]) as an insecure registry, by that exact
@@ -45,6 +47,7 @@ export class HostCheck extends pulumi.ComponentResource {
         create: renderHostCheckScript({
           deployDir: args.deployDir,
           installDocker: args.installDocker ?? false,
+          dockerInstallSha256: args.dockerInstallSha256,
           // A registry reached over HTTPS needs nothing of the engine's settings.
           insecureRegistry: args.registry?.insecure ? args.registry.host : undefined,
         }),

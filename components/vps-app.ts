@@ -72,6 +72,8 @@ export interface VpsAppArgs {
   readonly dockerSocketPath?: string;
   /** Install Docker and compose v2 where missing (needs root or passwordless sudo). @default false */
   readonly installDocker?: boolean;
+  /** SHA-256 the Docker install script (get.docker.com) must have before it runs. @default unpinned */
+  readonly dockerInstallSha256?: string;
   /** @default "/api/health" */
   readonly healthPath?: string;
   /** Health probe inside the app's container (compose `test` form). @default a Python probe */
@@ -141,7 +143,7 @@ export class VpsApp extends pulumi.ComponentResource {
 
     const check = new HostCheck(
       `${name}-host`,
-      { connection: args.connection, deployDir, trigger: args.image, installDocker: args.installDocker ?? false },
+      { connection: args.connection, deployDir, trigger: args.image, installDocker: args.installDocker ?? false, dockerInstallSha256: args.dockerInstallSha256 },
       { parent: this },
     );
 

@@ -191,6 +191,11 @@ export const CONFIG_KEYS = {
   vpsHostKey: { kind: "string", default: "", description: "The VPS's public SSH host key ('ssh-ed25519 AAAA…'), pinned on every connection." },
   vpsPrivateKey: { kind: "secret", default: "", description: "Private SSH key of vpsUser." },
   vpsInstallDocker: { kind: "boolean", default: false, description: "Install Docker and compose v2 on the VPS where missing (get.docker.com; needs root or passwordless sudo)." },
+  vpsDockerInstallSha256: {
+    kind: "string",
+    default: "",
+    description: "SHA-256 (64 hex digits) get.docker.com's script must have before vpsInstallDocker runs it; a script that differs installs nothing. Unset: whatever get.docker.com serves.",
+  },
   vpsDeployDir: { kind: "string", default: "/opt/app", description: "Directory on the VPS holding the compose file, Caddyfile, .env and release history." },
   vpsDomain: { kind: "string", default: "", description: "Domain the app is served on over HTTPS; its DNS must point at the VPS." },
   vpsTls: { kind: "string", default: "acme", description: "Where Caddy gets the certificate: 'acme' (Let's Encrypt) or 'internal' (Caddy's own CA, for test domains)." },
@@ -309,6 +314,8 @@ export interface VpsSettings {
   readonly user: string;
   readonly hostKey: string;
   readonly installDocker: boolean;
+  /** SHA-256 the Docker install script must have (homelab:vpsDockerInstallSha256). */
+  readonly dockerInstallSha256?: string;
   /** Protect the app's compose project and its webhook secret from deletion. */
   readonly protect: boolean;
   readonly deployDir: string;
@@ -694,6 +701,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       user: str("vpsUser", true, (v) => (/^[a-z_][a-z0-9_-]{0,31}$/.test(v) ? undefined : "is not a user name")) ?? "",
       hostKey: str("vpsHostKey", true, hostKeyProblem) ?? "",
       installDocker: bool("vpsInstallDocker"),
+      dockerInstallSha256: str("vpsDockerInstallSha256", false, (v) => (/^[a-f0-9]{64}$/.test(v) ? undefined : "is not a SHA-256 (64 lower-case hex digits)")),
       protect: bool("protect"),
       deployDir: str("vpsDeployDir", true, absolutePathProblem) ?? "",
       domain: str("vpsDomain", true, domainProblem) ?? "",

@@ -144,6 +144,8 @@ export interface HostCheckScriptOptions {
    * root or passwordless sudo on the host. @default false
    */
   readonly installDocker?: boolean;
+  /** SHA-256 get.docker.com's script must have before it runs; unpinned when unset. */
+  readonly dockerInstallSha256?: string;
   /**
    * A plain-HTTP registry (host[:port]) the host pulls from: the check fails unless the Docker
    * engine accepts it as insecure, naming the daemon.json setting. @default no registry checked
@@ -180,6 +182,7 @@ export function renderHostCheckScript(o: HostCheckScriptOptions): string {
   return hostScript(["host-check.sh"], {
     DIR: o.deployDir,
     INSTALL_DOCKER: o.installDocker ? 1 : 0,
+    DOCKER_INSTALL_SHA256: o.dockerInstallSha256 ?? "",
     REGISTRY: registry,
     // Only a check of a registry needs the program.
     ENGINE_ALLOWS_INSECURE: registry ? remoteFile("engine-allows-insecure.awk") : "",

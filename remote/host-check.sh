@@ -3,7 +3,8 @@
 # reachable engine, an engine that accepts the plain-HTTP registry REGISTRY (when set), and a
 # writable deploy directory; each missing one exits with its own EXIT_* code, naming it. With
 # INSTALL_DOCKER=1, missing Docker or compose is installed first (get.docker.com) instead.
-# Parameters: DIR, INSTALL_DOCKER (0 or 1), REGISTRY (host[:port], or empty), ENGINE_ALLOWS_INSECURE
+# Parameters: DIR, INSTALL_DOCKER (0 or 1), DOCKER_INSTALL_SHA256 (the install script's pinned
+# SHA-256, or empty), REGISTRY (host[:port], or empty), ENGINE_ALLOWS_INSECURE
 # (engine-allows-insecure.awk), and the EXIT_* codes.
 set -eu
 
@@ -13,9 +14,21 @@ install_docker() {
   else echo "host-check: installing Docker on $(hostname) needs root or passwordless sudo for $(id -un)" >&2; exit "$EXIT_INSTALL_FAILED"; fi
   command -v curl >/dev/null 2>&1 || { echo "host-check: installing Docker on $(hostname) needs curl" >&2; exit "$EXIT_INSTALL_FAILED"; }
   echo "host-check: $1; installing Docker and compose v2 on $(hostname) (get.docker.com)" >&2
+  # Downloaded whole before anything runs, and checked where a hash is pinned.
+  script=$(mktemp) || { echo "host-check: could not make a temporary file on $(hostname)" >&2; exit "$EXIT_INSTALL_FAILED"; }
+  curl -fsSL https://get.docker.com -o "$script" || { rm -f "$script"; echo "host-check: could not download https://get.docker.com on $(hostname)" >&2; exit "$EXIT_INSTALL_FAILED"; }
+  if [ -n "$DOCKER_INSTALL_SHA256" ]; then
+    got=$(sha256sum < "$script" | cut -d ' ' -f 1)
+    if [ "$got" != "$DOCKER_INSTALL_SHA256" ]; then
+      rm -f "$script"
+      echo "host-check: https://get.docker.com has SHA-256 $got, not the pinned $DOCKER_INSTALL_SHA256 (homelab:vpsDockerInstallSha256); nothing was installed on $(hostname)" >&2
+      exit "$EXIT_INSTALL_FAILED"
+    fi
+  fi
   # SUDO is empty or two words.
   # shellcheck disable=SC2086
-  curl -fsSL https://get.docker.com | $SUDO sh >&2 || { echo "host-check: the Docker install failed on $(hostname)" >&2; exit "$EXIT_INSTALL_FAILED"; }
+  $SUDO sh "$script" >&2 || { rm -f "$script"; echo "host-check: the Docker install failed on $(hostname)" >&2; exit "$EXIT_INSTALL_FAILED"; }
+  rm -f "$script"
   # shellcheck disable=SC2086
   if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl enable --now docker >&2 || true; fi
 }

@@ -42,6 +42,7 @@ export function vpsStack(cfg: VpsConfig, digest: string): VpsOutputs {
     dockerSocket: s.dockerSocket,
     dockerSocketPath: s.dockerSocketPath,
     installDocker: s.installDocker,
+    dockerInstallSha256: s.dockerInstallSha256,
     healthPath: s.healthPath,
     healthcheck: s.healthcheck.length > 0 ? [...s.healthcheck] : undefined,
     apiKeyFile: s.apiKeyFile,

@@ -1,6 +1,7 @@
 import { before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "child_process";
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -11,6 +12,7 @@ import { composeToYaml, renderVpsCompose } from "../../lib/compose";
 import { ConfigError, parseConfig } from "../../lib/config";
 import { HOST_CHECK_EXIT, renderHostCheckScript, renderReadSecretScript } from "../../lib/remote-deploy";
 import { parseBundle } from "../../lib/bundle";
+import { shq } from "../../lib/shell";
 import { apiKeyReadHint } from "../../components/vps-app";
 import { parseRunningImage, renderRunningImageScript } from "../../lib/self-update";
 import { DIGEST_A, VPS_SECRET_KEYS, validVpsConfig } from "../support/fixtures";
@@ -254,11 +256,38 @@ describe("VPS host check script", () => {
     assert.match(r.stderr, /host-check: docker is not installed on .*, and installing it is not enabled/);
   });
 
+  it("runs get.docker.com's script only when it has the pinned SHA-256", () => {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-install-"));
+    try {
+      for (const tool of ["id", "hostname", "mkdir", "mktemp", "sha256sum", "cut", "rm", "cat", "sh", "touch"]) {
+        fs.symlinkSync(spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim(), path.join(bin, tool));
+      }
+      // get.docker.com as a stand-in serves it: a script that leaves a marker when it runs.
+      const installer = `#!/bin/sh\ntouch ${path.join(bin, "installed")}\n`;
+      fs.writeFileSync(path.join(bin, "curl"), `#!/bin/sh\nwhile [ "$1" != -o ]; do shift; done\nprintf '%s' ${shq(installer)} > "$2"\n`, { mode: 0o755 });
+      const run = (sha?: string): ReturnType<typeof spawnSync> =>
+        spawnSync("/bin/sh", ["-c", renderHostCheckScript({ deployDir: path.join(bin, "deploy"), installDocker: true, dockerInstallSha256: sha })], { env: { PATH: bin }, encoding: "utf8" });
+      const wrong = "0".repeat(64);
+      const refused = run(wrong);
+      assert.equal(refused.status, HOST_CHECK_EXIT.installFailed);
+      const sha = crypto.createHash("sha256").update(installer).digest("hex");
+      assert.match(String(refused.stderr), new RegExp(`https://get.docker.com has SHA-256 ${sha}, not the pinned ${wrong} \\(homelab:vpsDockerInstallSha256\\); nothing was installed`));
+      assert.equal(fs.existsSync(path.join(bin, "installed")), false);
+      // The pinned script runs (Docker is still missing after the stand-in, so the check then says so).
+      const pinned = run(sha);
+      assert.equal(fs.existsSync(path.join(bin, "installed")), true, String(pinned.stderr));
+      assert.equal(pinned.status, HOST_CHECK_EXIT.noDocker);
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
   it("installs Docker only where enabled", () => {
     assert.match(renderHostCheckScript({ deployDir: "/opt/app" }), /^INSTALL_DOCKER='0'$/m);
     const script = renderHostCheckScript({ deployDir: "/opt/app", installDocker: true });
     assert.match(script, /^INSTALL_DOCKER='1'$/m);
-    assert.match(script, /curl -fsSL https:\/\/get\.docker\.com \| \$SUDO sh/);
+    assert.match(script, /curl -fsSL https:\/\/get\.docker\.com -o "\$script"/);
+    assert.match(script, /\$SUDO sh "\$script"/);
     assert.match(script, /needs root or passwordless sudo/);
     assert.equal(spawnSync("sh", ["-n", "-c", script]).status, 0);
   });
