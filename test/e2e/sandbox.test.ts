@@ -57,6 +57,10 @@ function timed(name: string, fn: () => Promise<void>): void {
     const t = Date.now();
     try {
       await fn();
+    } catch (e) {
+      // Said here too: the runner's own summary can be cut short when it exits.
+      process.stderr.write(`e2e: ${name}: FAILED: ${(e as Error).stack ?? String(e)}\n`);
+      throw e;
     } finally {
       process.stderr.write(`e2e: ${name}: ${((Date.now() - t) / 1000).toFixed(1)}s\n`);
     }
@@ -526,7 +530,12 @@ describe("sandbox end to end", { concurrency: false }, () => {
       await waitFor("the new backend deployed", () => outcomes.some((o) => o.head === released));
       assert.deepEqual(outcomes.find((o) => o.head === released), { code: EXIT.promoted, head: released });
       // The promoted backend's process ends (as a crash would), and Docker restarts its container.
-      docker("exec", "homelab-sandbox-backend", "/bin/busybox", "kill", "-TERM", "1");
+      // The exec may be killed with the container it stops, so its own exit says nothing: the
+      // restart count does.
+      const restarts = (): number => Number(docker("inspect", "-f", "{{.RestartCount}}", "homelab-sandbox-backend"));
+      const before = restarts();
+      spawnSync("docker", ["exec", "homelab-sandbox-backend", "/bin/busybox", "kill", "-TERM", "1"], { env: sb.docker.env(), stdio: "ignore" });
+      await waitFor("Docker restarting the backend", () => restarts() > before);
       await waitFor("the watch window's rollback", () => outcomes.some((o) => o.head === "watch-window rollback"));
       assert.equal(outcomes.find((o) => o.head === "watch-window rollback")?.code, EXIT.promoted, "the restored pair deployed");
     } finally {

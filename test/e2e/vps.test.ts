@@ -38,6 +38,10 @@ function timed(name: string, fn: () => Promise<void> | void): void {
     const t = Date.now();
     try {
       await fn();
+    } catch (e) {
+      // Said here too: the runner's own summary can be cut short when it exits.
+      process.stderr.write(`e2e vps: ${name}: FAILED: ${(e as Error).stack ?? String(e)}\n`);
+      throw e;
     } finally {
       process.stderr.write(`e2e vps: ${name}: ${((Date.now() - t) / 1000).toFixed(1)}s\n`);
     }
