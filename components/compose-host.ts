@@ -42,6 +42,11 @@ export interface ComposeHostArgs {
   readonly stepDeadlineSeconds?: number;
   /** Refuse to delete (and so stop) the project. @default false */
   readonly protect?: boolean;
+  /**
+   * Guards the project's name: its named volumes carry it, so a new name starts without them. A
+   * change is refused before anything runs unless `renamedFrom` is the old name. @default unguarded
+   */
+  readonly rename?: { readonly what: string; readonly confirm: string; readonly renamedFrom?: string };
 }
 
 /**
@@ -115,6 +120,7 @@ export class ComposeHost extends pulumi.ComponentResource {
         inspect,
         logs: renderLogsScript({ deployDir: args.deployDir, project: args.project }),
         stdin: pulumi.secret(secretBundle),
+        ...(args.rename ? { identity: { value: args.project, ...args.rename } } : {}),
       },
       { parent: this, protect: args.protect ?? false },
     );

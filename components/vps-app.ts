@@ -71,6 +71,11 @@ export interface VpsAppArgs {
   /** Where the engine's socket is on the host. @default "/var/run/docker.sock" */
   readonly dockerSocketPath?: string;
   /** Install Docker and compose v2 where missing (needs root or passwordless sudo). @default false */
+  /**
+   * Guards the app's name, which its volumes (data, Caddy's certificates) carry: a new name is
+   * refused before anything runs unless confirmed (see ComposeHostArgs.rename). @default unguarded
+   */
+  readonly rename?: { readonly what: string; readonly confirm: string; readonly renamedFrom?: string };
   readonly installDocker?: boolean;
   /** SHA-256 the Docker install script (get.docker.com) must have before it runs. @default unpinned */
   readonly dockerInstallSha256?: string;
@@ -204,6 +209,7 @@ export class VpsApp extends pulumi.ComponentResource {
         healthServices: [appName, "caddy"],
         deadlineSeconds: args.deadlineSeconds ?? 120,
         protect: args.protect,
+        rename: args.rename,
       },
       { parent: this, dependsOn: [check] },
     );

@@ -211,7 +211,12 @@ export const CONFIG_KEYS = {
   vpsRegistryToken: { kind: "secret", default: "", description: "Token of the app's private registry (a GitHub PAT with read:packages for GHCR); anonymous pulls when unset." },
   vpsRegistryInsecure: { kind: "boolean", default: false, description: "The app's registry speaks plain HTTP." },
   vpsCaddyImage: { kind: "string", default: "caddy:2.10-alpine", description: "Image of the Caddy sidecar." },
-  vpsAppName: { kind: "string", default: "app", description: "Compose project and service name of the app." },
+  vpsAppName: {
+    kind: "string",
+    default: "app",
+    description: "Compose project and service name of the app. Its volumes carry it, so a new name is refused unless vpsRenamedFrom confirms it.",
+  },
+  vpsRenamedFrom: { kind: "string", default: "", description: "The app's previous vpsAppName, set to confirm a rename once its volumes' data is moved." },
   vpsAppPort: { kind: "integer", default: 8000, description: "Port the app listens on inside the compose network (never published on the host)." },
   vpsDataPath: { kind: "string", default: "/data", description: "Where the app's data volume is mounted in its container." },
   vpsApiKeyFile: { kind: "string", default: "/data/api_key.txt", description: "File in the app's container holding the API key it generates; read into the vpsApiKey output. Empty: not read." },
@@ -332,6 +337,8 @@ export interface VpsSettings {
   readonly registry: { readonly username: string; readonly insecure: boolean; readonly tokenHosts: readonly string[] };
   readonly caddyImage: string;
   readonly appName: string;
+  /** The app's previous name, confirming a rename (homelab:vpsRenamedFrom). */
+  readonly renamedFrom?: string;
   readonly appPort: number;
   readonly dataPath: string;
   readonly apiKeyFile?: string;
@@ -717,6 +724,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       },
       caddyImage: str("vpsCaddyImage", true, (v) => (DOCKER_REF.test(v) ? undefined : "is not an image reference")) ?? "",
       appName: appName ?? "",
+      renamedFrom: str("vpsRenamedFrom", false, (v) => (/^[a-z0-9][a-z0-9_-]{0,62}$/.test(v) ? undefined : "is not a compose project name")),
       appPort: int("vpsAppPort", 1, 65535),
       dataPath: str("vpsDataPath", true, containerPath) ?? "",
       apiKeyFile: str("vpsApiKeyFile", false, containerPath),

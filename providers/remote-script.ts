@@ -46,6 +46,30 @@ export interface RemoteScriptArgs {
   readonly logs?: pulumi.Input<string>;
   /** The script prints a secret: keep stdout encrypted in state and masked in output. @default false */
   readonly secretStdout?: boolean;
+  /**
+   * The name the host-side state goes by (a compose project, whose volumes carry it): a change is
+   * refused before the run unless the rename is confirmed (see ScriptIdentity).
+   */
+  readonly identity?: pulumi.Input<ScriptIdentity>;
+}
+
+/** The name a script's host-side state goes by, and how a rename of it is confirmed. */
+export interface ScriptIdentity {
+  readonly value: string;
+  /** What the value is, for the refusal: its config key and what goes with the name. */
+  readonly what: string;
+  /** The previous value, when a rename is meant. */
+  readonly renamedFrom?: string;
+  /** How to confirm a rename, for the refusal. */
+  readonly confirm: string;
+}
+
+/** The refusal of a rename that was not confirmed, or undefined. */
+export function renameRefusal(old: ScriptIdentity | undefined, next: ScriptIdentity | undefined): string | undefined {
+  if (!old || !next || old.value === next.value || next.renamedFrom === old.value) {
+    return undefined;
+  }
+  return `${next.what}: ${JSON.stringify(next.value)} renames ${JSON.stringify(old.value)}; ${next.confirm.replace(/\{old\}/g, old.value).replace(/\{new\}/g, next.value)}`;
 }
 
 interface State {
@@ -58,6 +82,7 @@ interface State {
   stdin?: string;
   files?: Record<string, string>;
   envKeys?: string[];
+  identity?: ScriptIdentity;
   triggers?: unknown[];
   inspect?: string;
   logs?: string;
@@ -174,6 +199,11 @@ async function exec(label: string, state: State, script: string, pinned: string 
  */
 export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   check(olds: Partial<State>, news: State) {
+    // Refused here, in the preview, before any part of the update runs.
+    const refusal = renameRefusal(olds.identity, news.identity);
+    if (refusal) {
+      return Promise.resolve({ inputs: news, failures: [{ property: "identity", reason: refusal }] });
+    }
     const inputs = { ...news };
     delete inputs.services;
     let services: ServicePlan | undefined;

@@ -48,6 +48,13 @@ export function vpsStack(cfg: VpsConfig, digest: string): VpsOutputs {
     apiKeyFile: s.apiKeyFile,
     deadlineSeconds: s.deadlineSeconds,
     protect: s.protect,
+    rename: {
+      what: "homelab:vpsAppName",
+      confirm:
+        "the app's data and Caddy's certificates are volumes named after {old} on the VPS, and {new} would start without them beside {old}'s containers. " +
+        "Keep {old}; or stop it (docker compose --project-name {old} down, which keeps its volumes), copy its volumes' data into {new}'s, and set homelab:vpsRenamedFrom {old} to confirm",
+      renamedFrom: s.renamedFrom,
+    },
   });
   return {
     versionOwner: s.versionOwner,

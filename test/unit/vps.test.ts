@@ -12,6 +12,7 @@ import { composeToYaml, renderVpsCompose } from "../../lib/compose";
 import { ConfigError, parseConfig } from "../../lib/config";
 import { HOST_CHECK_EXIT, renderHostCheckScript, renderReadSecretScript } from "../../lib/remote-deploy";
 import { parseBundle } from "../../lib/bundle";
+import type { ScriptIdentity } from "../../providers/remote-script";
 import { shq } from "../../lib/shell";
 import { apiKeyReadHint } from "../../components/vps-app";
 import { parseRunningImage, renderRunningImageScript } from "../../lib/self-update";
@@ -361,6 +362,24 @@ describe("VPS stack", () => {
     assert.equal(app.image, `127.0.0.1:5000/infrakt:1.4.0@${DIGEST_A}`);
     assert.ok(!JSON.stringify(app.volumes).includes("docker.sock"));
     assert.equal(app.environment, undefined);
+  });
+
+  it("guards the app's name, which its volumes carry: a rename is refused before anything runs unless confirmed", async () => {
+    const identity = rec.byName("vps-compose-deploy").inputs.identity as ScriptIdentity;
+    assert.equal(identity.value, "app");
+    assert.equal(identity.what, "homelab:vpsAppName");
+    const { remoteScriptProvider } = await import("../../providers/remote-script");
+    const inputs = rec.byName("vps-compose-deploy").inputs;
+    const renamed = { ...inputs, identity: { ...identity, value: "shop" } };
+    const refused = await remoteScriptProvider.check!({ ...inputs }, renamed);
+    assert.equal(refused.failures?.length, 1);
+    assert.equal(refused.failures[0].property, "identity");
+    assert.match(refused.failures[0].reason, /^homelab:vpsAppName: "shop" renames "app"; the app's data and Caddy's certificates are volumes named after app on the VPS, and shop would start without them/);
+    assert.match(refused.failures[0].reason, /docker compose --project-name app down.* set homelab:vpsRenamedFrom app to confirm$/);
+    // Confirmed, or not renamed at all, or a stack from before the guard: nothing refused.
+    assert.equal((await remoteScriptProvider.check!({ ...inputs }, { ...renamed, identity: { ...identity, value: "shop", renamedFrom: "app" } })).failures, undefined);
+    assert.equal((await remoteScriptProvider.check!({ ...inputs }, { ...inputs })).failures, undefined);
+    assert.equal((await remoteScriptProvider.check!({ ...inputs, identity: undefined }, renamed)).failures, undefined);
   });
 
   it("checks the host, deploys once over one remote script, then reads the API key", () => {
