@@ -323,7 +323,7 @@ export function cniConflist(o: { bridge: string; address: string; podSubnet: str
 
 /** The kubelet's configuration for cgroup v1 hosts without systemd cgroups, in a container. */
 export function kubeletConfig(o: {
-  address: string; port: number; healthzPort: number; clientCA: string; socket: string; cgroupRoot: string;
+  address: string; port: number; healthzPort: number; clientCA: string; socket: string; cgroupRoot: string; podLogsDir: string;
 }): unknown {
   return {
     apiVersion: "kubelet.config.k8s.io/v1beta1",
@@ -340,6 +340,9 @@ export function kubeletConfig(o: {
     authentication: { anonymous: { enabled: false }, webhook: { enabled: false }, x509: { clientCAFile: o.clientCA } },
     authorization: { mode: "AlwaysAllow" },
     containerRuntimeEndpoint: `unix://${o.socket}`,
+    // A kubelet removes every pod log directory of a pod it does not run: nodes sharing the
+    // machine's /var/log/pods would delete each other's logs.
+    podLogsDir: o.podLogsDir,
     // The machine's disk and memory are shared with everything else: never evict the sandbox's pods.
     evictionHard: { "memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%", "nodefs.inodesFree": "1%" },
     imageGCHighThresholdPercent: 100,
@@ -474,9 +477,10 @@ async function startFresh(
     "current-context": "node",
   }), { mode: 0o600 });
   const configPath = path.join(dir, "kubelet.yaml");
+  fs.mkdirSync(path.join(dir, "pod-logs"), { recursive: true });
   fs.writeFileSync(configPath, YAML.stringify(kubeletConfig({
     address: net.address, port: await freePort(), healthzPort: await freePort(), clientCA: caFile, socket,
-    cgroupRoot: res.cgroupRoot,
+    cgroupRoot: res.cgroupRoot, podLogsDir: path.resolve(dir, "pod-logs"),
   })));
   const kl = startProcess(dir, {
     name: "kubelet",

@@ -634,7 +634,11 @@ describe("sandbox end to end", { concurrency: false }, () => {
       const backendLogs = logs("backend", "--tail", "50");
       assert.equal(backendLogs.status, 0, String(backendLogs.stderr));
       assert.match(String(backendLogs.stdout), new RegExp(`backend ${v2()[1]} listening on`));
-      assert.ok(!String(backendLogs.stdout).includes(sb.registry.password));
+      // The frontend's pods, through the API server: each line after its pod's name and time.
+      const frontendLogs = logs("frontend", "--tail", "20");
+      assert.equal(frontendLogs.status, 0, String(frontendLogs.stderr));
+      assert.match(String(frontendLogs.stdout), new RegExp(`^frontend-\\S+ \\S+ serving /www on port \\d+ as ${v2()[0]}$`, "m"));
+      assert.ok(![backendLogs.stdout, frontendLogs.stdout].some((o) => String(o).includes(sb.registry.password)));
     });
 
     timed("the backend container stopped by hand", async () => {

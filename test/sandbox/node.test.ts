@@ -146,6 +146,8 @@ describe("sandbox node", () => {
     const res = await fetch(`http://${ip}:${PORT}/`, { signal: AbortSignal.timeout(5000) });
     assert.equal(res.status, 200);
     assert.equal(await res.text(), PROBE_GREETING);
+    // Its logs are in the node's own pod log directory, not the machine's /var/log/pods.
+    assert.ok(fs.readdirSync(path.join(dir, "node", "pod-logs")).some((d) => d.includes("_web_")), "the pod's log directory is the node's own");
   });
 
   it("never marks a pod Ready whose readiness probe fails", async () => {

@@ -82,7 +82,9 @@ describe("sandbox node configuration", () => {
   });
 
   it("the kubelet runs on cgroup v1 with cgroupfs, its own cgroup root and no anonymous access", () => {
-    const c = kubeletConfig({ address: "10.120.3.1", port: 41000, healthzPort: 41001, clientCA: "/ca.crt", socket: "/s/c.sock", cgroupRoot: "/sandbox-node-1" }) as Record<string, unknown>;
+    const c = kubeletConfig({ address: "10.120.3.1", port: 41000, healthzPort: 41001, clientCA: "/ca.crt", socket: "/s/c.sock", cgroupRoot: "/sandbox-node-1", podLogsDir: "/n/pod-logs" }) as Record<string, unknown>;
+    // Its own pod log directory: kubelets sharing one would remove each other's pods' logs.
+    assert.equal(c.podLogsDir, "/n/pod-logs");
     assert.equal(c.failCgroupV1, false);
     assert.equal(c.cgroupDriver, "cgroupfs");
     assert.equal(c.cgroupRoot, "/sandbox-node-1");
