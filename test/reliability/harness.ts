@@ -12,6 +12,7 @@ import { freePort, runningProcess } from "../../sandbox/processes";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../../sandbox/sandbox";
 import { EXIT } from "../../deploy/outcome";
 import { ROLLBACK_TRAILER, trailers } from "../../deploy/rollback-commit";
+import { remoteFile } from "../../lib/host-script";
 import { readReleaseState } from "../../lib/release";
 import { execFileSync } from "child_process";
 import { RELEASE_PATH, clearExclusions, cloneProject, serverFile } from "../../sandbox/checkout";
@@ -48,6 +49,8 @@ export const rig = new Rig();
 
 export const STACK = "reliability";
 const REPO = path.resolve(__dirname, "../..");
+/** The text every backend deploy's SSH command ends with. */
+const DEPLOY_SCRIPT = remoteFile("deploy.sh");
 const results: ScenarioResult[] = [];
 const marker = crypto.randomBytes(8).toString("hex");
 /** Rows whose convergence the next batch-level clean run decides. */
@@ -147,7 +150,8 @@ function cutDeploySession(): number[] {
   const killed: number[] = [];
   for (const conn of childPids(rig.sb.vm.pid)) {
     const tree = [conn, ...descendants(conn)];
-    if (tree.some((p) => cmdline(p).includes("HOMELAB_DEPLOY_WORKER"))) {
+    // The session whose command is the deploy script: it ends with the program's remote/deploy.sh.
+    if (tree.some((p) => cmdline(p).includes(DEPLOY_SCRIPT))) {
       for (const pid of tree.filter((p) => commandName(p).startsWith("sshd"))) {
         process.kill(pid, "SIGKILL");
         killed.push(pid);

@@ -9,6 +9,7 @@ import { sshKeyPair } from "../support/fake-ssh-host";
 import { FakeDockerHost, fakeDockerHost } from "../support/fake-docker";
 import { BUNDLE_END, DEPLOY_EXIT, FOLLOW_NO_RUN, renderDeployScript, renderFollowScript } from "../../lib/remote-deploy";
 import { renderBundle } from "../../lib/bundle";
+import { remoteFile } from "../../lib/host-script";
 import { SshEndpoint, runDetached, runScript } from "../../lib/ssh";
 
 /*
@@ -23,8 +24,11 @@ let deployDir: string;
 let server: Server;
 let ep: SshEndpoint;
 /** Cut the next connection whose command matches, this many ms after it starts. */
-let cut: { match: RegExp; afterMs: number } | undefined;
+let cut: { match: (command: string) => boolean; afterMs: number } | undefined;
 const commands: string[] = [];
+// Told apart by the program's own host scripts, which each command ends with.
+const isDeployStart = (command: string): boolean => command.includes(remoteFile("deploy.sh"));
+const isFollow = (command: string): boolean => command.includes(remoteFile("follow.sh"));
 const shells = new Set<ChildProcess>();
 
 before(async () => {
@@ -50,7 +54,7 @@ before(async () => {
             stream.exit(code ?? 255);
             stream.end();
           });
-          if (cut && cut.match.test(info.command)) {
+          if (cut && cut.match(info.command)) {
             const ms = cut.afterMs;
             cut = undefined;
             setTimeout(() => {
@@ -90,27 +94,32 @@ function detachedDeploy(image: string): Promise<{ code: number; stdout: string; 
 
 describe("a detached deploy over SSH", () => {
   it("goes on when the connection is cut during the pull, and the client picks up its verdict over a new one", async () => {
-    cut = { match: /HOMELAB_DEPLOY_WORKER/, afterMs: 1500 };
+    commands.length = 0;
+    cut = { match: isDeployStart, afterMs: 1500 };
     const r = await detachedDeploy("r/backend:slow-1");
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /deploy: pulling images[\s\S]*deploy: healthy after/, "the follow prints the run's output from its start");
-    assert.ok(commands.some((c) => c.includes("RUN_ID=") && !c.includes("HOMELAB_DEPLOY_WORKER")), "a follow script ran");
+    assert.ok(commands.some(isFollow), "a follow script ran: the connection was cut");
     assert.equal(fs.readFileSync(path.join(deployDir, ".release/current/docker-compose.yml"), "utf8"), compose("r/backend:slow-1"));
   });
 
   it("reports a failed run's verdict after a cut as the run's own exit code", async () => {
-    cut = { match: /HOMELAB_DEPLOY_WORKER/, afterMs: 1500 };
+    commands.length = 0;
+    cut = { match: isDeployStart, afterMs: 1500 };
     const r = await detachedDeploy("r/backend:slow-unhealthy-2");
     assert.equal(r.code, DEPLOY_EXIT.restored, r.stderr);
+    assert.ok(commands.some(isFollow), "a follow script ran: the connection was cut");
     assert.match(r.stderr, /previous release restored and healthy/);
     assert.equal(fs.readFileSync(path.join(state, "running"), "utf8").trim(), "r/backend:slow-1");
   });
 
   it("sends the run again when the connection dropped before the host had all of it", async () => {
     // Cut at once: the bundle may not have arrived, so the host has no run of that id.
-    cut = { match: /HOMELAB_DEPLOY_WORKER/, afterMs: 0 };
+    commands.length = 0;
+    cut = { match: isDeployStart, afterMs: 0 };
     const r = await detachedDeploy("r/backend:good-3");
     assert.equal(r.code, 0, r.stderr);
+    assert.ok(commands.some(isFollow), "a follow script ran: the connection was cut");
     assert.equal(fs.readFileSync(path.join(state, "running"), "utf8").trim(), "r/backend:good-3");
   });
 });
