@@ -55,7 +55,27 @@ new pulumi.dynamic.Resource(provider, process.env.SLOW_NAME || "slow", {});
   execFileSync("pulumi", ["stack", "init", "t", "--cwd", projectDir(), "--non-interactive"], { env: process.env, stdio: "pipe" });
 });
 
+/**
+ * The plugins a killed update left running (the engine starts them in process groups of their
+ * own, so killing the deploy's group leaves them): every process working in this test's project.
+ */
+function killLeftPlugins(): void {
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
+    try {
+      if (fs.readlinkSync(`/proc/${entry}/cwd`).startsWith(projectDir())) {
+        process.kill(Number(entry), "SIGKILL");
+      }
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+}
+
 after(() => {
+  killLeftPlugins();
   process.env = saved;
   fs.rmSync(dir, { recursive: true, force: true });
 });
