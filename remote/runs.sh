@@ -3,6 +3,8 @@
 # and follow.sh, after process.sh. Parameters: DIR, EXIT_LOST.
 set -eu
 REL="$DIR/.release"
+# Used by the file sent after this one (deploy.sh or follow.sh).
+# shellcheck disable=SC2034
 RUNS="$REL/runs"
 case "${RUN_ID:-}" in *[!A-Za-z0-9-]*) echo "deploy: RUN_ID must be letters, digits and -" >&2; exit 2 ;; esac
 
