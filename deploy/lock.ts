@@ -106,6 +106,11 @@ export function identityFile(lockFile: string): string | undefined {
   return m ? path.join(m[1], "homelab-lock-holders", `${m[2]}.json`) : undefined;
 }
 
+/** What a taker recorded of a file backend lock's holder, if anything. */
+function recordedHolder(h: LockHolder): HolderIdentity | undefined {
+  return h.url.startsWith("file://") ? readIdentity(identityFile(fileURLToPath(h.url.replace(/\?.*$/, "")))) : undefined;
+}
+
 function readIdentity(file: string | undefined): HolderIdentity | undefined {
   try {
     const id = JSON.parse(fs.readFileSync(file ?? "", "utf8")) as Partial<HolderIdentity>;
@@ -304,7 +309,7 @@ async function hold(stack: Stack, opts: LockOptions, what: string, dropWorkspace
     }
     const here = thisSystem();
     const elsewhere = (h: LockHolder): string => {
-      const id = h.url.startsWith("file://") ? readIdentity(identityFile(fileURLToPath(h.url.replace(/\?.*$/, "")))) : undefined;
+      const id = recordedHolder(h);
       return id && id.pidNamespace !== here.pidNamespace ? ` in another PID namespace (${id.pidNamespace}: a container?), whose processes this one cannot see` : "";
     };
     const who = holders.length > 0 ? holders.map((h) => `pid ${h.pid} of ${h.user} on ${h.host}${elsewhere(h)}, since ${h.since}`).join("; ") : "an update of its lock stack is in progress";
@@ -339,7 +344,7 @@ function removeLocks(stale: readonly { h: LockHolder; file: string }[], what: st
  */
 export function removeDeadDeployLocks(holders: readonly LockHolder[], say?: (line: string) => void): boolean {
   const stale = holders.flatMap((h) => {
-    if (!h.url.startsWith("file://") || !readIdentity(identityFile(fileURLToPath(h.url.replace(/\?.*$/, ""))))) {
+    if (!recordedHolder(h)) {
       return [];
     }
     const file = staleLockFile(h);

@@ -415,6 +415,11 @@ function show(value: string): string {
  * Reads raw config (`homelab:key` → string, as the engine passes it) against CONFIG_KEYS.
  * `isSecret` tells which keys were set with --secret; secret keys set in plain text are refused.
  */
+/** A pinned SHA-256, as `sha256sum` prints it. */
+function sha256Problem(v: string): string | undefined {
+  return /^[a-f0-9]{64}$/.test(v) ? undefined : "is not a SHA-256 (64 lower-case hex digits)";
+}
+
 export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fullKey: string) => boolean): ParsedConfig {
   const problems: string[] = [];
   const full = (key: string): string => `${CONFIG_NAMESPACE}:${key}`;
@@ -570,11 +575,10 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       /^https?:\/\//.test(v) ? urlProblem(v, ["https:"]) : v.includes("\n") ? "is not a URL or a directory" : undefined,
     );
     const manifestsSha256 = str("fluxManifestsSha256", false, (v) =>
-      !/^[a-f0-9]{64}$/.test(v)
-        ? "is not a SHA-256 (64 lower-case hex digits)"
-        : manifestsRaw !== undefined && !/^https?:\/\//.test(manifestsRaw)
+      sha256Problem(v) ??
+      (manifestsRaw !== undefined && !/^https?:\/\//.test(manifestsRaw)
           ? `pins manifests read from a URL, and homelab:fluxManifests is the directory ${JSON.stringify(manifestsRaw)}`
-          : undefined,
+          : undefined),
     );
     const pin = manifestsSha256 === undefined ? {} : { sha256: manifestsSha256 };
     const envText = secret("backendEnv", false, envProblem);
@@ -708,7 +712,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       user: str("vpsUser", true, (v) => (/^[a-z_][a-z0-9_-]{0,31}$/.test(v) ? undefined : "is not a user name")) ?? "",
       hostKey: str("vpsHostKey", true, hostKeyProblem) ?? "",
       installDocker: bool("vpsInstallDocker"),
-      dockerInstallSha256: str("vpsDockerInstallSha256", false, (v) => (/^[a-f0-9]{64}$/.test(v) ? undefined : "is not a SHA-256 (64 lower-case hex digits)")),
+      dockerInstallSha256: str("vpsDockerInstallSha256", false, sha256Problem),
       protect: bool("protect"),
       deployDir: str("vpsDeployDir", true, absolutePathProblem) ?? "",
       domain: str("vpsDomain", true, domainProblem) ?? "",

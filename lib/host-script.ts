@@ -33,6 +33,6 @@ export function hostScript(files: readonly string[], params: ScriptParams): stri
 }
 
 /** `{ restoreFailed: 11 }` as `{ EXIT_RESTORE_FAILED: 11 }`: exit codes as script parameters. */
-export function exitParams(codes: Readonly<Record<string, number>>, prefix = "EXIT_"): Record<string, number> {
-  return Object.fromEntries(Object.entries(codes).map(([name, code]) => [prefix + name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase(), code]));
+export function exitParams(codes: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.entries(codes).map(([name, code]) => [`EXIT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`, code]));
 }
