@@ -1,8 +1,10 @@
 import { spawn } from "child_process";
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { ENGINE_RUN_VAR } from "./engine-run";
 import { LockHolder, lockHolders, recordHolder, removeDeadDeployLocks } from "./lock";
 import { redact } from "./rollback-commit";
 
@@ -151,7 +153,7 @@ export async function up(opts: UpOptions): Promise<EngineRun> {
   // A deploy killed mid-update left the stack locked: its lock removed, the creates it left
   // pending dropped from the state (the program's creates are idempotent: the update makes them
   // again), and the update runs again.
-  if (run.concurrent && opts.lock && removeDeadDeployLocks(run.holders, opts.say)) {
+  if (run.concurrent && opts.lock && (await removeDeadDeployLocks(run.holders, opts.say))) {
     const cleared = await runCli(["refresh", "--yes", "--skip-preview", "--clear-pending-creates"], opts);
     if (!cleared.ok) {
       return cleared;
@@ -182,7 +184,9 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
   try {
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
       // --event-log is among the CLI's debug commands (the Automation API turns them on the same way).
-      const child = spawn(opts.pulumi ?? "pulumi", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true" } });
+      // Every plugin inherits the run's marker: a later deploy finds them by it if this run dies.
+      const engineRun = crypto.randomUUID();
+      const child = spawn(opts.pulumi ?? "pulumi", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true", [ENGINE_RUN_VAR]: engineRun } });
       let errText = "";
       child.stdout.setEncoding("utf8").on("data", (t: string) => out.write(t));
       child.stderr.setEncoding("utf8").on("data", (t: string) => {
@@ -200,7 +204,7 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
       let identity: string | undefined;
       const recorder = opts.lock
         ? setInterval(() => {
-            identity = recordHolder({ project: opts.lock!.project, stack: opts.lock!.stack.split("/").pop()! });
+            identity = recordHolder({ project: opts.lock!.project, stack: opts.lock!.stack.split("/").pop()! }, engineRun);
             if (identity) {
               clearInterval(recorder);
             }

@@ -3,6 +3,7 @@ import * as os from "os";
 import * as path from "path";
 import { fileURLToPath } from "url";
 import { ConcurrentUpdateError, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { stopRunProcesses } from "./engine-run";
 
 /** A held deploy lock; release it when the deploy ends. */
 export interface DeployLock {
@@ -83,6 +84,8 @@ export interface HostIdentity {
 /** A deploy lock's holder as its taker recorded it: the system it ran in, and the engine's PID there. */
 export interface HolderIdentity extends HostIdentity {
   readonly pid: number;
+  /** The engine run's marker (see engine-run.ts), by which the plugins it left are found. */
+  readonly run?: string;
 }
 
 /** This process's boot and PID namespace; empty where the system does not say (not Linux). */
@@ -177,7 +180,7 @@ function fileBackendRoot(): string | undefined {
  * wrote: this system's boot and PID namespace. Returns the file written, to remove on release.
  * Best effort: without it, staleness is judged from the host name and PID alone, as before.
  */
-export function recordHolder(lock: { project: string; stack: string }): string | undefined {
+export function recordHolder(lock: { project: string; stack: string }, run?: string): string | undefined {
   const root = fileBackendRoot();
   if (!root) {
     return undefined;
@@ -190,7 +193,7 @@ export function recordHolder(lock: { project: string; stack: string }): string |
       const target = identityFile(lockFile);
       if (typeof pid === "number" && parentOf(pid) === process.pid && target) {
         fs.mkdirSync(path.dirname(target), { recursive: true });
-        fs.writeFileSync(target, JSON.stringify({ ...thisSystem(), pid } satisfies HolderIdentity));
+        fs.writeFileSync(target, JSON.stringify({ ...thisSystem(), pid, ...(run ? { run } : {}) } satisfies HolderIdentity));
         return target;
       }
     }
@@ -342,17 +345,22 @@ function removeLocks(stale: readonly { h: LockHolder; file: string }[], what: st
  * of a `pulumi up` run by hand, or from another machine, is never judged. Returns true when every
  * holder was such a lock, so the update may be tried again.
  */
-export function removeDeadDeployLocks(holders: readonly LockHolder[], say?: (line: string) => void): boolean {
+export async function removeDeadDeployLocks(holders: readonly LockHolder[], say?: (line: string) => void): Promise<boolean> {
   const stale = holders.flatMap((h) => {
-    if (!recordedHolder(h)) {
-      return [];
-    }
-    const file = staleLockFile(h);
-    return file ? [{ h, file }] : [];
+    const id = recordedHolder(h);
+    const file = id ? staleLockFile(h) : undefined;
+    return file ? [{ h, file, run: id?.run }] : [];
   });
   if (holders.length === 0 || stale.length !== holders.length) {
     return false;
   }
   removeLocks(stale, "the stack's update lock", say);
+  // The dead engine's plugins outlive it (they run in process groups of their own).
+  for (const { run } of stale) {
+    const stopped = run ? await stopRunProcesses(run) : [];
+    if (stopped.length > 0) {
+      say?.(`stopped ${stopped.length} plugin process${stopped.length === 1 ? "" : "es"} the killed update left running (pid ${stopped.join(", ")})`);
+    }
+  }
   return true;
 }

@@ -5,14 +5,16 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { up } from "../../deploy/engine";
+import { runProcesses } from "../../deploy/engine-run";
 import { toolchainEnv } from "../../toolchain/env";
 
 /*
  * The deployed stack's own update lock against a real engine and file backend: a deploy killed
  * mid-update (SIGKILL to it, its pulumi and their plugins, as an OOM kill or a cancelled CI job
  * does) leaves the lock and a pending create behind; the next deploy proves the holder dead,
- * removes that lock alone and converges with no hand step. A `pulumi up` run by hand and killed
- * is never judged: its lock is named, with what frees it.
+ * removes that lock alone, stops the plugins the dead engine left running, and converges with no
+ * hand step. A `pulumi up` run by hand and killed is never judged: its lock is named, with what
+ * frees it, and its plugins are not the deploy's to stop.
  */
 const REPO = path.resolve(__dirname, "../..");
 const PROJECT = "stack-lock-test";
@@ -58,6 +60,7 @@ new pulumi.dynamic.Resource(provider, process.env.SLOW_NAME || "slow", {});
 /**
  * The plugins a killed update left running (the engine starts them in process groups of their
  * own, so killing the deploy's group leaves them): every process working in this test's project.
+ * Only the killed `pulumi up` by hand leaves some once the tests have run.
  */
 function killLeftPlugins(): void {
   for (const entry of fs.readdirSync("/proc")) {
@@ -119,12 +122,18 @@ describe("the stack's update lock", { concurrency: false }, () => {
     assert.equal(holders().length, 1, "its holder was recorded");
     const state = JSON.parse(execFileSync("pulumi", ["stack", "export", "--stack", "t", "--cwd", projectDir()], { env: process.env, encoding: "utf8" })) as { deployment: { pending_operations?: unknown[] } };
     assert.equal(state.deployment.pending_operations?.length, 1, "the create it was in is pending");
+    const holder = JSON.parse(fs.readFileSync(path.join(dir, "state", ".pulumi", "homelab-lock-holders", "organization", PROJECT, "t", holders()[0]), "utf8")) as { run?: string };
+    assert.ok(holder.run, "the holder names its engine run");
+    const left = runProcesses(holder.run);
+    assert.ok(left.length > 0, "the killed engine's plugins outlive it");
 
     const said: string[] = [];
     const run = await up(upOptions(said));
     assert.equal(run.ok, true, run.error);
     assert.match(said.join("\n"), /removed the stack's update lock left by a deploy that is gone \(pid \d+ on .*, since /);
     assert.ok(said.includes("cleared the operations the killed update left pending"), said.join("\n"));
+    assert.ok(said.some((l) => /^stopped \d+ plugin process(es)? the killed update left running \(pid [\d, ]+\)$/.test(l)), said.join("\n"));
+    assert.deepEqual(runProcesses(holder.run), [], "no plugin of the killed update is left");
     assert.deepEqual(locks(), []);
     assert.deepEqual(holders(), []);
     const after = JSON.parse(execFileSync("pulumi", ["stack", "export", "--stack", "t", "--cwd", projectDir()], { env: process.env, encoding: "utf8" })) as { deployment: { pending_operations?: unknown[]; resources?: { type: string }[] } };
