@@ -1,11 +1,17 @@
 import * as pulumi from "@pulumi/pulumi";
 import { renderHostCheckScript } from "../lib/remote-deploy";
+import { HostKeyPin } from "../providers/host-key-pin";
 import { RemoteScript } from "../providers/remote-script";
 import { SshTarget, connectionArgs, warnTrustOnFirstUse } from "./ssh-target";
 
 /** Name of the check script a HostCheck named `host` runs. */
 export function hostCheckName(host: string): string {
   return `${host}-check`;
+}
+
+/** Name of the host key a HostCheck named `host` pins on first contact when none is configured. */
+export function hostKeyPinName(host: string): string {
+  return `${host}-host-key`;
 }
 
 export interface HostCheckArgs {
@@ -37,13 +43,20 @@ export interface HostCheckArgs {
 export class HostCheck extends pulumi.ComponentResource {
   /** The check's report, e.g. `host-check: ok: 2.40.3 on vm`. */
   public readonly report: pulumi.Output<string>;
+  /**
+   * How every later stage reaches the host: the configured key, or the one pinned on first
+   * contact (one pin per host, kept in the state even when a later stage fails).
+   */
+  public readonly connection: SshTarget;
 
   constructor(name: string, args: HostCheckArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:host:HostCheck", name, {}, opts);
+    const pin = args.connection.hostKey === undefined ? new HostKeyPin(hostKeyPinName(name), { connection: connectionArgs(args.connection) }, { parent: this }) : undefined;
+    this.connection = pin ? { ...args.connection, hostKey: pin.hostKey, pinnedOnFirstContact: true } : args.connection;
     const check = new RemoteScript(
       hostCheckName(name),
       {
-        connection: connectionArgs(args.connection),
+        connection: connectionArgs(this.connection),
         create: renderHostCheckScript({
           deployDir: args.deployDir,
           installDocker: args.installDocker ?? false,
@@ -55,8 +68,10 @@ export class HostCheck extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    warnTrustOnFirstUse(args.connection, check.pinnedHostKey, this);
+    if (pin) {
+      warnTrustOnFirstUse(this.connection, pin.hostKey, this);
+    }
     this.report = check.stdout;
-    this.registerOutputs({ report: this.report });
+    this.registerOutputs({ report: this.report, hostKey: this.connection.hostKey });
   }
 }

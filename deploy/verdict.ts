@@ -2,7 +2,7 @@ import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { composeDeployName } from "../components/compose-host";
 import { FRONTEND_APP_TYPE } from "../components/frontend-app";
 import { gateProbeName } from "../components/health-gate";
-import { hostCheckName } from "../components/host-check";
+import { hostCheckName, hostKeyPinName } from "../components/host-check";
 import { VPS_APP_TYPE } from "../components/vps-app";
 import { DEPLOY_EXIT, HOST_CHECK_EXIT } from "../lib/remote-deploy";
 import { remoteExitCode } from "../providers/remote-script";
@@ -143,7 +143,7 @@ export function classify(events: readonly EngineEvent[], fallback: string | unde
   if (frontendGate) {
     return judgeGate(frontendGate, "frontend", reach);
   }
-  const remote = by(composeDeployName(PART.backend)) ?? by(hostCheckName(PART.backendVm));
+  const remote = by(composeDeployName(PART.backend)) ?? by(hostCheckName(PART.backendVm)) ?? by(hostKeyPinName(PART.backendVm));
   if (remote) {
     return judgeRemote(remote, reach);
   }

@@ -164,10 +164,27 @@ export function remoteExitCode(message: string): number | undefined {
 /** Seconds a script that is not detached may run, unless its resource says otherwise. */
 const DEFAULT_TIMEOUT_SECONDS = 600;
 
-/** The endpoint to connect to: the configured host key, else the one pinned on first contact. */
-/** Where a recorded run connects: its connection, with the host key pinned on first contact where none is configured. */
+/**
+ * Where a recorded run connects: its connection, with the host key this script pinned on first
+ * contact where none is given. A key given from a host's pin (trust on first use kept per host)
+ * that differs from the one this script pinned before is refused: one of the two contacts was not
+ * the host.
+ */
 export function endpoint(state: Pick<State, "connection">, pinned: string | undefined): SshEndpoint {
-  return state.connection.hostKey || !pinned ? state.connection : { ...state.connection, hostKey: pinned };
+  const given = state.connection.hostKey;
+  if (given && pinned && state.connection.trustOnFirstUse && !sameKey(given, pinned)) {
+    throw new Error(
+      `host key of ${state.connection.host}:${state.connection.port} was pinned as ${pinned} by an earlier run, and the host's pin now says ${given}: refusing to connect. ` +
+        "If the host was re-keyed, check its key (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) and configure it",
+    );
+  }
+  return given || !pinned ? state.connection : { ...state.connection, hostKey: pinned };
+}
+
+/** Two `type base64 [comment]` keys, compared without their comments. */
+function sameKey(a: string, b: string): boolean {
+  const key = (k: string): string => k.trim().split(/\s+/).slice(0, 2).join(" ");
+  return key(a) === key(b);
 }
 
 /**
@@ -227,6 +244,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   async update(_id: string, olds: State, news: State) {
     // Drift found by a refresh is repaired by running the recorded release again.
     if (runKey(olds) === runKey(news) && (olds.drift?.length ?? 0) === 0) {
+      // Nothing runs, but a key the host's pin now gives must agree with the one recorded here.
+      endpoint(news, olds.pinnedHostKey);
       return { outs: { ...news, stdout: olds.stdout ?? "", drift: [], ranAt: olds.ranAt ?? "", ...pinAfter(news, olds.pinnedHostKey, undefined) } };
     }
     const r = await exec("update", news, news.update ?? news.create, olds.pinnedHostKey);

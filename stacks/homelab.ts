@@ -182,7 +182,7 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
   const backend = new ComposeHost(
     PART.backend,
     {
-      connection: vm,
+      connection: vmCheck.connection,
       deployDir: s.backend.deployDir,
       project,
       compose: composeToYaml(

@@ -7,11 +7,14 @@ import { processesMentioning } from "../support/leftovers";
 import { renderBackendCompose, composeToYaml, renderEnvFile } from "../../lib/compose";
 import { DEPLOY_EXIT, renderDeployScript, renderDownScript } from "../../lib/remote-deploy";
 import { renderBundle } from "../../lib/bundle";
+import type { SshEndpoint } from "../../lib/ssh";
 import { DockerEngine, ensureDockerEngine, stopDockerEngine } from "../../sandbox/docker-engine";
 import { DemoImages, backendHealthcheck, buildDemoImages, pinnedRef } from "../../sandbox/images";
 import { ProcessRecord, freePort, isAlive, readState, waitFor } from "../../sandbox/processes";
 import { RunningRegistry, startRegistry } from "../../sandbox/registry";
-import { Vm, startVm } from "../../sandbox/vm";
+import { Vm, restartVmSshd, startVm, stopVmSshd } from "../../sandbox/vm";
+import { hostKeyPinProvider } from "../../providers/host-key-pin";
+import { remoteScriptProvider } from "../../providers/remote-script";
 import { toolchainEnv } from "../../toolchain/env";
 
 /*
@@ -275,6 +278,43 @@ describe("sandbox: engine, registry, SSH VM and demo images", { concurrency: fal
 
     const log = fs.readFileSync(path.join(dir, "sshd.log"), "utf8");
     assert.match(log, /User root from 127\.0\.0\.1 not allowed because not listed in AllowUsers/);
+  });
+
+  it("trust on first use is kept per host: the key pinned on first contact refuses the host once it presents another", async () => {
+    const connection: SshEndpoint = { host: vm.host, port: vm.port, user: vm.user, privateKey: vm.privateKey, attempts: 1 };
+    const keyOf = (k: string): string => k.split(/\s+/).slice(0, 2).join(" ");
+    const pin = await hostKeyPinProvider.create({ connection });
+    const pinned = String(pin.outs.hostKey);
+    assert.equal(keyOf(pinned), keyOf(vm.hostKey), "the first contact pins the host's own key");
+    // Every script of the host connects with the pin (as HostCheck gives it to the later stages).
+    const script = (create: string): Record<string, unknown> => ({ connection: { ...connection, hostKey: pinned, trustOnFirstUse: true }, create });
+    const ran = await remoteScriptProvider.create(script("echo pinned-ok"));
+    assert.match(String(ran.outs.stdout), /pinned-ok/);
+
+    // The host now presents another key, as a man in the middle would on a retry.
+    const hostKeyFile = path.join(dir, "ssh", "ssh_host_ed25519_key");
+    const saved = [fs.readFileSync(hostKeyFile), fs.readFileSync(`${hostKeyFile}.pub`)];
+    const other = path.join(dir, "mitm_host_key");
+    spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", other]);
+    await stopVmSshd(dir);
+    fs.copyFileSync(other, hostKeyFile);
+    fs.copyFileSync(`${other}.pub`, `${hostKeyFile}.pub`);
+    await restartVmSshd(dir, vm.port);
+    try {
+      await assert.rejects(remoteScriptProvider.create(script("echo should-not-run")), /not the pinned ssh-ed25519 .*refusing to connect/);
+      // A refresh keeps the pin; only a new first contact would take the other key.
+      const read = await hostKeyPinProvider.read!("pin", pin.outs);
+      assert.equal(read.props?.hostKey, pinned);
+      const fresh = await hostKeyPinProvider.create({ connection });
+      assert.notEqual(keyOf(String(fresh.outs.hostKey)), keyOf(pinned), "a new first contact would have trusted the other key");
+    } finally {
+      await stopVmSshd(dir);
+      fs.writeFileSync(hostKeyFile, saved[0], { mode: 0o600 });
+      fs.writeFileSync(`${hostKeyFile}.pub`, saved[1]);
+      await restartVmSshd(dir, vm.port);
+    }
+    const again = await remoteScriptProvider.create(script("echo pinned-again"));
+    assert.match(String(again.outs.stdout), /pinned-again/);
   });
 
   it("deploys backend v1 over SSH with the program's deploy script; it becomes healthy", async () => {

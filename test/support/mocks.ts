@@ -1,5 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 
+/** The key a mocked HostKeyPin pins. */
+export const MOCK_PINNED_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPinnedOnFirstContactByTheMock0000000000";
+
 /** The secret marker in Pulumi's wire format. */
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
@@ -50,8 +53,9 @@ export function installMocks(opts: { preview?: boolean } = {}): Recorder {
   const calls: Recorder["calls"] = [];
   const mocks: pulumi.runtime.Mocks = {
     newResource(args) {
-      // Generated secrets have no input to echo; give them a value as their provider would.
-      const generated = args.type.endsWith(":RandomSecret") ? { value: "0".repeat(64) } : {};
+      // Generated secrets and keys pinned on first contact have no input to echo; give them a
+      // value as their provider would.
+      const generated = args.type.endsWith(":RandomSecret") ? { value: "0".repeat(64) } : args.type.endsWith(":HostKeyPin") ? { hostKey: MOCK_PINNED_HOST_KEY } : {};
       return { id: `${args.name}-id`, state: { ...(args.inputs as Record<string, unknown>), ...generated } };
     },
     call(args) {
