@@ -61,9 +61,16 @@ export interface Checkout {
 /**
  * Checks that `workDir` is a clone of `gitUrl` on `branch`, fetches the branch and fast-forwards
  * to it, so the release file read next is the one in git. Refuses (throws) a checkout whose release
- * file has changes not committed, or whose branch has commits the server does not have.
+ * file has changes not committed, or whose branch has commits the server does not have, and
+ * whatever `vet` throws for the commits the fast-forward would bring (see commit-trust.ts).
  */
-export function syncCheckout(workDir: string, releaseFile: string, gitUrl: string, branch: string): Checkout {
+export function syncCheckout(
+  workDir: string,
+  releaseFile: string,
+  gitUrl: string,
+  branch: string,
+  vet: (co: Checkout, from: string, to: string) => void = () => undefined,
+): Checkout {
   let root: string;
   try {
     root = git(workDir, ["rev-parse", "--show-toplevel"]).trim();
@@ -103,8 +110,11 @@ export function syncCheckout(workDir: string, releaseFile: string, gitUrl: strin
   if (ahead !== "0") {
     throw new GitError(`${branch} has ${ahead} commit(s) that origin does not: push them (git push) or drop them before deploying`);
   }
+  const co = { root, file, branch, upstream };
+  // What the fast-forward would bring is vetted before the working tree moves.
+  vet(co, git(root, ["rev-parse", "HEAD"]).trim(), git(root, ["rev-parse", upstream]).trim());
   git(root, ["merge", "--ff-only", "--quiet", upstream]);
-  return { root, file, branch, upstream };
+  return co;
 }
 
 /** Who commits: git's own configuration, else a name of the deploy's. */

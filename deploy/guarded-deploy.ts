@@ -4,6 +4,7 @@ import { LocalWorkspace, Stack, StackNotFoundError } from "@pulumi/pulumi/automa
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { PromotedRelease } from "../components/release-record";
 import { REMOTE_SCRIPT_TYPE } from "../providers/remote-script";
+import { vetIncoming } from "./commit-trust";
 import { EngineRun, up } from "./engine";
 import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
 import { Release, releaseTags } from "../lib/release";
@@ -28,6 +29,11 @@ export interface DeployOptions {
   readonly policyPacks?: readonly string[];
   /** Told when the deploy was refused because another deploy of the stack holds the lock. */
   readonly onLockHeld?: () => void;
+  /**
+   * No person runs this deploy (`--watch`): commits no trusted key signed may change the release
+   * file alone (see commit-trust.ts). @default false
+   */
+  readonly unattended?: boolean;
 }
 
 const say = (line: string): void => void process.stderr.write(`deploy: ${line}\n`);
@@ -166,7 +172,8 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     let co: Checkout;
     let release: Release;
     try {
-      co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"));
+      // Vetted with the signers of the checkout as it was: what the fast-forward brings cannot vouch for itself.
+      co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"), vetIncoming(cfg, opts.unattended ?? false));
       if (pending) {
         finishRollbackCommit(co, pending);
       }

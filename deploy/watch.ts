@@ -93,7 +93,7 @@ const BUSY = -1;
 async function deployOnce(opts: WatchOptions): Promise<number> {
   let busy = false;
   try {
-    const code = await deploy({ ...opts, onLockHeld: () => (busy = true) });
+    const code = await deploy({ ...opts, unattended: true, onLockHeld: () => (busy = true) });
     return busy ? BUSY : code;
   } catch (e) {
     say(`unexpected error: ${describe(e)}`);

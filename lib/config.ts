@@ -3,6 +3,7 @@ import { FLUX_CONTROLLERS, FluxControllers, fluxGitUrl, parseScpAddress, scpAddr
 import { ImageRef, checkTag, parseImageRef } from "./image-ref";
 import { timestampGroupProblem } from "./image-policy";
 import { VersionMarker, parseVersionMarker } from "./version-marker";
+import { allowedSignersProblem } from "./allowed-signers";
 import { parseNotifyTargets } from "./notify";
 import {
   absolutePathProblem,
@@ -156,6 +157,12 @@ export const CONFIG_KEYS = {
   gitInterval: { kind: "string", default: "1m", description: "How often Flux fetches the repository." },
   gitDeployKey: { kind: "secret", default: "", description: "Private deploy key (read-write) for an ssh gitUrl (ssh:// or git@host:…)." },
   gitKnownHosts: { kind: "string", default: "", description: "known_hosts line of the git server, for an ssh gitUrl (ssh:// or git@host:…)." },
+  trustedSigners: {
+    kind: "string",
+    default: "",
+    description:
+      "Keys whose SSH-signed commits the deploy runs, one a line as git's gpg.ssh.allowedSignersFile has them ('principal keytype base64'); a commit none of them signed may change the release file alone. Unset: --watch takes only release-file changes, and a deploy run by hand takes the branch as it is.",
+  },
   imageScanInterval: { kind: "string", default: "1m", description: "How often Flux scans the registry for new tags." },
   commitAuthorName: { kind: "string", default: "fluxcdbot", description: "Author of image automation commits." },
   commitAuthorEmail: { kind: "string", default: "fluxcdbot@users.noreply.github.com", description: "Email of image automation commits." },
@@ -524,6 +531,8 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     return v;
   }
 
+
+  str("trustedSigners", false, allowedSignersProblem);
 
   secret("notify", false, (v) => {
     try {
