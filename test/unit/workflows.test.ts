@@ -103,6 +103,8 @@ describe("GitHub Actions workflows", () => {
     assert.equal(job.if, "github.event.pull_request.head.repo.full_name == github.repository");
     assert.equal(job.needs, "check");
     assert.deepEqual(job.permissions, { contents: "read", "pull-requests": "write" });
+    // A branch's code runs with the preview environment's own credentials, never production's.
+    assert.equal(job.environment, "preview");
     assert.ok(!steps(w, "preview").some((s) => s.run === "npm run check"), "the check job ran it");
     const p = pulumiStep(w, "preview");
     assert.deepEqual(
@@ -153,6 +155,8 @@ describe("GitHub Actions workflows", () => {
     const w = workflow("drift.yml");
     assert.ok(Array.isArray(w.on.schedule) && w.on.schedule.length === 1);
     assert.deepEqual(w.permissions, { contents: "read" });
+    assert.equal(w.jobs.drift.environment, "production", "master's runs alone get production's secrets");
+    assert.equal(workflow("deploy.yml").jobs.deploy.environment, "production");
     const p = pulumiStep(w, "drift");
     assert.deepEqual(
       { command: p.with?.command, refresh: p.with?.refresh, expect: p.with?.["expect-no-changes"], policy: p.with?.policyPacks },
