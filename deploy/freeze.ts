@@ -79,7 +79,7 @@ export async function freeze(opts: FreezeOptions): Promise<number> {
   say(`committed ${pushed.slice(0, 12)} to ${co.branch}: ${"freeze" in change ? `releases ${describeFreeze(change.freeze)}` : "the freeze is lifted"}`);
   // Told once it is in git, whatever the deploy that applies it does.
   const f = "freeze" in change ? change.freeze : change.lifted;
-  await notify(rc.cfg, opts.stack, [{ event: "freeze" in change ? "frozen" : "unfrozen", reason: "freeze" in change ? describeFreeze(f) : `lifts the freeze: ${describeFreeze(f)}`, commit: { sha: pushed } }], { secrets: secretValues(rc.cfg), say });
+  await notify(rc.cfg, opts.stack, [{ event: "freeze" in change ? "frozen" : "unfrozen", reason: "freeze" in change ? describeFreeze(f) : `lifts the freeze: ${describeFreeze(f)}`, commit: { sha: pushed } }], { secrets: secretValues(rc.cfg), say, tags: rc.stack.workspace });
   // Applies it: image automation suspended (or resumed); the running pair stays.
   return deploy(opts);
 }

@@ -16,7 +16,7 @@ import { checkPlatform } from "./platform";
 import { Verdict, classify, describeVerdict } from "./verdict";
 import { Interruption, PendingRollback, StateResource, addInterruption, pendingRollbackOf, setPendingRollback } from "./interruption";
 import { waitingLine } from "../stacks/first-release";
-import { Notice, notify } from "./notify";
+import { Notice, TagStore, notify } from "./notify";
 
 /** The policy pack of this program, enforced on every preview and update the deploy makes. */
 export const POLICY_PACK = path.resolve(__dirname, "..", "policy");
@@ -111,7 +111,7 @@ export async function deploy(opts: DeployOptions): Promise<number> {
   const code = await guardedDeploy(opts, told);
   // After the lock is released: a slow receiver holds up no other deploy.
   if (told.cfg && told.notices.length > 0) {
-    await notify(told.cfg, opts.stack, told.notices, { secrets: secretValues(told.cfg), say });
+    await notify(told.cfg, opts.stack, told.notices, { secrets: secretValues(told.cfg), say, tags: told.tags });
   }
   return code;
 }
@@ -119,6 +119,8 @@ export async function deploy(opts: DeployOptions): Promise<number> {
 /** What the deploy tells its receivers, and the config that names them. */
 interface Told {
   cfg?: StackConfig;
+  /** Where the last notification is recorded (the stack's workspace). */
+  tags?: TagStore;
   readonly notices: Notice[];
 }
 
@@ -136,6 +138,7 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     }
     throw e;
   }
+  told.tags = stack.workspace;
   const [project, config] = await Promise.all([stack.workspace.projectSettings(), stack.getAllConfig()]);
   secrets = secretValues(config as StackConfig);
   // The engine records itself as the holder of the stack's lock, and removes one a killed deploy left.

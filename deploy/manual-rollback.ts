@@ -65,6 +65,6 @@ export async function manualRollback(opts: ManualRollbackOptions): Promise<numbe
   const dropped = failedTags(from, to, record.event.stage);
   say(`committed ${pushed.slice(0, 12)} to ${co.branch}: frontend ${to.frontend}, backend ${to.backend}${dropped.length ? `; excluded ${dropped.map((d) => `${d.image} ${d.tag}`).join(", ")}` : ""}`);
   // Told once git has it, as a rollback: the deploy that follows tells what it runs.
-  await notify(rc.cfg, opts.stack, [{ event: "rolled-back", pair: to, failed: from, stage: record.event.stage, reason: opts.reason, commit: { sha: pushed } }], { secrets: secretValues(rc.cfg), say });
+  await notify(rc.cfg, opts.stack, [{ event: "rolled-back", pair: to, failed: from, stage: record.event.stage, reason: opts.reason, commit: { sha: pushed } }], { secrets: secretValues(rc.cfg), say, tags: rc.stack.workspace });
   return deploy(opts);
 }

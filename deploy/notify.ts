@@ -1,4 +1,4 @@
-import { NotifyEvent, NotifyTarget, commitUrl, parseNotifyTargets, renderNotification, targetName } from "../lib/notify";
+import { LAST_NOTIFICATION_TAG, NotifyEvent, NotifyTarget, commitUrl, notificationTag, parseNotifyTargets, renderNotification, targetName } from "../lib/notify";
 import { StackConfig, setting } from "./release-state";
 import { redact } from "./rollback-commit";
 
@@ -75,17 +75,36 @@ export function notifyTargets(cfg: StackConfig, say: (line: string) => void): No
   }
 }
 
-/** Tells the stack's receivers about each notice, with the commit's web link where the git host has one. */
-export async function notify(cfg: StackConfig, stack: string, notices: readonly Notice[], o: Omit<SendOptions, "secrets"> & { secrets: readonly string[] }): Promise<void> {
+/** Where the last notification is recorded: the stack's tags, which `status --quick` reads. */
+export interface TagStore {
+  setTag(stackName: string, key: string, value: string): Promise<void>;
+}
+
+/**
+ * Tells the stack's receivers about each notice, with the commit's web link where the git host has
+ * one, and records the last in the stack's tag LAST_NOTIFICATION_TAG (a tag that cannot be
+ * written is said, and changes nothing of the outcome).
+ */
+export async function notify(
+  cfg: StackConfig,
+  stack: string,
+  notices: readonly Notice[],
+  o: Omit<SendOptions, "secrets"> & { secrets: readonly string[]; tags?: TagStore },
+): Promise<void> {
   const targets = notices.length > 0 ? notifyTargets(cfg, o.say) : [];
   if (targets.length === 0) {
     return;
   }
   const gitUrl = setting(cfg, "gitUrl");
+  let last: { event: NotifyEvent; deliveries: Delivery[] } | undefined;
   for (const n of notices) {
     const url = n.commit ? commitUrl(gitUrl, n.commit.sha) : undefined;
     const commit = n.commit ? { sha: n.commit.sha, ...(url ? { url } : {}) } : undefined;
     const event: NotifyEvent = { ...n, ...(commit ? { commit } : {}), ...(n.reason ? { reason: redact(n.reason, o.secrets) } : {}), stack, at: new Date().toISOString() };
-    await sendNotifications(targets, event, o);
+    last = { event, deliveries: await sendNotifications(targets, event, o) };
+  }
+  if (last && o.tags) {
+    const record = { event: last.event.event, at: last.event.at, delivered: last.deliveries.filter((d) => d.ok).map((d) => d.target), failed: last.deliveries.filter((d) => !d.ok).map((d) => d.target) };
+    await o.tags.setTag(stack, LAST_NOTIFICATION_TAG, notificationTag(record)).catch((e: unknown) => o.say(`the last notification was sent but not recorded in the stack's tags: ${redact((e as Error).message.split("\n")[0], o.secrets)}`));
   }
 }

@@ -2,6 +2,7 @@ import * as fs from "fs";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { GATE_PROBE_TYPE } from "../components/health-gate";
 import type { Freeze } from "../lib/freeze";
+import { LAST_NOTIFICATION_TAG, NotificationRecord, parseNotificationTag } from "../lib/notify";
 import { KubeApi, KubeApiUnreachable, KubeconfigError, inlineKubeconfigFiles, kubeApi } from "../lib/kube-api";
 import { ProbeIo, ProbeTarget, probeOnce, realProbeIo } from "../lib/probe";
 import { RELEASE_PARTS, type Release } from "../lib/release";
@@ -57,6 +58,8 @@ export interface QuickStatus {
   readonly frozen?: Freeze;
   /** Why the release file could not be read. */
   readonly releaseFileProblem?: string;
+  /** The last notification the deploys sent (the stack's tag); absent when none is recorded. */
+  readonly lastNotification?: NotificationRecord;
 }
 
 /** A gate's probe in the state: its name and what it checks. */
@@ -126,7 +129,13 @@ export function glanceCondition(gates: readonly GateGlance[], automationUnreacha
 export async function quickStatus(stackName: string, workDir: string): Promise<QuickStatus> {
   // Straight from the workspace, with --stack: selecting the stack first would cost a CLI run.
   const ws = await LocalWorkspace.create({ workDir });
-  const [state, cfg] = await Promise.all([ws.exportStack(stackName), ws.getAllConfig(stackName) as Promise<StackConfig>]);
+  const [state, cfg, tag] = await Promise.all([
+    ws.exportStack(stackName),
+    ws.getAllConfig(stackName) as Promise<StackConfig>,
+    // A stack whose deploys never notified has no such tag; a backend without tags has none either.
+    ws.getTag(stackName, LAST_NOTIFICATION_TAG).catch(() => undefined),
+  ]);
+  const lastNotification = parseNotificationTag(tag);
   const resources = stateResources(state);
   const { current, promotion } = promotedIn(resources);
   let release: Release | undefined;
@@ -171,7 +180,17 @@ export async function quickStatus(stackName: string, workDir: string): Promise<Q
     ...(auto.problem ? { automationProblem: clean(auto.problem) } : {}),
     ...(release?.frozen ? { frozen: release.frozen } : {}),
     ...(releaseFileProblem ? { releaseFileProblem: clean(releaseFileProblem) } : {}),
+    ...(lastNotification ? { lastNotification } : {}),
   };
+}
+
+/** The last notification in one line: what, when, who heard it and who did not. */
+export function describeNotification(n: NotificationRecord | undefined): string {
+  if (!n) {
+    return "none recorded";
+  }
+  const heard = n.delivered.length > 0 ? `delivered to ${n.delivered.join(", ")}` : "delivered to no receiver";
+  return `${n.event} at ${n.at}: ${heard}${n.failed.length > 0 ? `; NOT delivered to ${n.failed.join(", ")}` : ""}`;
 }
 
 /** The glance as lines for people. */
@@ -198,6 +217,7 @@ export function formatQuickStatus(q: QuickStatus): string {
   if (q.automationProblem) {
     lines.push(`automation not read: ${q.automationProblem}`);
   }
+  lines.push(`notified   ${describeNotification(q.lastNotification)}`);
   lines.push(q.frozen ? `frozen     by ${q.frozen.by} at ${q.frozen.at}: ${q.frozen.reason}` : q.releaseFileProblem ? `release    file not read: ${q.releaseFileProblem}` : "frozen     no");
   return lines.join("\n");
 }

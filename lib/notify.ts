@@ -216,3 +216,44 @@ export function targetName(t: NotifyTarget): string {
     return t.kind;
   }
 }
+
+/** The stack tag holding the last notification the deploys sent: what and when, and who heard it. */
+export const LAST_NOTIFICATION_TAG = "homelab:last-notification";
+
+/** Stack tag values are short (Pulumi Cloud keeps 256 characters). */
+const TAG_LIMIT = 256;
+
+/** The last notification sent, as its stack tag records it. Receivers by kind and host (targetName), never by URL. */
+export interface NotificationRecord {
+  readonly event: NotifyEventKind;
+  readonly at: string;
+  readonly delivered: string[];
+  readonly failed: string[];
+}
+
+/** The record as a tag value, receivers dropped from the end (and counted) until it fits. */
+export function notificationTag(r: NotificationRecord): string {
+  const delivered = [...r.delivered];
+  const failed = [...r.failed];
+  let dropped = 0;
+  const text = (): string => JSON.stringify({ event: r.event, at: r.at, delivered, failed, ...(dropped ? { more: dropped } : {}) });
+  while (text().length > TAG_LIMIT && delivered.length + failed.length > 0) {
+    (failed.length > 0 ? failed : delivered).pop();
+    dropped++;
+  }
+  return text();
+}
+
+/** The record a tag value holds; undefined for anything else. */
+export function parseNotificationTag(text: string | undefined): NotificationRecord | undefined {
+  try {
+    const v = JSON.parse(text ?? "") as Partial<NotificationRecord>;
+    const names = (x: unknown): x is string[] => Array.isArray(x) && x.every((n) => typeof n === "string");
+    if (NOTIFY_EVENTS.includes(v.event as NotifyEventKind) && typeof v.at === "string" && names(v.delivered) && names(v.failed)) {
+      return { event: v.event!, at: v.at, delivered: v.delivered, failed: v.failed };
+    }
+  } catch {
+    // not a record
+  }
+  return undefined;
+}

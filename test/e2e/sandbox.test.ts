@@ -618,6 +618,11 @@ describe("sandbox end to end", { concurrency: false }, () => {
       assert.equal(glance.recorded.backend?.split("@")[0], v2()[1]);
       assert.deepEqual(glance.gates.map((g) => [g.part, g.condition]), [["frontend-gate", "agrees"], ["backend-gate", "agrees"]]);
       assert.equal(glance.frozen, undefined);
+      // The last notification the deploys sent, from the stack's tag: the last the webhook heard.
+      const lastHeard = notices().pop();
+      assert.ok(lastHeard, "the deploys notified the receiver");
+      const receiverHost = `127.0.0.1:${(receiver!.address() as AddressInfo).port}`;
+      assert.deepEqual(glance.lastNotification, { event: lastHeard.event, at: lastHeard.at, delivered: [`webhook ${receiverHost}`, `ntfy ${receiverHost}`], failed: [] });
       // The ImagePolicies read from the cluster (the kubeconfig's CA and client files read in). This
       // sandbox runs no image controllers, so no policy has selected a tag.
       assert.equal(glance.automationProblem, undefined);

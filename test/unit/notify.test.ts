@@ -3,8 +3,11 @@ import * as assert from "node:assert/strict";
 import * as crypto from "crypto";
 import * as http from "http";
 import type { AddressInfo } from "net";
-import { sendNotifications } from "../../deploy/notify";
-import { NotifyEvent, commitUrl, notifyText, parseNotifyTargets, renderNotification, signature, targetName } from "../../lib/notify";
+import { notify, sendNotifications } from "../../deploy/notify";
+import { describeNotification } from "../../deploy/quick-status";
+import {
+  LAST_NOTIFICATION_TAG, NotifyEvent, commitUrl, notificationTag, notifyText, parseNotificationTag, parseNotifyTargets, renderNotification, signature, targetName,
+} from "../../lib/notify";
 import { CONFIG_KEYS, ConfigError, parseConfig } from "../../lib/config";
 
 const ROLLED_BACK: NotifyEvent = {
@@ -206,6 +209,40 @@ describe("notifications: sending", () => {
     answers = [];
   });
 
+  it("records the last notice in the stack's tag: the event, when, and who heard it by kind and host, never a URL", async () => {
+    const tags: [string, string, string][] = [];
+    const lines: string[] = [];
+    // A port just freed: the ntfy receiver is not there.
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const gone = `127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const cfg = { "homelab:notify": { value: JSON.stringify([{ kind: "webhook", url: `${base}/hook?token=abc` }, { kind: "ntfy", url: `http://${gone}/ntfy/topic` }]), secret: true } };
+    await notify(cfg, "production", [{ event: "promoted", pair: { frontend: "f1", backend: "b1" } }, { event: "frozen", reason: "demo" }], {
+      secrets: [],
+      say: (l) => lines.push(l),
+      attempts: 1,
+      tags: { setTag: (stack, key, value) => Promise.resolve(void tags.push([stack, key, value])) },
+    });
+    assert.equal(tags.length, 1, "one record: the last notice");
+    const [stack, key, value] = tags[0];
+    assert.deepEqual([stack, key], ["production", LAST_NOTIFICATION_TAG]);
+    assert.doesNotMatch(value, /token|\/hook|\/ntfy/);
+    const rec = parseNotificationTag(value)!;
+    assert.equal(rec.event, "frozen");
+    assert.ok(!Number.isNaN(Date.parse(rec.at)));
+    const host = new URL(base).host;
+    assert.deepEqual([rec.delivered, rec.failed], [[`webhook ${host}`], [`ntfy ${gone}`]]);
+    assert.equal(describeNotification(rec), `frozen at ${rec.at}: delivered to webhook ${host}; NOT delivered to ntfy ${gone}`);
+  });
+
+  it("says a tag it cannot write, and goes on", async () => {
+    const lines: string[] = [];
+    const cfg = { "homelab:notify": { value: JSON.stringify([{ kind: "webhook", url: `${base}/ok` }]), secret: true } };
+    await notify(cfg, "production", [{ event: "unfrozen" }], { secrets: [], say: (l) => lines.push(l), attempts: 1, tags: { setTag: () => Promise.reject(new Error("stack tags are not supported\nmore")) } });
+    assert.deepEqual(lines, ["the last notification was sent but not recorded in the stack's tags: stack tags are not supported"]);
+  });
+
   it("bounds a receiver that never answers, and one that is not there, in time and attempts; never throws", async () => {
     const lines: string[] = [];
     // A port just freed: nothing listens on it.
@@ -228,5 +265,23 @@ describe("notifications: sending", () => {
     assert.ok(lines.some((l) => /no answer within 0\.3 s/.test(l)));
     assert.ok(lines.some((l) => /ECONNREFUSED/.test(l)));
     assert.ok(lines.every((l) => !l.includes("/hang") && !l.includes("nothing-listens")));
+  });
+});
+
+describe("the last notification's record", () => {
+  it("fits a stack tag's 256 characters, dropping receivers and counting them", () => {
+    const many = Array.from({ length: 20 }, (_, i) => `webhook receiver-${i}.example.org:8443`);
+    const text = notificationTag({ event: "rolled-back", at: "2026-12-07T10:00:00.000Z", delivered: many, failed: many });
+    assert.ok(text.length <= 256, String(text.length));
+    const back = JSON.parse(text) as { more: number; delivered: string[]; failed: string[] };
+    assert.equal(back.more + back.delivered.length + back.failed.length, 40);
+    assert.equal(parseNotificationTag(text)?.event, "rolled-back");
+  });
+
+  it("reads nothing from a value that is not one", () => {
+    for (const v of [undefined, "", "x", "{}", '{"event":"nope","at":"t","delivered":[],"failed":[]}', '{"event":"promoted","at":"t","delivered":[1],"failed":[]}']) {
+      assert.equal(parseNotificationTag(v), undefined, String(v));
+    }
+    assert.equal(describeNotification(undefined), "none recorded");
   });
 });

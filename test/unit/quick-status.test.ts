@@ -118,6 +118,7 @@ describe("status --quick", () => {
       ],
       automation: [{ policy: "flux-system/backend", selected: "b3", releaseFile: "b2", next: true }],
       frozen: { by: "Ada <ada@example.org>", at: "2026-12-07T09:00:00Z", reason: "demo" },
+      lastNotification: { event: "frozen", at: "2026-12-07T09:00:01Z", delivered: ["webhook hooks.example.org"], failed: [] },
     };
     assert.deepEqual(formatQuickStatus(q).split("\n"), [
       "stack production: backend-gate failing (quick: no refresh, nothing read over SSH; npm run status without --quick reads every part)",
@@ -125,6 +126,7 @@ describe("status --quick", () => {
       "gate       frontend-gate: passes (http://web/)",
       "gate       backend-gate: FAILS: http://vm/api/health: status 503 (expected 200)",
       "automation flux-system/backend selected b3; image automation commits it next (the release file names b2)",
+      "notified   frozen at 2026-12-07T09:00:01Z: delivered to webhook hooks.example.org",
       "frozen     by Ada <ada@example.org> at 2026-12-07T09:00:00Z: demo",
     ]);
   });
