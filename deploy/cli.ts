@@ -1,11 +1,12 @@
 // npm run deploy   -- --stack NAME [--cwd DIR] [--policy-pack DIR]... [--watch [--interval SECONDS] [--check-every SECONDS]]
 // npm run rollback -- --stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd DIR]
-// npm run releases -- --stack NAME [--json] [--cwd DIR]
+// npm run releases -- --stack NAME [--json | --html FILE] [--cwd DIR]
 // npm run status   -- --stack NAME [--quick] [--json] [--cwd DIR]
 // npm run freeze   -- --stack NAME --reason TEXT [--cwd DIR]
 // npm run unfreeze -- --stack NAME [--cwd DIR]
 // npm run logs     -- --stack NAME frontend|backend|vps [--follow] [--since 10m] [--tail N] [--cwd DIR]
 // Every option takes its value as `--stack NAME` or `--stack=NAME`.
+import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as util from "util";
@@ -18,6 +19,7 @@ import { freeze } from "./freeze";
 import { manualRollback } from "./manual-rollback";
 import { EXIT } from "./outcome";
 import { formatHistory, releaseHistory } from "./releases";
+import { renderReleasesPage } from "../lib/releases-page";
 import { checkPlatform } from "./platform";
 import { StackConfig, lastPromoted, setting } from "./release-state";
 import { STATUS_EXIT, formatStatus, statusExit } from "./status";
@@ -34,7 +36,7 @@ export type Command = "deploy" | "rollback" | "releases" | "status" | "freeze" |
 export const ARGUMENTS: Record<Command, string> = {
   deploy: "--stack NAME [--cwd PROJECT_DIR] [--policy-pack DIR]... [--watch [--interval SECONDS] [--check-every SECONDS]]",
   rollback: "--stack NAME --reason TEXT [--to FRONTEND_TAG,BACKEND_TAG] [--cwd PROJECT_DIR]",
-  releases: "--stack NAME [--json] [--cwd PROJECT_DIR]",
+  releases: "--stack NAME [--json | --html FILE] [--cwd PROJECT_DIR]",
   status: "--stack NAME [--quick] [--json] [--cwd PROJECT_DIR]",
   freeze: "--stack NAME --reason TEXT [--cwd PROJECT_DIR]",
   unfreeze: "--stack NAME [--cwd PROJECT_DIR]",
@@ -60,7 +62,7 @@ const OPTIONS = {
     "check-every": { type: "string" },
   },
   rollback: { ...COMMON, reason: { type: "string" }, to: { type: "string" } },
-  releases: { ...COMMON, json: { type: "boolean" } },
+  releases: { ...COMMON, json: { type: "boolean" }, html: { type: "string" } },
   status: { ...COMMON, json: { type: "boolean" }, quick: { type: "boolean" } },
   freeze: { ...COMMON, reason: { type: "string" } },
   unfreeze: { ...COMMON },
@@ -77,6 +79,8 @@ export interface CliOptions extends DeployOptions {
   readonly json: boolean;
   /** status: a glance with no refresh and nothing read over SSH. */
   readonly quick: boolean;
+  /** releases: write the history as one self-contained HTML page to this file. */
+  readonly html?: string;
   /** logs: which part, and which lines. */
   readonly logs?: LogWindow & { readonly part: LogPart };
 }
@@ -161,6 +165,10 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
     }
     to = { frontend, backend };
   }
+  const html = text("html");
+  if (html !== undefined && values.json === true) {
+    throw new Error(`--json and --html: one of them (${usage})`);
+  }
   const intervalSeconds = seconds("--interval", text("interval"), 30);
   const checkEverySeconds = seconds("--check-every", text("check-every"), 300);
   // Pulumi stack names: a name, or org/project/name.
@@ -198,6 +206,7 @@ export function parseArgs(argv: readonly string[], repo: string): CliOptions {
     to,
     json: values.json === true,
     quick: values.quick === true,
+    ...(html !== undefined ? { html: path.resolve(html) } : {}),
     ...(logs ? { logs } : {}),
   };
 }
@@ -217,6 +226,11 @@ async function releases(opts: CliOptions): Promise<number> {
   }
   const ledger = ((await stack.outputs()).ledger?.value as LedgerEntry[] | undefined) ?? [];
   const history = releaseHistory(fileHistory({ root, file }, ref), ledger);
+  if (opts.html) {
+    fs.writeFileSync(opts.html, renderReleasesPage(opts.stack, history, new Date().toISOString()));
+    process.stdout.write(`releases: wrote ${opts.html} (${history.length} entries)\n`);
+    return 0;
+  }
   process.stdout.write(opts.json ? `${JSON.stringify(history, null, 2)}\n` : `${formatHistory(history)}\n`);
   return 0;
 }

@@ -1,30 +1,8 @@
 import { readReleaseState } from "../lib/release";
+import type { ReleaseHistoryEntry } from "../lib/releases-page";
 import type { LedgerEntry } from "../components/release-record";
 import { FileCommit, fileHistory } from "./git";
 import { ROLLBACK_TRAILER, STAGE_TRAILER, plainText, revertsIn, trailers } from "./rollback-commit";
-
-/** One release of the history: a commit of the release file, and what the stack recorded of it. */
-export interface ReleaseHistoryEntry {
-  /** The commit; empty for an interruption, which has none. */
-  readonly sha: string;
-  readonly at: string;
-  readonly author: string;
-  /** `interrupted`: the platform cut a release short (from the stack's ledger; no commit). */
-  readonly kind: "release" | "rollback" | "interrupted";
-  readonly frontend: string;
-  readonly backend: string;
-  /** For a rollback: the stage that failed and why. */
-  readonly reason?: string;
-  /** For a rollback: the release commits it reverts. */
-  readonly reverts?: readonly string[];
-  /** For a release: the rollback commit that reverted it. */
-  readonly revertedBy?: string;
-  /** Gate timings of the promotion the stack recorded for this pair, if it was promoted. */
-  readonly gates?: { readonly frontendMs: number; readonly backendMs: number };
-  /** The parts promoted without their version checked. */
-  readonly unverified?: readonly string[];
-  readonly promotedAt?: string;
-}
 
 function tagsOf(text: string): { frontend: string; backend: string } {
   try {
@@ -103,3 +81,4 @@ export function formatHistory(entries: readonly ReleaseHistoryEntry[]): string {
 }
 
 export { fileHistory };
+export type { ReleaseHistoryEntry };

@@ -2,11 +2,12 @@
 # Installs the Debian packages the tests and the local sandbox run for real: a registry
 # (Harbor's stand-in), htpasswd for its auth, an SSH server, a Docker engine, and what the
 # sandbox's Kubernetes node runs pods with (containerd, runc, the CNI plugins, iptables, ip,
-# openssl for its certificate), and systemd-analyze for the --watch unit's check. Idempotent.
+# openssl for its certificate), systemd-analyze for the --watch unit's check, and Chromium, which
+# renders the releases page in its test. Idempotent.
 set -euo pipefail
 
 packages=(docker-registry apache2-utils openssh-server openssh-client docker.io curl git shellcheck busybox-static
-  containerd runc containernetworking-plugins iptables iproute2 openssl systemd)
+  containerd runc containernetworking-plugins iptables iproute2 openssl systemd chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

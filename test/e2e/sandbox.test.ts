@@ -487,6 +487,16 @@ describe("sandbox end to end", { concurrency: false }, () => {
     assert.match(entries[0].reason ?? "", /^manual rollback: e2e: checkout page broken$/);
     assert.ok(entries.some((e) => e.kind === "rollback" && /^backend (gate|deploy): /.test(e.reason ?? "")), "the automatic rollbacks are listed with their reasons");
     assert.ok(entries.some((e) => e.kind === "release" && e.backend === v2()[1] && typeof e.gates?.frontendMs === "number"), "promotions carry their gate timings");
+    // The same history as one page: a row per entry, a chart per promotion.
+    const pageFile = path.join(os.tmpdir(), `homelab-e2e-releases-${process.pid}.html`);
+    try {
+      execFileSync(process.execPath, [path.join(REPO, "bin", "homelab.js"), "releases", "--stack", STACK, "--cwd", projectDir, "--html", pageFile], { encoding: "utf8", env: process.env });
+      const pageText = fs.readFileSync(pageFile, "utf8");
+      assert.deepEqual([...pageText.matchAll(/<tr class="[^"]*" data-kind="(\w+)">/g)].map((m) => m[1]), entries.map((e) => e.kind));
+      assert.equal((pageText.match(/<svg class="gates"/g) ?? []).length, entries.filter((e) => e.gates).length);
+    } finally {
+      fs.rmSync(pageFile, { force: true });
+    }
   });
 
   timed("8. --watch deploys each new commit on the branch, one at a time", async () => {

@@ -66,6 +66,14 @@ describe("the deploy's command line", () => {
     assert.equal(parse("rollback", "-s", "p", "--reason=--force was wrong").reason, "--force was wrong");
   });
 
+  it("takes --html FILE for releases, resolved, and not with --json", () => {
+    const o = parse("releases", "--stack", "production", "--html", "out/releases.html");
+    assert.equal(o.html, path.resolve("out/releases.html"));
+    assert.equal(parse("releases", "--stack", "production").html, undefined);
+    assert.throws(() => parse("releases", "--stack", "production", "--html", "r.html", "--json"), /--json and --html: one of them/);
+    assert.throws(() => parse("status", "--stack", "production", "--html", "r.html"), /--html/);
+  });
+
   it("takes --json for releases and status", () => {
     for (const command of ["releases", "status"] as const) {
       const o = parse(command, "--stack=production", "--json");
