@@ -1,6 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { execFileSync } from "child_process";
+import { execFileSync, spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as http from "http";
@@ -24,6 +24,7 @@ import { tearDownSandboxStack } from "../support/sandbox-stack";
  * internal CA for a test domain, the sandbox registry with token auth, and the real engine.
  */
 const STACK = "vps-e2e";
+const REPO = path.resolve(__dirname, "../..");
 
 let dir: string;
 let projectDir: string;
@@ -304,6 +305,39 @@ describe("VPS app behind Caddy, end to end", { concurrency: false }, () => {
     assert.equal((JSON.parse(res.body) as { version: string }).version, vps().images.app.v2);
     const out = await outputs();
     assert.equal(out.vpsApiKey.value, apiKey);
+
+    // Its logs over the pinned SSH, then followed until Ctrl-C, which ends the remote follower too.
+    const bin = path.join(REPO, "bin", "homelab.js");
+    const args = ["logs", "vps", "--stack", STACK, "--cwd", projectDir];
+    const shown = spawnSync(process.execPath, [bin, ...args, "--tail", "50"], { env: { ...process.env, ...sb.pulumiEnv }, encoding: "utf8", timeout: 120_000 });
+    assert.equal(shown.status, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`app ${vps().images.app.v2} listening on ${VPS_APP_PORT}`));
+    // The remote `docker compose … logs --follow`, by its arguments (NUL-separated in /proc).
+    const followers = (): string[] =>
+      fs.readdirSync("/proc").filter((p) => {
+        try {
+          return /^\d+$/.test(p) && fs.readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ").includes("logs --no-color --timestamps --tail 5 --follow");
+        } catch {
+          return false;
+        }
+      });
+    assert.deepEqual(followers(), [], "no follower before");
+    const follow = spawn(process.execPath, [bin, ...args, "--follow", "--tail", "5"], { env: { ...process.env, ...sb.pulumiEnv }, stdio: ["ignore", "pipe", "pipe"] });
+    const exited = new Promise<number | null>((r) => follow.on("exit", (code) => r(code)));
+    let seen = "";
+    follow.stdout.setEncoding("utf8").on("data", (t: string) => (seen += t));
+    const end = Date.now() + 60_000;
+    while (!/listening on/.test(seen) || followers().length === 0) {
+      assert.ok(Date.now() < end, `no followed line: ${seen}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    follow.kill("SIGINT");
+    assert.equal(await exited, 0, "Ctrl-C ends a followed log cleanly");
+    const gone = Date.now() + 15_000;
+    while (followers().length > 0) {
+      assert.ok(Date.now() < gone, `the remote follower outlived the client: ${followers().join(", ")}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   });
 
   timed("7b. the app's container removed by hand is found by status and by refresh, and the next deploy brings it back with its data", async () => {
