@@ -14,6 +14,7 @@ import { backendHealthcheck } from "../../sandbox/images";
 import { freePort } from "../../sandbox/processes";
 import { Sandbox, startSandbox, stopSandbox } from "../../sandbox/sandbox";
 import { cloneProject, serverFile } from "../../sandbox/checkout";
+import { commitToServer } from "../../sandbox/git-server";
 import { readReleaseState } from "../../lib/release";
 import { runDeployCli, userPulumiEnv } from "../support/user-env";
 
@@ -179,7 +180,7 @@ after(async () => {
 });
 
 describe("a homelab's first day, from nothing", { concurrency: false }, () => {
-  const builds = { older: tag("fff0001", 0), newest: tag("0000a01", 100), next: tag("8888b02", 200) };
+  const builds = { older: tag("fff0001", 0), newest: tag("0000a01", 100), next: tag("8888b02", 200), frozen: tag("4444c03", 300) };
 
   timed("1. the stack file is written by npm run init, committed with encrypted secrets, beside a release file with placeholder tags", async () => {
     const project = freshClone();
@@ -249,7 +250,7 @@ describe("a homelab's first day, from nothing", { concurrency: false }, () => {
     assert.equal(await kube.get(`/apis/apps/v1/namespaces/${NAMESPACE}/deployments/frontend`).catch(() => undefined), undefined, "no workload before the first image");
   });
 
-  timed("3. builds are pushed, the newest with the lowest sha: image automation commits the newest, and --watch promotes it", async () => {
+  timed("3. builds are pushed, the newest with the lowest sha: image automation commits the newest, and --watch promotes it; frozen, it refuses a new pair until unfrozen", async () => {
     push(`${sb.registry.host}/frontend:${sb.images.frontend[0]}`, FRONTEND, builds.older);
     push(`${sb.registry.host}/backend:${sb.images.backend.v1}`, BACKEND, builds.older);
     push(`${sb.registry.host}/frontend:${sb.images.frontend[1]}`, FRONTEND, builds.newest);
@@ -278,6 +279,32 @@ describe("a homelab's first day, from nothing", { concurrency: false }, () => {
       const later = await serving();
       assert.ok(later.page.includes(sb.images.frontend[0]), "the newer push serves");
       assert.equal(later.version, sb.images.backend.v1);
+
+      // Frozen from a workstation's clone: the freeze is a commit, image automation is suspended,
+      // and --watch refuses a pair a person commits anyway, until the freeze is lifted.
+      // The command's own deploy may find the watcher already deploying its commit: either applies it.
+      const appliedOrBusy = (r: { code: number; log: string }): boolean => r.code === EXIT.promoted || (r.code === EXIT.refused && /REFUSED: another deploy of stack /.test(r.log));
+      const frozen = await runDeployCli(["freeze", "--stack", STACK, "--cwd", freshClone(), "--reason", "e2e: demo day"], env);
+      assert.ok(appliedOrBusy(frozen), frozen.log.slice(-3000));
+      assert.match(serverFile(sb.git, RELEASE), /^ {2}frozen: \|/m);
+      push(`${sb.registry.host}/frontend:${sb.images.frontend[1]}`, FRONTEND, builds.frozen);
+      push(`${sb.registry.host}/backend:${sb.images.backend.v2}`, BACKEND, builds.frozen);
+      await imageAutomationPass();
+      assert.deepEqual(releaseInGit(), [builds.next, builds.next], "suspended image automation committed nothing");
+      const byHand = await commitToServer(sb.git, { [RELEASE]: serverFile(sb.git, RELEASE).replaceAll(builds.next, builds.frozen) }, "release by hand during the freeze");
+      await waitForLine(watching.lines, new RegExp(`watch: ${byHand.slice(0, 12)}: refused`), 300_000);
+      assert.ok(watching.lines.some((l) => /releases are frozen by .* "e2e: demo day"/.test(l)), "the refusal names the freeze");
+      assert.equal((await serving()).version, sb.images.backend.v1, "the running pair stays while frozen");
+
+      const unfrozen = await runDeployCli(["unfreeze", "--stack", STACK, "--cwd", freshClone()], env);
+      assert.ok(appliedOrBusy(unfrozen), unfrozen.log.slice(-3000));
+      assert.doesNotMatch(serverFile(sb.git, RELEASE), /frozen:/);
+      const thawing = Date.now() + 300_000;
+      while ((await serving()).version !== sb.images.backend.v2) {
+        assert.ok(Date.now() < thawing, `the pair committed during the freeze was not deployed once it was lifted:\n${watching.lines.slice(-40).join("\n")}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      assert.ok((await serving()).page.includes(sb.images.frontend[1]), "its frontend serves too");
     } finally {
       assert.equal(await watching.stop(), 0, "the watcher stops cleanly");
     }
