@@ -295,6 +295,11 @@ describe("a homelab's first day, from nothing", { concurrency: false }, () => {
       await waitForLine(watching.lines, new RegExp(`watch: ${byHand.slice(0, 12)}: refused`), 300_000);
       assert.ok(watching.lines.some((l) => /releases are frozen by .* "e2e: demo day"/.test(l)), "the refusal names the freeze");
       assert.equal((await serving()).version, sb.images.backend.v1, "the running pair stays while frozen");
+      // A plain `pulumi up` from a workstation's clone is refused the same way, by the program itself.
+      const plain = spawnSync("pulumi", ["up", "--yes", "--stack", STACK, "--non-interactive", "--color", "never"], { cwd: freshClone(), env, encoding: "utf8", timeout: 300_000 });
+      assert.notEqual(plain.status, 0, plain.stdout.slice(-3000));
+      assert.match(`${plain.stdout}${plain.stderr}`, /releases are frozen by .* "e2e: demo day"/);
+      assert.equal((await serving()).version, sb.images.backend.v1, "nothing moved");
 
       const unfrozen = await runDeployCli(["unfreeze", "--stack", STACK, "--cwd", freshClone()], env);
       assert.ok(appliedOrBusy(unfrozen), unfrozen.log.slice(-3000));
