@@ -287,6 +287,13 @@ describe("a homelab's first day, from nothing", { concurrency: false }, () => {
       const frozen = await runDeployCli(["freeze", "--stack", STACK, "--cwd", freshClone(), "--reason", "e2e: demo day"], env);
       assert.ok(appliedOrBusy(frozen), frozen.log.slice(-3000));
       assert.match(serverFile(sb.git, RELEASE), /^ {2}frozen: \|/m);
+      // Applied by the freeze's own deploy or by the watcher's: image automation is suspended.
+      const automation = "/apis/image.toolkit.fluxcd.io/v1/namespaces/flux-system/imageupdateautomations/flux-system";
+      const suspending = Date.now() + 300_000;
+      while ((await kubeClient(sb.kubeconfig).get<{ spec?: { suspend?: boolean } }>(automation))?.spec?.suspend !== true) {
+        assert.ok(Date.now() < suspending, `image automation was not suspended:\n${watching.lines.slice(-40).join("\n")}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
       push(`${sb.registry.host}/frontend:${sb.images.frontend[1]}`, FRONTEND, builds.frozen);
       push(`${sb.registry.host}/backend:${sb.images.backend.v2}`, BACKEND, builds.frozen);
       await imageAutomationPass();
@@ -296,7 +303,13 @@ describe("a homelab's first day, from nothing", { concurrency: false }, () => {
       assert.ok(watching.lines.some((l) => /releases are frozen by .* "e2e: demo day"/.test(l)), "the refusal names the freeze");
       assert.equal((await serving()).version, sb.images.backend.v1, "the running pair stays while frozen");
       // A plain `pulumi up` from a workstation's clone is refused the same way, by the program itself.
-      const plain = spawnSync("pulumi", ["up", "--yes", "--stack", STACK, "--non-interactive", "--color", "never"], { cwd: freshClone(), env, encoding: "utf8", timeout: 300_000 });
+      const plainClone = freshClone();
+      let plain = spawnSync("pulumi", ["up", "--yes", "--stack", STACK, "--non-interactive", "--color", "never"], { cwd: plainClone, env, encoding: "utf8", timeout: 300_000 });
+      // The watcher's look at what runs may hold the stack a moment: try again, as a person would.
+      for (let i = 0; i < 3 && /currently locked|another update/.test(`${plain.stdout}${plain.stderr}`); i++) {
+        await new Promise((r) => setTimeout(r, 5000));
+        plain = spawnSync("pulumi", ["up", "--yes", "--stack", STACK, "--non-interactive", "--color", "never"], { cwd: plainClone, env, encoding: "utf8", timeout: 300_000 });
+      }
       assert.notEqual(plain.status, 0, plain.stdout.slice(-3000));
       assert.match(`${plain.stdout}${plain.stderr}`, /releases are frozen by .* "e2e: demo day"/);
       assert.equal((await serving()).version, sb.images.backend.v1, "nothing moved");
