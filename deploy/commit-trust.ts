@@ -4,6 +4,7 @@ import * as path from "path";
 import { signerLines } from "../lib/allowed-signers";
 import { Checkout, GitError, git } from "./git";
 import { StackConfig, setting } from "./release-state";
+import { plainText } from "./rollback-commit";
 
 /*
  * Which commits a deploy may fast-forward to. The deploy runs the program and the policy pack of
@@ -114,9 +115,10 @@ function untrustedCommits(root: string, file: string, base: string, to: string):
     if (files.length === 0) {
       return [];
     }
-    // Printable text only: a subject or name is the pusher's to choose.
-    const [subject, author] = git(root, ["show", "-s", "--format=%s%x00%an <%ae>", sha]).trim().split("\0").map((t) => t.replace(/[^\x20-\x7e]/g, "?").slice(0, 120));
-    return [{ sha, subject, author, files: files.map((f) => f.replace(/[^\x20-\x7e]/g, "?")) }];
+    // A subject, name or path is the pusher's to choose: no control character reaches the terminal.
+    const oneLine = (t: string): string => plainText(t).replace(/[\n\t]+/g, " ");
+    const [subject, author] = git(root, ["show", "-s", "--format=%s%x00%an <%ae>", sha]).trim().split("\0").map((t) => oneLine(t).slice(0, 120));
+    return [{ sha, subject, author, files: files.map(oneLine) }];
   });
   // A merge alone can bring changes no single commit shows (an evil merge): name the tip then.
   return found.length > 0 ? found : [{ sha: to, subject: "(the merged result)", author: "its merges", files: disallowedChanges(root, file, base, to) }];
