@@ -70,6 +70,9 @@ async function main(): Promise<void> {
     for (const line of r.failures.lines) {
       process.stdout.write(`[${r.name}] ${line}\n`);
     }
+    if (r.failures.lines.length === 0) {
+      process.stdout.write(`side-by-side: ${r.name} printed no failure line: it ended (exit ${r.code}) before reporting one; its last lines are above\n`);
+    }
   }
   for (const r of results) {
     process.stdout.write(`side-by-side: ${r.name} ${r.code === 0 ? "passed" : `failed (exit ${r.code})`} in ${r.seconds.toFixed(0)}s\n`);

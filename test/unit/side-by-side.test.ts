@@ -1,4 +1,6 @@
 import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as path from "path";
 import { describe, it } from "node:test";
 import { FailureLog, marksFailure } from "../side-by-side";
 
@@ -18,5 +20,22 @@ describe("side-by-side's failure log", () => {
       log.add(line);
     }
     assert.deepEqual(log.lines, ["✖ broke", "  error: boom", "  at x"]);
+  });
+});
+
+describe("npm test's deploys part", () => {
+  // Each file runs under a test runner of its own or after the one before it: a runner reports a
+  // later file only once the earlier ones end, and its forced exit can cut what it held back.
+  it("runs every e2e and reliability file once, no runner holding two files at once", () => {
+    const repo = path.resolve(__dirname, "../..");
+    const scripts = (JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
+    const parts = scripts["test:deploys"].split(" ").filter((w) => w.startsWith("test:"));
+    const named = parts.flatMap((p) => scripts[p].split(" ").filter((w) => w.endsWith(".test.ts")));
+    const files = ["e2e", "reliability"].flatMap((d) => fs.readdirSync(path.join(repo, "test", d)).filter((f) => f.endsWith(".test.ts")).map((f) => `test/${d}/${f}`));
+    assert.deepEqual([...named].sort(), files.sort());
+    for (const p of parts) {
+      const many = scripts[p].split(" ").filter((w) => w.endsWith(".test.ts")).length > 1;
+      assert.ok(!many || scripts[p].includes("--test-concurrency=1"), `${p} runs its files one after another`);
+    }
   });
 });
