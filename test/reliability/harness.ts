@@ -113,11 +113,16 @@ export async function deployDir(): Promise<string> {
 
 /**
  * Waits until the backend deploy's run on the VM, started after `since`, has printed a line
- * matching `phase` (its progress file), and returns the run's directory.
+ * matching `phase` (its progress file), and returns the run's directory. With `running`, a deploy
+ * that ends first fails the wait with its output, and the wait lasts as long as the deploy may
+ * take to get there on a busy machine.
  */
-export async function runReaches(since: number, phase: RegExp, timeoutMs = 180_000): Promise<string> {
+export async function runReaches(since: number, phase: RegExp, o: { timeoutMs?: number; running?: Promise<DeployRun> } = {}): Promise<string> {
+  const timeoutMs = o.timeoutMs ?? (o.running ? 600_000 : 180_000);
   const runs = path.join(await deployDir(), ".release", "runs");
   const end = Date.now() + timeoutMs;
+  let ended: DeployRun | undefined;
+  void o.running?.then((r) => { ended = r; }, () => undefined);
   while (Date.now() < end) {
     for (const id of fs.existsSync(runs) ? fs.readdirSync(runs) : []) {
       const out = path.join(runs, id, "out");
@@ -128,6 +133,9 @@ export async function runReaches(since: number, phase: RegExp, timeoutMs = 180_0
       } catch {
         // not written yet
       }
+    }
+    if (ended) {
+      assert.fail(`the deploy ended (exit ${ended.code}) before a backend deploy run reached ${String(phase)}:\n${ended.output.slice(-3000)}`);
     }
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -174,7 +182,7 @@ export async function cutAt(phase: RegExp, during?: () => Promise<void>): Promis
   await release(to);
   const since = Date.now();
   const running = deploy();
-  const run = await runReaches(since, phase);
+  const run = await runReaches(since, phase, { running });
   await during?.();
   const killed = cutDeploySession();
   assert.ok(killed.length > 0, `no SSH session ran the backend deploy (run ${run})`);
@@ -247,7 +255,14 @@ export async function converges(): Promise<{ ok: boolean; log: string }> {
 export async function scenario(name: string, kind: ScenarioResult["kind"], allowed: number[], act: () => Promise<DeployRun>, converge = true): Promise<void> {
   const t0 = Date.now();
   const before = await recordedPair(rig.stack);
-  const r = await act();
+  let r: DeployRun;
+  try {
+    r = await act();
+  } catch (e) {
+    // A row that failed part-way leaves no deploy running to refuse the next row's.
+    await killDeploys();
+    throw e;
+  }
   const after = await recordedPair(rig.stack);
   const blamedRelease = rollbackCommitOnTop();
   // A platform failure leaves parts of the release as far as they got; the next run resumes it,

@@ -52,7 +52,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
       spawnSync("docker", ["image", "rm", "-f", pinnedRef(rig.sb.images, "backend", to[1])], { env: rig.sb.docker.env(), timeout: 60_000 });
       const since = Date.now();
       const running = deploy();
-      const run = await runReaches(since, /deploy: (logged in|pulling images)/);
+      const run = await runReaches(since, /deploy: (logged in|pulling images)/, { running });
       const pid = registryPid();
       process.kill(pid, "SIGSTOP");
       try {
@@ -88,7 +88,7 @@ describe("faults during a deploy", { concurrency: false }, () => {
         const since = Date.now();
         const r = await deploy();
         // The VM's run judged the release unchanged and healthy and touched nothing.
-        const run = await runReaches(since, /deploy: healthy after/, 10_000);
+        const run = await runReaches(since, /deploy: healthy after/, { timeoutMs: 10_000 });
         assert.match(fs.readFileSync(path.join(run, "out"), "utf8"), /is current and healthy; nothing to do/);
         assert.equal(docker(rig.sb, "ps", "-q", "--filter", "label=com.docker.compose.project=backend", "--filter", "label=com.docker.compose.service=backend"), cid, "the container was not recreated");
         return r;
