@@ -263,9 +263,12 @@ export function kubeApi(kubeconfig: string, context?: string, options: { timeout
           return;
         }
         let answered = false;
-        const started = setTimeout(() => req.destroy(Object.assign(new Error("timeout"), { name: "TimeoutError" })), timeoutMs);
+        // Declared ahead of the callbacks that use it: a dynamic provider's closure cannot capture
+        // a binding used before its declaration.
+        const held: { req?: http.ClientRequest } = {};
+        const started = setTimeout(() => held.req?.destroy(Object.assign(new Error("timeout"), { name: "TimeoutError" })), timeoutMs);
         const stop = (): void => {
-          req.destroy();
+          held.req?.destroy();
           resolve({ status: 200, body: undefined, summary: "stopped" });
         };
         signal?.addEventListener("abort", stop, { once: true });
@@ -291,6 +294,7 @@ export function kubeApi(kubeconfig: string, context?: string, options: { timeout
             resolve({ status, body, summary: scrub(summarize(status, body)) });
           });
         });
+        held.req = req;
         req.on("error", (e) => {
           done();
           if (signal?.aborted || answered) {
