@@ -65,6 +65,8 @@ export class ComposeHost extends pulumi.ComponentResource {
   public readonly report: pulumi.Output<string>;
   /** When the deploy last ran on the host; what must be checked after each run depends on it. */
   public readonly deployedAt: pulumi.Output<string>;
+  /** The host's read-only script that reports the project's files and containers (restarts included). */
+  public readonly inspectScript: pulumi.Output<string>;
 
   constructor(name: string, args: ComposeHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super(COMPOSE_HOST_TYPE, name, {}, opts);
@@ -127,6 +129,7 @@ export class ComposeHost extends pulumi.ComponentResource {
     warnTrustOnFirstUse(args.connection, deploy.pinnedHostKey, this);
     this.report = deploy.stdout;
     this.deployedAt = deploy.ranAt;
-    this.registerOutputs({ report: this.report, deployedAt: this.deployedAt });
+    this.inspectScript = inspect;
+    this.registerOutputs({ report: this.report, deployedAt: this.deployedAt, inspectScript: this.inspectScript });
   }
 }

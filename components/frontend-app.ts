@@ -77,6 +77,8 @@ export class FrontendApp extends pulumi.ComponentResource {
   public readonly image: pulumi.Output<string>;
   /** The Deployment's generation: it moves with every change to its spec, a repair included. */
   public readonly generation: pulumi.Output<string>;
+  /** Label selector of this release's pods (its version's), for reading their restarts. */
+  public readonly podSelector: pulumi.Output<string>;
 
   constructor(name: string, args: FrontendAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super(FRONTEND_APP_TYPE, name, {}, opts);
@@ -94,6 +96,8 @@ export class FrontendApp extends pulumi.ComponentResource {
 
     const selector = { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": name };
     const labels = { ...selector, "app.kubernetes.io/part-of": "website", "app.kubernetes.io/managed-by": "pulumi" };
+    const podLabels = { ...labels, "app.kubernetes.io/version": args.version ?? "" };
+    this.podSelector = pulumi.output(args.version ?? "").apply((v) => `app.kubernetes.io/instance=${name},app.kubernetes.io/version=${v}`);
 
     // Deleting a namespace deletes everything in it, so the stack never does.
     const ns = new k8s.core.v1.Namespace(
@@ -156,7 +160,7 @@ export class FrontendApp extends pulumi.ComponentResource {
           selector: { matchLabels: selector },
           strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: rolloutSurge } },
           template: {
-            metadata: { labels: { ...labels, "app.kubernetes.io/version": args.version ?? "" } },
+            metadata: { labels: podLabels },
             spec: {
               imagePullSecrets: pullSecretName ? [{ name: pullSecretName }] : undefined,
               securityContext: runAsNonRoot ? { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001 } : undefined,

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ProbeOptions, ProbeResult, ProbeTarget, probeOnce, probeUntilHealthy, realProbeIo } from "../lib/probe";
+import { RestartSource, describeSource, readRestarts } from "../lib/restarts";
 
 export interface HealthGateArgs {
   /** URLs probed in order; all must be healthy. */
@@ -14,6 +15,11 @@ export interface HealthGateArgs {
   readonly after?: pulumi.Input<string>;
   /** Timing; the deadline defaults to 5 minutes. */
   readonly options?: ProbeOptions;
+  /**
+   * Where the soak reads the restarts of what the gate guards: any restart between its start and
+   * its end fails the gate. Kept secret (it holds credentials). @default restarts are not counted
+   */
+  readonly restarts?: pulumi.Input<RestartSource>;
 }
 
 interface GateInputs {
@@ -21,6 +27,7 @@ interface GateInputs {
   release: string;
   after: string;
   options: ProbeOptions;
+  restarts?: RestartSource;
 }
 
 interface GateOutputs extends GateInputs {
@@ -35,7 +42,9 @@ const inputKey = (g: GateInputs): string => JSON.stringify([g.targets, g.release
 
 async function check(inputs: GateInputs): Promise<GateOutputs> {
   try {
-    const result = await probeUntilHealthy(inputs.targets, inputs.options, realProbeIo());
+    const source = inputs.restarts;
+    const io = source ? { ...realProbeIo(), restarts: () => readRestarts(source), restartsOf: describeSource(source) } : realProbeIo();
+    const result = await probeUntilHealthy(inputs.targets, inputs.options, io);
     return { ...inputs, checkedAt: new Date().toISOString(), elapsedMs: result.elapsedMs, result, drift: [] };
   } catch (e) {
     // A plain Error carries its message across the dynamic provider's RPC boundary.
@@ -72,10 +81,17 @@ class GateResource extends pulumi.dynamic.Resource {
 
   constructor(
     name: string,
-    inputs: { targets: HealthGateArgs["targets"]; release: pulumi.Input<string>; after: pulumi.Input<string>; options: ProbeOptions },
+    inputs: { targets: HealthGateArgs["targets"]; release: pulumi.Input<string>; after: pulumi.Input<string>; options: ProbeOptions; restarts?: pulumi.Input<RestartSource> },
     opts?: pulumi.CustomResourceOptions,
   ) {
-    super(gateProvider, name, { ...inputs, checkedAt: undefined, elapsedMs: undefined, result: undefined, drift: undefined }, opts, GATE_MODULE, GATE_TYPE);
+    super(
+      gateProvider,
+      name,
+      { ...inputs, checkedAt: undefined, elapsedMs: undefined, result: undefined, drift: undefined },
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["restarts"] }),
+      GATE_MODULE,
+      GATE_TYPE,
+    );
   }
 }
 
@@ -103,7 +119,11 @@ export class HealthGate extends pulumi.ComponentResource {
   constructor(name: string, args: HealthGateArgs, opts?: pulumi.ComponentResourceOptions) {
     super("homelab:release:HealthGate", name, {}, opts);
     const options: ProbeOptions = { deadlineMs: 300_000, ...args.options };
-    const gate = new GateResource(gateProbeName(name), { targets: args.targets, release: args.release, after: args.after ?? "", options }, { parent: this });
+    const gate = new GateResource(
+      gateProbeName(name),
+      { targets: args.targets, release: args.release, after: args.after ?? "", options, ...(args.restarts ? { restarts: pulumi.secret(args.restarts) } : {}) },
+      { parent: this },
+    );
     this.checkedAt = gate.checkedAt;
     this.elapsedMs = gate.elapsedMs;
     this.registerOutputs({ checkedAt: this.checkedAt, elapsedMs: this.elapsedMs });

@@ -182,7 +182,7 @@ export const CONFIG_KEYS = {
   gateSoakSeconds: {
     kind: "integer",
     default: 60,
-    description: "After a gate first passes, how long it keeps probing; any failed probe (a crash, a restart, another version answering) in that window fails the stage. 0: pass on the first good answer.",
+    description: "After a gate first passes, how long it keeps probing; any failed probe (a crash, another version answering) or any restart of the part's pods or container in that window fails the stage. 0: pass on the first good answer.",
   },
   gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes (backs off to 10s)." },
   gateTimeoutSeconds: { kind: "integer", default: 5, description: "Timeout of one health probe." },

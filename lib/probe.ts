@@ -1,3 +1,4 @@
+import { RestartSnapshot, restartsBetween } from "./restarts";
 import { VersionMarker, readField, versionAt } from "./version-marker";
 
 /** One URL a health gate checks. */
@@ -42,8 +43,11 @@ export interface ProbeResult {
   readonly healthy: true;
   readonly elapsedMs: number;
   readonly targets: TargetResult[];
-  /** How long every target kept passing after the first pass (the soak), and in how many rounds. */
-  readonly soak?: { readonly ms: number; readonly rounds: number };
+  /**
+   * How long every target kept passing after the first pass (the soak), in how many rounds, and
+   * whether the restarts of what the gate guards were counted (`none`) or why not.
+   */
+  readonly soak?: { readonly ms: number; readonly rounds: number; readonly restarts?: string };
 }
 
 /** What the probe needs from the outside world, so tests can drive time and HTTP. */
@@ -52,6 +56,13 @@ export interface ProbeIo {
   sleep(ms: number): Promise<void>;
   now(): number;
   log?(message: string): void;
+  /**
+   * The restarts of what the gate guards (its pods or containers), read when the soak starts and
+   * when it ends; rejects when they cannot be read. Without it restarts are not counted.
+   */
+  restarts?(): Promise<RestartSnapshot>;
+  /** What `restarts` reads, for messages. */
+  readonly restartsOf?: string;
 }
 
 /** Raised when a target that passed fails again inside the soak. */
@@ -172,6 +183,7 @@ async function soakTargets(targets: readonly ProbeTarget[], opts: ProbeOptions, 
   const attemptTimeout = opts.attemptTimeoutMs ?? 5000;
   const interval = opts.soakIntervalMs ?? 1000;
   const start = io.now();
+  const before = await readRestartsOrWhy(io);
   let rounds = 0;
   while (io.now() - start < soakMs) {
     await io.sleep(Math.min(interval, Math.max(0, soakMs - (io.now() - start))));
@@ -189,8 +201,43 @@ async function soakTargets(targets: readonly ProbeTarget[], opts: ProbeOptions, 
       }
     }
   }
-  io.log?.(`every target kept passing for the ${(soakMs / 1000).toFixed(0)}s soak (${rounds} round(s))`);
-  return { ms: io.now() - start, rounds };
+  const restarts = await countRestarts(before, io, start, soakMs);
+  io.log?.(`every target kept passing for the ${(soakMs / 1000).toFixed(0)}s soak (${rounds} round(s))${restarts ? `; restarts: ${restarts}` : ""}`);
+  return { ms: io.now() - start, rounds, ...(restarts ? { restarts } : {}) };
+}
+
+type Reading = { snapshot: RestartSnapshot } | { why: string };
+
+async function readRestartsOrWhy(io: ProbeIo): Promise<Reading | undefined> {
+  if (!io.restarts) {
+    return undefined;
+  }
+  try {
+    return { snapshot: await io.restarts() };
+  } catch (e) {
+    return { why: (e as Error).message };
+  }
+}
+
+/**
+ * Compares the restarts at the soak's end with its start: a rise throws SoakError. Returns `none`,
+ * or why they were not counted (never the release's fault: a reading that failed is the platform's).
+ */
+async function countRestarts(before: Reading | undefined, io: ProbeIo, start: number, soakMs: number): Promise<string | undefined> {
+  if (!before) {
+    return undefined;
+  }
+  const after = await readRestartsOrWhy(io);
+  if ("why" in before || !after || "why" in after) {
+    const why = "why" in before ? before.why : after && "why" in after ? after.why : "no reading";
+    io.log?.(`restarts in the soak were not counted: ${why}`);
+    return `not counted: ${why}`;
+  }
+  const restarted = restartsBetween(before.snapshot, after.snapshot);
+  if (restarted) {
+    throw new SoakError(io.restartsOf ?? "what the gate guards", restarted, io.now() - start, soakMs);
+  }
+  return "none";
 }
 
 /** One attempt at each target, as a refresh reads a gate: the failures, as `URL: problem`. */

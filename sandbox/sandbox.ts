@@ -18,6 +18,7 @@ import { DemoImages, backendHealthcheck, buildDemoImages } from "./images";
 import { freePort, runningProcess } from "./processes";
 import { RunningRegistry, startRegistry } from "./registry";
 import { Vm, startVm, stopVm } from "./vm";
+import { inlineKubeconfigFiles } from "../lib/kube-api";
 import { VPS_API_KEY_FILE, VPS_APP_PORT, VPS_DATA_PATH, VpsImages, buildVpsImages, vpsAppHealthcheck } from "./vps-images";
 
 /*
@@ -221,7 +222,8 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:registryInsecure": { value: "true" },
     "homelab:registryUsername": { value: sb.registry.username },
     "homelab:registryPassword": { value: sb.registry.password, secret: true },
-    "homelab:kubeconfig": { value: fs.readFileSync(sb.kubeconfig, "utf8"), secret: true },
+    // Its certificates embedded, as k3s writes its kubeconfig: the program reads no other file.
+    "homelab:kubeconfig": { value: inlineKubeconfigFiles(fs.readFileSync(sb.kubeconfig, "utf8"), (f) => fs.readFileSync(f)), secret: true },
     "homelab:publicUrl": { value: sb.ingressUrl },
     "homelab:frontendReplicas": { value: "2" },
     "homelab:frontendPort": { value: "8080" },

@@ -12,6 +12,7 @@ import { composeToYaml, renderBackendCompose } from "../lib/compose";
 import { formatImageRef } from "../lib/image-ref";
 import { RELEASE_PARTS } from "../lib/release";
 import { ProbeOptions, ProbeTarget } from "../lib/probe";
+import { RestartSource } from "../lib/restarts";
 import { HomelabConfig, ReleaseResolution } from "./config";
 import { waitingLine } from "./first-release";
 import { PART } from "./names";
@@ -168,9 +169,17 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
   }
   // Recorded with the promotion, so the ledger says which parts went out unchecked.
   const unverified = (["frontend", "backend"] as const).filter((p) => (p === "frontend" ? !s.frontend.version : !s.backend.versionField));
+  // The soak also counts restarts: a release restarted between two probes can answer them all.
+  const soaks = s.gates.soakSeconds > 0;
   const frontendGate = new HealthGate(
     PART.frontendGate,
-    { targets: frontendTargets, release: frontendImage, after: frontend.generation, options: gateOptions },
+    {
+      targets: frontendTargets,
+      release: frontendImage,
+      after: frontend.generation,
+      options: gateOptions,
+      restarts: soaks ? podRestartSource(secrets.kubeconfig, s.kubeContext, s.namespace, frontend.podSelector) : undefined,
+    },
     { dependsOn: [frontend] },
   );
 
@@ -214,6 +223,7 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
       release: releaseId,
       after: backend.deployedAt,
       options: gateOptions,
+      restarts: soaks ? composeRestartSource(vmCheck.connection, backend.inspectScript, ["backend"]) : undefined,
     },
     { dependsOn: [backend] },
   );
@@ -244,6 +254,23 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
     })),
     imageAutomationExclusions: automation.exclusionList,
   };
+}
+
+function podRestartSource(kubeconfig: pulumi.Input<string>, context: string | undefined, namespace: string, selector: pulumi.Input<string>): pulumi.Output<RestartSource> {
+  return pulumi.all([kubeconfig, selector]).apply(([k, sel]): RestartSource => ({ kind: "pods", kubeconfig: k, ...(context ? { context } : {}), namespace, selector: sel }));
+}
+
+function composeRestartSource(target: SshTarget, inspectScript: pulumi.Input<string>, services: string[]): pulumi.Output<RestartSource> {
+  return pulumi
+    .all([target.host, target.port ?? 22, target.user, target.privateKey, target.hostKey, inspectScript])
+    .apply(([host, port, user, privateKey, hostKey, script]): RestartSource => ({
+      kind: "compose",
+      // Without a host key (none configured, none pinned yet) every connection is refused: the
+      // restarts are then reported as not counted.
+      connection: { host, port, user, privateKey, ...(hostKey ? { hostKey } : {}) },
+      inspectScript: script,
+      services,
+    }));
 }
 
 /** Where the VM reaches its own backend: the address the port is published on, loopback for all of them. */

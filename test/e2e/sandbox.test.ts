@@ -28,6 +28,9 @@ import { requestReconcile } from "../../sandbox/flux-controllers";
 import { ensureDockerEngine } from "../../sandbox/docker-engine";
 import { liveStatus } from "../../deploy/live-status";
 import type { Condition } from "../../deploy/status";
+import { GATE_PROBE_TYPE } from "../../components/health-gate";
+import { RestartSource, readRestarts, restartsBetween } from "../../lib/restarts";
+import { renderInspectScript } from "../../lib/remote-deploy";
 import type { QuickStatus } from "../../deploy/quick-status";
 import type { NotifyEvent } from "../../lib/notify";
 import { acceptedSessions } from "../../bench/sessions";
@@ -215,6 +218,24 @@ describe("sandbox end to end", { concurrency: false }, () => {
     assert.match(await (await fetch(`${sb.ingressUrl}/`)).text(), new RegExp(v1()[0]));
     firstBoot = docker("exec", "homelab-sandbox-backend", "cat", "/data/first-boot.txt");
     assert.ok(firstBoot.length > 0);
+    // Each gate's soak read its part's restarts, the pods through the API, the container over SSH.
+    const deployment = (await stack.exportStack()).deployment as { resources: { type: string; urn: string; outputs?: { result?: { soak?: { restarts?: string } } } }[] };
+    const soaks = deployment.resources.filter((res) => res.type === GATE_PROBE_TYPE).map((res) => [res.urn.split("::").pop(), res.outputs?.result?.soak?.restarts]);
+    assert.deepEqual(soaks.sort(), [["backend-gate-probe", "none"], ["frontend-gate-probe", "none"]]);
+    // What the backend gate's soak reads sees a restart Docker made: the process ends, as in a crash.
+    const source: RestartSource = {
+      kind: "compose",
+      connection: { host: sb.vm.host, port: sb.vm.port, user: sb.vm.user, privateKey: sb.vm.privateKey, hostKey: sb.vm.hostKey },
+      inspectScript: renderInspectScript({ deployDir: path.join(sb.vm.workDir, "backend"), project: "backend", files: ["docker-compose.yml", ".env"] }),
+      services: ["backend"],
+    };
+    const before = await readRestarts(source);
+    const count = (): number => Number(docker("inspect", "-f", "{{.RestartCount}}", "homelab-sandbox-backend"));
+    const counted = count();
+    spawnSync("docker", ["exec", "homelab-sandbox-backend", "/bin/busybox", "kill", "-TERM", "1"], { env: sb.docker.env(), stdio: "ignore" });
+    await waitFor(() => count() > counted, { what: "Docker restarting the backend", timeoutMs: 60_000, intervalMs: 500 });
+    assert.equal(restartsBetween(before, await readRestarts(source)), "backend restarted 1 time(s)");
+    await waitFor(async () => (await health()).status === 200, { what: "the backend answering again", timeoutMs: 60_000, intervalMs: 500 });
   });
 
   timed("2. up again with nothing changed changes nothing and runs no remote command", async () => {
@@ -392,7 +413,7 @@ describe("sandbox end to end", { concurrency: false }, () => {
     }
     assert.equal(r.code, EXIT.rolledBack, r.log);
     assert.match(r.log, /FAILED after [\d.]+s in the backend gate/);
-    assert.match(r.log, /health gate failed in its soak: \S+ passed, then failed [\d.]+s into the \d+s soak/);
+    assert.match(r.log, /health gate failed in its soak: .+ passed, then failed [\d.]+s into the \d+s soak/);
     assert.deepEqual(await health(), { status: 200, version: good[1] });
     assert.match(await (await fetch(`${sb.ingressUrl}/`)).text(), new RegExp(good[0]), "the frontend is back on the last good pair too");
     assert.equal(docker("exec", "homelab-sandbox-backend", "cat", "/data/first-boot.txt"), firstBoot);

@@ -6,6 +6,8 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { processesMentioning } from "../support/leftovers";
+import { inlineKubeconfigFiles } from "../../lib/kube-api";
+import { RestartsUnreadable, readRestarts, restartsBetween } from "../../lib/restarts";
 import { BUSYBOX, HTTPD, PROBE_GREETING, PROBE_PORT as PORT, probeImage } from "../support/probe-image";
 import { toolchainEnv } from "../../toolchain/env";
 import { SandboxCluster, startCluster } from "../../sandbox/cluster";
@@ -165,14 +167,23 @@ describe("sandbox node", () => {
     assert.equal((await fetch(`http://${ip}:${PORT}/missing`, { signal: AbortSignal.timeout(5000) })).status, 404);
   });
 
-  it("restarts a crashing container", async () => {
+  it("restarts a crashing container, and a gate's soak reads the restarts and the last exit through the API", async () => {
     await runPod("crash", { command: [BUSYBOX, "sh", "-c", "echo crashing; exit 3"] });
-    await waitFor(async () => ((await pod("crash")).status?.containerStatuses?.[0]?.restartCount ?? 0) >= 2,
+    // Its certificates embedded, as the stack's kubeconfig has them.
+    const kubeconfig = inlineKubeconfigFiles(fs.readFileSync(cluster.kubeconfig, "utf8"), (f) => fs.readFileSync(f));
+    const source = { kind: "pods" as const, kubeconfig, namespace: "default", selector: "app=crash" };
+    const first = await readRestarts(source);
+    assert.deepEqual(Object.keys(first), ["crash"]);
+    await waitFor(async () => ((await pod("crash")).status?.containerStatuses?.[0]?.restartCount ?? 0) >= (first.crash?.restarts ?? 0) + 2,
       { what: "pod crash restarted twice", timeoutMs: 90_000, intervalMs: 1000 });
     const terminated = (await pod("crash")).status?.containerStatuses?.[0]?.lastState?.terminated;
     assert.equal(terminated?.exitCode, 3);
     const events = await kubectl("get", "events", "--field-selector", "involvedObject.name=crash", "-o", "json");
     assert.match(events, /BackOff/);
+    assert.match(restartsBetween(first, await readRestarts(source)) ?? "", /^crash restarted [2-9] time\(s\) \(last: exit code 3, Error\)$/);
+    // An API server that does not answer is unreadable: the platform's problem, not a restart.
+    const closed = kubeconfig.replace(/server: https:\/\/[^\s]+/, "server: https://127.0.0.1:9");
+    await assert.rejects(readRestarts({ ...source, kubeconfig: closed }, 3000), RestartsUnreadable);
   });
 
   it("leaves no process, mount, interface, iptables chain or container behind when stopped", async () => {

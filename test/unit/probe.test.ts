@@ -167,6 +167,41 @@ describe("the gate's soak", () => {
     assert.equal(r.soak?.rounds, 3);
   });
 
+  it("fails a release whose pods restarted between the soak's start and end though every probe passed, naming the pod, count and last exit", async () => {
+    const readings = [{ "web-1": { restarts: 0 } }, { "web-1": { restarts: 2, lastExit: "exit code 1, Error" } }];
+    const io = { ...fakeIo({ "http://web/": [{ status: 200 }] }), restarts: () => Promise.resolve(readings.shift()!), restartsOf: "the pods app=web in site" };
+    await assert.rejects(
+      probeUntilHealthy([{ url: "http://web/" }], { soakMs: 3000, soakIntervalMs: 1000 }, io),
+      (e: unknown) => {
+        assert.ok(e instanceof SoakError);
+        assert.match(e.message, /^health gate failed in its soak: the pods app=web in site passed, then failed 3\.\ds into the 3s soak: web-1 restarted 2 time\(s\) \(last: exit code 1, Error\)$/);
+        return true;
+      },
+    );
+    assert.equal(readings.length, 0, "read at the soak's start and at its end");
+  });
+
+  it("passes when nothing restarted in the window, restarts from before it included, and says so", async () => {
+    const readings = [{ backend: { restarts: 3 } }, { backend: { restarts: 3 } }];
+    const io = { ...fakeIo({ "http://vm/": [{ status: 200 }] }), restarts: () => Promise.resolve(readings.shift()!) };
+    const r = await probeUntilHealthy([{ url: "http://vm/" }], { soakMs: 2000, soakIntervalMs: 1000 }, io);
+    assert.equal(r.soak?.restarts, "none");
+  });
+
+  it("blames nothing when the restarts cannot be read (the API server down): the soak passes and says why they were not counted", async () => {
+    const readings: (() => Promise<Record<string, { restarts: number }>>)[] = [() => Promise.resolve({ "web-1": { restarts: 0 } }), () => Promise.reject(new Error("the API server https://127.0.0.1:6443 did not answer"))];
+    const io = { ...fakeIo({ "http://web/": [{ status: 200 }] }), restarts: () => readings.shift()!() };
+    const r = await probeUntilHealthy([{ url: "http://web/" }], { soakMs: 2000, soakIntervalMs: 1000 }, io);
+    assert.equal(r.soak?.restarts, "not counted: the API server https://127.0.0.1:6443 did not answer");
+  });
+
+  it("reads no restarts without a soak", async () => {
+    let reads = 0;
+    const io = { ...fakeIo({ "http://web/": [{ status: 200 }] }), restarts: () => Promise.resolve({ x: { restarts: ++reads } }) };
+    await probeUntilHealthy([{ url: "http://web/" }], { soakMs: 0 }, io);
+    assert.equal(reads, 0);
+  });
+
   it("is off at 0: the first good answer passes", async () => {
     const io = fakeIo({ "http://web/": [{ status: 200 }, new Error("never asked")] });
     const r = await probeUntilHealthy([{ url: "http://web/" }], { soakMs: 0 }, io);

@@ -147,6 +147,20 @@ describe("homelab stack", () => {
     assert.deepEqual((record.inputs.release as { unverified?: string[] }).unverified, ["frontend", "backend"]);
   });
 
+  it("gives each gate's soak where to read restarts, kept secret: the release's pods by label, the backend container over the pinned SSH", () => {
+    const front = rec.byName("frontend-gate-probe");
+    assert.ok(front.secretInputs.includes("restarts"));
+    const pods = front.inputs.restarts as { kind: string; namespace: string; selector: string; kubeconfig: string };
+    assert.deepEqual([pods.kind, pods.namespace, pods.selector], ["pods", "website", `app.kubernetes.io/instance=frontend,app.kubernetes.io/version=${TAG_A}`]);
+    assert.ok(pods.kubeconfig.length > 0);
+    const back = rec.byName("backend-gate-probe");
+    assert.ok(back.secretInputs.includes("restarts"));
+    const vm = back.inputs.restarts as { kind: string; services: string[]; inspectScript: string; connection: { hostKey?: string; privateKey: string } };
+    assert.deepEqual([vm.kind, vm.services], ["compose", ["backend"]]);
+    assert.equal(vm.inspectScript, (rec.byName("backend-deploy").inputs as { inspect: string }).inspect);
+    assert.ok(vm.connection.hostKey && vm.connection.privateKey);
+  });
+
   it("orders the release: VM check, frontend, frontend gate, backend, backend gate, record", () => {
     assert.ok(deps("frontend-deployment").includes(urn("backend-vm-check")), "frontend waits for the VM check");
     assert.ok(deps("frontend-gate-probe").includes(urn("frontend-deployment")), "frontend gate waits for the rollout");
