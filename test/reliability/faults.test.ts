@@ -22,12 +22,18 @@ import { Pair, leaksSecret, recordedPair } from "./support";
 
 /*
  * Faults of the platform and of the deploy process, and hostile input: dockerd restarted, the
- * registry down, the API server stopped during the frontend rollout, the VM's sshd stopped, two
- * deploys at once from one checkout and from two, the deploy killed between a failed up and its
- * rollback, and hostile values in the release file and config. Beside remote-run.test.ts, on a
- * sandbox of its own.
+ * registry down, the API server stopped during the frontend rollout and inside its gate's soak,
+ * the VM's sshd stopped, two deploys at once from one checkout and from two, the deploy killed
+ * between a failed up and its rollback, and hostile values in the release file and config. Beside
+ * remote-run.test.ts, on a sandbox of its own.
  */
 useReliabilitySandbox("faults");
+
+/** The ingress serves the frontend page of `tag`. */
+async function servesPage(tag: string): Promise<boolean> {
+  const res = await fetch(`${rig.sb.ingressUrl}/`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+  return res !== undefined && res.ok && (await res.text()).includes(tag);
+}
 
 describe("platform faults during a deploy", { concurrency: false }, () => {
   it("dockerd restarts while the backend deploys", async () => {
@@ -72,6 +78,39 @@ describe("platform faults during a deploy", { concurrency: false }, () => {
       await startCluster(clusterDir, { nodes: 0, log: () => undefined });
       return running;
     });
+  });
+
+  it("the API server stops inside the frontend gate's soak, and is still down when it ends", async () => {
+    let restartsCounted: string | undefined;
+    // A healthy release is promoted on its probes: a count that cannot be read blames nothing.
+    await scenario("API server stopped inside the frontend gate's soak", "fault", [EXIT.promoted], async () => {
+      const { to } = await target("frontend");
+      await release(to);
+      // A soak long enough to stop the API server inside it; the sandbox's own short one again after.
+      const soak = await rig.stack.getConfig("homelab:gateSoakSeconds");
+      await rig.stack.setConfig("homelab:gateSoakSeconds", { value: "15" });
+      const clusterDir = path.join(rig.dir, "sandbox", "cluster");
+      try {
+        const running = deploy();
+        await rolloutStarts(to[0], running);
+        // The gate's first pass is the new page through the ingress: its soak starts then.
+        for (let i = 0; i < 600 && !(await servesPage(to[0])); i++) {
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        await new Promise((r) => setTimeout(r, 2000));
+        const pidFile = path.join(clusterDir, "kwok", "clusters", "homelab", "pids", "kube-apiserver.pid");
+        await stopPid(Number(fs.readFileSync(pidFile, "utf8").trim()));
+        await new Promise((r) => setTimeout(r, 20_000));
+        await startCluster(clusterDir, { nodes: 0, log: () => undefined });
+        const r = await running;
+        const deployment = (await rig.stack.exportStack()).deployment as { resources: { urn: string; outputs?: { result?: { soak?: { restarts?: string } } } }[] };
+        restartsCounted = deployment.resources.find((res) => res.urn.endsWith("::frontend-gate-probe"))?.outputs?.result?.soak?.restarts;
+        return r;
+      } finally {
+        await rig.stack.setConfig("homelab:gateSoakSeconds", soak);
+      }
+    });
+    assert.match(restartsCounted ?? "", /^not counted: /, "the gate's result says why the restarts were not counted");
   });
 
   it("the VM's sshd stops before the backend deploys", async () => {
