@@ -29,7 +29,7 @@ import { Timeline, criticalPath, slowestSteps, stageSeconds, timed } from "./tim
  *   --runs N            runs per figure (default 5)
  *   --frontends 1,5,20  scale points: frontend workloads (with one service)
  *   --services 1,3,10   scale points: services on the VM (with one frontend)
- *   --only a,b          sections: promotion, noop, rollback, peers, evaluation, scale (default all)
+ *   --only a,b          sections: promotion, noop, rollback, soak, peers, evaluation, scale (default all)
  *   --profiles a,b      workload profiles of the peers section: trivial, seed-shaped (default both)
  *   --dir DIR --keep    reuse / keep a sandbox directory (default: a fresh temporary one, removed)
  *   --out DIR           where results.json and BENCHMARKS.md go (default: the repository)
@@ -55,7 +55,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runs: 5, frontends: [1, 5, 20], services: [1, 3, 10], only: new Set(["promotion", "noop", "rollback", "peers", "evaluation", "scale"]), profiles: new Set(["trivial", "seed-shaped"]), keep: false, out: REPO, report: false };
+  const a: Args = { runs: 5, frontends: [1, 5, 20], services: [1, 3, 10], only: new Set(["promotion", "noop", "rollback", "soak", "peers", "evaluation", "scale"]), profiles: new Set(["trivial", "seed-shaped"]), keep: false, out: REPO, report: false };
   const list = (v: string | undefined): number[] => (v ?? "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -316,6 +316,41 @@ async function main(): Promise<void> {
           ratio: ratio(rb.toHealthy, rb.floor),
         };
       }
+    }
+
+    if (args.only.has("soak")) {
+      // The promotion with the production soak (Pulumi.production.yaml) and with the sandbox's
+      // short one, run by run, so the soak's cost is a chosen number, not a surprise.
+      const key = "homelab:gateSoakSeconds";
+      const short = await stack.getConfig(key);
+      const production = 60;
+      const q = { with: [] as number[], without: [] as number[] };
+      try {
+        for (let i = 0; i < args.runs; i++) {
+          await stack.setConfig(key, { value: String(production) });
+          await release(B);
+          const w = await timed(stack, "up");
+          must(w.changes.update !== undefined, "soak: promotion changed nothing");
+          q.with.push(w.seconds);
+          await stack.setConfig(key, short);
+          await release(A);
+          const wo = await timed(stack, "up");
+          must(wo.changes.update !== undefined, "soak: promotion changed nothing");
+          q.without.push(wo.seconds);
+          log(`soak run ${i + 1}: up with a ${production}s soak ${w.seconds.toFixed(1)}s, with ${short.value}s ${wo.seconds.toFixed(1)}s`);
+        }
+      } finally {
+        await stack.setConfig(key, short);
+      }
+      results.soak = {
+        seconds: production,
+        shortSeconds: Number(short.value),
+        with: figure(q.with),
+        without: figure(q.without),
+        cost: figure(q.with.map((w, i) => w - q.without[i])),
+        ratio: ratio(q.with, q.without),
+      };
+      save();
     }
 
     if (args.only.has("peers") && built) {

@@ -96,6 +96,22 @@ export function renderReport(r: BenchResults): string {
     out.push("");
   }
 
+  if (r.soak) {
+    const k = r.soak;
+    out.push("## The soak: what verifying a release costs", "");
+    out.push(
+      `\`pulumi up\` of a new pair with each gate's soak at the production ${k.seconds} s (\`Pulumi.production.yaml\`) and at the sandbox's ${k.shortSeconds} s, which every other section runs with, in the same runs. ` +
+        "The soak keeps probing after a gate first passes and counts the restarts of what it guards; the frontend's comes before the backend deploys, so both add to a promotion.",
+      "",
+    );
+    out.push(row(["what", "median", "runs"]), row(["---", "---:", "---"]));
+    out.push(row([`promotion, ${k.seconds} s soak`, s(k.with), runs(k.with)]));
+    out.push(row([`promotion, ${k.shortSeconds} s soak`, s(k.without), runs(k.without)]));
+    out.push(row(["the soak's cost (per run)", s(k.cost), runs(k.cost)]));
+    out.push(row(["ratio (per run)", x(k.ratio), runs(k.ratio)]));
+    out.push("");
+  }
+
   if (r.peers) {
     out.push("## Peers: the tools a homelab user would run instead, on two workload profiles", "");
     out.push(

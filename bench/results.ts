@@ -93,6 +93,20 @@ export interface BenchResults {
     sshSessions: number[];
     upStages: Record<string, number>;
   };
+  /**
+   * The same promotion (`pulumi up` to a new pair) with the production soak on both gates, and
+   * with the sandbox's short one, run by run.
+   */
+  soak?: {
+    /** The production soak, and the short one the other sections run with. */
+    seconds: number;
+    shortSeconds: number;
+    with: Figure;
+    without: Figure;
+    /** with − without, per run. */
+    cost: Figure;
+    ratio: Figure;
+  };
   rollback?: {
     verdictToHealthy: Figure;
     verdictToExit: Figure;

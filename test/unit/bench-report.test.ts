@@ -95,3 +95,23 @@ describe("bench report", () => {
     assert.match(md, /\| `pulumi up` to the new pair \| 59\.00 s \| 45\.00 s \| 0\.76× \| 58\.00, 60\.00 \/ 44\.00, 46\.00 \|/);
   });
 });
+
+describe("bench report: the soak", () => {
+  const withSoak = [150.2, 148.8, 151.0];
+  const without = [27.1, 26.5, 28.0];
+  const md = renderReport({
+    date: "2026-12-07T00:00:00Z",
+    machine: { cpu: "x", cores: 2, memoryGiB: 24, kernel: "6", node: "v24", loadavgAtStart: [0, 0, 0] },
+    runs: 3,
+    seconds: 900,
+    soak: { seconds: 60, shortSeconds: 1, with: figure(withSoak), without: figure(without), cost: figure(withSoak.map((w, i) => w - without[i])), ratio: ratio(withSoak, without) },
+  });
+
+  it("shows the promotion with the production soak and with the short one, and the cost taken run by run", () => {
+    assert.match(md, /## The soak: what verifying a release costs/);
+    assert.match(md, /\| promotion, 60 s soak \| 150\.20 s \| 150\.20, 148\.80, 151\.00 \|/);
+    assert.match(md, /\| promotion, 1 s soak \| 27\.10 s \| 27\.10, 26\.50, 28\.00 \|/);
+    assert.match(md, /\| the soak's cost \(per run\) \| 123\.00 s \| 123\.10, 122\.30, 123\.00 \|/);
+    assert.match(md, /\| ratio \(per run\) \| 5\.\d\d× \|/);
+  });
+});
