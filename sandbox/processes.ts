@@ -5,6 +5,7 @@ import { spawn } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as net from "net";
+import * as os from "os";
 import * as path from "path";
 
 /** File under a sandbox directory that records what the sandbox started there. */
@@ -296,18 +297,52 @@ export function waitForUrl(
  * A free TCP port on loopback, below the kernel's ephemeral range and Kubernetes' NodePorts: a port the kernel hands to
  * any other process's `listen(0)` or outgoing connection could be taken the moment a sandbox
  * service restarts, and the sandbox's services come back at the address they had.
+ *
+ * A port is free when nothing listens on it, but it is picked well before the service that gets
+ * it listens (a cluster's five ports go to kwokctl together). So each port handed out is reserved
+ * until its service has long started: never twice by this process, and not by another for
+ * PORT_RESERVATION_MS (a file per port in `reservations`), so sandboxes started at once by
+ * different test runners never share one.
  */
-export async function freePort(): Promise<number> {
+export async function freePort(reservations = PORT_RESERVATIONS): Promise<number> {
   // Kubernetes' NodePort range starts at 30000; stay below both.
   const ceiling = Math.min(ephemeralRange()[0], 30000);
   const floor = 20000;
   for (let i = 0; ceiling - floor > 1000 && i < 50; i++) {
     const port = floor + crypto.randomInt(ceiling - floor);
-    if (await canListen(port)) {
+    if (!handedOut.has(port) && reservePort(reservations, port) && (await canListen(port))) {
+      handedOut.add(port);
       return port;
     }
   }
   return listenOn(0);
+}
+
+/** Where ports handed out are reserved, shared by every process of this user on the machine. */
+const PORT_RESERVATIONS = path.join(os.tmpdir(), "homelab-sandbox-ports");
+/** Longer than any sandbox part takes from its port's pick to listening on it. */
+const PORT_RESERVATION_MS = 15 * 60_000;
+const handedOut = new Set<number>();
+
+/** Reserves `port` for this process unless another reserved it within PORT_RESERVATION_MS. */
+export function reservePort(dir: string, port: number): boolean {
+  const file = path.join(dir, String(port));
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    if (Date.now() - fs.statSync(file).mtimeMs < PORT_RESERVATION_MS) {
+      return false;
+    }
+    fs.rmSync(file, { force: true });
+  } catch {
+    // no reservation yet
+  }
+  try {
+    // wx: of two processes reserving at once, one fails here.
+    fs.writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The kernel's ephemeral port range (net.ipv4.ip_local_port_range). */

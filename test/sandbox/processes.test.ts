@@ -6,6 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import {
   freePort,
+  reservePort,
   isAlive,
   readState,
   runningProcess,
@@ -58,6 +59,25 @@ describe("sandbox processes", () => {
     const ports = [await freePort(), await freePort(), await freePort()];
     for (const port of ports) {
       assert.ok(port >= 20000 && port < Math.min(low, 30000), `port ${port} outside [20000, ${Math.min(low, 30000)})`);
+    }
+  });
+
+  it("never hands out a port twice, and a port another process reserved moments ago is not taken", async () => {
+    const reservations = fs.mkdtempSync(path.join(os.tmpdir(), "ports-"));
+    try {
+      const ports: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        ports.push(await freePort(reservations));
+      }
+      assert.equal(new Set(ports).size, ports.length, `a port handed out twice: ${ports.join(" ")}`);
+      assert.deepEqual(fs.readdirSync(reservations).map(Number).sort(), [...ports].sort());
+      // Another process's fresh reservation holds; an old one (its services long started) does not.
+      assert.equal(reservePort(reservations, ports[0]), false);
+      const old = new Date(Date.now() - 60 * 60_000);
+      fs.utimesSync(path.join(reservations, String(ports[0])), old, old);
+      assert.equal(reservePort(reservations, ports[0]), true);
+    } finally {
+      fs.rmSync(reservations, { recursive: true, force: true });
     }
   });
 
