@@ -184,7 +184,7 @@ export const CONFIG_KEYS = {
     default: 60,
     description: "After a gate first passes, how long it keeps probing; any failed probe (a crash, another version answering) or any restart of the part's pods or container in that window fails the stage. 0: pass on the first good answer.",
   },
-  gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes (backs off to 10s)." },
+  gateIntervalSeconds: { kind: "integer", default: 1, description: "First wait between health probes once a gate's first 15 s have passed (backs off to 10s); in those first 15 s a gate probes every 250 ms, so it passes as soon as a part that has just rolled out serves." },
   gateTimeoutSeconds: { kind: "integer", default: 5, description: "Timeout of one health probe." },
   vmStepDeadlineSeconds: {
     kind: "integer",

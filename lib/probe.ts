@@ -21,6 +21,14 @@ export interface ProbeOptions {
   readonly backoff?: number;
   /** @default 10000 */
   readonly maxIntervalMs?: number;
+  /**
+   * For this long after a target's first attempt, probe it every `quickIntervalMs` instead of
+   * backing off: a part that has just rolled out usually serves within seconds, and a grown
+   * back-off would pass it up to a whole interval late. @default 0 (back off from the start)
+   */
+  readonly quickWindowMs?: number;
+  /** @default 250 */
+  readonly quickIntervalMs?: number;
   /** Total deadline for all targets. @default 300000 (5 minutes) */
   readonly deadlineMs?: number;
   /**
@@ -158,12 +166,16 @@ export async function probeUntilHealthy(targets: readonly ProbeTarget[], opts: P
         break;
       }
       const elapsed = io.now() - start;
-      if (elapsed + interval > deadline) {
+      const quick = io.now() - targetStart < (opts.quickWindowMs ?? 0);
+      const wait = quick ? Math.min(interval, opts.quickIntervalMs ?? 250) : interval;
+      if (elapsed + wait > deadline) {
         throw new HealthGateError(target.url, outcome, attempts, elapsed);
       }
-      io.log?.(`${target.url}: ${outcome}; retrying in ${(interval / 1000).toFixed(1)}s`);
-      await io.sleep(interval);
-      interval = Math.min(maxInterval, interval * backoff);
+      io.log?.(`${target.url}: ${outcome}; retrying in ${(wait / 1000).toFixed(1)}s`);
+      await io.sleep(wait);
+      if (!quick) {
+        interval = Math.min(maxInterval, interval * backoff);
+      }
     }
   }
   const soak = await soakTargets(targets, opts, io);

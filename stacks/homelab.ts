@@ -152,6 +152,9 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
   const gateOptions: ProbeOptions = {
     deadlineMs: s.gates.deadlineSeconds * 1000,
     intervalMs: s.gates.intervalSeconds * 1000,
+    // A part that has just rolled out serves within seconds: the gate follows it closely then.
+    quickWindowMs: 15_000,
+    quickIntervalMs: 250,
     attemptTimeoutMs: s.gates.timeoutSeconds * 1000,
     soakMs: s.gates.soakSeconds * 1000,
   };

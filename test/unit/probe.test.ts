@@ -34,6 +34,14 @@ describe("health probe", () => {
     assert.deepEqual(io.slept, [1000, 2000]);
   });
 
+  it("probes every 250 ms in its quick window after the first attempt, then backs off as before", async () => {
+    const io = fakeIo({ "http://a/": [...Array.from({ length: 10 }, () => ({ status: 503 })), { status: 200 }] });
+    const r = await probeUntilHealthy([{ url: "http://a/" }], { intervalMs: 1000, backoff: 2, maxIntervalMs: 8000, quickWindowMs: 2000, quickIntervalMs: 250 }, io);
+    assert.equal(r.targets[0].attempts, 11);
+    // Eight quick waits fill the 2 s window (each attempt also takes the fake's 10 ms), then 1 s, 2 s: the back-off did not grow inside the window.
+    assert.deepEqual(io.slept, [250, 250, 250, 250, 250, 250, 250, 250, 1000, 2000]);
+  });
+
   it("fails after the deadline naming the URL, last outcome, attempts and time", async () => {
     const io = fakeIo({ "http://b/api/health": [{ status: 500 }] });
     await assert.rejects(
