@@ -343,6 +343,8 @@ async function main(): Promise<void> {
         await stack.setConfig(key, short);
       }
       results.soak = {
+        // Alone, the section is merged into an earlier run's results: it carries its own date.
+        ...(args.only.size === 1 ? { date: new Date().toISOString() } : {}),
         seconds: production,
         shortSeconds: Number(short.value),
         with: figure(q.with),

@@ -101,7 +101,8 @@ export function renderReport(r: BenchResults): string {
     out.push("## The soak: what verifying a release costs", "");
     out.push(
       `\`pulumi up\` of a new pair with each gate's soak at the production ${k.seconds} s (\`Pulumi.production.yaml\`) and at the sandbox's ${k.shortSeconds} s, which every other section runs with, in the same runs. ` +
-        "The soak keeps probing after a gate first passes and counts the restarts of what it guards; the frontend's comes before the backend deploys, so both add to a promotion.",
+        "The soak keeps probing after a gate first passes and counts the restarts of what it guards; the frontend's comes before the backend deploys, so both add to a promotion." +
+        (k.date ? ` Measured on ${k.date.slice(0, 10)} in a run of its own (\`npm run bench -- --only soak\`).` : ""),
       "",
     );
     out.push(row(["what", "median", "runs"]), row(["---", "---:", "---"]));

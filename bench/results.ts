@@ -98,6 +98,8 @@ export interface BenchResults {
    * with the sandbox's short one, run by run.
    */
   soak?: {
+    /** When it was measured, where that differs from the rest of the file's run (`--only soak` merged in). */
+    date?: string;
     /** The production soak, and the short one the other sections run with. */
     seconds: number;
     shortSeconds: number;
