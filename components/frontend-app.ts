@@ -56,7 +56,9 @@ export interface FrontendAppArgs {
   /**
    * How long a pod that is leaving keeps serving before it is told to stop: the ingress
    * controller needs a moment to see it gone from the Service's endpoints, and until then still
-   * sends it requests. A `preStop` sleep, inside a termination grace period that fits it. @default 5
+   * sends it requests. A `preStop` sleep, inside a termination grace period that fits it. On a
+   * busy node that takes well over 5 s, and a request sent to a pod already gone hangs until its
+   * client gives up. @default 15
    */
   readonly drainSeconds?: number;
 }
@@ -91,7 +93,7 @@ export class FrontendApp extends pulumi.ComponentResource {
     const runAsNonRoot = args.runAsNonRoot ?? true;
     const className = args.ingress.className ?? "traefik";
     const timeout = args.rolloutTimeoutSeconds ?? 300;
-    const drainSeconds = args.drainSeconds ?? 5;
+    const drainSeconds = args.drainSeconds ?? 15;
     const backendService = "backend-service";
 
     const selector = { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": name };

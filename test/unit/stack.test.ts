@@ -54,8 +54,8 @@ describe("homelab stack", () => {
     // Every new pod at once, no old one gone before a new one is ready.
     assert.deepEqual(spec.strategy.rollingUpdate, { maxUnavailable: 0, maxSurge: "100%" });
     // A leaving pod serves on while Traefik drops it from its endpoints, inside its grace period.
-    assert.deepEqual(c.lifecycle, { preStop: { sleep: { seconds: 5 } } });
-    assert.equal(spec.template.spec.terminationGracePeriodSeconds, 35);
+    assert.deepEqual(c.lifecycle, { preStop: { sleep: { seconds: 15 } } });
+    assert.equal(spec.template.spec.terminationGracePeriodSeconds, 45);
     assert.equal(spec.template.metadata.labels["app.kubernetes.io/version"], TAG_A);
     assert.deepEqual(spec.selector.matchLabels, { "app.kubernetes.io/name": "frontend", "app.kubernetes.io/instance": "frontend" });
     assert.equal((d.inputs.metadata as any).namespace, "website");
