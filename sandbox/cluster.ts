@@ -6,6 +6,7 @@ import * as YAML from "yaml";
 import { toolchainEnv } from "../toolchain/env";
 import { freePort, waitFor } from "./processes";
 import { kubeClient } from "./kube";
+import { inlineKubeconfigFiles } from "../lib/kube-api";
 
 const run = promisify(execFile);
 
@@ -119,6 +120,11 @@ export async function startCluster(dir: string, opts: { name?: string; nodes?: n
       await kwok("delete", "cluster").catch((e: unknown) => log(`cluster: delete failed: ${(e as Error).message}`));
     },
   };
+}
+
+/** The kubeconfig at `file` with its certificate files embedded, as k3s writes its own. */
+export function embeddedKubeconfig(file: string): string {
+  return inlineKubeconfigFiles(fs.readFileSync(file, "utf8"), (f) => fs.readFileSync(f));
 }
 
 /** Deletes the cluster kwokctl runs in `dir` (stopping its processes), if there is one. */

@@ -4,7 +4,7 @@ import * as path from "path";
 import { ConfigMap, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { listConfig } from "../lib/stack-config";
 import { cacheDir, ensureToolchain, toolchainEnv } from "../toolchain/env";
-import { startCluster, stopCluster } from "./cluster";
+import { embeddedKubeconfig, startCluster, stopCluster } from "./cluster";
 import { SandboxNode, startNode, stopNode } from "./node";
 import { SandboxTraefik, startTraefik, stopTraefik } from "./traefik";
 import { ensureVmAddress, removeVmAddress } from "./vm-address";
@@ -18,7 +18,6 @@ import { DemoImages, backendHealthcheck, buildDemoImages } from "./images";
 import { freePort, runningProcess } from "./processes";
 import { RunningRegistry, startRegistry } from "./registry";
 import { Vm, startVm, stopVm } from "./vm";
-import { inlineKubeconfigFiles } from "../lib/kube-api";
 import { VPS_API_KEY_FILE, VPS_APP_PORT, VPS_DATA_PATH, VpsImages, buildVpsImages, vpsAppHealthcheck } from "./vps-images";
 
 /*
@@ -223,7 +222,7 @@ export function sandboxConfig(sb: Sandbox): ConfigMap {
     "homelab:registryUsername": { value: sb.registry.username },
     "homelab:registryPassword": { value: sb.registry.password, secret: true },
     // Its certificates embedded, as k3s writes its kubeconfig: the program reads no other file.
-    "homelab:kubeconfig": { value: inlineKubeconfigFiles(fs.readFileSync(sb.kubeconfig, "utf8"), (f) => fs.readFileSync(f)), secret: true },
+    "homelab:kubeconfig": { value: embeddedKubeconfig(sb.kubeconfig), secret: true },
     "homelab:publicUrl": { value: sb.ingressUrl },
     "homelab:frontendReplicas": { value: "2" },
     "homelab:frontendPort": { value: "8080" },

@@ -17,7 +17,7 @@ import { cloneProject, serverFile } from "../../sandbox/checkout";
 import { commitToServer } from "../../sandbox/git-server";
 import { readReleaseState } from "../../lib/release";
 import { runDeployCli, userPulumiEnv } from "../support/user-env";
-import { inlineKubeconfigFiles } from "../../lib/kube-api";
+import { embeddedKubeconfig } from "../../sandbox/cluster";
 
 /*
  * A new homelab's first day, from nothing: the registry holds no image of the stack's
@@ -219,7 +219,7 @@ describe("a homelab's first day, from nothing", { concurrency: false }, () => {
     // The user's secrets, as init printed them.
     pulumi(["config", "set", "--stack", STACK, "--secret", "homelab:registryPassword"], project, sb.registry.password);
     // As a user copies k3s's kubeconfig: its certificates embedded.
-    pulumi(["config", "set", "--stack", STACK, "--secret", "homelab:kubeconfig"], project, inlineKubeconfigFiles(fs.readFileSync(sb.kubeconfig, "utf8"), (f) => fs.readFileSync(f)));
+    pulumi(["config", "set", "--stack", STACK, "--secret", "homelab:kubeconfig"], project, embeddedKubeconfig(sb.kubeconfig));
     pulumi(["config", "set", "--stack", STACK, "--secret", "homelab:vmPrivateKey"], project, sb.vm.privateKey);
     pulumi(["config", "set", "--stack", STACK, "--secret", "homelab:gitDeployKey"], project, sb.git.privateKey);
     pulumi(["config", "set", "--stack", STACK, "--secret", "homelab:backendEnv"], project, JSON.stringify({ PORT: String(sb.backendPort) }));

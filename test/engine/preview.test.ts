@@ -10,8 +10,7 @@ import { ensureFluxManifests } from "../../sandbox/flux-manifests";
 import { HOST_KEY, TAG_A, TAG_B, fakePrivateKey } from "../support/fixtures";
 import { updateReleaseFile } from "../../lib/release";
 import { LocalStack, createLocalStack } from "../support/local-stack";
-import { SandboxCluster, startCluster } from "../../sandbox/cluster";
-import { inlineKubeconfigFiles } from "../../lib/kube-api";
+import { SandboxCluster, embeddedKubeconfig, startCluster } from "../../sandbox/cluster";
 import { RunningRegistry, startRegistry } from "../support/registry";
 
 /*
@@ -59,7 +58,7 @@ before(async () => {
   );
   cluster = await startCluster(path.join(work, "cluster"), { nodes: 1, log: () => undefined });
   // Its certificates embedded, as k3s writes it: the client key's data is then a secret to look for.
-  const kubeconfig = inlineKubeconfigFiles(fs.readFileSync(cluster.kubeconfig, "utf8"), (f) => fs.readFileSync(f));
+  const kubeconfig = embeddedKubeconfig(cluster.kubeconfig);
   clientKeyData = /client-key-data: (\S+)/.exec(kubeconfig)?.[1] ?? "";
   const publicUrl = `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`;
   const config: ConfigMap = {

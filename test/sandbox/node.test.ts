@@ -6,11 +6,10 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { processesMentioning } from "../support/leftovers";
-import { inlineKubeconfigFiles } from "../../lib/kube-api";
 import { RestartsUnreadable, readRestarts, restartsBetween } from "../../lib/restarts";
 import { BUSYBOX, HTTPD, PROBE_GREETING, PROBE_PORT as PORT, probeImage } from "../support/probe-image";
 import { toolchainEnv } from "../../toolchain/env";
-import { SandboxCluster, startCluster } from "../../sandbox/cluster";
+import { SandboxCluster, embeddedKubeconfig, startCluster } from "../../sandbox/cluster";
 import { PAUSE_IMAGE, SandboxNode, podNetns, startNode } from "../../sandbox/node";
 import { pushImage } from "../../sandbox/oci";
 import { CommandRun, runCommand, waitFor } from "../../sandbox/processes";
@@ -170,7 +169,7 @@ describe("sandbox node", () => {
   it("restarts a crashing container, and a gate's soak reads the restarts and the last exit through the API", async () => {
     await runPod("crash", { command: [BUSYBOX, "sh", "-c", "echo crashing; exit 3"] });
     // Its certificates embedded, as the stack's kubeconfig has them.
-    const kubeconfig = inlineKubeconfigFiles(fs.readFileSync(cluster.kubeconfig, "utf8"), (f) => fs.readFileSync(f));
+    const kubeconfig = embeddedKubeconfig(cluster.kubeconfig);
     const source = { kind: "pods" as const, kubeconfig, namespace: "default", selector: "app=crash" };
     const first = await readRestarts(source);
     assert.deepEqual(Object.keys(first), ["crash"]);
