@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { Stack } from "@pulumi/pulumi/automation";
 import { kubeClient } from "../sandbox/kube";
 import { freePort } from "../sandbox/processes";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../sandbox/sandbox";
@@ -20,6 +20,7 @@ import { scalePoint, scaleStack } from "./scale-stack";
 import { countSessions } from "./sessions";
 import { figure, ratio } from "./stats";
 import { Timeline, criticalPath, slowestSteps, stageSeconds, timed } from "./timeline";
+import { CACHE as TRANSPILE_CACHE } from "../bin/transpile";
 
 /*
  * `npm run bench`: the program's costs on the sandbox against the floor of doing the same by hand,
@@ -210,7 +211,7 @@ async function main(): Promise<void> {
 
     if (args.only.has("promotion") || args.only.has("noop") || args.only.has("rollback")) {
       const p = { cliUp: [] as number[], floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], up: [] as number[], deploy: [] as number[], upSessions: [] as number[], deploySessions: [] as number[], timelines: [] as Timeline[] };
-      const n = { up: [] as number[], preview: [] as number[], previewChecked: [] as number[], empty: [] as number[], sessions: [] as number[], timelines: [] as Timeline[] };
+      const n = { up: [] as number[], preview: [] as number[], previewFresh: [] as number[], empty: [] as number[], sessions: [] as number[], timelines: [] as Timeline[] };
       const rb = { toHealthy: [] as number[], toExit: [] as number[], failedUp: [] as number[], floor: [] as number[] };
       for (let i = 0; i < args.runs; i++) {
         log(`run ${i + 1}/${args.runs}`);
@@ -246,17 +247,16 @@ async function main(): Promise<void> {
         const pv = await timed(stack, "preview");
         must(Object.keys(pv.changes).length === 0, `no-op preview shows changes: ${JSON.stringify(pv.changes)}`);
         n.preview.push(pv.seconds);
-        // The same preview with ts-node type-checking the program, as before the toolchain turned it off.
-        (stack.workspace as LocalWorkspace).envVars.PULUMI_NODEJS_TRANSPILE_ONLY = "false";
-        n.previewChecked.push((await timed(stack, "preview")).seconds);
-        (stack.workspace as LocalWorkspace).envVars.PULUMI_NODEJS_TRANSPILE_ONLY = "true";
+        // The same preview with the program's transpile cache emptied, as the first run after a change to every file.
+        fs.rmSync(TRANSPILE_CACHE, { recursive: true, force: true });
+        n.previewFresh.push((await timed(stack, "preview")).seconds);
         const nu = await countSessions(sshdLog, () => timed(stack, "up"));
         must(Object.keys(nu.result.changes).length === 0, `no-op up changed ${JSON.stringify(nu.result.changes)}`);
         n.up.push(nu.result.seconds);
         n.sessions.push(nu.sessions);
         n.timelines.push(nu.result);
         n.empty.push((await timed(empty, "preview")).seconds);
-        log(`run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s, up ${up.result.seconds.toFixed(1)}s (${up.sessions} ssh), deploy ${dep.result.seconds.toFixed(1)}s, no-op preview ${pv.seconds.toFixed(1)}s (type-checked ${n.previewChecked[i].toFixed(1)}s), up ${nu.result.seconds.toFixed(1)}s, providers-only preview ${n.empty[i].toFixed(1)}s`);
+        log(`run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s, up ${up.result.seconds.toFixed(1)}s (${up.sessions} ssh), deploy ${dep.result.seconds.toFixed(1)}s, no-op preview ${pv.seconds.toFixed(1)}s (transpile cache empty ${n.previewFresh[i].toFixed(1)}s), up ${nu.result.seconds.toFixed(1)}s, providers-only preview ${n.empty[i].toFixed(1)}s`);
 
         if (args.only.has("rollback")) {
           const r = await rollback(B[0], A);
@@ -301,8 +301,8 @@ async function main(): Promise<void> {
         emptyPreview: figure(n.empty),
         upRatio: ratio(n.up, n.empty),
         previewRatio: ratio(n.preview, n.empty),
-        previewTypeChecked: figure(n.previewChecked),
-        typeCheckCut: ratio(n.previewChecked, n.preview),
+        previewFreshTranspile: figure(n.previewFresh),
+        freshTranspileCost: ratio(n.previewFresh, n.preview),
         sshSessions: n.sessions,
         upStages: stageSeconds(medianRun(n.timelines)),
       };

@@ -69,7 +69,12 @@ export function renderReport(r: BenchResults): string {
     out.push(row(["`pulumi preview`, providers only", s(n.emptyPreview), "", "", runs(n.emptyPreview)]));
     out.push(row(["`pulumi preview`, nothing changed", s(n.preview), s(n.emptyPreview), x(n.previewRatio), runs(n.preview)]));
     out.push(row(["`pulumi up`, nothing changed", s(n.up), s(n.emptyPreview), x(n.upRatio), runs(n.up)]));
-    out.push(row(["`pulumi preview`, nothing changed, ts-node type-checking the program", s(n.previewTypeChecked), s(n.preview), x(n.typeCheckCut), runs(n.previewTypeChecked)]));
+    if (n.previewTypeChecked && n.typeCheckCut) {
+      out.push(row(["`pulumi preview`, nothing changed, ts-node type-checking the program", s(n.previewTypeChecked), s(n.preview), x(n.typeCheckCut), runs(n.previewTypeChecked)]));
+    }
+    if (n.previewFreshTranspile && n.freshTranspileCost) {
+      out.push(row(["`pulumi preview`, nothing changed, the program's transpile cache emptied first", s(n.previewFreshTranspile), s(n.preview), x(n.freshTranspileCost), runs(n.previewFreshTranspile)]));
+    }
     out.push("", `SSH sessions per no-op \`up\`: ${n.sshSessions.join(", ")}.`, "");
     out.push(
       `Median no-op \`up\`: ${Object.entries(n.upStages)

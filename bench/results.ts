@@ -87,9 +87,12 @@ export interface BenchResults {
     emptyPreview: Figure;
     upRatio: Figure;
     previewRatio: Figure;
-    /** The same no-op preview with ts-node type-checking the program, and its ratio to the one without. */
-    previewTypeChecked: Figure;
-    typeCheckCut: Figure;
+    /** The same no-op preview with ts-node type-checking the program, and its ratio to the one without (runs before bin/transpile.js). */
+    previewTypeChecked?: Figure;
+    typeCheckCut?: Figure;
+    /** The same no-op preview with the program's transpile cache emptied first, and its ratio to the one with it. */
+    previewFreshTranspile?: Figure;
+    freshTranspileCost?: Figure;
     sshSessions: number[];
     upStages: Record<string, number>;
   };

@@ -12,7 +12,7 @@ const REPO = path.resolve(__dirname, "..");
 /** Where the program keeps its release file, in this repository and in the git server's. */
 export const RELEASE_PATH = "flux/clusters/production/release.yaml";
 /** What a stack's program needs from this repository, linked into a checkout (not copied, not committed). */
-const PROGRAM_ENTRIES = ["index.ts", "components", "crds", "lib", "providers", "remote", "stacks", "package.json", "tsconfig.json", "Pulumi.yaml", "node_modules"];
+const PROGRAM_ENTRIES = ["index.ts", "bin", "components", "crds", "lib", "providers", "remote", "stacks", "package.json", "tsconfig.json", "Pulumi.yaml", "node_modules"];
 /** Image automation's author, as the program configures it by default. */
 export const BOT = { name: "fluxcdbot", email: "fluxcdbot@users.noreply.github.com" } as const;
 

@@ -1,0 +1,2 @@
+/** Where transpiled TypeScript is kept, one file per source content. */
+export declare const CACHE: string;
