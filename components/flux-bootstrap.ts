@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { GitRepository, Kustomization } from "../crds/flux";
-import { FLUX_SYNC_NAME, FluxControllers, fluxGitAuthData, fluxInstallObjects, fluxSyncObjects, readFluxManifests } from "../lib/flux-install";
+import { FLUX_SIGNERS_NAME, FLUX_SYNC_NAME, FluxControllers, fluxGitAuthData, fluxInstallObjects, fluxSignersData, fluxSyncObjects, readFluxManifests } from "../lib/flux-install";
 
 /** Where Flux's install manifests (CRDs and controllers) come from. */
 export type FluxManifestSource =
@@ -36,6 +36,11 @@ export interface FluxBootstrapArgs {
   readonly deployKey?: pulumi.Input<string>;
   /** known_hosts line of the git server, required with a deploy key. */
   readonly knownHosts?: pulumi.Input<string>;
+  /**
+   * SSH public keys, as authorized_keys lines, one of which must have signed the branch's head
+   * commit for Flux to apply it (the GitRepository's verify). @default none: not verified
+   */
+  readonly verifySigners?: string;
   /** How long the Kustomization waits for what it applied to become healthy. @default "5m" */
   readonly timeout?: string;
 }
@@ -95,7 +100,19 @@ export class FluxBootstrap extends pulumi.ComponentResource {
       );
     }
 
-    const sync = fluxSyncObjects({ gitUrl: args.gitUrl, namespace: ns, branch, path, interval, timeout, secretName });
+    let verifySecretName: string | undefined;
+    if (args.verifySigners !== undefined) {
+      verifySecretName = FLUX_SIGNERS_NAME;
+      installed.push(
+        new k8s.core.v1.Secret(
+          `${name}-signers`,
+          { metadata: { name: verifySecretName, namespace: ns }, type: "Opaque", stringData: fluxSignersData(args.verifySigners) },
+          { parent: this, dependsOn: installed.slice() },
+        ),
+      );
+    }
+
+    const sync = fluxSyncObjects({ gitUrl: args.gitUrl, namespace: ns, branch, path, interval, timeout, secretName, verifySecretName });
     const repo = new GitRepository(`${name}-source`, sync.gitRepository, { parent: this, dependsOn: installed });
     new Kustomization(`${name}-sync`, sync.kustomization, { parent: this, dependsOn: [repo] });
 

@@ -41,7 +41,12 @@ export interface ImageAutomationArgs {
   readonly namespace?: string;
   /** Stop writing release commits while releases are frozen (Flux's `spec.suspend`). @default false */
   readonly suspend?: boolean;
+  /** SSH private key (a secret) each automation commit is signed with. @default none: unsigned */
+  readonly signingKey?: pulumi.Input<string>;
 }
+
+/** The Secret holding the key image automation signs its commits with. */
+export const SIGNING_KEY_SECRET = "image-automation-signing";
 
 /** Lists each changed image as `old -> new` in the automation's commit message. */
 export const COMMIT_MESSAGE_TEMPLATE = `chore(release): update image tags
@@ -130,6 +135,18 @@ export class ImageAutomation extends pulumi.ComponentResource {
       );
     }
 
+    const signing: pulumi.Resource[] = [];
+    if (args.signingKey !== undefined) {
+      signing.push(
+        new k8s.core.v1.Secret(
+          `${name}-signing-key`,
+          // `identity`: where image-automation-controller reads an SSH signing key.
+          { metadata: { name: SIGNING_KEY_SECRET, namespace: ns }, type: "Opaque", stringData: { identity: pulumi.secret(args.signingKey) } },
+          { parent: this },
+        ),
+      );
+    }
+
     new ImageUpdateAutomation(
       `${name}-update`,
       {
@@ -139,7 +156,11 @@ export class ImageAutomation extends pulumi.ComponentResource {
           sourceRef: { kind: "GitRepository", name: args.gitRepositoryName },
           git: {
             checkout: { ref: { branch } },
-            commit: { author: { name: args.author.name, email: args.author.email }, messageTemplate: COMMIT_MESSAGE_TEMPLATE },
+            commit: {
+              author: { name: args.author.name, email: args.author.email },
+              messageTemplate: COMMIT_MESSAGE_TEMPLATE,
+              ...(args.signingKey !== undefined ? { signingKey: { secretRef: { name: SIGNING_KEY_SECRET }, type: "ssh" as const } } : {}),
+            },
             push: { branch },
           },
           update: { path, strategy: "Setters" },
@@ -147,7 +168,7 @@ export class ImageAutomation extends pulumi.ComponentResource {
           ...(args.suspend ? { suspend: true } : {}),
         },
       },
-      { parent: this, dependsOn: policies },
+      { parent: this, dependsOn: [...policies, ...signing] },
     );
 
     this.policyNames = pulumi.output(args.images.map((i) => i.name));

@@ -24,6 +24,8 @@ export interface GitRepositorySpec {
   interval: pulumi.Input<string>;
   secretRef?: LocalRef;
   timeout?: pulumi.Input<string>;
+  /** Signatures the head commit (HEAD), its tag or both must carry, by a key in the Secret. */
+  verify?: { mode: "HEAD" | "Tag" | "TagAndHEAD"; secretRef: LocalRef };
 }
 
 export interface KustomizationSpec {
@@ -56,7 +58,12 @@ export interface ImageUpdateAutomationSpec {
   sourceRef: { kind: "GitRepository"; name: pulumi.Input<string> };
   git: {
     checkout: { ref: { branch: pulumi.Input<string> } };
-    commit: { author: { name: pulumi.Input<string>; email: pulumi.Input<string> }; messageTemplate: string };
+    commit: {
+      author: { name: pulumi.Input<string>; email: pulumi.Input<string> };
+      messageTemplate: string;
+      /** Sign each commit with the key in the Secret: `identity` for ssh, `git.asc` for gpg. */
+      signingKey?: { secretRef: LocalRef; type: "gpg" | "ssh" };
+    };
     push: { branch: pulumi.Input<string> };
   };
   update: { path: pulumi.Input<string>; strategy: "Setters" };

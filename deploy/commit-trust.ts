@@ -129,3 +129,8 @@ export function vetIncoming(cfg: StackConfig, unattended: boolean): (co: Checkou
   const policy: TrustPolicy = { signers: setting(cfg, "trustedSigners") || undefined, unattended };
   return (co, from, to) => checkIncoming(co.root, co.file, from, to, policy);
 }
+
+/** The signers the commits a deploy makes must be signed by: with homelab:fluxVerifyCommits, Flux refuses any other head. */
+export function commitSigners(cfg: StackConfig): string | undefined {
+  return setting(cfg, "fluxVerifyCommits") === "true" ? setting(cfg, "trustedSigners") || undefined : undefined;
+}

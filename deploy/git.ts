@@ -2,6 +2,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { publicKeyOf, signerKeys } from "../lib/allowed-signers";
 import { parseScpAddress, scpToSshUrl } from "../lib/flux-install";
 
 /** A git command that failed, with what git said. */
@@ -56,13 +57,68 @@ export interface Checkout {
   readonly branch: string;
   /** The remote-tracking ref of the branch. */
   readonly upstream: string;
+  /** Commits made here are signed (git's own signing set-up), for a Flux that verifies the head. */
+  readonly sign?: boolean;
+}
+
+/** The public key (`keytype base64`) git's `user.signingkey` names for SSH signing, if it can be read. */
+function signingPublicKey(root: string, value: string): string | undefined {
+  if (value.startsWith("key::")) {
+    return value.slice(5).trim().split(/\s+/).slice(0, 2).join(" ");
+  }
+  const file = path.resolve(root, value.replace(/^~(?=\/)/, os.homedir()));
+  const read = (f: string): string | undefined => {
+    try {
+      return fs.readFileSync(f, "utf8");
+    } catch {
+      return undefined;
+    }
+  };
+  const text = read(file);
+  if (text === undefined) {
+    return undefined;
+  }
+  if (text.includes("PRIVATE KEY-----")) {
+    return publicKeyOf(text) ?? read(`${file}.pub`)?.trim().split(/\s+/).slice(0, 2).join(" ");
+  }
+  return text.trim().split(/\s+/).slice(0, 2).join(" ");
+}
+
+/**
+ * Why commits made in the checkout would not carry an SSH signature by one of `signers`
+ * (allowed-signers text), or undefined when they would: git signs with gpg.format ssh and the
+ * user.signingkey it is given.
+ */
+export function commitSigningProblem(root: string, signers: string): string | undefined {
+  const get = (key: string): string => {
+    try {
+      return git(root, ["config", "--get", key]).trim();
+    } catch {
+      return "";
+    }
+  };
+  const format = get("gpg.format");
+  if (format !== "ssh") {
+    return `git signs with ${format || "openpgp (gpg.format unset)"}, not ssh: git config gpg.format ssh`;
+  }
+  const keyValue = get("user.signingkey");
+  if (!keyValue) {
+    return "git's user.signingkey is unset: git config user.signingkey <your key>.pub, a key of homelab:trustedSigners";
+  }
+  const key = signingPublicKey(root, keyValue);
+  if (key === undefined) {
+    return `git's user.signingkey ${JSON.stringify(keyValue)} cannot be read`;
+  }
+  return signerKeys(signers).includes(key) ? undefined : `git's user.signingkey (${key}) is not one of homelab:trustedSigners`;
 }
 
 /**
  * Checks that `workDir` is a clone of `gitUrl` on `branch`, fetches the branch and fast-forwards
  * to it, so the release file read next is the one in git. Refuses (throws) a checkout whose release
  * file has changes not committed, or whose branch has commits the server does not have, and
- * whatever `vet` throws for the commits the fast-forward would bring (see commit-trust.ts).
+ * whatever `vet` throws for the commits the fast-forward would bring (see commit-trust.ts). With
+ * `signers` (Flux verifies the head), refuses a checkout whose git would not sign with one of
+ * them, and the commits made in it are signed.
  */
 export function syncCheckout(
   workDir: string,
@@ -70,6 +126,7 @@ export function syncCheckout(
   gitUrl: string,
   branch: string,
   vet: (co: Checkout, from: string, to: string) => void = () => undefined,
+  signers?: string,
 ): Checkout {
   let root: string;
   try {
@@ -110,7 +167,13 @@ export function syncCheckout(
   if (ahead !== "0") {
     throw new GitError(`${branch} has ${ahead} commit(s) that origin does not: push them (git push) or drop them before deploying`);
   }
-  const co = { root, file, branch, upstream };
+  if (signers !== undefined) {
+    const problem = commitSigningProblem(root, signers);
+    if (problem) {
+      throw new GitError(`homelab:fluxVerifyCommits is on, so the commits this deploy makes (a rollback, a release) must be signed by a key of homelab:trustedSigners, or Flux refuses the branch: ${problem}`);
+    }
+  }
+  const co = { root, file, branch, upstream, sign: signers !== undefined };
   // What the fast-forward would bring is vetted before the working tree moves.
   vet(co, git(root, ["rev-parse", "HEAD"]).trim(), git(root, ["rev-parse", upstream]).trim());
   git(root, ["merge", "--ff-only", "--quiet", upstream]);
@@ -146,7 +209,7 @@ export function commitFileChange(co: Checkout, base: string, change: (text: stri
     git(co.root, ["read-tree", base], { env });
     git(co.root, ["update-index", "--cacheinfo", `${mode},${blob},${co.file}`], { env });
     const tree = git(co.root, ["write-tree"], { env }).trim();
-    return git(co.root, ["commit-tree", tree, "-p", base, "-F", "-"], { input: message, env: identity(co.root) }).trim();
+    return git(co.root, ["commit-tree", ...(co.sign ? ["-S"] : []), tree, "-p", base, "-F", "-"], { input: message, env: identity(co.root) }).trim();
   } finally {
     fs.rmSync(path.dirname(index), { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import { LocalWorkspace, Stack, StackNotFoundError } from "@pulumi/pulumi/automa
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { PromotedRelease } from "../components/release-record";
 import { REMOTE_SCRIPT_TYPE } from "../providers/remote-script";
-import { vetIncoming } from "./commit-trust";
+import { commitSigners, vetIncoming } from "./commit-trust";
 import { EngineRun, up } from "./engine";
 import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
 import { Release, releaseTags } from "../lib/release";
@@ -176,7 +176,7 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     let release: Release;
     try {
       // Vetted with the signers of the checkout as it was: what the fast-forward brings cannot vouch for itself.
-      co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"), vetIncoming(cfg, opts.unattended ?? false));
+      co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"), vetIncoming(cfg, opts.unattended ?? false), commitSigners(cfg));
       if (pending) {
         finishRollbackCommit(co, pending);
       }

@@ -1,5 +1,5 @@
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
-import { vetIncoming } from "./commit-trust";
+import { commitSigners, vetIncoming } from "./commit-trust";
 import { Checkout, commitFileChange, fetchUpstream, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
 import { LockHeld, acquireDeployLock } from "./lock";
 import { EXIT } from "./outcome";
@@ -24,7 +24,7 @@ export async function openReleaseCheckout(opts: { stack: string; workDir: string
     return EXIT.refused;
   }
   try {
-    const co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"), vetIncoming(cfg, false));
+    const co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"), vetIncoming(cfg, false), commitSigners(cfg));
     return { stack, cfg, co, base: fetchUpstream(co) };
   } catch (e) {
     say(`REFUSED: ${(e as Error).message}`);

@@ -4,6 +4,8 @@
  * blank lines and `#` comments allowed.
  */
 
+import { ParsedKey, utils } from "ssh2";
+
 const KEY_TYPES = [
   "ssh-ed25519",
   "ssh-rsa",
@@ -40,4 +42,41 @@ export function allowedSignersProblem(text: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** One signer line's principals and key (`keytype base64`), options and comment left out. */
+function signerKey(line: string): { principals: string; key: string } | undefined {
+  const words = line.split(/\s+/);
+  const at = words.findIndex((w) => KEY_TYPES.includes(w));
+  return at < 1 || words[at + 1] === undefined ? undefined : { principals: words[0], key: `${words[at]} ${words[at + 1]}` };
+}
+
+/** The public keys (`keytype base64`) the signers name. */
+export function signerKeys(text: string): string[] {
+  return signerLines(text).flatMap((l) => signerKey(l)?.key ?? []);
+}
+
+/**
+ * The signers as authorized_keys lines (`keytype base64 principals`): the form in which Flux's
+ * source-controller takes the SSH keys it verifies commit signatures with.
+ */
+export function signersAsAuthorizedKeys(text: string): string {
+  return signerLines(text)
+    .flatMap((l) => {
+      const s = signerKey(l);
+      return s ? [`${s.key} ${s.principals}`] : [];
+    })
+    .join("\n")
+    .concat("\n");
+}
+
+/** The public key (`keytype base64`) of an unencrypted SSH private key; undefined when it is not one. */
+export function publicKeyOf(privateKey: string): string | undefined {
+  const parsed = utils.parseKey(privateKey);
+  if (parsed instanceof Error) {
+    return undefined;
+  }
+  // A file holding several keys parses to a list; the first is the signing key git would use.
+  const key: ParsedKey = Array.isArray(parsed) ? (parsed as ParsedKey[])[0] : parsed;
+  return key.isPrivateKey() ? `${key.type} ${key.getPublicSSH().toString("base64")}` : undefined;
 }

@@ -3,7 +3,7 @@ import { FLUX_CONTROLLERS, FluxControllers, fluxGitUrl, parseScpAddress, scpAddr
 import { ImageRef, checkTag, parseImageRef } from "./image-ref";
 import { timestampGroupProblem } from "./image-policy";
 import { VersionMarker, parseVersionMarker } from "./version-marker";
-import { allowedSignersProblem } from "./allowed-signers";
+import { allowedSignersProblem, publicKeyOf, signerKeys, signersAsAuthorizedKeys } from "./allowed-signers";
 import { parseNotifyTargets } from "./notify";
 import {
   absolutePathProblem,
@@ -163,6 +163,17 @@ export const CONFIG_KEYS = {
     description:
       "Keys whose SSH-signed commits the deploy runs, one a line as git's gpg.ssh.allowedSignersFile has them ('principal keytype base64'); a commit none of them signed may change the release file alone. Unset: --watch takes only release-file changes, and a deploy run by hand takes the branch as it is.",
   },
+  fluxVerifyCommits: {
+    kind: "boolean",
+    default: false,
+    description:
+      "Flux applies the branch only while its head commit is signed by a key of trustedSigners (SSH signatures, its GitRepository's verify); image automation then signs its commits with fluxSigningKey, and the rollback commits the deploy makes must be signed too (git's commit signing set up in the checkout).",
+  },
+  fluxSigningKey: {
+    kind: "secret",
+    default: "",
+    description: "Private SSH key (no passphrase) image automation signs its commits with, needed with fluxVerifyCommits; its public key must be one of trustedSigners.",
+  },
   imageScanInterval: { kind: "string", default: "1m", description: "How often Flux scans the registry for new tags." },
   commitAuthorName: { kind: "string", default: "fluxcdbot", description: "Author of image automation commits." },
   commitAuthorEmail: { kind: "string", default: "fluxcdbot@users.noreply.github.com", description: "Email of image automation commits." },
@@ -299,6 +310,8 @@ export interface HomelabSettings {
     readonly interval: string;
     readonly knownHosts?: string;
     readonly imageScanInterval: string;
+    /** With homelab:fluxVerifyCommits: the trusted signers as authorized_keys lines, whose signatures Flux requires on the branch head. */
+    readonly verifySigners?: string;
     readonly author: { readonly name: string; readonly email: string };
   };
   readonly gates: { readonly deadlineSeconds: number; readonly intervalSeconds: number; readonly timeoutSeconds: number; readonly soakSeconds: number };
@@ -313,6 +326,8 @@ export interface HomelabSecrets {
   readonly kubeconfig: string;
   readonly vmPrivateKey: string;
   readonly gitDeployKey?: string;
+  /** The SSH key image automation signs its commits with (homelab:fluxVerifyCommits). */
+  readonly fluxSigningKey?: string;
   readonly backendEnv: Record<string, string>;
 }
 
@@ -532,7 +547,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
   }
 
 
-  str("trustedSigners", false, allowedSignersProblem);
+  const trustedSigners = str("trustedSigners", false, allowedSignersProblem);
 
   secret("notify", false, (v) => {
     try {
@@ -602,6 +617,20 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
     const versionPath = str("frontendVersionPath", true, (v) => (/^\/[A-Za-z0-9._~/-]*$/.test(v) ? undefined : "is not a URL path")) ?? "/";
     const frontendVersion = markerText === undefined ? undefined : { marker: parseVersionMarker(markerText), path: versionPath };
 
+    const verifyCommits = bool("fluxVerifyCommits");
+    if (verifyCommits && rawValue("trustedSigners") === undefined) {
+      problems.push(`${full("fluxVerifyCommits")}: true needs ${full("trustedSigners")}, the keys whose signed commits Flux then applies`);
+    }
+    const signingKey = secret("fluxSigningKey", verifyCommits, (v) => {
+      const key = publicKeyOf(v);
+      if (key === undefined) {
+        return "is not an SSH private key without a passphrase";
+      }
+      // The public half is not secret: naming it tells which key is meant.
+      return trustedSigners !== undefined && !signerKeys(trustedSigners).includes(key)
+        ? `has the public key ${key}, which is not one of ${full("trustedSigners")}: Flux would refuse image automation's signed commits`
+        : undefined;
+    });
     const settings: HomelabSettings = {
       registry: {
         host: str("registry", true, hostPortProblem) ?? "",
@@ -663,6 +692,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         interval: str("gitInterval", true, intervalProblem(10)) ?? "",
         knownHosts: str("gitKnownHosts", gitIsSsh, (v) => (/^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) \S+$/.test(v.trim()) ? undefined : "is not a known_hosts line 'host type key'")),
         imageScanInterval: str("imageScanInterval", true, intervalProblem(10)) ?? "",
+        verifySigners: verifyCommits && trustedSigners !== undefined ? signersAsAuthorizedKeys(trustedSigners) : undefined,
         author: {
           name: str("commitAuthorName", true, plainTextProblem) ?? "",
           email: str("commitAuthorEmail", true, (v) => (/^[^\s@"'`$\\]+@[^\s@"'`$\\]+$/.test(v) ? undefined : "is not an email address")) ?? "",
@@ -682,6 +712,7 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
       kubeconfig: secret("kubeconfig", true, (v) => (/apiVersion|clusters/.test(v) ? undefined : "is not a kubeconfig")) ?? "",
       vmPrivateKey: secret("vmPrivateKey", true, privateKeyProblem) ?? "",
       gitDeployKey: secret("gitDeployKey", gitIsSsh, privateKeyProblem),
+      fluxSigningKey: signingKey,
       backendEnv: envText ? (JSON.parse(envText) as Record<string, string>) : {},
     };
     homelab = { settings, secrets };

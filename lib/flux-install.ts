@@ -102,6 +102,8 @@ export interface FluxSyncOptions<S> {
   readonly timeout: string;
   /** Secret holding the deploy key and known_hosts; none for a public https repository. */
   readonly secretName?: string;
+  /** Secret holding the SSH keys the head commit must be signed by (fluxSignersData); none: not verified. */
+  readonly verifySecretName?: string;
 }
 
 /**
@@ -115,7 +117,14 @@ export function fluxSyncObjects<S>(o: FluxSyncOptions<S>) {
       apiVersion: "source.toolkit.fluxcd.io/v1",
       kind: "GitRepository",
       metadata,
-      spec: { url: o.gitUrl, ref: { branch: o.branch }, interval: o.interval, secretRef: o.secretName ? { name: o.secretName } : undefined },
+      spec: {
+        url: o.gitUrl,
+        ref: { branch: o.branch },
+        interval: o.interval,
+        secretRef: o.secretName ? { name: o.secretName } : undefined,
+        // HEAD: the commit the branch points to must carry a signature by one of the Secret's keys.
+        ...(o.verifySecretName ? { verify: { mode: "HEAD" as const, secretRef: { name: o.verifySecretName } } } : {}),
+      },
     },
     kustomization: {
       apiVersion: "kustomize.toolkit.fluxcd.io/v1",
@@ -131,6 +140,17 @@ export function fluxSyncObjects<S>(o: FluxSyncOptions<S>) {
       },
     },
   };
+}
+
+/** The Secret of the keys the flux-system GitRepository verifies its head commit's signature with. */
+export const FLUX_SIGNERS_NAME = "flux-system-signers";
+
+/**
+ * The signers Secret's data: SSH public keys in authorized_keys lines, under a name ending in
+ * `.sshpub`, which source-controller reads as SSH keys (other names as OpenPGP keyrings).
+ */
+export function fluxSignersData<S>(authorizedKeys: S): { "signers.sshpub": S } {
+  return { "signers.sshpub": authorizedKeys };
 }
 
 /** The deploy-key Secret's data, under the keys source-controller reads for ssh:// repositories. */

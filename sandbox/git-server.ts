@@ -259,6 +259,7 @@ export async function commitToServer(
   files: Record<string, string>,
   message: string,
   author: { name: string; email: string } = SANDBOX_AUTHOR,
+  opts: { signingKeyFile?: string } = {},
 ): Promise<string> {
   const names = Object.keys(files);
   for (const f of names) {
@@ -293,7 +294,9 @@ export async function commitToServer(
     if (names.length > 0) {
       await git(work, ["add", "--", ...names], env);
     }
-    await git(work, ["commit", "--quiet", "--allow-empty", "--no-verify", "-m", message], env);
+    // With a key: signed as git signs with SSH keys (gpg.format ssh), the way a trusted person's commit is.
+    const sign = opts.signingKeyFile ? ["-c", "gpg.format=ssh", "-c", `user.signingkey=${opts.signingKeyFile}`, "commit", "-S"] : ["commit"];
+    await git(work, [...sign, "--quiet", "--allow-empty", "--no-verify", "-m", message], env);
     await git(work, ["push", "--quiet", "origin", `HEAD:refs/heads/${server.branch}`], env);
     return (await git(work, ["rev-parse", "HEAD"], env)).stdout.trim();
   } finally {

@@ -16,13 +16,14 @@
  * - ImageUpdateAutomation: clones its GitRepository (ssh:// with the deploy key and the pinned
  *   known_hosts of the GitRepository's Secret) on `git.checkout.ref.branch`, rewrites the setter
  *   markers under `update.path` (lib/setters.ts: only YAML files, only the marked values), commits
- *   as `git.commit.author` with `git.commit.messageTemplate` rendered, and pushes to
+ *   as `git.commit.author` with `git.commit.messageTemplate` rendered (signed with the SSH key of
+ *   `git.commit.signingKey` when it has type `ssh`), and pushes to
  *   `git.push.branch`; a push that is not a fast-forward is fetched, redone and retried. Nothing
  *   changed, nothing committed. `spec.suspend` skips it; `spec.policySelector.matchLabels` is honoured.
  *
  * What it does not play: intervals (`spec.interval`, the reconcile annotation) beyond its own
  * loop; semver policies (skipped, saying so); digest reflection (`digestReflectionPolicy`, so a
- * `:digest` marker is left alone); signature verification, commit signing (`signingKey`), push
+ * `:digest` marker is left alone); signature verification, OpenPGP commit signing (`signingKey` of type `gpg`), push
  * refspecs and options, `policySelector.matchExpressions`, cross-namespace ACLs, cloud provider
  * auth, proxies and TLS client certificates; checkouts by tag, semver or commit; https git with a
  * password; Go-only regular expression syntax beyond `(?P<name>…)`. Templates beyond
@@ -389,7 +390,7 @@ interface ImageUpdateAutomationObject {
     sourceRef: { kind?: string; name: string; namespace?: string };
     git?: {
       checkout?: { ref?: { branch?: string; tag?: string; semver?: string; commit?: string; name?: string } };
-      commit?: { author?: { name?: string; email?: string }; messageTemplate?: string };
+      commit?: { author?: { name?: string; email?: string }; messageTemplate?: string; signingKey?: { secretRef?: { name?: string }; type?: string } };
       push?: { branch?: string; refspec?: string };
     };
     update?: { path?: string; strategy?: string };
@@ -759,6 +760,27 @@ async function runAutomation(
     return fail("InvalidSourceConfiguration", `Secret ${gitNs}/${gitRepo.spec.secretRef.name} lacks identity or known_hosts`);
   }
 
+  let signingKey: string | undefined;
+  const signing = automation.spec.git?.commit?.signingKey;
+  if (signing) {
+    if (signing.type !== "ssh") {
+      return fail("InvalidSourceConfiguration", `signingKey of type ${JSON.stringify(signing.type ?? "gpg")} is not played by this stand-in: only type ssh`);
+    }
+    let data: Record<string, string>;
+    try {
+      data = await secretData(client, ns, signing.secretRef?.name ?? "");
+    } catch (e) {
+      return fail("InvalidSourceConfiguration", (e as Error).message);
+    }
+    if (!data.identity) {
+      return fail("InvalidSourceConfiguration", `signing Secret ${ns}/${signing.secretRef?.name ?? ""} lacks identity`);
+    }
+    if (data.password) {
+      return fail("InvalidSourceConfiguration", "a signing key with a password is not played by this stand-in");
+    }
+    signingKey = data.identity;
+  }
+
   const values = setterValues(inScope);
   const template = automation.spec.git?.commit?.messageTemplate ?? "";
   let result: GitUpdate;
@@ -772,6 +794,7 @@ async function runAutomation(
       updatePath: automation.spec.update?.path ?? ".",
       values,
       author,
+      signingKey,
       message: (changes) => renderCommitMessage(template, changes) ?? fallbackCommitMessage(changes),
       beforePush: ctx.beforePush,
     });
@@ -817,6 +840,8 @@ interface GitUpdateInput {
   readonly updatePath: string;
   readonly values: ReadonlyMap<string, string>;
   readonly author: { readonly name: string; readonly email: string };
+  /** SSH private key each commit is signed with (git's SSH signatures); unsigned without. */
+  readonly signingKey?: string;
   readonly message: (changes: readonly SetterChange[]) => string;
   readonly beforePush?: (attempt: number) => Promise<void>;
 }
@@ -889,6 +914,11 @@ async function updateGit(input: GitUpdateInput): Promise<GitUpdate> {
   const knownHostsFile = path.join(tmp, "known_hosts");
   fs.writeFileSync(keyFile, input.identity.endsWith("\n") ? input.identity : `${input.identity}\n`, { mode: 0o600 });
   fs.writeFileSync(knownHostsFile, input.knownHosts.endsWith("\n") ? input.knownHosts : `${input.knownHosts}\n`, { mode: 0o600 });
+  const signingKeyFile = path.join(tmp, "signing-key");
+  if (input.signingKey !== undefined) {
+    fs.writeFileSync(signingKeyFile, input.signingKey.endsWith("\n") ? input.signingKey : `${input.signingKey}\n`, { mode: 0o600 });
+  }
+  const sign = input.signingKey !== undefined ? ["-c", "gpg.format=ssh", "-c", `user.signingkey=${signingKeyFile}`] : [];
   const ssh = [
     "ssh", "-F", "/dev/null", "-i", keyFile,
     "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
@@ -927,7 +957,7 @@ async function updateGit(input: GitUpdateInput): Promise<GitUpdate> {
       fs.writeFileSync(messageFile, message);
       await must(["add", "--", ...files]);
       // Verbatim: the message is stored as rendered, as upstream's go-git commit stores it.
-      await must(["commit", "--quiet", "--no-verify", "--cleanup=verbatim", "-F", messageFile]);
+      await must([...sign, "commit", ...(sign.length > 0 ? ["-S"] : []), "--quiet", "--no-verify", "--cleanup=verbatim", "-F", messageFile]);
       const commit = await must(["rev-parse", "HEAD"]);
       attempts++;
       await input.beforePush?.(attempts);

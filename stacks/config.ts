@@ -13,6 +13,7 @@ export interface HomelabSecretInputs {
   readonly kubeconfig: pulumi.Output<string>;
   readonly vmPrivateKey: pulumi.Output<string>;
   readonly gitDeployKey?: pulumi.Output<string>;
+  readonly fluxSigningKey?: pulumi.Output<string>;
   readonly backendEnv: pulumi.Output<Record<string, string>>;
 }
 
@@ -127,6 +128,7 @@ export function loadConfig(projectDir: string = process.cwd()): StackConfig {
         kubeconfig: pulumi.secret(secrets.kubeconfig),
         vmPrivateKey: pulumi.secret(secrets.vmPrivateKey),
         gitDeployKey: secrets.gitDeployKey === undefined ? undefined : pulumi.secret(secrets.gitDeployKey),
+        fluxSigningKey: secrets.fluxSigningKey === undefined ? undefined : pulumi.secret(secrets.fluxSigningKey),
         backendEnv: pulumi.secret(secrets.backendEnv),
       },
     };

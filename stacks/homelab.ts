@@ -71,6 +71,7 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
       interval: s.flux.interval,
       deployKey: secrets.gitDeployKey,
       knownHosts: s.flux.knownHosts,
+      verifySigners: s.flux.verifySigners,
       protect: s.protect,
     },
     { providers: [cluster] },
@@ -96,6 +97,7 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
       author: s.flux.author,
       // A freeze in the release file stops release commits piling up while it lasts.
       suspend: release.frozen !== undefined,
+      signingKey: secrets.fluxSigningKey,
     },
     { providers: [cluster], dependsOn: [flux] },
   );

@@ -5,7 +5,8 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { processesMentioning } from "../support/leftovers";
-import { FLUX_SYNC_NAME, fluxGitAuthData, fluxSyncObjects } from "../../lib/flux-install";
+import { signersAsAuthorizedKeys } from "../../lib/allowed-signers";
+import { FLUX_SIGNERS_NAME, FLUX_SYNC_NAME, fluxGitAuthData, fluxSignersData, fluxSyncObjects } from "../../lib/flux-install";
 import { updateReleaseFile } from "../../lib/release";
 import { toolchainPaths } from "../../toolchain/env";
 import { BOT, RELEASE_PATH, serverFile } from "../../sandbox/checkout";
@@ -33,6 +34,7 @@ let server: GitServer;
 let flux: SandboxFluxControllers;
 
 interface Condition { type: string; status: string; reason?: string; message?: string }
+const condition = (o: FluxObject | undefined, type: string): Condition | undefined => o?.status?.conditions?.find((c) => c.type === type);
 interface FluxObject { status?: { conditions?: Condition[]; artifact?: { revision?: string }; lastAppliedRevision?: string; lastHandledReconcileAt?: string } }
 
 async function kubectl(...args: string[]): Promise<string> {
@@ -148,6 +150,62 @@ describe("sandbox flux", () => {
     process.stderr.write(`flux: GitRepository ${cond.reason}: ${cond.message}\n`);
     assert.match(cond.message ?? "", /ssh: handshake failed: knownhosts: key mismatch/, `${cond.reason}: ${cond.message}`);
     assert.match((await releaseConfigMap())?.data?.backend ?? "", /:main-1234567-1764547200$/);
+  });
+
+  it("with verify on, applies only a head commit signed by a trusted key: an unsigned head and one signed by another key stay out, a trusted one reaches the cluster", async () => {
+    await apply("flux-auth", [gitAuth(server.knownHosts)]);
+    const key = path.join(dir, "signer");
+    const made = await runCommand("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "release-signer", "-f", key]);
+    assert.equal(made.status, 0, made.stderr);
+    // homelab:trustedSigners as a user writes it (git's allowed signers), turned into Flux's Secret as the program does.
+    const trustedSigners = `# who may sign\nrelease-signer@homelab.test ${fs.readFileSync(`${key}.pub`, "utf8").trim().split(" ").slice(0, 2).join(" ")}\n`;
+    const sync = fluxSyncObjects({
+      gitUrl: server.url, namespace: FLUX_NAMESPACE, branch: server.branch, path: "./flux/clusters/production", interval: "1m", timeout: "1m",
+      secretName: FLUX_SYNC_NAME, verifySecretName: FLUX_SIGNERS_NAME,
+    });
+    await apply("flux-verify", [
+      { apiVersion: "v1", kind: "Secret", metadata: { name: FLUX_SIGNERS_NAME, namespace: FLUX_NAMESPACE }, type: "Opaque", stringData: fluxSignersData(signersAsAuthorizedKeys(trustedSigners)) },
+      sync.gitRepository,
+    ]);
+
+    const unsigned = await commitTags("main-aaaaaaa-1764554400", "main-bbbbbbb-1764554400");
+    const asked = await requestReconcile(cluster.kubeconfig, "GitRepository", FLUX_SYNC_NAME);
+    await waitFor(async () => {
+      const repo = await gitRepository();
+      return repo?.status?.lastHandledReconcileAt === asked && condition(repo, "SourceVerified")?.status === "False";
+    }, { what: "the GitRepository refusing the unsigned head", timeoutMs: 60_000, intervalMs: 250, logFile: flux.logs.source });
+    const refused = condition(await gitRepository(), "SourceVerified")!;
+    process.stderr.write(`flux: unsigned head: ${refused.reason}: ${refused.message}\n`);
+    assert.match(refused.message ?? "", new RegExp(`signature verification of commit '${unsigned}' failed`), `${refused.reason}: ${refused.message}`);
+    assert.doesNotMatch((await releaseConfigMap())?.data?.backend ?? "", /main-bbbbbbb/);
+
+    // Signed, but by a key the signers do not list (the deploy key, which a pusher may hold).
+    const untrusted = await commitToServer(server, { "README.md": "signed by someone else\n" }, "Signed by an untrusted key", BOT, { signingKeyFile: server.privateKeyFile });
+    const askedAgain = await requestReconcile(cluster.kubeconfig, "GitRepository", FLUX_SYNC_NAME);
+    await waitFor(async () => {
+      const repo = await gitRepository();
+      return repo?.status?.lastHandledReconcileAt === askedAgain && (condition(repo, "SourceVerified")?.message ?? "").includes(untrusted);
+    }, { what: "the GitRepository refusing the head signed by an untrusted key", timeoutMs: 60_000, intervalMs: 250, logFile: flux.logs.source });
+    const other = condition(await gitRepository(), "SourceVerified")!;
+    process.stderr.write(`flux: head signed by an untrusted key: ${other.reason}: ${other.message}\n`);
+    assert.equal(other.status, "False");
+    assert.match(other.message ?? "", /unable to verify payload with any of the given authorized keys/, `${other.reason}: ${other.message}`);
+
+    const signed = await commitToServer(
+      server,
+      { [RELEASE_PATH]: updateReleaseFile(serverFile(server), { tags: { frontend: "main-ccccccc-1764558000", backend: "main-ddddddd-1764558000" } }) },
+      "Release signed by a trusted key",
+      { name: "Release Signer", email: "release-signer@homelab.test" },
+      { signingKeyFile: key },
+    );
+    await requestReconcile(cluster.kubeconfig, "GitRepository", FLUX_SYNC_NAME);
+    await waitFor(async () => (await releaseConfigMap())?.data?.backend?.endsWith(":main-ddddddd-1764558000") === true, {
+      what: "the signed release in the cluster", timeoutMs: 60_000, intervalMs: 250, logFile: flux.logs.kustomize,
+    });
+    const repo = await gitRepository();
+    assert.ok(repo?.status?.artifact?.revision?.endsWith(signed));
+    assert.equal(condition(repo, "SourceVerified")?.status, "True");
+    assert.match(condition(repo, "SourceVerified")?.message ?? "", new RegExp(`verified signature of\\s+- commit '${signed}' with key 'SHA256:`));
   });
 
   it("stops both controllers by PID: nothing of theirs left running", async () => {

@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { COMMIT_MESSAGE_TEMPLATE, exclusionPattern } from "../../components/image-automation";
+import { COMMIT_MESSAGE_TEMPLATE, SIGNING_KEY_SECRET, exclusionPattern } from "../../components/image-automation";
 import { IMAGE_API } from "../../crds/flux";
 import { DEFAULT_TAG_PATTERN } from "../../lib/config";
 import { renderDockerConfigJson } from "../../lib/dockerconfig";
@@ -46,6 +46,7 @@ const FRONTEND_NEXT = "main-2222222-1950000000";
 const BACKEND_OLD = "main-eeeeeee-1650000000";
 const BACKEND_NEWEST = "main-0000001-1750000000";
 const BACKEND_NEXT = "main-3333333-1960000000";
+const BACKEND_SIGNED = "main-4444444-1970000000";
 
 const NOTES = "flux/clusters/production/NOTES.txt";
 const ELSEWHERE = "apps/other/release.yaml";
@@ -298,6 +299,34 @@ describe("image automation's stand-in", () => {
     assert.equal((await git("rev-parse", `${automation.commit}^`)).trim(), other);
     assert.equal(serverFile(server, "README.md"), "someone else's change\n");
     assert.equal(serverFile(server), releaseWith(FRONTEND_NEWEST, BACKEND_NEXT));
+  });
+
+  it("signs its commit with the SSH key of git.commit.signingKey (type ssh), and refuses an OpenPGP key it does not play", async () => {
+    const key = path.join(dir, "signing");
+    const made = await runCommand("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", AUTHOR.email, "-f", key]);
+    assert.equal(made.status, 0, made.stderr);
+    const signers = path.join(dir, "allowed_signers");
+    fs.writeFileSync(signers, `${AUTHOR.email} ${fs.readFileSync(`${key}.pub`, "utf8").trim().split(" ").slice(0, 2).join(" ")}\n`);
+    await apply("signing-key", [{ apiVersion: "v1", kind: "Secret", metadata: { name: SIGNING_KEY_SECRET, namespace: NS }, type: "Opaque", stringData: { identity: fs.readFileSync(key, "utf8") } }]);
+    const automation = objectPath("imageupdateautomations", "flux-system");
+
+    await kube().patch(automation, { spec: { git: { commit: { signingKey: { secretRef: { name: SIGNING_KEY_SECRET }, type: "gpg" } } } } });
+    await registry.push("backend", BACKEND_SIGNED);
+    const start = await head();
+    const refused = await pass();
+    assert.match(refused.automations[0].error ?? "", /signingKey of type "gpg" is not played by this stand-in: only type ssh/);
+    assert.equal(await head(), start, "nothing pushed unsigned");
+
+    await kube().patch(automation, { spec: { git: { commit: { signingKey: { type: "ssh" } } } } });
+    const signed = (await pass()).automations[0];
+    assert.equal(signed.error, undefined);
+    assert.ok(signed.commit);
+    assert.equal(serverFile(server), releaseWith(FRONTEND_NEWEST, BACKEND_SIGNED));
+    // git itself checks the signature against the signer, as Flux's source-controller does with the same key.
+    const verified = await runCommand("git", ["--git-dir", server.repository, "-c", `gpg.ssh.allowedSignersFile=${signers}`, "verify-commit", signed.commit]);
+    assert.equal(verified.status, 0, verified.stderr);
+    assert.match(verified.stderr, new RegExp(`Good "git" signature for ${AUTHOR.email.replace(/\./g, "\\.")} with ED25519 key`));
+    await kube().patch(automation, { spec: { git: { commit: { signingKey: null } } } });
   });
 
   it("leaves no clone or key of its own behind", () => {
