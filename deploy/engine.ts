@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { ENGINE_RUN_VAR } from "./engine-run";
-import { LockHolder, lockHolders, recordHolder, removeDeadDeployLocks } from "./lock";
+import { LockHolder, lockHolders, recordEngine, removeDeadDeployLocks } from "./lock";
 import { redact } from "./rollback-commit";
 
 /**
@@ -200,18 +200,11 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
             : new Error(`could not run ${opts.pulumi ?? "pulumi"} (${e.message}): install the Pulumi CLI and put it on PATH`, { cause: e }),
         ),
       );
-      // The engine takes the stack's lock as it starts: who holds it is recorded beside it.
-      let identity: string | undefined;
-      const recorder = opts.lock
-        ? setInterval(() => {
-            identity = recordHolder({ project: opts.lock!.project, stack: opts.lock!.stack.split("/").pop()! }, engineRun);
-            if (identity) {
-              clearInterval(recorder);
-            }
-          }, 250)
-        : undefined;
+      // Recorded now, before the engine can take the stack's lock: a deploy killed at any moment
+      // after leaves a lock whose holder the next deploy can judge.
+      const identity =
+        opts.lock && child.pid !== undefined ? recordEngine({ project: opts.lock.project, stack: opts.lock.stack.split("/").pop()! }, child.pid, engineRun) : undefined;
       child.on("close", (c) => {
-        clearInterval(recorder);
         if (identity) {
           fs.rmSync(identity, { force: true });
         }

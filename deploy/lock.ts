@@ -109,9 +109,31 @@ export function identityFile(lockFile: string): string | undefined {
   return m ? path.join(m[1], "homelab-lock-holders", `${m[2]}.json`) : undefined;
 }
 
+/**
+ * Where a deploy records an engine it starts for a stack (see recordEngine), beside the identities
+ * of that stack's locks.
+ */
+function engineRecordFile(holdersDir: string, pid: number): string {
+  return path.join(holdersDir, `engine-${pid}.json`);
+}
+
+/**
+ * What was recorded of the process holding `lockFile` with `pid`: the identity its taker wrote
+ * beside the lock, else the record of the engine its deploy started (written before the engine
+ * could take any lock, so a deploy killed the moment its engine locks the stack is still judged).
+ */
+export function holderIdentity(lockFile: string, pid: number): HolderIdentity | undefined {
+  const perLock = identityFile(lockFile);
+  if (!perLock) {
+    return undefined;
+  }
+  const id = readIdentity(perLock) ?? readIdentity(engineRecordFile(path.dirname(perLock), pid));
+  return id && id.pid === pid ? id : undefined;
+}
+
 /** What a taker recorded of a file backend lock's holder, if anything. */
 function recordedHolder(h: LockHolder): HolderIdentity | undefined {
-  return h.url.startsWith("file://") ? readIdentity(identityFile(fileURLToPath(h.url.replace(/\?.*$/, "")))) : undefined;
+  return h.url.startsWith("file://") ? holderIdentity(fileURLToPath(h.url.replace(/\?.*$/, "")), h.pid) : undefined;
 }
 
 function readIdentity(file: string | undefined): HolderIdentity | undefined {
@@ -135,13 +157,13 @@ export function staleLockFile(
   hostname = os.hostname(),
   isAlive = alive,
   here: HostIdentity = thisSystem(),
-  identityOf: (lockFile: string) => HolderIdentity | undefined = (f) => readIdentity(identityFile(f)),
+  identityOf: (lockFile: string, pid: number) => HolderIdentity | undefined = holderIdentity,
 ): string | undefined {
   if (!holder.url.startsWith("file://") || holder.host !== hostname) {
     return undefined;
   }
   const file = fileURLToPath(holder.url.replace(/\?.*$/, ""));
-  const id = identityOf(file);
+  const id = identityOf(file, holder.pid);
   if (id && id.bootId && here.bootId && id.bootId !== here.bootId) {
     return file;
   }
@@ -173,6 +195,27 @@ function fileBackendRoot(): string | undefined {
     }
   }
   return url?.startsWith("file://") ? fileURLToPath(url.replace(/\?.*$/, "")) : undefined;
+}
+
+/**
+ * Records the engine just started for `lock`'s stack (`pid`, its run marker) with this system's
+ * boot and PID namespace, before it can take the stack's lock: if this deploy is killed once the
+ * engine holds the lock, the next one can prove the holder dead. Returns the file written, to
+ * remove when the engine ends. Best effort, for a file backend.
+ */
+export function recordEngine(lock: { project: string; stack: string }, pid: number, run: string): string | undefined {
+  const root = fileBackendRoot();
+  if (!root) {
+    return undefined;
+  }
+  const file = engineRecordFile(path.join(root, ".pulumi", "homelab-lock-holders", "organization", lock.project, lock.stack), pid);
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify({ ...thisSystem(), pid, run } satisfies HolderIdentity));
+    return file;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -334,6 +377,7 @@ function removeLocks(stale: readonly { h: LockHolder; file: string }[], what: st
     const identity = identityFile(file);
     if (identity) {
       fs.rmSync(identity, { force: true });
+      fs.rmSync(engineRecordFile(path.dirname(identity), h.pid), { force: true });
     }
     say?.(`removed ${what} left by a deploy that is gone (pid ${h.pid} on ${h.host}, since ${h.since})`);
   }

@@ -1,6 +1,9 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { LockHolder, identityFile, lockHolders, lockStackName, staleLockFile, thisSystem } from "../../deploy/lock";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { LockHolder, holderIdentity, identityFile, lockHolders, lockStackName, recordEngine, staleLockFile, thisSystem } from "../../deploy/lock";
 
 // What `pulumi up` says when a file backend's stack is locked (pkg/backend/diy/lock.go).
 const REFUSAL = [
@@ -52,6 +55,28 @@ describe("deploy lock", () => {
     assert.equal(staleLockFile(file, "vm", running, here, recorded({ bootId: "boot-0" })), path);
     // Nothing recorded (a taker from before this was kept): host name and pid, as before.
     assert.equal(staleLockFile(file, "vm", gone, here, () => undefined), path);
+  });
+
+  it("knows the holder of a lock taken by an engine it recorded as it started, before any identity beside the lock", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "homelab-lock-unit-"));
+    const saved = process.env.PULUMI_BACKEND_URL;
+    process.env.PULUMI_BACKEND_URL = `file://${root}`;
+    try {
+      const record = recordEngine({ project: "homelab", stack: "production" }, 4242, "run-1");
+      assert.equal(record, path.join(root, ".pulumi", "homelab-lock-holders", "organization", "homelab", "production", "engine-4242.json"));
+      const lockFile = path.join(root, ".pulumi", "locks", "organization", "homelab", "production", "0b1c.json");
+      assert.deepEqual(holderIdentity(lockFile, 4242), { ...thisSystem(), pid: 4242, run: "run-1" });
+      assert.equal(holderIdentity(lockFile, 4243), undefined, "another process's lock is not this engine's");
+      const holder: LockHolder = { url: `file://${lockFile}?no_tmp_dir=true`, user: "root", host: "vm", pid: 4242, since: "2026-12-07T21:00:00Z" };
+      assert.equal(staleLockFile(holder, "vm", () => false), lockFile, "recorded, on this system, and gone: stale");
+      assert.equal(staleLockFile(holder, "vm", () => true), undefined);
+    } finally {
+      process.env.PULUMI_BACKEND_URL = saved;
+      if (saved === undefined) {
+        delete process.env.PULUMI_BACKEND_URL;
+      }
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("keeps a holder's identity beside the backend's locks, never among them", () => {
