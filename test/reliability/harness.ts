@@ -281,7 +281,7 @@ export async function scenario(name: string, kind: ScenarioResult["kind"], allow
     convergedOnNextRun: next.ok,
     blamedRelease,
     seconds: Math.round((Date.now() - t0) / 100) / 10,
-    detail: r.output.split("\n").filter((l) => /^deploy: (REFUSED|FAILED|ROLLED BACK|PROMOTED|ROLLBACK FAILED|PLATFORM FAILURE|the rollback runs)|^ {2}- homelab:|^deploy: .*another|env\.EXTRA/.test(l)).slice(0, 4).join(" / ").slice(0, 400),
+    detail: r.output.split("\n").filter((l) => /^deploy: (REFUSED|FAILED|ROLLED BACK|PROMOTED|ROLLBACK FAILED|PLATFORM FAILURE|the rollback runs|removed the stack's update lock|stopped \d+ plugin)|^ {2}- homelab:|^deploy: .*another|env\.EXTRA/.test(l)).slice(0, 4).join(" / ").slice(0, 400),
   };
   results.push(row);
   if (!converge) {
@@ -302,18 +302,7 @@ export async function scenario(name: string, kind: ScenarioResult["kind"], allow
 
 /** SIGKILLs every running `npm run deploy` of this suite with all it started (pulumi included). */
 export async function killDeploys(): Promise<void> {
-  const descendants = (pid: number): number[] => childPids(pid).flatMap((c) => [c, ...descendants(c)]);
-  const cmdline = (pid: number): string => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-    } catch {
-      return "";
-    }
-  };
-  // npm retitles itself ("npm run deploy --stack …"), dropping "-s" and "--".
-  const roots = childPids(process.pid).filter((p) => /\bdeploy\b.* --stack /.test(cmdline(p)));
-  const all = roots.flatMap((r) => [r, ...descendants(r)]);
-  for (const pid of all) {
+  for (const pid of deployTrees()) {
     try {
       process.kill(pid, "SIGKILL");
     } catch {
@@ -321,6 +310,74 @@ export async function killDeploys(): Promise<void> {
     }
   }
   await new Promise((r) => setTimeout(r, 500));
+}
+
+/** A process as /proc names it: its PID and its start time, so a reused PID is never taken for it. */
+export interface ProcessRef {
+  readonly pid: number;
+  readonly started: string;
+}
+
+function procStat(pid: number): string[] | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name: state is the first, the process group the third, the start time the 20th.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The running `npm run deploy` processes of this suite and everything they started. */
+function deployTrees(): number[] {
+  const descendants = (pid: number): number[] => childPids(pid).flatMap((c) => [c, ...descendants(c)]);
+  // npm retitles itself ("npm run deploy --stack …"), dropping "-s" and "--".
+  const roots = childPids(process.pid).filter((p) => {
+    try {
+      return /\bdeploy\b.* --stack /.test(fs.readFileSync(`/proc/${p}/cmdline`, "utf8").replace(/\0/g, " "));
+    } catch {
+      return false;
+    }
+  });
+  return roots.flatMap((r) => [r, ...descendants(r)]);
+}
+
+/** The processes of the running deploy that the engine started in process groups of their own (its plugins). */
+export function deployPlugins(): ProcessRef[] {
+  const group = procStat(process.pid)?.[2];
+  return deployTrees().flatMap((pid) => {
+    const st = procStat(pid);
+    return st && st[2] !== group ? [{ pid, started: st[19] }] : [];
+  });
+}
+
+/**
+ * SIGKILLs the running deploy's process group, as a cancelled CI job or a closed terminal does:
+ * npm, the deploy, its engines. The plugins the engine started in groups of their own are left
+ * running, as they are then; they are returned.
+ */
+export async function killDeployGroup(): Promise<ProcessRef[]> {
+  const group = procStat(process.pid)?.[2];
+  const left = deployPlugins();
+  for (const pid of deployTrees()) {
+    if (procStat(pid)?.[2] === group) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  return left;
+}
+
+/** Those of `procs` still running (the same PID and start time), zombies excepted. */
+export function stillRunning(procs: readonly ProcessRef[]): ProcessRef[] {
+  return procs.filter((p) => {
+    const st = procStat(p.pid);
+    return st !== undefined && st[0] !== "Z" && st[19] === p.started;
+  });
 }
 
 /**

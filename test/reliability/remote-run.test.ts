@@ -5,15 +5,21 @@ import * as path from "path";
 import { spawnSync } from "child_process";
 import { pinnedRef } from "../../sandbox/images";
 import { EXIT } from "../../deploy/outcome";
-import { cutAt, deploy, deployDir, registryPid, release, rig, runReaches, scenario, target, useReliabilitySandbox } from "./harness";
+import { DeployRun } from "../../bench/deploy-run";
+import {
+  cutAt, deploy, deployDir, deployPlugins, killDeployGroup, registryPid, release, rig, rolloutStarts, runReaches, scenario, stillRunning, target,
+  useReliabilitySandbox,
+} from "./harness";
+import { Pair } from "./support";
 import { docker, recordedPair } from "./support";
 
 /*
  * The backend's deploy on the VM runs detached: the SSH connection cut before the files move,
  * during the pull, during compose up and during the health wait, each promoted; a pull the
  * registry never answers, ended by the step deadline with the running release untouched; the same
- * release again on a backend that restarted before, a no-op. Beside faults.test.ts, on a sandbox
- * of its own.
+ * release again on a backend that restarted before, a no-op. And the deploy killed with SIGKILL
+ * while its engine previews, during the frontend rollout and during the backend's run on the VM:
+ * the next deploy converges with no hand step. Beside faults.test.ts, on a sandbox of its own.
  */
 useReliabilitySandbox("remote");
 
@@ -95,6 +101,61 @@ describe("faults during a deploy", { concurrency: false }, () => {
       } finally {
         await rig.stack.setConfig("homelab:gateDeadlineSeconds", { value: deadline });
       }
+    });
+  });
+});
+
+/**
+ * Deploys a new pair, SIGKILLs the deploy's process group once `reached` returns, then deploys
+ * again with nothing done by hand: that deploy promotes the pair, and no process of the killed
+ * run is left. With `updating`, the engine was killed inside its update, holding the stack's lock:
+ * the next deploy proves the holder dead, removes the lock and stops the plugins it left.
+ */
+async function killedAt(point: string, updating: boolean, reached: (running: Promise<DeployRun>, to: Pair, since: number) => Promise<void>): Promise<void> {
+  await scenario(`deploy killed with SIGKILL ${point}, then the next deploy`, "fault", [EXIT.promoted], async () => {
+    const { to } = await target("any");
+    await release(to);
+    const since = Date.now();
+    const running = deploy();
+    await reached(running, to, since);
+    const left = await killDeployGroup();
+    assert.ok(left.length > 0, "the engine had started its plugins when the deploy was killed");
+    const killed = await running;
+    const next = await deploy();
+    assert.equal(next.code, EXIT.promoted, `the deploy after the killed one:\n${next.output.slice(-3000)}`);
+    assert.deepEqual(await recordedPair(rig.stack), to, "the next deploy promoted the pair the killed one was deploying");
+    if (updating) {
+      assert.match(next.output, /^deploy: removed the stack's update lock left by a deploy that is gone \(pid \d+ on /m, next.output.slice(-3000));
+      assert.match(next.output, /^deploy: stopped \d+ plugin process(es)? the killed update left running \(pid [\d, ]+\)$/m, next.output.slice(-3000));
+    }
+    assert.deepEqual(stillRunning(left), [], `processes of the killed deploy still run (of ${left.length} left: ${left.map((p) => p.pid).join(", ")})`);
+    return { ...next, output: `${killed.output}\n${next.output}` };
+  });
+}
+
+describe("the deploy killed with SIGKILL (its process group, as a cancelled job or a closed laptop)", { concurrency: false }, () => {
+  it("while its engine previews", async () => {
+    // The engine previews before it takes the stack's update lock: only the deploy lock is left.
+    await killedAt("while its engine previews", false, async (running) => {
+      let ended = false;
+      void running.then(() => (ended = true));
+      // The engine's plugins are up: it holds the stack's update lock and is evaluating the program.
+      while (deployPlugins().length === 0) {
+        if (ended) {
+          assert.fail(`the deploy ended before its engine started a plugin:\n${(await running).output.slice(-3000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    });
+  });
+
+  it("during the frontend rollout", async () => {
+    await killedAt("during the frontend rollout", true, (running, to) => rolloutStarts(to[0], running));
+  });
+
+  it("during the backend's run on the VM", async () => {
+    await killedAt("during the backend's run on the VM", true, async (running, _to, since) => {
+      await runReaches(since, /deploy: (pulling images|logged in)/, { running });
     });
   });
 });
