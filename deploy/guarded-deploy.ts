@@ -235,7 +235,7 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
       // The homelab's stages did not fail: its release is not rolled back for the VPS's sake.
       return vpsFailure(run.events, reason, run.seconds, told);
     }
-    const verdict = classify(run.events, run.error, await checkPlatform(cfg));
+    const verdict = classify(run.events, run.error, await checkPlatform(cfg), last ? { frontend: last.frontend.tag, backend: last.backend.tag } : undefined);
     if (!releaseMoved(run.events)) {
       if (verdict.fault === "platform" && verdict.part !== "unknown") {
         say(`PLATFORM FAILURE before any change (${run.seconds}s): ${redact(describeVerdict(verdict), secretValues(cfg))}\nNothing changed, nothing excluded. Deploy again once the ${verdict.part} answers.\nStill running: ${describeRunning(last)}`);

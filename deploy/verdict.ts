@@ -82,11 +82,24 @@ function judgeFrontendRollout(f: Failure, reach: readonly Reach[]): Verdict {
   return platform("unknown", `the rollout failed without evidence from its pods: ${firstLine(f.message)}`);
 }
 
-function judgeGate(f: Failure, part: "frontend" | "backend", reach: readonly Reach[]): Verdict {
+/** The tags of the release a deploy was moving from. */
+export interface PreviousTags {
+  readonly frontend: string;
+  readonly backend: string;
+}
+
+function judgeGate(f: Failure, part: "frontend" | "backend", reach: readonly Reach[], previous?: PreviousTags): Verdict {
   const last = /last result: (.*)$/m.exec(f.message)?.[1] ?? firstLine(f.message);
   const down = silent(reach, part === "frontend" ? ["Kubernetes API", "ingress"] : ["Kubernetes API", "ingress", "backend VM (SSH)"]);
   if (down) {
     return platform(down.part, `${down.address} does not answer; the gate saw: ${last}`);
+  }
+  // The release being replaced answered the gate: the traffic has not switched to the new one (an
+  // ingress still routing to the old pods, say, after the API server it watches came back). That
+  // says nothing of the new release, which another deploy tries again once the way switches.
+  const answered = /the version \([^)]*\) is "([^"]*)"/.exec(f.message)?.[1];
+  if (previous && answered !== undefined && answered === previous[part]) {
+    return platform("ingress", `the previous ${part} release ${answered} still answered at the gate's URL instead of the new one; the gate saw: ${last}`);
   }
   // It passed, then stopped answering or answered wrong in its soak while the platform answers:
   // the release went down on the way that had just worked.
@@ -132,7 +145,7 @@ function judgeRemote(f: Failure, reach: readonly Reach[]): Verdict {
  * answered just after. The first failing stage decides; a failure outside the release's stages
  * (the cluster or the registry before the rollout) is the platform's.
  */
-export function classify(events: readonly EngineEvent[], fallback: string | undefined, reach: readonly Reach[]): Verdict {
+export function classify(events: readonly EngineEvent[], fallback: string | undefined, reach: readonly Reach[], previous?: PreviousTags): Verdict {
   const all = failures(events);
   const by = (name: string): Failure | undefined => all.find((f) => f.name === name);
   const frontend = all.find((f) => f.types.includes(FRONTEND_APP_TYPE));
@@ -141,7 +154,7 @@ export function classify(events: readonly EngineEvent[], fallback: string | unde
   }
   const frontendGate = by(gateProbeName(PART.frontendGate));
   if (frontendGate) {
-    return judgeGate(frontendGate, "frontend", reach);
+    return judgeGate(frontendGate, "frontend", reach, previous);
   }
   const remote = by(composeDeployName(PART.backend)) ?? by(hostCheckName(PART.backendVm)) ?? by(hostKeyPinName(PART.backendVm));
   if (remote) {
@@ -149,7 +162,7 @@ export function classify(events: readonly EngineEvent[], fallback: string | unde
   }
   const backendGate = by(gateProbeName(PART.backendGate));
   if (backendGate) {
-    return judgeGate(backendGate, "backend", reach);
+    return judgeGate(backendGate, "backend", reach, previous);
   }
   const text = [...all.map((f) => f.message), fallback ?? ""].join("\n");
   if (/cannot reach the registry/.test(text)) {

@@ -69,6 +69,18 @@ describe("who is at fault when a release fails", () => {
     assert.deepEqual([f.fault, f.part], ["release", "frontend"]);
   });
 
+  it("does not blame the release when the gate still got the previous release's version: the traffic had not switched", () => {
+    const msg = 'health gate failed: http://127.0.0.1:8080/ did not become healthy after 66 attempt(s) in 36.1s; last result: status 200 but the version (meta:app-version) is "main-9b4046a-1796678358", not "main-dd6e7ad-1796678359"';
+    const previous = { frontend: "main-9b4046a-1796678358", backend: "main-ae987d3-1796678360" };
+    const v = classify([error(FRONTEND_GATE, msg)], undefined, ALL_UP, previous);
+    assert.deepEqual([v.fault, v.part], ["platform", "ingress"]);
+    assert.match((v as { evidence: string }).evidence, /^the previous frontend release main-9b4046a-1796678358 still answered at the gate's URL instead of the new one/);
+    // Another build's version (a stale image under a new tag) is the release's, as is any answer without a previous release to compare.
+    const stale = classify([error(FRONTEND_GATE, msg)], undefined, ALL_UP, { ...previous, frontend: "main-0a0a0a0-1796678000" });
+    assert.deepEqual([stale.fault, stale.part], ["release", "frontend"]);
+    assert.deepEqual(classify([error(FRONTEND_GATE, msg)], undefined, ALL_UP).fault, "release");
+  });
+
   it("does not blame the release for a gate failure while a host it runs on does not answer", () => {
     const msg = "health gate failed: http://127.0.0.1:8080/api/health did not become healthy after 4 attempt(s) in 20.1s; last result: status 502 (expected 200)";
     const v = classify([error(BACKEND_GATE, msg)], undefined, down("backend VM (SSH)"));
