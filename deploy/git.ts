@@ -61,10 +61,13 @@ export interface Checkout {
   readonly sign?: boolean;
 }
 
+/** `keytype base64` of a public key line, its comment dropped. */
+const bareKey = (line: string): string => line.trim().split(/\s+/).slice(0, 2).join(" ");
+
 /** The public key (`keytype base64`) git's `user.signingkey` names for SSH signing, if it can be read. */
 function signingPublicKey(root: string, value: string): string | undefined {
   if (value.startsWith("key::")) {
-    return value.slice(5).trim().split(/\s+/).slice(0, 2).join(" ");
+    return bareKey(value.slice(5));
   }
   const file = path.resolve(root, value.replace(/^~(?=\/)/, os.homedir()));
   const read = (f: string): string | undefined => {
@@ -79,9 +82,10 @@ function signingPublicKey(root: string, value: string): string | undefined {
     return undefined;
   }
   if (text.includes("PRIVATE KEY-----")) {
-    return publicKeyOf(text) ?? read(`${file}.pub`)?.trim().split(/\s+/).slice(0, 2).join(" ");
+    const pub = read(`${file}.pub`);
+    return publicKeyOf(text) ?? (pub === undefined ? undefined : bareKey(pub));
   }
-  return text.trim().split(/\s+/).slice(0, 2).join(" ");
+  return bareKey(text);
 }
 
 /**

@@ -8,7 +8,7 @@ import { utils } from "ssh2";
 import { publicKeyOf, signersAsAuthorizedKeys } from "../../lib/allowed-signers";
 import { ConfigError, parseConfig } from "../../lib/config";
 import { FLUX_SIGNERS_NAME, fluxSyncObjects } from "../../lib/flux-install";
-import { DIGEST_A, DIGEST_B, SECRET_KEYS, TAG_A, TAG_B, releaseText, validConfig } from "../support/fixtures";
+import { DIGEST_A, DIGEST_B, SECRET_KEYS, TAG_A, TAG_B, opensshArmour, releaseText, validConfig } from "../support/fixtures";
 import { Recorder, installMocks, settle, valueOf } from "../support/mocks";
 
 /*
@@ -50,7 +50,7 @@ describe("Flux commit verification: config", () => {
 
   it("reads the public half of an OpenSSH private key, and nothing from what is not one", () => {
     assert.equal(publicKeyOf(signing.private), bare(signing.public));
-    assert.equal(publicKeyOf("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"), undefined);
+    assert.equal(publicKeyOf(`${opensshArmour("BEGIN")}\nAAAA\n${opensshArmour("END")}\n`), undefined);
   });
 
   it("refuses verification without signers, without a signing key, or with a signing key Flux would refuse, naming the keys", () => {
