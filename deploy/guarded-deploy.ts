@@ -34,6 +34,8 @@ export interface DeployOptions {
    * file alone (see commit-trust.ts). @default false
    */
   readonly unattended?: boolean;
+  /** Told the commit the deploy looks at once its checkout is in step with the branch (it may be newer than one fetched before). */
+  readonly onCheckout?: (commit: string) => void;
 }
 
 const say = (line: string): void => void process.stderr.write(`deploy: ${line}\n`);
@@ -177,6 +179,7 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     try {
       // Vetted with the signers of the checkout as it was: what the fast-forward brings cannot vouch for itself.
       co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"), vetIncoming(cfg, opts.unattended ?? false), commitSigners(cfg));
+      opts.onCheckout?.(git(co.root, ["rev-parse", "HEAD"]).trim());
       if (pending) {
         finishRollbackCommit(co, pending);
       }

@@ -90,10 +90,10 @@ const describe = (e: unknown): string => pulumiNotFound(e)?.message ?? (e as Err
 const BUSY = -1;
 
 /** One guarded deploy; an error it throws is reported and counts as unexpected, and the watch goes on. */
-async function deployOnce(opts: WatchOptions): Promise<number> {
+async function deployOnce(opts: WatchOptions, onCheckout?: (commit: string) => void): Promise<number> {
   let busy = false;
   try {
-    const code = await deploy({ ...opts, unattended: true, onLockHeld: () => (busy = true) });
+    const code = await deploy({ ...opts, unattended: true, onLockHeld: () => (busy = true), onCheckout });
     return busy ? BUSY : code;
   } catch (e) {
     say(`unexpected error: ${describe(e)}`);
@@ -190,11 +190,13 @@ export async function watch(opts: WatchOptions): Promise<void> {
         deployed = upstream;
       } else {
         say(`deploying ${branch} at ${upstream.slice(0, 12)}`);
-        const code = await deployOnce(opts);
+        // The deploy fetches again: a commit pushed since this look is the one it deploys and the one named.
+        let looked = upstream;
+        const code = await deployOnce(opts, (commit) => (looked = commit));
         // Deployed: the commit looked at, or the deploy's own rollback commit on top of it. A
         // refused commit is not tried again until another one arrives.
-        say(`${upstream.slice(0, 12)}: ${OUTCOME[code] ?? `exit ${code}`}`);
-        opts.onOutcome?.(code, upstream);
+        say(`${looked.slice(0, 12)}: ${OUTCOME[code] ?? `exit ${code}`}`);
+        opts.onOutcome?.(code, looked);
         if (code === BUSY) {
           // Not deployed: the same commit is tried again once the other deploy is done.
           await sleep(interval, opts.signal);
@@ -204,14 +206,14 @@ export async function watch(opts: WatchOptions): Promise<void> {
           // Not deployed: the same commit is tried again once the platform may be back.
           resumes++;
           const wait = Math.min(MAX_BACKOFF_MS, interval * 2 ** Math.min(resumes, 10));
-          say(`resuming ${upstream.slice(0, 12)} in ${Math.round(wait / 1000)}s`);
+          say(`resuming ${looked.slice(0, 12)} in ${Math.round(wait / 1000)}s`);
           await sleep(wait, opts.signal);
           continue;
         }
         resumes = 0;
         lastCheck = Date.now();
         const head = git(root, ["rev-parse", "HEAD"]).trim();
-        deployed = head !== upstream && isAncestor(root, upstream, head) ? head : upstream;
+        deployed = head !== looked && isAncestor(root, looked, head) ? head : looked;
         continue;
       }
     }
