@@ -28,15 +28,18 @@ export interface HostCheckArgs {
    * The registry the host pulls from. When it is `insecure` (plain HTTP), the check fails unless
    * the host's Docker engine accepts `host` (host[:port]) as an insecure registry, by that exact
    * name or, for an IPv4 host, by one of its insecure CIDRs (127.0.0.0/8 by default), and names
-   * the `/etc/docker/daemon.json` setting to add. @default no registry checked
+   * the `/etc/docker/daemon.json` setting to add. With `caCert` (an https registry with its own
+   * CA), the check fails unless the engine trusts that CA, naming where to put it.
+   * @default no registry checked
    */
-  readonly registry?: { readonly host: string; readonly insecure: boolean };
+  readonly registry?: { readonly host: string; readonly insecure: boolean; readonly caCert?: string };
 }
 
 /**
  * Checks, before anything changes, that a Docker host answers over SSH with the pinned host key,
  * has Docker with compose v2 (installing them only where enabled), a writable deploy directory
- * and, for a plain-HTTP registry, an engine that accepts it. Later stages depend on it, so an
+ * and, for a plain-HTTP registry, an engine that accepts it (for an https one with its own CA, an
+ * engine that trusts that CA). Later stages depend on it, so an
  * unreachable host, a wrong key or a pull that could only fail stops the release before anything
  * moves.
  */
@@ -61,8 +64,9 @@ export class HostCheck extends pulumi.ComponentResource {
           deployDir: args.deployDir,
           installDocker: args.installDocker ?? false,
           dockerInstallSha256: args.dockerInstallSha256,
-          // A registry reached over HTTPS needs nothing of the engine's settings.
+          // A registry reached over HTTPS needs nothing of the engine's settings, only its CA.
           insecureRegistry: args.registry?.insecure ? args.registry.host : undefined,
+          registryCa: args.registry && !args.registry.insecure && args.registry.caCert !== undefined ? { host: args.registry.host, caCert: args.registry.caCert } : undefined,
         }),
         triggers: [args.trigger],
       },

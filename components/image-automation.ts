@@ -18,6 +18,8 @@ export interface ImageAutomationArgs {
   readonly registry: string;
   /** The registry speaks plain HTTP. @default false */
   readonly insecure?: boolean;
+  /** PEM CA certificate(s) the registry's https certificate chains to, beyond the system roots. @default none */
+  readonly caCert?: string;
   readonly username: pulumi.Input<string>;
   readonly password: pulumi.Input<string>;
   readonly images: readonly WatchedImage[];
@@ -44,6 +46,9 @@ export interface ImageAutomationArgs {
   /** SSH private key (a secret) each automation commit is signed with. @default none: unsigned */
   readonly signingKey?: pulumi.Input<string>;
 }
+
+/** The Secret holding the registry's CA (`ca.crt`), when it has its own. */
+export const REGISTRY_CA_SECRET = "harbor-ca";
 
 /** The Secret holding the key image automation signs its commits with. */
 export const SIGNING_KEY_SECRET = "image-automation-signing";
@@ -97,6 +102,16 @@ export class ImageAutomation extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // A CA certificate is not secret; Flux reads it from a Secret all the same (certSecretRef).
+    const ca =
+      args.caCert === undefined
+        ? undefined
+        : new k8s.core.v1.Secret(
+            `${name}-registry-ca`,
+            { metadata: { name: REGISTRY_CA_SECRET, namespace: ns }, type: "Opaque", stringData: { "ca.crt": args.caCert } },
+            { parent: this },
+          );
+
     const policies: pulumi.Resource[] = [];
     const exclusions: Record<string, string[]> = {};
     for (const image of args.images) {
@@ -112,10 +127,11 @@ export class ImageAutomation extends pulumi.ComponentResource {
             interval,
             secretRef: { name: "harbor-credentials" },
             insecure: args.insecure ?? false,
+            ...(ca ? { certSecretRef: { name: REGISTRY_CA_SECRET } } : {}),
             exclusionList,
           },
         },
-        { parent: this, dependsOn: [credentials] },
+        { parent: this, dependsOn: ca ? [credentials, ca] : [credentials] },
       );
       policies.push(
         new ImagePolicy(

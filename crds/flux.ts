@@ -43,6 +43,8 @@ export interface ImageRepositorySpec {
   interval: pulumi.Input<string>;
   secretRef?: LocalRef;
   insecure?: boolean;
+  /** A Secret whose `ca.crt` holds the CA the registry's https certificate chains to. */
+  certSecretRef?: LocalRef;
   /** Regular expressions of tags never scanned (Flux excludes `^.*\.sig$` by default; listing any replaces that). */
   exclusionList?: pulumi.Input<string>[];
 }

@@ -349,6 +349,18 @@ export function nextSteps(stack: string, values: RawValues, validation: Validati
       commands: [...secrets, `git add ${word(`Pulumi.${stack}.yaml`)} && git commit -m ${word(`${stack}: stack config and encrypted secrets`)}`],
     });
   }
+  if (deploysHomelab(values) && values.registryInsecure === "false") {
+    const registry = values.registry ?? "<registry>";
+    steps.push({
+      text:
+        `Only if ${registry}'s https certificate is signed by a CA of your own (one the hosts' system roots lack): give the stack its certificate, ` +
+        `and put it where the VM's Docker reads it (each k3s node too: README "An https registry with its own CA"):`,
+      commands: [
+        `pulumi config set --stack ${word(stack)} ${full("registryCaCert")} < ca.crt`,
+        `sudo install -D -m 0644 ca.crt ${word(`/etc/docker/certs.d/${registry}/ca.crt`)}   # on the VM`,
+      ],
+    });
+  }
   const hostKeys = hostKeyCommands(stack, values, validation.hostKeys);
   if (hostKeys.length > 0) {
     steps.push({ text: "Pin the host keys, read off the hosts from a network you trust:", commands: hostKeys });

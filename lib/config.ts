@@ -1,3 +1,4 @@
+import { caBundleProblem } from "./ca-cert";
 import { CaddyTls } from "./caddy";
 import { FLUX_CONTROLLERS, FluxControllers, fluxGitUrl, parseScpAddress, scpAddressProblem } from "./flux-install";
 import { ImageRef, checkTag, parseImageRef } from "./image-ref";
@@ -66,6 +67,12 @@ export const CONFIG_KEYS = {
 
   registry: { kind: "string", default: "", description: "Registry host:port holding the frontend and backend images (Harbor)." },
   registryInsecure: { kind: "boolean", default: true, description: "The registry speaks plain HTTP." },
+  registryCaCert: {
+    kind: "string",
+    default: "",
+    description:
+      "PEM certificate of the CA that signed the https registry's certificate, when the hosts' system roots do not hold it (pulumi config set homelab:registryCaCert < ca.crt).",
+  },
   registryTokenHosts: {
     kind: "array",
     default: [],
@@ -258,7 +265,14 @@ export type ConfigKey = keyof typeof CONFIG_KEYS;
 /** Validated homelab settings; secrets are kept apart so the caller can wrap them. */
 export interface HomelabSettings {
   /** `tokenHosts`: where else than the registry's own host its token endpoint may take the credentials (https only). */
-  readonly registry: { readonly host: string; readonly insecure: boolean; readonly username: string; readonly tokenHosts: readonly string[] };
+  readonly registry: {
+    readonly host: string;
+    readonly insecure: boolean;
+    readonly username: string;
+    readonly tokenHosts: readonly string[];
+    /** PEM CA certificate(s) the registry's https certificate chains to, beyond the system roots. */
+    readonly caCert?: string;
+  };
   readonly kubeContext?: string;
   readonly namespace: string;
   /** Protect the namespace, Flux's installation and the backend's compose project from deletion. */
@@ -631,10 +645,19 @@ export function parseConfig(raw: Readonly<Record<string, string>>, isSecret: (fu
         ? `has the public key ${key}, which is not one of ${full("trustedSigners")}: Flux would refuse image automation's signed commits`
         : undefined;
     });
+    // Checked here, not through str(): a private key pasted by mistake is never quoted back.
+    const caCert = rawValue("registryCaCert");
+    const caProblem = caCert === undefined ? undefined : caBundleProblem(caCert);
+    if (caProblem) {
+      problems.push(`${full("registryCaCert")}: ${caProblem}`);
+    } else if (caCert !== undefined && bool("registryInsecure")) {
+      problems.push(`${full("registryCaCert")}: a CA certificate is for an https registry, and ${full("registryInsecure")} is true (plain HTTP); set ${full("registryInsecure")} false`);
+    }
     const settings: HomelabSettings = {
       registry: {
         host: str("registry", true, hostPortProblem) ?? "",
         insecure: bool("registryInsecure"),
+        caCert: caProblem ? undefined : caCert,
         username: str("registryUsername", true, (v) => (/^[A-Za-z0-9._@$+-]{1,255}$/.test(v) ? undefined : "is not a registry user name (letters, digits, . _ @ $ + -)")) ?? "",
         tokenHosts: list("registryTokenHosts", hostPortProblem),
       },

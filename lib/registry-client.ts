@@ -1,4 +1,6 @@
 import * as crypto from "crypto";
+import * as tls from "tls";
+import { Agent, fetch as undiciFetch } from "undici";
 import { ImageRef } from "./image-ref";
 
 export interface RegistryCredentials {
@@ -13,6 +15,20 @@ export interface RegistryAccess {
    * @default []
    */
   readonly tokenHosts?: readonly string[];
+  /** PEM CA certificate(s) trusted for the registry's https, beyond the system roots. @default system roots only */
+  readonly caCert?: string;
+}
+
+/** One connection pool per CA bundle: the system roots and the bundle's certificates. */
+const agents = new Map<string, Agent>();
+
+function agentFor(caCert: string): Agent {
+  let agent = agents.get(caCert);
+  if (!agent) {
+    agent = new Agent({ connect: { ca: [...tls.rootCertificates, caCert] } });
+    agents.set(caCert, agent);
+  }
+  return agent;
 }
 
 /**
@@ -66,12 +82,17 @@ function who(creds: RegistryCredentials | undefined): string {
   return creds ? `the credentials of ${JSON.stringify(creds.username)}` : "anonymous access";
 }
 
-async function request(url: string, init: RequestInit, what: string): Promise<Response> {
+type RequestInit = NonNullable<Parameters<typeof undiciFetch>[1]>;
+type Response = Awaited<ReturnType<typeof undiciFetch>>;
+
+async function request(url: string, init: RequestInit, what: string, caCert?: string): Promise<Response> {
   try {
-    return await fetch(url, { redirect: "follow", ...init, signal: AbortSignal.timeout(15_000) });
+    return await undiciFetch(url, { redirect: "follow", ...init, signal: AbortSignal.timeout(15_000), ...(caCert ? { dispatcher: agentFor(caCert) } : {}) });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(`cannot reach the registry for ${what}: ${cause?.code ?? cause?.message ?? (e as Error).message}`, { cause: e });
+    const untrusted = cause?.code && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(cause.code);
+    const hint = untrusted ? (caCert ? " (its certificate does not chain to homelab:registryCaCert)" : " (its certificate is not signed by a CA this machine trusts: set homelab:registryCaCert to the CA's PEM)") : "";
+    throw new Error(`cannot reach the registry for ${what}: ${cause?.code ?? cause?.message ?? (e as Error).message}${hint}`, { cause: e });
   }
 }
 
@@ -91,7 +112,7 @@ export class ImageNotFound extends Error {
 export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials | undefined, insecure: boolean, access: RegistryAccess = {}): Promise<string> {
   const what = `${ref.registry}/${ref.repository}:${ref.tag}`;
   const url = `${insecure ? "http" : "https"}://${ref.registry}/v2/${ref.repository}/manifests/${encodeURIComponent(ref.tag)}`;
-  let res = await request(url, { method: "HEAD", headers: { accept: ACCEPT } }, what);
+  let res = await request(url, { method: "HEAD", headers: { accept: ACCEPT } }, what, access.caCert);
   if (res.status === 401) {
     const challenge = parseChallenge(res.headers.get("www-authenticate") ?? "");
     let authorization: string;
@@ -108,7 +129,7 @@ export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials | 
       tokenUrl.searchParams.set("scope", challenge.params.scope ?? `repository:${ref.repository}:pull`);
       // Without credentials the token is anonymous, as for a public image.
       // A redirect would carry the credentials to wherever it points: refused with them.
-      const t = await request(tokenUrl.toString(), { headers: creds ? { authorization: basic(creds) } : {}, redirect: creds ? "error" : "follow" }, what);
+      const t = await request(tokenUrl.toString(), { headers: creds ? { authorization: basic(creds) } : {}, redirect: creds ? "error" : "follow" }, what, access.caCert);
       if (!t.ok) {
         throw new Error(`registry ${ref.registry} refused ${who(creds)} for ${what} (token endpoint answered ${t.status})`);
       }
@@ -122,13 +143,13 @@ export async function resolveDigest(ref: ImageRef, creds: RegistryCredentials | 
     }
     // Basic credentials stay on the registry's own URL, never following a redirect elsewhere.
     const redirect = basicAuth ? "error" : "follow";
-    res = await request(url, { method: "HEAD", headers: { accept: ACCEPT, authorization }, redirect }, what);
+    res = await request(url, { method: "HEAD", headers: { accept: ACCEPT, authorization }, redirect }, what, access.caCert);
     if (res.status === 401 || res.status === 403) {
       throw new Error(`registry ${ref.registry} refused ${who(creds)} for ${what}`);
     }
     if (res.ok && !res.headers.get("docker-content-digest")) {
       // Some registries omit the digest on HEAD: hash the manifest itself.
-      const body = Buffer.from(await (await request(url, { headers: { accept: ACCEPT, authorization }, redirect }, what)).arrayBuffer());
+      const body = Buffer.from(await (await request(url, { headers: { accept: ACCEPT, authorization }, redirect }, what, access.caCert)).arrayBuffer());
       return `sha256:${crypto.createHash("sha256").update(body).digest("hex")}`;
     }
   }

@@ -1,3 +1,4 @@
+import * as crypto from "crypto";
 import { exitParams, hostScript, remoteFile } from "./host-script";
 
 /** How the deploy script runs one compose project on a host. */
@@ -135,7 +136,10 @@ export function renderDownScript(o: { deployDir: string; project: string; stepDe
 }
 
 /** Exit codes of the host check, one per missing prerequisite. */
-export const HOST_CHECK_EXIT = { noDocker: 20, noCompose: 21, noEngine: 22, dirNotWritable: 23, installFailed: 24, noTools: 25, insecureRegistry: 26 } as const;
+export const HOST_CHECK_EXIT = { noDocker: 20, noCompose: 21, noEngine: 22, dirNotWritable: 23, installFailed: 24, noTools: 25, insecureRegistry: 26, untrustedRegistry: 27 } as const;
+
+/** Where a root Docker engine reads a registry's CA certificates (`<host:port>/*.crt`). */
+export const DOCKER_CERTS_DIR = "/etc/docker/certs.d";
 
 export interface HostCheckScriptOptions {
   readonly deployDir: string;
@@ -151,6 +155,11 @@ export interface HostCheckScriptOptions {
    * engine accepts it as insecure, naming the daemon.json setting. @default no registry checked
    */
   readonly insecureRegistry?: string;
+  /**
+   * An https registry with its own CA: the check fails unless the engine trusts that CA (in
+   * `certsDir/<host>/*.crt` or the system roots), naming where to put it. @default not checked
+   */
+  readonly registryCa?: { readonly host: string; readonly caCert: string; readonly certsDir?: string };
 }
 
 /**
@@ -168,6 +177,15 @@ function registryProblem(value: string): string | undefined {
 }
 
 /**
+ * The base64 bodies of the PEM certificates in `text` and their SHA-256 fingerprints. Kept here
+ * (not lib/ca-cert): this module is serialized with the remote-script provider.
+ */
+function caBodies(text: string): { bodies: string[]; fingerprints: string[] } {
+  const blocks = [...text.matchAll(/-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g)].map((m) => m[1].replace(/\s+/g, ""));
+  return { bodies: blocks, fingerprints: blocks.map((b) => new crypto.X509Certificate(Buffer.from(b, "base64")).fingerprint256) };
+}
+
+/**
  * Renders the host check: Docker, compose v2, a writable deploy directory and, with
  * `insecureRegistry`, an engine that accepts that plain-HTTP registry, or a named failure.
  * With `installDocker`, missing Docker or compose is installed first instead of failing.
@@ -179,11 +197,26 @@ export function renderHostCheckScript(o: HostCheckScriptOptions): string {
   if (problem) {
     throw new Error(`insecureRegistry: ${JSON.stringify(o.insecureRegistry)} ${problem}`);
   }
+  const caProblem = o.registryCa === undefined ? undefined : registryProblem(o.registryCa.host);
+  if (caProblem) {
+    throw new Error(`registryCa.host: ${JSON.stringify(o.registryCa?.host)} ${caProblem}`);
+  }
+  const ca = o.registryCa ? caBodies(o.registryCa.caCert) : undefined;
+  if (o.registryCa && !ca?.bodies.length) {
+    throw new Error("registryCa.caCert: holds no PEM certificate");
+  }
+  if (o.registryCa?.certsDir !== undefined) {
+    checkAbsolute("registryCa.certsDir", o.registryCa.certsDir);
+  }
   return hostScript(["host-check.sh"], {
     DIR: o.deployDir,
     INSTALL_DOCKER: o.installDocker ? 1 : 0,
     DOCKER_INSTALL_SHA256: o.dockerInstallSha256 ?? "",
     REGISTRY: registry,
+    CA_REGISTRY: o.registryCa?.host ?? "",
+    CA_BODIES: ca?.bodies.join(" ") ?? "",
+    CA_FINGERPRINT: ca?.fingerprints.join(", ") ?? "",
+    CERTS_DIR: o.registryCa?.certsDir ?? DOCKER_CERTS_DIR,
     // Only a check of a registry needs the program.
     ENGINE_ALLOWS_INSECURE: registry ? remoteFile("engine-allows-insecure.awk") : "",
     ...exitParams(HOST_CHECK_EXIT),

@@ -1,11 +1,14 @@
 # shellcheck shell=sh
 # Checks a host for what a deploy needs: Docker, compose v2, util-linux's and coreutils' tools, a
-# reachable engine, an engine that accepts the plain-HTTP registry REGISTRY (when set), and a
-# writable deploy directory; each missing one exits with its own EXIT_* code, naming it. With
-# INSTALL_DOCKER=1, missing Docker or compose is installed first (get.docker.com) instead.
+# reachable engine, an engine that accepts the plain-HTTP registry REGISTRY (when set), an engine
+# that trusts the CA of the https registry CA_REGISTRY (when set), and a writable deploy directory;
+# each missing one exits with its own EXIT_* code, naming it. With INSTALL_DOCKER=1, missing Docker
+# or compose is installed first (get.docker.com) instead.
 # Parameters: DIR, INSTALL_DOCKER (0 or 1), DOCKER_INSTALL_SHA256 (the install script's pinned
 # SHA-256, or empty), REGISTRY (host[:port], or empty), ENGINE_ALLOWS_INSECURE
-# (engine-allows-insecure.awk), and the EXIT_* codes.
+# (engine-allows-insecure.awk), CA_REGISTRY (host[:port], or empty), CA_BODIES (the CA
+# certificates' base64, space-separated), CA_FINGERPRINT (to name it), CERTS_DIR (Docker's
+# certs.d), and the EXIT_* codes.
 set -eu
 
 install_docker() {
@@ -48,6 +51,21 @@ check_registry() {
   }
 }
 
+# Docker trusts an https registry's CA from certs.d/<host:port>/*.crt or from the system roots;
+# without it every pull fails with "x509: certificate signed by unknown authority".
+check_registry_ca() {
+  for file in "$CERTS_DIR/$CA_REGISTRY"/*.crt "${XDG_CONFIG_HOME:-${HOME:-/nonexistent}/.config}/docker/certs.d/$CA_REGISTRY"/*.crt \
+    /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+    [ -r "$file" ] || continue
+    content=$(tr -d ' \t\r\n' < "$file")
+    for body in $CA_BODIES; do
+      case "$content" in *"$body"*) return 0 ;; esac
+    done
+  done
+  echo "host-check: the Docker engine on $(hostname) does not trust the CA of the registry $CA_REGISTRY (homelab:registryCaCert, SHA-256 $CA_FINGERPRINT): put it in $CERTS_DIR/$CA_REGISTRY/ca.crt on $(hostname) (sudo mkdir -p $CERTS_DIR/$CA_REGISTRY, then copy the PEM there); Docker reads it at the next pull, without a restart" >&2
+  exit "$EXIT_UNTRUSTED_REGISTRY"
+}
+
 if [ "$INSTALL_DOCKER" = 1 ]; then
   command -v docker >/dev/null 2>&1 || install_docker "docker is not installed"
   docker compose version >/dev/null 2>&1 || install_docker "the docker compose v2 plugin is missing"
@@ -60,5 +78,6 @@ docker compose version >/dev/null 2>&1 || { echo "host-check: the docker compose
 for tool in setsid flock timeout sha256sum; do command -v "$tool" >/dev/null 2>&1 || { echo "host-check: $tool is missing on $(hostname) (util-linux and coreutils)" >&2; exit "$EXIT_NO_TOOLS"; }; done
 docker info >/dev/null 2>&1 || { echo "host-check: $(id -un) cannot reach the Docker engine on $(hostname) (not running, or the user is not in the docker group)" >&2; exit "$EXIT_NO_ENGINE"; }
 if [ -n "$REGISTRY" ]; then check_registry; fi
+if [ -n "$CA_REGISTRY" ]; then check_registry_ca; fi
 if ! mkdir -p "$DIR" 2>/dev/null || [ ! -w "$DIR" ]; then echo "host-check: $DIR is not writable by $(id -un)" >&2; exit "$EXIT_DIR_NOT_WRITABLE"; fi
 echo "host-check: ok: $(docker compose version --short) on $(hostname)"

@@ -5,7 +5,8 @@
  *
  * What it plays, one pass at a time (runImageAutomationOnce), for the objects of one namespace:
  * - ImageRepository: lists the registry's tags (`GET /v2/<repo>/tags/list`, plain HTTP when
- *   `spec.insecure`, basic or token auth from the `spec.secretRef` dockerconfigjson Secret), drops
+ *   `spec.insecure`, basic or token auth from the `spec.secretRef` dockerconfigjson Secret, over
+ *   https trusting the `ca.crt` of `spec.certSecretRef`, an Opaque or kubernetes.io/tls Secret), drops
  *   the tags an `spec.exclusionList` regex matches (`^.*\.sig$` when the list is empty) and
  *   reports the scan in its status. `spec.suspend` skips it.
  * - ImagePolicy: `spec.filterTags` (pattern, `extract` expanded as Go's Regexp.Expand), then a
@@ -34,6 +35,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as tls from "tls";
+import { Agent, fetch as undiciFetch } from "undici";
 import { DECIMAL, selectTag, TIMESTAMP_EXTRACT } from "../lib/image-policy";
 import { shq } from "../lib/shell";
 import { RegistryCredentials, parseChallenge, tokenEndpointProblem } from "../lib/registry-client";
@@ -296,20 +299,31 @@ export function registryCredentials(dockerConfigJson: string, registry: string):
 // The registry.
 // ---------------------------------------------------------------------------------------------
 
-async function registryFetch(url: string, headers: Record<string, string>, withCredentials: boolean): Promise<Response> {
+/** One connection pool per CA: the system roots and the certSecretRef's `ca.crt`. */
+const agents = new Map<string, Agent>();
+
+async function registryFetch(url: string, headers: Record<string, string>, withCredentials: boolean, ca?: string): ReturnType<typeof undiciFetch> {
+  let dispatcher: Agent | undefined;
+  if (ca !== undefined) {
+    dispatcher = agents.get(ca) ?? new Agent({ connect: { ca: [...tls.rootCertificates, ca] } });
+    agents.set(ca, dispatcher);
+  }
   // Credentials stay on the URL they were meant for: no redirect is followed with them.
-  return fetch(url, { headers, redirect: withCredentials ? "error" : "follow", signal: AbortSignal.timeout(15_000) });
+  return undiciFetch(url, { headers, redirect: withCredentials ? "error" : "follow", signal: AbortSignal.timeout(15_000), ...(dispatcher ? { dispatcher } : {}) });
 }
 
-/** Every tag of `image` (`registry/repository`), following the registry's pagination. */
-export async function listTags(image: string, insecure: boolean, creds?: RegistryCredentials): Promise<string[]> {
+/**
+ * Every tag of `image` (`registry/repository`), following the registry's pagination; over https,
+ * `ca` (PEM) is trusted besides the system roots.
+ */
+export async function listTags(image: string, insecure: boolean, creds?: RegistryCredentials, ca?: string): Promise<string[]> {
   const { registry, repository } = parseImageName(image);
   const base = `${insecure ? "http" : "https"}://${registry}`;
   let url = `${base}/v2/${repository}/tags/list`;
   let authorization: string | undefined;
   const tags: string[] = [];
   for (let page = 0; page < 1000; page++) {
-    let res = await registryFetch(url, authorization ? { authorization } : {}, authorization !== undefined);
+    let res = await registryFetch(url, authorization ? { authorization } : {}, authorization !== undefined, ca);
     if (res.status === 401 && authorization === undefined) {
       await res.arrayBuffer();
       const challenge = parseChallenge(res.headers.get("www-authenticate") ?? "");
@@ -324,7 +338,7 @@ export async function listTags(image: string, insecure: boolean, creds?: Registr
         }
         tokenUrl.searchParams.set("scope", challenge.params.scope ?? `repository:${repository}:pull`);
         const basic: Record<string, string> = creds ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}` } : {};
-        const t = await registryFetch(tokenUrl.toString(), basic, creds !== undefined);
+        const t = await registryFetch(tokenUrl.toString(), basic, creds !== undefined, ca);
         if (!t.ok) {
           throw new Error(`registry ${registry}: token endpoint answered ${t.status}`);
         }
@@ -335,7 +349,7 @@ export async function listTags(image: string, insecure: boolean, creds?: Registr
       } else {
         throw new Error(`registry ${registry} wants credentials for ${repository}, and the ImageRepository has none`);
       }
-      res = await registryFetch(url, { authorization }, true);
+      res = await registryFetch(url, { authorization }, true, ca);
     }
     if (!res.ok) {
       throw new Error(`GET ${url}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
@@ -373,7 +387,7 @@ interface Condition {
 
 interface ImageRepositoryObject {
   metadata: Meta;
-  spec: { image: string; secretRef?: { name: string }; insecure?: boolean; exclusionList?: string[]; suspend?: boolean };
+  spec: { image: string; secretRef?: { name: string }; certSecretRef?: { name: string }; insecure?: boolean; exclusionList?: string[]; suspend?: boolean };
   status?: { conditions?: Condition[] };
 }
 
@@ -405,6 +419,7 @@ interface GitRepositoryObject {
 }
 
 interface SecretObject {
+  type?: string;
   data?: Record<string, string>;
 }
 
@@ -414,12 +429,30 @@ async function servedVersion(client: KubeClient, group: string): Promise<string 
   return g?.preferredVersion?.version;
 }
 
-async function secretData(client: KubeClient, namespace: string, name: string): Promise<Record<string, string>> {
+async function secretData(client: KubeClient, namespace: string, name: string, types?: readonly string[]): Promise<Record<string, string>> {
   const s = await client.get<SecretObject>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`);
   if (!s) {
     throw new Error(`Secret ${namespace}/${name} not found`);
   }
+  if (types && !types.includes(s.type ?? "Opaque")) {
+    throw new Error(`Secret ${namespace}/${name} has type ${s.type}, not ${types.join(" or ")}`);
+  }
   return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+}
+
+/**
+ * The CA of `spec.certSecretRef` (its `ca.crt`), for a registry with a self-signed or private
+ * certificate. The Secret must be of type Opaque or kubernetes.io/tls, as upstream documents.
+ */
+async function registryCa(client: KubeClient, namespace: string, ref: { name: string } | undefined): Promise<string | undefined> {
+  if (!ref) {
+    return undefined;
+  }
+  const data = await secretData(client, namespace, ref.name, ["Opaque", "kubernetes.io/tls"]);
+  if (data["tls.crt"] !== undefined || data["tls.key"] !== undefined) {
+    throw new Error(`Secret ${namespace}/${ref.name} holds a TLS client certificate, which this stand-in does not play`);
+  }
+  return data["ca.crt"];
 }
 
 /** RFC 3339 to the second, as Kubernetes writes metav1.Time. */
@@ -561,7 +594,8 @@ export async function runImageAutomationOnce(opts: ImageAutomationOptions): Prom
         const creds = repo.spec.secretRef
           ? registryCredentials((await secretData(client, repo.metadata.namespace, repo.spec.secretRef.name))[".dockerconfigjson"] ?? "{}", registry)
           : undefined;
-        const all = await listTags(repo.spec.image, repo.spec.insecure ?? false, creds);
+        const ca = await registryCa(client, repo.metadata.namespace, repo.spec.certSecretRef);
+        const all = await listTags(repo.spec.image, repo.spec.insecure ?? false, creds, ca);
         const tags = applyExclusions(all, repo.spec.exclusionList);
         const status = {
           canonicalImageName: repo.spec.image,

@@ -81,6 +81,7 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
     {
       registry: s.registry.host,
       insecure: s.registry.insecure,
+      caCert: s.registry.caCert,
       username: s.registry.username,
       password: secrets.registryPassword,
       // The release file's exclusions: image automation never selects a rolled-back tag again.
@@ -118,7 +119,7 @@ export function homelabStack(cfg: HomelabConfig, resolution: ReleaseResolution):
     connection: vm,
     deployDir: s.backend.deployDir,
     trigger: releaseId,
-    registry: { host: s.registry.host, insecure: s.registry.insecure },
+    registry: { host: s.registry.host, insecure: s.registry.insecure, caCert: s.registry.caCert },
   });
   const urls = { frontendUrl: pulumi.output(`${s.frontend.publicUrl}/`), apiUrl: pulumi.output(`${s.frontend.publicUrl}/api`) };
 

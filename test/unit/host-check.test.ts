@@ -1,11 +1,13 @@
 import { after, before, describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "child_process";
+import { X509Certificate } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { DOCKER_DEFAULT_REGISTRY_CONFIG, FakeDockerHost, fakeDockerHost, writeRegistryConfig } from "../support/fake-docker";
 import { PAYLOADS } from "../support/hostile";
 import { Recorder, installMocks, settle } from "../support/mocks";
+import { makeCertificates } from "../support/tls";
 import { HOST_CHECK_EXIT, renderHostCheckScript } from "../../lib/remote-deploy";
 
 const REGISTRY = "192.168.0.40:5000";
@@ -138,5 +140,70 @@ describe("HostCheck: the registry is checked only where it is insecure", () => {
     }
     await settle(rec);
     assert.ok(!rec.resources.some((r) => r.name.startsWith("hostile-") && r.name.endsWith("-check")), "no check script was registered with a hostile registry");
+  });
+});
+
+describe("host check: an https registry with its own CA must be trusted by the Docker engine", () => {
+  const HTTPS = "harbor.lan:443";
+  let certs: ReturnType<typeof makeCertificates>;
+  let certsDir: string;
+
+  before(() => {
+    const dir = fs.mkdtempSync(path.join(host.state, "tls-"));
+    certs = makeCertificates(dir);
+    certsDir = path.join(host.state, "certs.d");
+  });
+
+  const caCheck = (caCert: string): ReturnType<typeof run> => run(renderHostCheckScript({ deployDir: host.deployDir, registryCa: { host: HTTPS, caCert, certsDir } }));
+  const placeCa = (files: Record<string, string>): void => {
+    fs.rmSync(certsDir, { recursive: true, force: true });
+    fs.mkdirSync(path.join(certsDir, HTTPS), { recursive: true });
+    for (const [name, text] of Object.entries(files)) {
+      fs.writeFileSync(path.join(certsDir, HTTPS, name), text);
+    }
+  };
+
+  it("refuses an engine without the CA before anything changes, naming the registry, the CA's fingerprint and where to put it", () => {
+    fs.rmSync(certsDir, { recursive: true, force: true });
+    const r = caCheck(certs.ca);
+    assert.equal(r.code, HOST_CHECK_EXIT.untrustedRegistry, r.stderr);
+    const fingerprint = new X509Certificate(certs.ca).fingerprint256;
+    assert.match(r.stderr, new RegExp(`does not trust the CA of the registry harbor\\.lan:443 \\(homelab:registryCaCert, SHA-256 ${fingerprint}\\): put it in ${certsDir}/harbor\\.lan:443/ca\\.crt`));
+    assert.ok(!fs.existsSync(host.deployDir), "the deploy directory was not created");
+  });
+
+  it("accepts the CA in certs.d/<host:port>/*.crt, however the file wraps it and whatever else it holds", () => {
+    placeCa({ "ca.crt": certs.ca });
+    assert.equal(caCheck(certs.ca).code, 0);
+    // Another CA first, CRLF line ends and a 76-column wrap: the same certificate all the same.
+    const body = certs.ca.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+    placeCa({ "bundle.crt": `${certs.otherCa}-----BEGIN CERTIFICATE-----\r\n${body.replace(/(.{76})/g, "$1\r\n")}\r\n-----END CERTIFICATE-----\r\n` });
+    assert.equal(caCheck(certs.ca).code, 0);
+  });
+
+  it("does not count another CA, a client certificate (.cert) or another registry's directory", () => {
+    placeCa({ "ca.crt": certs.otherCa, "client.cert": certs.ca });
+    assert.equal(caCheck(certs.ca).code, HOST_CHECK_EXIT.untrustedRegistry);
+    fs.rmSync(certsDir, { recursive: true, force: true });
+    fs.mkdirSync(path.join(certsDir, "harbor.lan:5000"), { recursive: true });
+    fs.writeFileSync(path.join(certsDir, "harbor.lan:5000", "ca.crt"), certs.ca);
+    assert.equal(caCheck(certs.ca).code, HOST_CHECK_EXIT.untrustedRegistry);
+  });
+
+  it("HostCheck checks the CA only for an https registry given one", async () => {
+    const { HostCheck } = await import("../../components/host-check");
+    const connection = { host: "vm", user: "ubuntu", privateKey: "key", hostKey: "ssh-ed25519 AAAA" };
+    new HostCheck("ca-vm", { connection, deployDir: host.deployDir, trigger: "r1", registry: { host: HTTPS, insecure: false, caCert: certs.ca } });
+    await settle(rec);
+    const script = rec.byName("ca-vm-check").inputs.create as string;
+    assert.equal(script, renderHostCheckScript({ deployDir: host.deployDir, installDocker: false, registryCa: { host: HTTPS, caCert: certs.ca } }));
+    assert.match(script, /^CA_REGISTRY='harbor\.lan:443'$/m);
+    assert.match(script, /^CERTS_DIR='\/etc\/docker\/certs\.d'$/m);
+    assert.match(renderHostCheckScript({ deployDir: host.deployDir }), /^CA_REGISTRY=''$/m);
+  });
+
+  it("refuses a CA value that holds no certificate, or a registry that is not host[:port]", () => {
+    assert.throws(() => renderHostCheckScript({ deployDir: "/opt/backend", registryCa: { host: HTTPS, caCert: "not a certificate" } }), /^Error: registryCa\.caCert: holds no PEM certificate$/);
+    assert.throws(() => renderHostCheckScript({ deployDir: "/opt/backend", registryCa: { host: "harbor.lan:443; id", caCert: certs.ca } }), /^Error: registryCa\.host: "harbor\.lan:443; id" is not host\[:port\]/);
   });
 });

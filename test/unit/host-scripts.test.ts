@@ -15,6 +15,7 @@ import {
   renderInspectScript,
   renderReadSecretScript,
 } from "../../lib/remote-deploy";
+import { makeCertificates } from "../support/tls";
 
 const REMOTE = path.resolve(__dirname, "../../remote");
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "host-scripts-"));
@@ -42,6 +43,10 @@ const SCRIPTS: Record<string, { script: string; files: string[] }> = {
   inspect: { script: renderInspectScript({ deployDir: DEPLOY_DIR, project: PROJECT, files: ["docker-compose.yml", ".env"] }), files: ["inspect.sh"] },
   "read secret": { script: renderReadSecretScript({ deployDir: DEPLOY_DIR, project: PROJECT, service: "app", file: "/data/it's key" }), files: ["read-secret.sh"] },
   "host check": { script: renderHostCheckScript({ deployDir: DEPLOY_DIR }), files: ["host-check.sh"] },
+  "host check with a registry CA": {
+    script: renderHostCheckScript({ deployDir: DEPLOY_DIR, registryCa: { host: "harbor.lan:443", caCert: makeCertificates(fs.mkdtempSync(path.join(dir, "tls-"))).ca } }),
+    files: ["host-check.sh"],
+  },
   "host check with a registry and install": { script: renderHostCheckScript({ deployDir: DEPLOY_DIR, installDocker: true, insecureRegistry: "harbor.lan:5000" }), files: ["host-check.sh"] },
   logs: { script: renderLogsScript({ deployDir: DEPLOY_DIR, project: PROJECT }), files: ["logs.sh"] },
 };

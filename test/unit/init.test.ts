@@ -185,10 +185,21 @@ describe("init: a good run", () => {
       "pulumi config set --stack lab2 --secret homelab:vmPrivateKey < ~/.ssh/backend_deploy",
       "pulumi config set --stack lab2 --secret homelab:gitDeployKey < ~/.ssh/flux_deploy_key   # read-write deploy key",
       `pulumi config set --stack lab2 --secret homelab:backendEnv '{"DATABASE_URL":"postgres://…"}'   # optional: the backend's environment`,
+      "pulumi config set --stack lab2 homelab:registryCaCert < ca.crt",
       `pulumi config set --stack lab2 homelab:vmHostKey "$(ssh-keyscan -t ed25519 -p 2222 10.0.0.6 2>/dev/null | cut -d' ' -f2-)"`,
       `pulumi config set --stack lab2 homelab:gitKnownHosts "$(ssh-keyscan -t ed25519 -p 2223 git.lab2.lan 2>/dev/null)"`,
     ]);
     assert.match(out, /pulumi preview --stack lab2 --policy-pack \.\/policy\n\s+npm run deploy -- --stack lab2$/);
+  });
+
+  it("for an https registry, says where its own CA goes, and for plain HTTP says nothing of one", async () => {
+    const r = await run(args({ "--registry-insecure": "false", "--registry": "harbor.lab2.lan" }));
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const lines = r.out.map((l) => l.trim());
+    assert.ok(lines.some((l) => /^\d+\. Only if harbor\.lab2\.lan's https certificate is signed by a CA of your own/.test(l)), r.out.join("\n"));
+    assert.ok(lines.includes("pulumi config set --stack lab2 homelab:registryCaCert < ca.crt"));
+    assert.ok(lines.includes("sudo install -D -m 0644 ca.crt /etc/docker/certs.d/harbor.lab2.lan/ca.crt   # on the VM"));
+    assert.doesNotMatch((await run(args({ "--registry-insecure": "true" }))).out.join("\n"), /registryCaCert|certs\.d/);
   });
 
   it("asks no deploy key nor known_hosts for an https git URL, and keeps given paths", async () => {
