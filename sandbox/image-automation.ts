@@ -302,14 +302,20 @@ export function registryCredentials(dockerConfigJson: string, registry: string):
 /** One connection pool per CA: the system roots and the certSecretRef's `ca.crt`. */
 const agents = new Map<string, Agent>();
 
-async function registryFetch(url: string, headers: Record<string, string>, withCredentials: boolean, ca?: string): ReturnType<typeof undiciFetch> {
+async function registryFetch(url: string, headers: Record<string, string>, withCredentials: boolean, ca?: string): Promise<Awaited<ReturnType<typeof undiciFetch>>> {
   let dispatcher: Agent | undefined;
   if (ca !== undefined) {
     dispatcher = agents.get(ca) ?? new Agent({ connect: { ca: [...tls.rootCertificates, ca] } });
     agents.set(ca, dispatcher);
   }
-  // Credentials stay on the URL they were meant for: no redirect is followed with them.
-  return undiciFetch(url, { headers, redirect: withCredentials ? "error" : "follow", signal: AbortSignal.timeout(15_000), ...(dispatcher ? { dispatcher } : {}) });
+  try {
+    // Credentials stay on the URL they were meant for: no redirect is followed with them.
+    return await undiciFetch(url, { headers, redirect: withCredentials ? "error" : "follow", signal: AbortSignal.timeout(15_000), ...(dispatcher ? { dispatcher } : {}) });
+  } catch (e) {
+    // As upstream reports a failed request: the URL and why, e.g. the certificate's error.
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(`GET ${url}: ${[cause?.code, cause?.message].filter(Boolean).join(": ") || (e as Error).message}`, { cause: e });
+  }
 }
 
 /**

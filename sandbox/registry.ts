@@ -1,12 +1,15 @@
 // The sandbox's registry (Harbor's stand-in): Debian's docker-registry on a loopback port with
-// htpasswd auth, storing into a directory so that a restart keeps the images. Images can be
-// pushed with the docker CLI or, without any engine, through the registry's HTTP API.
+// htpasswd auth (plain HTTP, or https with a certificate it is given), storing into a directory
+// so that a restart keeps the images. Images can be pushed with the docker CLI or, without any
+// engine, through the registry's HTTP API.
 
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as zlib from "zlib";
+import * as tls from "tls";
+import { Agent, fetch as undiciFetch } from "undici";
 import { freePort, portOpen, readState, recordAlive, startProcess, stopProcess, waitFor } from "./processes";
 
 export { freePort };
@@ -14,6 +17,8 @@ export { freePort };
 export interface RunningRegistry {
   /** `127.0.0.1:PORT`. */
   readonly host: string;
+  /** `https` when started with a certificate, else `http`. */
+  readonly scheme: "http" | "https";
   readonly username: string;
   readonly password: string;
   /** PID of the docker-registry process. */
@@ -43,6 +48,17 @@ export interface RegistryOptions {
   readonly username?: string;
   /** @default 15000 */
   readonly timeoutMs?: number;
+  /**
+   * Serve https with this certificate and key (PEM) instead of plain HTTP; `ca` (PEM) is what
+   * this module's own requests trust. The certificate must name 127.0.0.1. @default plain HTTP
+   */
+  readonly tls?: { readonly certificate: string; readonly key: string; readonly ca: string };
+}
+
+/** A fetch for the registry: over https, trusting the given CA besides the system roots. */
+function registryFetcher(ca: string | undefined): (url: string | URL, init?: Parameters<typeof undiciFetch>[1]) => ReturnType<typeof undiciFetch> {
+  const dispatcher = ca === undefined ? undefined : new Agent({ connect: { ca: [...tls.rootCertificates, ca] } });
+  return (url, init) => undiciFetch(url, { ...init, ...(dispatcher ? { dispatcher } : {}) });
 }
 
 const MANIFEST_TYPES = [
@@ -84,9 +100,9 @@ function tar(files: Record<string, string>): Buffer {
 
 
 /** Whether the registry at host answers /v2/ asking for credentials (i.e. it is ours, with auth). */
-async function answers(host: string): Promise<boolean> {
+async function answers(host: string, ca?: string): Promise<boolean> {
   try {
-    const res = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(2000) });
+    const res = await registryFetcher(ca)(`${ca === undefined ? "http" : "https"}://${host}/v2/`, { signal: AbortSignal.timeout(2000) });
     await res.arrayBuffer();
     return res.status === 401;
   } catch {
@@ -107,6 +123,10 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
   const configFile = path.join(dir, "config.yml");
   const logFile = path.join(dir, "registry.log");
   fs.mkdirSync(dataDir, { recursive: true });
+  const tlsFile = (name: string, pem: string): string => {
+    fs.writeFileSync(path.join(dir, name), pem, { mode: 0o600 });
+    return path.join(dir, name);
+  };
 
   let settings: Settings | undefined;
   try {
@@ -114,8 +134,11 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
   } catch {
     settings = undefined;
   }
+  const ca = opts.tls?.ca;
+  const scheme = ca === undefined ? "http" : "https";
+  const call = registryFetcher(ca);
   const existing = readState(dir).processes.registry;
-  let rec = recordAlive(existing) && settings && (await answers(`127.0.0.1:${settings.port}`)) ? existing : undefined;
+  let rec = recordAlive(existing) && settings && (await answers(`127.0.0.1:${settings.port}`, ca)) ? existing : undefined;
 
   if (!rec) {
     if (existing) {
@@ -141,7 +164,7 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
         "version: 0.1",
         "log: { level: warn }",
         `storage: { filesystem: { rootdirectory: ${dataDir} }, delete: { enabled: true } }`,
-        `http: { addr: 127.0.0.1:${settings.port} }`,
+        opts.tls ? `http: { addr: 127.0.0.1:${settings.port}, tls: { certificate: ${tlsFile("tls.crt", opts.tls.certificate)}, key: ${tlsFile("tls.key", opts.tls.key)} } }` : `http: { addr: 127.0.0.1:${settings.port} }`,
         `auth: { htpasswd: { realm: registry, path: ${htpasswdFile} } }`,
         "",
       ].join("\n"),
@@ -149,7 +172,7 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
     rec = startProcess(dir, { name: "registry", command: "docker-registry", args: ["serve", configFile], logFile });
     const port = settings.port;
     try {
-      await waitFor(() => answers(`127.0.0.1:${port}`), {
+      await waitFor(() => answers(`127.0.0.1:${port}`, ca), {
         what: `registry on 127.0.0.1:${port}`,
         timeoutMs: opts.timeoutMs ?? 15_000,
         pid: rec.pid,
@@ -167,14 +190,14 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
 
   async function upload(repository: string, data: Buffer): Promise<string> {
     const digest = sha256(data);
-    const start = await fetch(`http://${host}/v2/${repository}/blobs/uploads/`, { method: "POST", headers: { authorization: auth } });
+    const start = await call(`${scheme}://${host}/v2/${repository}/blobs/uploads/`, { method: "POST", headers: { authorization: auth } });
     const location = start.headers.get("location");
     if (start.status !== 202 || !location) {
       throw new Error(`blob upload to ${repository} refused: ${start.status}`);
     }
-    const url = new URL(location, `http://${host}`);
+    const url = new URL(location, `${scheme}://${host}`);
     url.searchParams.set("digest", digest);
-    const put = await fetch(url, { method: "PUT", headers: { authorization: auth, "content-type": "application/octet-stream" }, body: data });
+    const put = await call(url, { method: "PUT", headers: { authorization: auth, "content-type": "application/octet-stream" }, body: data });
     if (put.status !== 201) {
       throw new Error(`blob upload to ${repository} failed: ${put.status}`);
     }
@@ -184,6 +207,7 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
 
   return {
     host,
+    scheme,
     username,
     password,
     pid,
@@ -205,7 +229,7 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
           layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", size: layer.length, digest: layerDigest }],
         }),
       );
-      const res = await fetch(`http://${host}/v2/${repository}/manifests/${tag}`, {
+      const res = await call(`${scheme}://${host}/v2/${repository}/manifests/${tag}`, {
         method: "PUT",
         headers: { authorization: auth, "content-type": "application/vnd.docker.distribution.manifest.v2+json" },
         body: manifest,
@@ -216,7 +240,7 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
       return sha256(manifest);
     },
     async digest(repository, tag) {
-      const res = await fetch(`http://${host}/v2/${repository}/manifests/${tag}`, {
+      const res = await call(`${scheme}://${host}/v2/${repository}/manifests/${tag}`, {
         method: "HEAD",
         headers: { authorization: auth, accept: MANIFEST_TYPES },
       });
@@ -226,7 +250,7 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
       await stopProcess(dir, "registry");
       fs.rmSync(configFile, { force: true });
       if (o.keepData === false) {
-        for (const f of [dataDir, settingsFile, htpasswdFile, logFile]) {
+        for (const f of [dataDir, settingsFile, htpasswdFile, logFile, path.join(dir, "tls.crt"), path.join(dir, "tls.key")]) {
           fs.rmSync(f, { recursive: true, force: true });
         }
       }

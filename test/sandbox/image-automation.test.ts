@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { COMMIT_MESSAGE_TEMPLATE, SIGNING_KEY_SECRET, exclusionPattern } from "../../components/image-automation";
+import { COMMIT_MESSAGE_TEMPLATE, REGISTRY_CA_SECRET, SIGNING_KEY_SECRET, exclusionPattern } from "../../components/image-automation";
 import { IMAGE_API } from "../../crds/flux";
 import { DEFAULT_TAG_PATTERN } from "../../lib/config";
 import { renderDockerConfigJson } from "../../lib/dockerconfig";
@@ -17,10 +17,11 @@ import { SandboxCluster, startCluster } from "../../sandbox/cluster";
 import { FLUX_NAMESPACE } from "../../sandbox/flux-controllers";
 import { ensureFluxManifests } from "../../sandbox/flux-manifests";
 import { GitServer, commitToServer, startGitServer } from "../../sandbox/git-server";
-import { ImageAutomationPass, runImageAutomationOnce } from "../../sandbox/image-automation";
+import { ImageAutomationPass, RepositoryScan, runImageAutomationOnce } from "../../sandbox/image-automation";
 import { kubeClient } from "../../sandbox/kube";
 import { runCommand, waitFor } from "../../sandbox/processes";
 import { RunningRegistry, startRegistry } from "../../sandbox/registry";
+import { makeCertificates } from "../support/tls";
 
 /*
  * The stand-in for Flux's image controllers against the sandbox's real parts: a registry with
@@ -327,6 +328,42 @@ describe("image automation's stand-in", () => {
     assert.equal(verified.status, 0, verified.stderr);
     assert.match(verified.stderr, new RegExp(`Good "git" signature for ${AUTHOR.email.replace(/\./g, "\\.")} with ED25519 key`));
     await kube().patch(automation, { spec: { git: { commit: { signingKey: null } } } });
+  });
+
+  it("scans an https registry whose own CA the certSecretRef Secret holds (ca.crt), and fails the scan without it or with a Secret of another type", async () => {
+    const certs = makeCertificates(fs.mkdtempSync(path.join(dir, "pki-")));
+    const secure = await startRegistry(path.join(dir, "registry-tls"), { tls: { certificate: certs.serverCert, key: certs.serverKey, ca: certs.ca } });
+    try {
+      await secure.push("frontend", FRONTEND_NEWEST);
+      const repo = { apiVersion: IMAGE_API, kind: "ImageRepository", metadata: { name: "tls-frontend", namespace: NS } };
+      const spec = { image: `${secure.host}/frontend`, interval: "1m", secretRef: { name: "harbor-tls-credentials" }, insecure: false };
+      await apply("registry-ca", [
+        {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name: "harbor-tls-credentials", namespace: NS },
+          type: "kubernetes.io/dockerconfigjson",
+          stringData: { ".dockerconfigjson": renderDockerConfigJson(secure.host, secure.username, secure.password) },
+        },
+        // As components/image-automation.ts makes it.
+        { apiVersion: "v1", kind: "Secret", metadata: { name: REGISTRY_CA_SECRET, namespace: NS }, type: "Opaque", stringData: { "ca.crt": certs.ca } },
+        { ...repo, spec: { ...spec, certSecretRef: { name: REGISTRY_CA_SECRET } } },
+      ]);
+      const scanOf = async (): Promise<RepositoryScan | undefined> => (await pass()).repositories.find((r) => r.name === `${NS}/tls-frontend`);
+      assert.deepEqual((await scanOf())?.tags, [FRONTEND_NEWEST]);
+      const status = await kube().get<{ status?: { lastScanResult?: { tagCount: number } } }>(objectPath("imagerepositories", "tls-frontend"));
+      assert.equal(status?.status?.lastScanResult?.tagCount, 1);
+
+      // Without certSecretRef the registry's certificate is not trusted.
+      await kube().patch(objectPath("imagerepositories", "tls-frontend"), { spec: { certSecretRef: null } });
+      assert.match((await scanOf())?.error ?? "", /^GET https:\/\/127\.0\.0\.1:\d+\/v2\/frontend\/tags\/list: (SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO)\w*: /);
+      // A Secret of a type upstream does not read for certSecretRef.
+      await kube().patch(objectPath("imagerepositories", "tls-frontend"), { spec: { certSecretRef: { name: "harbor-tls-credentials" } } });
+      assert.match((await scanOf())?.error ?? "", /Secret flux-system\/harbor-tls-credentials has type kubernetes\.io\/dockerconfigjson, not Opaque or kubernetes\.io\/tls/);
+    } finally {
+      await kubectl("delete", "--namespace", NS, "--ignore-not-found", "imagerepository/tls-frontend", `secret/${REGISTRY_CA_SECRET}`, "secret/harbor-tls-credentials");
+      await secure.stop({ keepData: false });
+    }
   });
 
   it("leaves no clone or key of its own behind", () => {

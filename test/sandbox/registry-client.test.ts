@@ -8,6 +8,7 @@ import * as path from "path";
 import { parseChallenge, resolveDigest } from "../../lib/registry-client";
 import { TAG_A, TAG_B } from "../support/fixtures";
 import { RunningRegistry, startRegistry } from "../support/registry";
+import { makeCertificates } from "../support/tls";
 
 describe("registry digest lookup against a real registry (htpasswd auth)", () => {
   let dir: string;
@@ -42,6 +43,37 @@ describe("registry digest lookup against a real registry (htpasswd auth)", () =>
       resolveDigest(ref(TAG_A), { username: registry.username, password: "wrong" }, true),
       new RegExp(`registry ${registry.host} refused the credentials of "robot" for ${registry.host}/backend:${TAG_A}`),
     );
+  });
+});
+
+describe("registry digest lookup over https with the registry's own CA (homelab:registryCaCert)", () => {
+  let dir: string;
+  let registry: RunningRegistry;
+  let certs: ReturnType<typeof makeCertificates>;
+  let pushed: string;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "registry-client-tls-"));
+    certs = makeCertificates(fs.mkdtempSync(path.join(dir, "pki-")));
+    registry = await startRegistry(path.join(dir, "registry"), { tls: { certificate: certs.serverCert, key: certs.serverKey, ca: certs.ca } });
+    pushed = await registry.push("backend", TAG_A);
+  });
+  after(async () => {
+    await registry.stop({ keepData: false });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const ref = { registry: "", repository: "backend", tag: TAG_A };
+  const creds = (): { username: string; password: string } => ({ username: registry.username, password: registry.password });
+
+  it("resolves the digest with the CA, the credentials going over https", async () => {
+    assert.equal(registry.scheme, "https");
+    assert.equal(await resolveDigest({ ...ref, registry: registry.host }, creds(), false, { caCert: certs.ca }), pushed);
+  });
+
+  it("refuses the registry's certificate without the CA or with another, saying what to set", async () => {
+    await assert.rejects(resolveDigest({ ...ref, registry: registry.host }, creds(), false), /set homelab:registryCaCert to the CA's PEM\)$/);
+    await assert.rejects(resolveDigest({ ...ref, registry: registry.host }, creds(), false, { caCert: certs.otherCa }), /does not chain to homelab:registryCaCert\)$/);
   });
 });
 
