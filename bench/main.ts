@@ -9,6 +9,7 @@ import { freePort } from "../sandbox/processes";
 import { Sandbox, sandboxStack, startSandbox, stopSandbox, writeRelease } from "../sandbox/sandbox";
 import { clearExclusions, cloneProject } from "../sandbox/checkout";
 import { npmDeploy } from "./deploy-run";
+import { parseTimings } from "../deploy/phases";
 import { prepareFloor, removeFloor, servesText, servesVersion } from "./floor";
 import { prepareAnsiblePeer, removeAnsiblePeer } from "./peers/ansible";
 import { prepareFluxPeer, removeFluxPeer } from "./peers/flux";
@@ -18,7 +19,7 @@ import { renderReport } from "./report";
 import { BenchResults, ScalePoint } from "./results";
 import { scalePoint, scaleStack } from "./scale-stack";
 import { countSessions } from "./sessions";
-import { figure, ratio } from "./stats";
+import { Figure, figure, ratio } from "./stats";
 import { Timeline, criticalPath, slowestSteps, stageSeconds, timed } from "./timeline";
 import { CACHE as TRANSPILE_CACHE } from "../bin/transpile";
 
@@ -210,8 +211,8 @@ async function main(): Promise<void> {
     await empty.up({ color: "never" });
 
     if (args.only.has("promotion") || args.only.has("noop") || args.only.has("rollback")) {
-      const p = { cliUp: [] as number[], floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], up: [] as number[], deploy: [] as number[], upSessions: [] as number[], deploySessions: [] as number[], timelines: [] as Timeline[] };
-      const n = { up: [] as number[], preview: [] as number[], previewFresh: [] as number[], empty: [] as number[], sessions: [] as number[], timelines: [] as Timeline[] };
+      const p = { deployPhases: [] as Record<string, number>[], cliUp: [] as number[], floorFrontend: [] as number[], floorBackend: [] as number[], floor: [] as number[], up: [] as number[], deploy: [] as number[], upSessions: [] as number[], deploySessions: [] as number[], timelines: [] as Timeline[] };
+      const n = { deploy: [] as number[], deployPhases: [] as Record<string, number>[], up: [] as number[], preview: [] as number[], previewFresh: [] as number[], empty: [] as number[], sessions: [] as number[], timelines: [] as Timeline[] };
       const rb = { toHealthy: [] as number[], toExit: [] as number[], failedUp: [] as number[], floor: [] as number[] };
       for (let i = 0; i < args.runs; i++) {
         log(`run ${i + 1}/${args.runs}`);
@@ -234,6 +235,7 @@ async function main(): Promise<void> {
         const dep = await countSessions(sshdLog, () => npmDeploy(STACK, projectDir, env));
         must(dep.result.code === 0, `deploy exited ${dep.result.code}:\n${dep.result.output}`);
         p.deploy.push(dep.result.seconds);
+        p.deployPhases.push(parseTimings(dep.result.output));
         p.deploySessions.push(dep.sessions);
         // The same change with the CLI as a user runs it (`pulumi up --yes` previews first), to B and back to A.
         await release(B);
@@ -256,7 +258,12 @@ async function main(): Promise<void> {
         n.sessions.push(nu.sessions);
         n.timelines.push(nu.result);
         n.empty.push((await timed(empty, "preview")).seconds);
-        log(`run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s, up ${up.result.seconds.toFixed(1)}s (${up.sessions} ssh), deploy ${dep.result.seconds.toFixed(1)}s, no-op preview ${pv.seconds.toFixed(1)}s (transpile cache empty ${n.previewFresh[i].toFixed(1)}s), up ${nu.result.seconds.toFixed(1)}s, providers-only preview ${n.empty[i].toFixed(1)}s`);
+        // The guarded deploy of nothing new, right after the no-op `up`.
+        const nd = await npmDeploy(STACK, projectDir, env);
+        must(nd.code === 0, `no-op deploy exited ${nd.code}:\n${nd.output}`);
+        n.deploy.push(nd.seconds);
+        n.deployPhases.push(parseTimings(nd.output));
+        log(`run ${i + 1}: floor ${ff.toFixed(1)}+${fb.toFixed(1)}s, up ${up.result.seconds.toFixed(1)}s (${up.sessions} ssh), deploy ${dep.result.seconds.toFixed(1)}s, no-op preview ${pv.seconds.toFixed(1)}s (transpile cache empty ${n.previewFresh[i].toFixed(1)}s), up ${nu.result.seconds.toFixed(1)}s, providers-only preview ${n.empty[i].toFixed(1)}s, no-op deploy ${n.deploy[i].toFixed(1)}s`);
 
         if (args.only.has("rollback")) {
           const r = await rollback(B[0], A);
@@ -286,6 +293,7 @@ async function main(): Promise<void> {
         deployOverUp: ratio(p.deploy, p.up),
         cliUp: figure(p.cliUp),
         deployOverCliUp: ratio(p.deploy, p.cliUp),
+        deployPhases: phaseFigures(p.deployPhases),
         stages: Object.fromEntries(Object.entries(stageRuns).map(([k, v]) => [k, figure(v)])),
         stageRatios: {
           frontend: ratio(stageRuns.frontend ?? [], p.floorFrontend),
@@ -305,6 +313,9 @@ async function main(): Promise<void> {
         freshTranspileCost: ratio(n.previewFresh, n.preview),
         sshSessions: n.sessions,
         upStages: stageSeconds(medianRun(n.timelines)),
+        deploy: figure(n.deploy),
+        deployOverUp: ratio(n.deploy, n.up),
+        deployPhases: phaseFigures(n.deployPhases),
       };
       save();
       if (args.only.has("rollback")) {
@@ -562,6 +573,12 @@ async function main(): Promise<void> {
 /** The run whose whole time is the median (the upper one of an even count). */
 function medianRun(ts: Timeline[]): Timeline {
   return [...ts].sort((a, b) => a.seconds - b.seconds)[Math.floor(ts.length / 2)];
+}
+
+/** Each phase's figure over the runs that printed it (the deploy's `timings:` line), in the order first printed. */
+function phaseFigures(runs: readonly Record<string, number>[]): Record<string, Figure> {
+  const names = [...new Set(runs.flatMap((r) => Object.keys(r)))];
+  return Object.fromEntries(names.map((k) => [k, figure(runs.filter((r) => k in r).map((r) => r[k]))]));
 }
 
 function must(ok: boolean, message: string): void {

@@ -48,6 +48,20 @@ export function renderReport(r: BenchResults): string {
     out.push(row(["stage: backend (compose over SSH)", s(p.stages.backend), s(p.floor.backend), x(p.stageRatios.backend), runs(p.stages.backend)]));
     out.push("");
     out.push(`SSH sessions on the VM per \`pulumi up\`: ${p.sshSessions.up.join(", ")}; per \`npm run deploy\`: ${p.sshSessions.deploy.join(", ")}.`, "");
+    if (p.deployPhases && Object.keys(p.deployPhases).length > 0) {
+      out.push("### Where the time of `npm run deploy` goes, by phase", "");
+      out.push(
+        "As the deploy prints it at its end (`deploy: timings: …`): start-up is from the process's start (Node.js, the deploy's own code); " +
+          "`refresh and preview` and `update` are the two halves of its one `pulumi up --refresh`, policy pack included in both.",
+        "",
+      );
+      const noop = r.noop?.deployPhases ?? {};
+      out.push(row(["phase", "promotion (median)", "no-op (median)", "promotion runs"]), row(["---", "---:", "---:", "---"]));
+      for (const [k, f] of Object.entries(p.deployPhases)) {
+        out.push(row([k, s(f), noop[k] ? s(noop[k]) : "", runs(f)]));
+      }
+      out.push("");
+    }
     out.push("### Where the time of `pulumi up` goes, by stage", "");
     out.push(row(["stage", "median", "runs"]), row(["---", "---:", "---"]));
     for (const [k, f] of Object.entries(p.stages)) {
@@ -69,6 +83,9 @@ export function renderReport(r: BenchResults): string {
     out.push(row(["`pulumi preview`, providers only", s(n.emptyPreview), "", "", runs(n.emptyPreview)]));
     out.push(row(["`pulumi preview`, nothing changed", s(n.preview), s(n.emptyPreview), x(n.previewRatio), runs(n.preview)]));
     out.push(row(["`pulumi up`, nothing changed", s(n.up), s(n.emptyPreview), x(n.upRatio), runs(n.up)]));
+    if (n.deploy && n.deployOverUp) {
+      out.push(row(["`npm run deploy`, nothing changed (ratio: over the no-op `up`, run by run)", s(n.deploy), s(n.up), x(n.deployOverUp), runs(n.deploy)]));
+    }
     if (n.previewTypeChecked && n.typeCheckCut) {
       out.push(row(["`pulumi preview`, nothing changed, ts-node type-checking the program", s(n.previewTypeChecked), s(n.preview), x(n.typeCheckCut), runs(n.previewTypeChecked)]));
     }

@@ -74,6 +74,8 @@ export interface BenchResults {
     /** `pulumi up --yes` from the CLI (previewing first, as a user runs it) of the same change. */
     cliUp?: Figure;
     deployOverCliUp?: Figure;
+    /** The guarded deploy's own `timings:` line, phase by phase (deploy/phases.ts). */
+    deployPhases?: Record<string, Figure>;
     stages: Record<string, Figure>;
     stageRatios: { frontend: Figure; backend: Figure };
     sshSessions: { up: number[]; deploy: number[] };
@@ -95,6 +97,10 @@ export interface BenchResults {
     freshTranspileCost?: Figure;
     sshSessions: number[];
     upStages: Record<string, number>;
+    /** `npm run deploy` of nothing new, its ratio to the no-op `up` run by run, and its phases. */
+    deploy?: Figure;
+    deployOverUp?: Figure;
+    deployPhases?: Record<string, Figure>;
   };
   /**
    * The same promotion (`pulumi up` to a new pair) with the production soak on both gates, and

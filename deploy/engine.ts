@@ -74,6 +74,8 @@ export interface EngineRun {
   /** Who held it, as the CLI named them (a file or cloud-storage backend names them). */
   readonly holders: readonly LockHolder[];
   readonly seconds: number;
+  /** Seconds until the CLI began the update half of an `up` (its preview, refresh included, before); unset when it never began. */
+  readonly previewSeconds?: number;
 }
 
 export interface UpOptions {
@@ -181,6 +183,7 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
     args.push("--non-interactive");
   }
   const out = redactingWriter(opts.onOutput ?? ((t: string) => void process.stdout.write(t)), opts.secrets ?? []);
+  let updateBegan: number | undefined;
   try {
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
       // --event-log is among the CLI's debug commands (the Automation API turns them on the same way).
@@ -188,7 +191,15 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
       const engineRun = crypto.randomUUID();
       const child = spawn(opts.pulumi ?? "pulumi", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PULUMI_DEBUG_COMMANDS: "true", [ENGINE_RUN_VAR]: engineRun } });
       let errText = "";
-      child.stdout.setEncoding("utf8").on("data", (t: string) => out.write(t));
+      let tail = "";
+      child.stdout.setEncoding("utf8").on("data", (t: string) => {
+        out.write(t);
+        // The CLI heads the update half of an `up` with `Updating (<stack>):`, after its preview.
+        if (updateBegan === undefined && /(^|\n)Updating \(/.test(tail + t)) {
+          updateBegan = Date.now();
+        }
+        tail = (tail + t).slice(-200);
+      });
       child.stderr.setEncoding("utf8").on("data", (t: string) => {
         errText += t;
         out.write(t);
@@ -221,6 +232,7 @@ async function runCli(command: string[], opts: Pick<UpOptions, "stack" | "workDi
       concurrent,
       holders: concurrent ? lockHolders(stderr) : [],
       seconds: Math.round((Date.now() - started) / 100) / 10,
+      ...(updateBegan !== undefined ? { previewSeconds: (updateBegan - started) / 1000 } : {}),
     };
   } finally {
     fs.rmSync(logDir, { recursive: true, force: true });

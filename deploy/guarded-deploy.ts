@@ -1,4 +1,5 @@
 import * as crypto from "crypto";
+import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace, Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
@@ -8,6 +9,7 @@ import { commitSigners, vetIncoming } from "./commit-trust";
 import { EngineRun, up } from "./engine";
 import { DeployLock, LockHeld, acquireDeployLock } from "./lock";
 import { Release, releaseTags } from "../lib/release";
+import { PhaseClock } from "./phases";
 import { Checkout, commitFileChange, commitWithTrailer, dropUnpushedCommit, fetchUpstream, fileHistory, git, moveCheckoutTo, pushFileChange, syncCheckout } from "./git";
 import { EXIT, driftFound, failedStage, failureReason, onlyVpsFailed, plannedDigests, releaseMoved, vpsMoved, vpsRestored } from "./outcome";
 import { StackConfig, configProblems, lastPromoted, promotedIn, readRelease, secretValues, setting, stateResources } from "./release-state";
@@ -16,6 +18,7 @@ import { checkPlatform } from "./platform";
 import { Verdict, classify, describeVerdict } from "./verdict";
 import { Interruption, PendingRollback, StateResource, addInterruption, pendingRollbackOf, setPendingRollback } from "./interruption";
 import { waitingLine } from "../stacks/first-release";
+import { stackFileName } from "../lib/stack-file";
 import { Notice, TagStore, notify } from "./notify";
 
 /** The policy pack of this program, enforced on every preview and update the deploy makes. */
@@ -40,20 +43,32 @@ export interface DeployOptions {
 
 const say = (line: string): void => void process.stderr.write(`deploy: ${line}\n`);
 
+/** A file's text, or undefined when it cannot be read. */
+function readIfThere(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
 function describeRunning(release: PromotedRelease | undefined): string {
   return release ? `frontend ${release.frontend.tag}, backend ${release.backend.tag}` : "nothing promoted yet";
 }
 
-/** A stack output the update recorded, read from its events (no further call to the CLI). */
-function stackOutput(events: readonly EngineEvent[], key: string): unknown {
+/** The stack's outputs the update recorded, read from its events (no further call to the CLI); undefined when it recorded none. */
+function stackOutputs(events: readonly EngineEvent[]): Record<string, unknown> | undefined {
   for (const e of [...events].reverse()) {
     const m = e.resOutputsEvent?.metadata;
     if (m && !e.resOutputsEvent?.planning && m.type === "pulumi:pulumi:Stack") {
-      return m.new?.outputs?.[key];
+      return (m.new?.outputs ?? {}) as Record<string, unknown>;
     }
   }
   return undefined;
 }
+
+/** A stack output the update recorded, read from its events. */
+const stackOutput = (events: readonly EngineEvent[], key: string): unknown => stackOutputs(events)?.[key];
 
 const promotedRelease = (events: readonly EngineEvent[]): PromotedRelease | undefined => stackOutput(events, "release") as PromotedRelease | undefined;
 
@@ -127,6 +142,9 @@ interface Told {
 }
 
 async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
+  // From the process's start: loading the deploy itself is part of what it costs.
+  const clock = new PhaseClock();
+  clock.mark("start-up");
   const policyPacks = opts.policyPacks ?? [POLICY_PACK];
   // Set once the stack's config is read: nothing the engine prints before then carries a secret of it.
   let secrets: readonly string[] = [];
@@ -143,12 +161,14 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
   told.tags = stack.workspace;
   const [project, config] = await Promise.all([stack.workspace.projectSettings(), stack.getAllConfig()]);
   secrets = secretValues(config as StackConfig);
+  clock.mark("stack and config");
   // The engine records itself as the holder of the stack's lock, and removes one a killed deploy left.
   const stackLock = { project: project.name, stack: opts.stack };
   const engine = (refresh = false): Promise<EngineRun> => up({ stack: opts.stack, workDir: opts.workDir, policyPacks, refresh, secrets, lock: stackLock, say });
   let lock: DeployLock;
   try {
     lock = await acquireDeployLock({ project: project.name, stack: opts.stack, say });
+    clock.mark("deploy lock");
   } catch (e) {
     if (e instanceof LockHeld) {
       opts.onLockHeld?.();
@@ -157,6 +177,7 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     }
     throw e;
   }
+  let engineRan = false;
   try {
     let cfg = config as StackConfig;
     told.cfg = cfg;
@@ -171,11 +192,15 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     // Awaited below; a refusal before then must not leave it rejected unhandled.
     state.catch(() => undefined);
     const pending = pendingRollbackOf(await state);
+    clock.mark("state");
     if (pending && dropUnpushedCommit(opts.workDir, setting(cfg, "gitBranch"), ROLLBACK_TRAILER, pending.event.id)) {
       say(`dropped the rollback commit a killed deploy made and never pushed; it is made again on top of ${setting(cfg, "gitBranch")}`);
     }
     let co: Checkout;
     let release: Release;
+    // Read again after the sync only if it changed it (or it is not where it can be compared).
+    const stackFile = path.join(opts.workDir, stackFileName(opts.stack.split("/").pop()!));
+    const stackFileBefore = readIfThere(stackFile);
     try {
       // Vetted with the signers of the checkout as it was: what the fast-forward brings cannot vouch for itself.
       co = syncCheckout(opts.workDir, setting(cfg, "releaseFile"), setting(cfg, "gitUrl"), setting(cfg, "gitBranch"), vetIncoming(cfg, opts.unattended ?? false), commitSigners(cfg));
@@ -186,15 +211,19 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     } catch (e) {
       throw new Refused((e as Error).message);
     }
+    clock.mark("git sync");
     // The stack file travels in git with its encrypted secrets: what the fast-forward brought is
     // what the engine runs with, so it is what is checked and kept out of the output.
-    cfg = (await stack.getAllConfig()) as StackConfig;
-    told.cfg = cfg;
-    secrets = secretValues(cfg);
+    if (stackFileBefore === undefined || readIfThere(stackFile) !== stackFileBefore) {
+      cfg = (await stack.getAllConfig()) as StackConfig;
+      told.cfg = cfg;
+      secrets = secretValues(cfg);
+    }
     const invalidAfterSync = configProblems(cfg);
     if (invalidAfterSync) {
       throw new Refused(invalidAfterSync);
     }
+    clock.mark("config after sync");
     try {
       release = readRelease(cfg, opts.workDir);
     } catch (e) {
@@ -207,6 +236,15 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     // Refreshed every time: each part is read (hosts, gates, the cluster) and whatever no longer
     // runs the recorded release is deployed and gated again in the same update.
     const run = await engine(true);
+    engineRan = true;
+    clock.markParts(
+      run.previewSeconds === undefined
+        ? [{ name: "refresh and preview", seconds: run.seconds }]
+        : [
+            { name: "refresh and preview", seconds: run.previewSeconds },
+            { name: "update", seconds: run.seconds - run.previewSeconds },
+          ],
+    );
     if (run.concurrent) {
       say(anotherUpdate(opts.stack, run));
       return EXIT.refused;
@@ -217,7 +255,8 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
         await clearPendingRollback(stack);
         say(`the rollback a killed deploy left unfinished is complete`);
       }
-      const waitingFor = (await stack.outputs()).waitingForImages?.value as string[] | undefined;
+      const recorded = stackOutputs(run.events);
+      const waitingFor = (recorded ? recorded.waitingForImages : (await stack.outputs()).waitingForImages?.value) as string[] | undefined;
       if (waitingFor && waitingFor.length > 0) {
         say(`WAITING after ${run.seconds}s: ${waitingLine(waitingFor)}`);
         return EXIT.waiting;
@@ -265,6 +304,8 @@ async function guardedDeploy(opts: DeployOptions, told: Told): Promise<number> {
     throw e;
   } finally {
     await lock.release();
+    clock.mark(engineRan ? "after the update" : "until refused");
+    say(clock.line());
   }
 }
 
