@@ -8,7 +8,12 @@ set -u
 TAIL=$1 SINCE=$2 FOLLOW=$3
 set -- --tail "$TAIL"
 if [ -n "$SINCE" ]; then set -- "$@" --since "${SINCE}s"; fi
-if [ -n "$FOLLOW" ]; then set -- "$@" --follow; fi
+if [ -z "$FOLLOW" ]; then
+  # Without --follow the command ends by itself; a watcher on stdin (which the client ends at
+  # once) would kill it before it has printed everything.
+  exec docker compose --project-name "$PROJECT" --project-directory "$DIR" -f "$DIR/docker-compose.yml" logs --no-color --timestamps "$@"
+fi
+set -- "$@" --follow
 # A command run in the background reads /dev/null: the watcher reads the session's stdin through fd 3.
 exec 3<&0
 docker compose --project-name "$PROJECT" --project-directory "$DIR" -f "$DIR/docker-compose.yml" logs --no-color --timestamps "$@" &

@@ -111,6 +111,24 @@ describe("homelab logs: the host's script", () => {
     assert.throws(() => process.kill(pid, 0), "the follower is gone");
   });
 
+  it("without --follow, prints everything however slow docker is, though the client ends stdin at once", () => {
+    const deployDir = path.join(dir, "slow project");
+    fs.mkdirSync(deployDir, { recursive: true });
+    fs.writeFileSync(path.join(deployDir, "docker-compose.yml"), "services: {}\n");
+    const bin = path.join(dir, "slow-bin");
+    fs.mkdirSync(bin, { recursive: true });
+    // A busy host: the logs come half a second after the command starts.
+    fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\nsleep 0.5\necho "args: $*"\necho last line\n`, { mode: 0o755 });
+    const r = spawnSync("sh", ["-c", logsInvocation(renderLogsScript({ deployDir, project: "vps" }), { tail: 50, follow: false })], {
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` },
+      input: "",
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /logs --no-color --timestamps --tail 50$/m);
+    assert.match(r.stdout, /^last line$/m);
+  });
+
   it("says when the host has no such project", () => {
     const r = spawnSync("sh", ["-c", logsInvocation(renderLogsScript({ deployDir: path.join(dir, "none"), project: "x" }), { tail: 1, follow: false })], { encoding: "utf8" });
     assert.equal(r.status, 3);
