@@ -114,6 +114,9 @@ function judgeGate(f: Failure, part: "frontend" | "backend", reach: readonly Rea
   return platform(TRANSPORT.test(last) ? "ingress" : "unknown", `the gate got no HTTP answer: ${last}`);
 }
 
+/** What the docker CLI says when its engine does not answer. */
+const DOCKER_DOWN = /Cannot connect to the Docker daemon at \S+ Is the docker daemon running\?|Is the docker daemon running\?/;
+
 function judgeRemote(f: Failure, reach: readonly Reach[]): Verdict {
   const code = remoteExitCode(f.message);
   const vm = silent(reach, ["backend VM (SSH)"]);
@@ -133,6 +136,11 @@ function judgeRemote(f: Failure, reach: readonly Reach[]): Verdict {
   }
   if (code === DEPLOY_EXIT.engineUnreachable || code === HOST_CHECK_EXIT.noEngine) {
     return platform("backend VM's Docker engine", firstLine(f.message.split("\n").slice(1).join("\n")) || firstLine(f.message));
+  }
+  // A read of the host (a refresh) whose docker found no engine: the engine restarting or down.
+  const noEngine = DOCKER_DOWN.exec(f.message);
+  if (noEngine) {
+    return platform("backend VM's Docker engine", noEngine[0]);
   }
   if (code === undefined && (vm || TRANSPORT.test(f.message))) {
     return platform("backend VM (SSH)", firstLine(f.message));

@@ -115,6 +115,15 @@ describe("who is at fault when a release fails", () => {
     assert.match(lost.evidence, /LOST: run 17-3 on vm ended without a verdict/);
   });
 
+  it("blames the VM's Docker engine when a read of the host finds it not answering (a refresh while dockerd restarts)", () => {
+    const message = "read on 10.252.122.3 exited with code 1:\nCannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?";
+    const v = classify([error(BACKEND_DEPLOY, `backend-deploy: ${message}`)], undefined, ALL_UP);
+    assert.deepEqual([v.fault, v.part], ["platform", "backend VM's Docker engine"]);
+    assert.equal(v.evidence, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?");
+    // Any other failed read stays unknown: nothing says the platform is to blame.
+    assert.deepEqual(classify([error(BACKEND_DEPLOY, "read on 10.252.122.3 exited with code 1:\nsomething else")], undefined, ALL_UP).part, "unknown");
+  });
+
   it("blames the VM's SSH for a connection refused or lost mid-deploy", () => {
     for (const message of ["cannot reach deploy@127.0.0.1:2222: ECONNREFUSED", "the SSH connection to deploy@127.0.0.1:2222 was lost before the script finished (the host may have been changed)"]) {
       const v = classify([error(BACKEND_DEPLOY, message)], undefined, ALL_UP);
