@@ -4,7 +4,6 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { npmDeploy } from "../../bench/deploy-run";
-import { acceptedSessions } from "../../bench/sessions";
 import { startCluster } from "../../sandbox/cluster";
 import { ensureDockerEngine } from "../../sandbox/docker-engine";
 import { stopPid, stopProcess } from "../../sandbox/processes";
@@ -15,8 +14,8 @@ import { RELEASE_PATH, clearExclusions, cloneProject, serverFile } from "../../s
 import { commitToServer } from "../../sandbox/git-server";
 import { PAYLOADS } from "../support/hostile";
 import {
-  STACK, converges, deploy, killDeploys, pending, release, releaseInGit, remoteDockerRunning, rig, rollbackCommitOnTop,
-  rolloutStarts, scenario, sessionsReach, target, useReliabilitySandbox,
+  STACK, converges, deploy, killDeploys, pending, release, releaseInGit, rig, rollbackCommitOnTop,
+  rolloutStarts, runReaches, scenario, target, useReliabilitySandbox,
 } from "./harness";
 import { Pair, leaksSecret, recordedPair } from "./support";
 
@@ -40,10 +39,10 @@ describe("platform faults during a deploy", { concurrency: false }, () => {
     await scenario("dockerd restarted mid-deploy", "fault", [EXIT.promoted, EXIT.platform], async () => {
       const { to } = await target("backend");
       await release(to);
-      const base = acceptedSessions(rig.sshdLog);
+      const since = Date.now();
       const running = deploy();
-      await sessionsReach(base, 2);
-      await remoteDockerRunning();
+      // The backend's run on the VM has begun (not the refresh's reads, which run docker too).
+      await runReaches(since, /deploy: (logged in|pulling images)/, { running });
       const dockerDir = path.join(rig.dir, "sandbox", "docker");
       await stopProcess(dockerDir, "dockerd", 30_000);
       await ensureDockerEngine(dockerDir, { network: "isolated" });

@@ -11,7 +11,7 @@ import {
   useReliabilitySandbox,
 } from "./harness";
 import { Pair } from "./support";
-import { docker, recordedPair } from "./support";
+import { commandName, docker, recordedPair } from "./support";
 
 /*
  * The backend's deploy on the VM runs detached: the SSH connection cut before the files move,
@@ -139,8 +139,9 @@ describe("the deploy killed with SIGKILL (its process group, as a cancelled job 
     await killedAt("while its engine previews", false, async (running) => {
       let ended = false;
       void running.then(() => (ended = true));
-      // The engine's plugins are up: it holds the stack's update lock and is evaluating the program.
-      while (deployPlugins().length === 0) {
+      // The engine's resource plugins are up (they live as long as the preview; a plugin the
+      // engine only asks for its version is gone again at once): it is evaluating the program.
+      while (!deployPlugins().some((p) => commandName(p.pid).startsWith("pulumi-resource"))) {
         if (ended) {
           assert.fail(`the deploy ended before its engine started a plugin:\n${(await running).output.slice(-3000)}`);
         }
