@@ -22,7 +22,8 @@ export interface RegistryAccess {
 /** One connection pool per CA bundle: the system roots and the bundle's certificates. */
 const agents = new Map<string, Agent>();
 
-function agentFor(caCert: string): Agent {
+/** A dispatcher for undici's fetch that trusts `caCert` (PEM) beside the system roots; one per bundle. */
+export function agentFor(caCert: string): Agent {
   let agent = agents.get(caCert);
   if (!agent) {
     agent = new Agent({ connect: { ca: [...tls.rootCertificates, caCert] } });

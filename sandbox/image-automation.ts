@@ -35,11 +35,10 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as tls from "tls";
-import { Agent, fetch as undiciFetch } from "undici";
+import { fetch as undiciFetch } from "undici";
 import { DECIMAL, selectTag, TIMESTAMP_EXTRACT } from "../lib/image-policy";
 import { shq } from "../lib/shell";
-import { RegistryCredentials, parseChallenge, tokenEndpointProblem } from "../lib/registry-client";
+import { RegistryCredentials, agentFor, parseChallenge, tokenEndpointProblem } from "../lib/registry-client";
 import {
   LatestImage,
   PolicyLatest,
@@ -299,15 +298,8 @@ export function registryCredentials(dockerConfigJson: string, registry: string):
 // The registry.
 // ---------------------------------------------------------------------------------------------
 
-/** One connection pool per CA: the system roots and the certSecretRef's `ca.crt`. */
-const agents = new Map<string, Agent>();
-
 async function registryFetch(url: string, headers: Record<string, string>, withCredentials: boolean, ca?: string): Promise<Awaited<ReturnType<typeof undiciFetch>>> {
-  let dispatcher: Agent | undefined;
-  if (ca !== undefined) {
-    dispatcher = agents.get(ca) ?? new Agent({ connect: { ca: [...tls.rootCertificates, ca] } });
-    agents.set(ca, dispatcher);
-  }
+  const dispatcher = ca === undefined ? undefined : agentFor(ca);
   try {
     // Credentials stay on the URL they were meant for: no redirect is followed with them.
     return await undiciFetch(url, { headers, redirect: withCredentials ? "error" : "follow", signal: AbortSignal.timeout(15_000), ...(dispatcher ? { dispatcher } : {}) });

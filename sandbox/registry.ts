@@ -8,8 +8,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as zlib from "zlib";
-import * as tls from "tls";
-import { Agent, fetch as undiciFetch } from "undici";
+import { fetch as undiciFetch } from "undici";
+import { agentFor } from "../lib/registry-client";
 import { freePort, portOpen, readState, recordAlive, startProcess, stopProcess, waitFor } from "./processes";
 
 export { freePort };
@@ -57,7 +57,7 @@ export interface RegistryOptions {
 
 /** A fetch for the registry: over https, trusting the given CA besides the system roots. */
 function registryFetcher(ca: string | undefined): (url: string | URL, init?: Parameters<typeof undiciFetch>[1]) => ReturnType<typeof undiciFetch> {
-  const dispatcher = ca === undefined ? undefined : new Agent({ connect: { ca: [...tls.rootCertificates, ca] } });
+  const dispatcher = ca === undefined ? undefined : agentFor(ca);
   return (url, init) => undiciFetch(url, { ...init, ...(dispatcher ? { dispatcher } : {}) });
 }
 
